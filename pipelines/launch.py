@@ -1,0 +1,94 @@
+"""From a command line to a running pipeline, the same way for every job.
+
+The Flex Template launcher runs `templates/<job>.py` with each template parameter as
+`--name=value` plus Dataflow's own options; locally a user runs the same file with just the
+parameters. Both come through `run_job`, which
+  1. splits the job's parameters from the pipeline options (`parse_known_args`),
+  2. runs the job's preflight checks, so a bad parameter is one clear line and exit 2
+     before anything is built,
+  3. fills in what a user should not have to type: the DirectRunner locally, and on
+     Dataflow the image this template was built into as the workers' SDK container,
+  4. builds the graph and runs it, waiting only where waiting is the point (locally).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Protocol, Sequence
+
+from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
+                                                  StandardOptions, WorkerOptions)
+
+from pipelines.params import (OneLineErrorParser, ParameterError, Template,
+                              add_to_parser, check_required)
+
+# Baked into each template's image by the Dockerfile (build argument IMAGE_URI), so that
+# workers run the image that holds TensorFlow and the models without the user naming it.
+SDK_CONTAINER_IMAGE_ENV = "SDK_CONTAINER_IMAGE"
+DATAFLOW_RUNNERS = {"DataflowRunner", "dataflowrunner", "dataflow"}
+
+
+class Job(Protocol):
+    TEMPLATE: Template
+
+    def preflight(self, args: argparse.Namespace, options: PipelineOptions) -> None: ...
+
+    def build_pipeline(self, pipeline, args: argparse.Namespace): ...
+
+
+def is_dataflow(options: PipelineOptions) -> bool:
+    return (options.view_as(StandardOptions).runner or "") in DATAFLOW_RUNNERS
+
+
+def make_parser(template: Template) -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog=template.name, description=template.description)
+    add_to_parser(parser, template.parameters)
+    return parser
+
+
+def parse(template: Template, argv: Sequence[str]):
+    """Returns (job arguments, pipeline options); raises SystemExit(2) on a bad parameter."""
+    parser = make_parser(template)
+    args, pipeline_args = parser.parse_known_args(list(argv))
+    options = PipelineOptions(pipeline_args)
+    apply_defaults(options, streaming=template.streaming)
+    return parser, args, options
+
+
+def apply_defaults(options: PipelineOptions, *, streaming: bool) -> None:
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    if streaming:
+        standard.streaming = True
+    if is_dataflow(options):
+        worker = options.view_as(WorkerOptions)
+        if not worker.sdk_container_image:
+            worker.sdk_container_image = os.environ.get(SDK_CONTAINER_IMAGE_ENV) or None
+        setup = options.view_as(SetupOptions)
+        if worker.sdk_container_image and setup.sdk_location == "default":
+            # Beam and our package are already in the image: stage nothing for workers.
+            setup.sdk_location = "container"
+
+
+def run_job(job: Job, argv: Sequence[str] | None = None):
+    """Parses, checks, builds and runs `job`; returns the PipelineResult."""
+    import apache_beam as beam
+
+    logging.getLogger().setLevel(logging.INFO)
+    argv = sys.argv[1:] if argv is None else argv
+    parser, args, options = parse(job.TEMPLATE, argv)
+    try:
+        check_required(args, job.TEMPLATE.parameters)
+        job.preflight(args, options)
+    except ParameterError as error:
+        parser.error(str(error))
+    pipeline = beam.Pipeline(options=options)
+    job.build_pipeline(pipeline, args)
+    result = pipeline.run()
+    if not is_dataflow(options):
+        result.wait_until_finish()
+    return result

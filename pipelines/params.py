@@ -1,0 +1,127 @@
+"""Template parameters: declared once, used for argparse, checks and the console metadata.
+
+Each job lists its `Parameter`s; `add_to_parser` turns them into command-line options and
+`template_metadata` into the JSON that `gcloud dataflow flex-template build --metadata-file`
+reads. `metadata/<job>.json` is generated from here (`python -m pipelines.metadata`), and a
+test fails when the committed files drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+# POSIX ERE, as the Dataflow console applies them; the same patterns Google's templates use.
+GCS_PATH_REGEX = r"^gs:\/\/[^\n\r]+$"
+PUBSUB_TOPIC_REGEX = r"^projects\/[^\n\r\/]+\/topics\/[^\n\r\/]+$"
+PUBSUB_SUBSCRIPTION_REGEX = r"^projects\/[^\n\r\/]+\/subscriptions\/[^\n\r\/]+$"
+PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX = (
+    r"^projects\/[^\n\r\/]+\/(topics|subscriptions)\/[^\n\r\/]+$")
+BIGQUERY_TABLE_REGEX = r"^[^\n\r:.]+[.:][^\n\r.]+\.[^\n\r.]+$"
+BIGQUERY_TABLE_OR_GCS_REGEX = r"^([^\n\r:.\/]+[.:][^\n\r.\/]+\.[^\n\r.\/]+|gs:\/\/[^\n\r]+)$"
+NUMBER_REGEX = r"^[0-9]+(\.[0-9]+)?$"
+
+
+class ParameterError(ValueError):
+    """A template parameter that is missing or malformed; the message names it."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"--{name}: {problem}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One template parameter, as the console form, gcloud and argparse all see it."""
+
+    name: str
+    label: str
+    help_text: str
+    param_type: str = "TEXT"
+    optional: bool = False
+    default: Optional[str] = None
+    regexes: tuple[str, ...] = ()
+    # argparse conversion (str -> value); metadata always carries strings.
+    type: Callable[[str], object] = str
+    enum_options: tuple[tuple[str, str], ...] = ()
+    group: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+
+    def metadata(self) -> dict:
+        entry = {
+            "name": self.name,
+            "label": self.label,
+            "helpText": self.help_text,
+            "isOptional": self.optional,
+            "paramType": self.param_type,
+        }
+        if self.regexes:
+            entry["regexes"] = list(self.regexes)
+        if self.default is not None:
+            entry["defaultValue"] = self.default
+        if self.enum_options:
+            entry["enumOptions"] = [
+                {"value": value, "label": label} for value, label in self.enum_options]
+        if self.group:
+            entry["groupName"] = self.group
+        entry.update(self.extra)
+        return entry
+
+
+@dataclass(frozen=True)
+class Template:
+    """What the console shows about a job, and whether Dataflow runs it as a stream."""
+
+    name: str
+    description: str
+    parameters: tuple[Parameter, ...]
+    streaming: bool = False
+
+    def metadata(self) -> dict:
+        data = {
+            "name": self.name,
+            "description": self.description,
+            "parameters": [p.metadata() for p in self.parameters],
+        }
+        if self.streaming:
+            # gcloud drops these when it renders the spec; tools/template_spec.py puts them back.
+            data.update({
+                "streaming": True,
+                "supportsAtLeastOnce": True,
+                "supportsExactlyOnce": True,
+                "defaultStreamingMode": "EXACTLY_ONCE",
+            })
+        return data
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Reports a bad command line as one line naming the parameter, exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def add_to_parser(parser: argparse.ArgumentParser, parameters) -> None:
+    for p in parameters:
+        parser.add_argument(
+            f"--{p.name}",
+            dest=p.name,
+            type=p.type,
+            default=p.type(p.default) if p.default is not None else None,
+            choices=[value for value, _ in p.enum_options] or None,
+            help=p.help_text,
+        )
+
+
+def check_required(args: argparse.Namespace, parameters) -> None:
+    """Required parameters are checked here, not by argparse, to say what was expected."""
+    for p in parameters:
+        if not p.optional and getattr(args, p.name) in (None, ""):
+            raise ParameterError(p.name, f"is required: {p.help_text}")
+
+
+def matches(regex: str, value: str) -> bool:
+    """Python's re agrees with POSIX ERE on the subset the patterns above use."""
+    return re.search(regex, value) is not None

@@ -1,0 +1,67 @@
+"""wordcount: count each word of a text, case-sensitive, as `word: count` lines.
+
+Same output as Beam's `apache_beam.examples.wordcount` on the same input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import apache_beam as beam
+from apache_beam.io import ReadFromText, WriteToText
+
+from pipelines.checks import check_input_exists, check_output_prefix
+from pipelines.launch import is_dataflow, run_job
+from pipelines.params import GCS_PATH_REGEX, Parameter, Template
+from pipelines.words import CountOccurrences, format_count, split_words
+
+DEFAULT_INPUT = "gs://dataflow-samples/shakespeare/kinglear.txt"
+
+INPUT = Parameter(
+    name="input",
+    label="Input text file",
+    help_text=("The text to count, a Cloud Storage file or pattern, e.g. "
+               "gs://dataflow-samples/shakespeare/kinglear.txt (the default)."),
+    param_type="GCS_READ_FILE",
+    optional=True,
+    default=DEFAULT_INPUT,
+    regexes=(GCS_PATH_REGEX,),
+)
+OUTPUT = Parameter(
+    name="output",
+    label="Output file prefix",
+    help_text=("Where to write the `word: count` lines: a path prefix in Cloud Storage, "
+               "e.g. gs://PROJECT-bucket/result/wordcount (files get a -NNNNN-of-NNNNN suffix)."),
+    param_type="GCS_WRITE_FILE",
+    regexes=(GCS_PATH_REGEX,),
+)
+
+TEMPLATE = Template(
+    name="wordcount",
+    description="Counts the words of a text (the course lab's wordcount), case-sensitive.",
+    parameters=(INPUT, OUTPUT),
+)
+
+
+def preflight(args, options) -> None:
+    check_output_prefix("output", args.output, on_dataflow=is_dataflow(options))
+    check_input_exists("input", args.input)
+
+
+class CountWords(CountOccurrences):
+    """Lines of text -> (word, count), words split on the lab's `[\\w']+`."""
+
+    def __init__(self):
+        super().__init__(split_words)
+
+
+def build_pipeline(pipeline, args):
+    return (pipeline
+            | "Read" >> ReadFromText(args.input)
+            | "CountWords" >> CountWords()
+            | "Format" >> beam.Map(format_count)
+            | "Write" >> WriteToText(args.output))
+
+
+def run(argv=None):
+    return run_job(sys.modules[__name__], argv)

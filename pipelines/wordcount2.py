@@ -1,0 +1,93 @@
+"""wordcount2: one read, two outputs (the course lab's wordcount2).
+
+Words are split on `[\\w']+` and lower-cased; then, from the same words,
+  - output:  `word: count` for words whose first character is between a and f;
+  - output2: `c: count` for the first character of every word.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import apache_beam as beam
+from apache_beam.io import ReadFromText, WriteToText
+
+from pipelines.checks import check_input_exists, check_output_prefix
+from pipelines.launch import is_dataflow, run_job
+from pipelines.params import GCS_PATH_REGEX, Parameter, ParameterError, Template
+from pipelines.words import CountOccurrences, format_count, split_lower_words
+from pipelines import wordcount
+
+OUTPUT2 = Parameter(
+    name="output2",
+    label="Output file prefix for first-letter counts",
+    help_text=("Where to write the `c: count` lines (words per first character): a path "
+               "prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/letters."),
+    param_type="GCS_WRITE_FILE",
+    regexes=(GCS_PATH_REGEX,),
+)
+OUTPUT = Parameter(
+    name="output",
+    label="Output file prefix for a-f words",
+    help_text=("Where to write the `word: count` lines for words starting with a to f: a "
+               "path prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/wordcount2."),
+    param_type="GCS_WRITE_FILE",
+    regexes=(GCS_PATH_REGEX,),
+)
+
+TEMPLATE = Template(
+    name="wordcount2",
+    description=("Lower-cases the words of a text and writes two counts from one read: "
+                 "words starting with a-f, and words per first character."),
+    parameters=(wordcount.INPUT, OUTPUT, OUTPUT2),
+)
+
+
+def starts_a_to_f(word: str) -> tuple[str, ...]:
+    return (word,) if "a" <= word[0] <= "f" else ()
+
+
+def first_character(word: str) -> tuple[str]:
+    return (word[0],)
+
+
+def preflight(args, options) -> None:
+    on_dataflow = is_dataflow(options)
+    check_output_prefix("output", args.output, on_dataflow=on_dataflow)
+    check_output_prefix("output2", args.output2, on_dataflow=on_dataflow)
+    if args.output == args.output2:
+        raise ParameterError("output2", "must differ from --output, or one overwrites the other")
+    check_input_exists("input", args.input)
+
+
+class CountAToFWords(CountOccurrences):
+    """Lower-case words -> (word, count) for the words whose first character is a..f."""
+
+    def __init__(self):
+        super().__init__(starts_a_to_f)
+
+
+class CountFirstCharacters(CountOccurrences):
+    """Lower-case words -> (first character, number of words starting with it)."""
+
+    def __init__(self):
+        super().__init__(first_character)
+
+
+def build_pipeline(pipeline, args):
+    words = (pipeline
+             | "Read" >> ReadFromText(args.input)
+             | "ExtractWords" >> beam.FlatMap(split_lower_words))
+    a_to_f = (words
+              | "CountAToFWords" >> CountAToFWords()
+              | "FormatWords" >> beam.Map(format_count)
+              | "WriteWords" >> WriteToText(args.output))
+    letters = (words
+               | "CountFirstCharacters" >> CountFirstCharacters()
+               | "FormatCharacters" >> beam.Map(format_count)
+               | "WriteCharacters" >> WriteToText(args.output2))
+    return a_to_f, letters
+
+
+def run(argv=None):
+    return run_job(sys.modules[__name__], argv)
