@@ -1,0 +1,18 @@
+"""Every Flex Template this repository builds: template name -> job module.
+
+`templates/<name>.py`, `metadata/<name>.json` and a build and registration step in
+`cloudbuild.yaml` exist for each name here; tests/test_templates.py checks that they do.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+TEMPLATES = {
+    "wordcount": "pipelines.wordcount",
+    "wordcount2": "pipelines.wordcount2",
+}
+
+
+def job_module(name: str):
+    return importlib.import_module(TEMPLATES[name])

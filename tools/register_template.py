@@ -1,0 +1,71 @@
+"""Renders a Flex Template spec with gcloud and registers it in Cloud Storage.
+
+    python3 tools/register_template.py --metadata metadata/mnist_stream.json \
+        --image REGION-docker.pkg.dev/PROJECT/REPO/mnist_stream:TAG \
+        --spec gs://BUCKET/templates/mnist_stream.json
+
+`gcloud dataflow flex-template build` keeps only name, description and parameters of the
+metadata file, so a streaming template would be registered as a batch one. This renders the
+spec offline (`--print-only`), puts the streaming fields back from the metadata file, and
+copies the result to `--spec` (or writes it locally when --spec is not a gs:// path).
+Standard library only: it runs in Cloud Build's cloud-sdk image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+STREAMING_FIELDS = ("streaming", "supportsAtLeastOnce", "supportsExactlyOnce",
+                    "defaultStreamingMode")
+
+
+def render_spec(gcloud: str, spec_path: str, image: str, metadata_file: Path) -> dict:
+    command = [gcloud, "dataflow", "flex-template", "build", spec_path,
+               "--image", image, "--sdk-language", "PYTHON",
+               "--metadata-file", str(metadata_file), "--print-only", "--format=json"]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        sys.exit(f"gcloud could not render the spec:\n{completed.stderr}")
+    # --format=json prints the spec as one JSON string holding the JSON document.
+    return json.loads(json.loads(completed.stdout))
+
+
+def restore_streaming_fields(spec: dict, metadata: dict) -> dict:
+    for field in STREAMING_FIELDS:
+        if field in metadata:
+            spec["metadata"][field] = metadata[field]
+    return spec
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metadata", type=Path, required=True)
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--spec", required=True, help="gs://BUCKET/templates/NAME.json or a local file")
+    parser.add_argument("--gcloud", default="gcloud")
+    args = parser.parse_args(argv)
+
+    metadata = json.loads(args.metadata.read_text(encoding="utf-8"))
+    # gcloud insists on a gs:// location even with --print-only, and never touches it.
+    render_path = args.spec if args.spec.startswith("gs://") else "gs://render-only/spec.json"
+    spec = restore_streaming_fields(
+        render_spec(args.gcloud, render_path, args.image, args.metadata), metadata)
+    text = json.dumps(spec, indent=2) + "\n"
+    if not args.spec.startswith("gs://"):
+        Path(args.spec).write_text(text, encoding="utf-8")
+    else:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            handle.write(text)
+        subprocess.run([args.gcloud, "storage", "cp", handle.name, args.spec], check=True)
+    kind = "streaming" if spec["metadata"].get("streaming") else "batch"
+    print(f"registered {kind} template {metadata['name']} at {args.spec} -> {args.image}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
