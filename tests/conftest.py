@@ -1,0 +1,24 @@
+"""Shared fixtures. Emulators start once per session and only when a test asks for them."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.gcs_emulator import running_gcs_emulator
+from tests.support.processes import REPO
+
+
+@pytest.fixture(scope="session")
+def repo() -> object:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+    """Base URL of a local Cloud Storage API, for STORAGE_EMULATOR_HOST."""
+    log = tmp_path_factory.mktemp("gcs") / "emulator.log"
+    try:
+        with running_gcs_emulator(log) as host:
+            yield host
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))

@@ -1,0 +1,1 @@
+"""Test-only helpers: emulators, subprocess runners. Nothing in pipelines/ imports this."""

@@ -1,0 +1,64 @@
+"""Run templates and tools the way a user (or the Flex launcher) would: in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+ANONYMOUS_GCP = Path(__file__).resolve().parent / "anonymous_gcp"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def template_env(extra: dict | None = None, *, anonymous_gcp: bool = False) -> dict:
+    env = dict(os.environ)
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    if anonymous_gcp:
+        env["BEAM_TEST_ANONYMOUS_GCP"] = "1"
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(ANONYMOUS_GCP), env.get("PYTHONPATH", "")) if p)
+    env.update(extra or {})
+    return env
+
+
+def run_template(name: str, args: list[str], *, env: dict | None = None,
+                 timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "templates" / f"{name}.py"), *args]
+    completed = subprocess.run(command, cwd=REPO, env=env or template_env(),
+                               capture_output=True, text=True, timeout=timeout)
+    if check and completed.returncode != 0:
+        raise AssertionError(
+            f"{name} exited {completed.returncode}\nSTDOUT:\n{completed.stdout[-4000:]}\n"
+            f"STDERR:\n{completed.stderr[-8000:]}")
+    return completed
+
+
+def read_shards(prefix: Path | str) -> list[str]:
+    """All lines of the files Beam wrote under a local output prefix."""
+    prefix = Path(prefix)
+    lines: list[str] = []
+    for shard in sorted(prefix.parent.glob(prefix.name + "-*-of-*")):
+        lines += shard.read_text(encoding="utf-8").splitlines()
+    return lines
