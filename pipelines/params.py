@@ -13,15 +13,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-# POSIX ERE, as the Dataflow console applies them; the same patterns Google's templates use.
-GCS_PATH_REGEX = r"^gs:\/\/[^\n\r]+$"
-PUBSUB_TOPIC_REGEX = r"^projects\/[^\n\r\/]+\/topics\/[^\n\r\/]+$"
-PUBSUB_SUBSCRIPTION_REGEX = r"^projects\/[^\n\r\/]+\/subscriptions\/[^\n\r\/]+$"
-PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX = (
-    r"^projects\/[^\n\r\/]+\/(topics|subscriptions)\/[^\n\r\/]+$")
-BIGQUERY_TABLE_REGEX = r"^[^\n\r:.]+[.:][^\n\r.]+\.[^\n\r.]+$"
-BIGQUERY_TABLE_OR_GCS_REGEX = r"^([^\n\r:.\/]+[.:][^\n\r.\/]+\.[^\n\r.\/]+|gs:\/\/[^\n\r]+)$"
-NUMBER_REGEX = r"^[0-9]+(\.[0-9]+)?$"
+# The console checks these before it launches. They are written to mean the same in POSIX
+# ERE, Java, JavaScript and Python regex (no backslash escapes, which differ: in POSIX ERE
+# `[^\n]` excludes the letter n), and tests check them with grep -E and with Python's re.
+_BUCKET = "[a-z0-9][-_.a-z0-9]+"
+GCS_PATH_REGEX = f"^gs://{_BUCKET}/.+$"
+GCS_FOLDER_REGEX = f"^gs://{_BUCKET}(/.*)?$"
+PUBSUB_TOPIC_REGEX = "^projects/[^/]+/topics/[^/]+$"
+PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX = "^projects/[^/]+/(topics|subscriptions)/[^/]+$"
+_TABLE = "[^:./]+[.:][^./]+[.][^./]+"
+BIGQUERY_TABLE_REGEX = f"^{_TABLE}$"
+BIGQUERY_TABLE_OR_GCS_REGEX = f"^({_TABLE}|gs://{_BUCKET}/.+)$"
+NUMBER_REGEX = "^[0-9]+([.][0-9]+)?$"
 
 
 class ParameterError(ValueError):
@@ -123,5 +126,4 @@ def check_required(args: argparse.Namespace, parameters) -> None:
 
 
 def matches(regex: str, value: str) -> bool:
-    """Python's re agrees with POSIX ERE on the subset the patterns above use."""
     return re.search(regex, value) is not None
