@@ -1,0 +1,1 @@
+"""The MNIST jobs: batch (BigQuery to BigQuery) and stream (Pub/Sub to Pub/Sub)."""
