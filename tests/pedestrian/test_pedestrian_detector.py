@@ -1,0 +1,213 @@
+"""Detector: decoding and post-processing without the model, then the model on the lab's
+sample frames (skipped when the graph or ../shared/design is not here)."""
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.pedestrian import detector as det
+from pipelines.pedestrian.detector import (
+    PedestrianDetector, decode_image, detections_from_outputs, make_tile_batch)
+from pipelines.pedestrian.geometry import DEFAULT_CAMERA
+from pipelines.pedestrian.tiling import iou
+
+REPO = Path(__file__).resolve().parents[2]
+DESIGN = REPO.parent / "shared" / "design"
+FRAMES = ("A_001.png", "A_002.png", "A_003.png")
+
+
+def encode(array, fmt="PNG", mode=None):
+    buf = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+# ---- decode_image ---------------------------------------------------------------------
+
+def test_decode_png_rgba_to_rgb():
+    rgba = np.zeros((4, 6, 4), dtype=np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    out = decode_image(encode(rgba))
+    assert out.shape == (4, 6, 3) and out.dtype == np.uint8
+    assert (out[..., 0] == 200).all() and (out[..., 1:] == 0).all()
+
+
+def test_decode_jpeg_and_grey():
+    rgb = np.full((16, 16, 3), 128, dtype=np.uint8)
+    assert decode_image(encode(rgb, "JPEG")).shape == (16, 16, 3)
+    grey = np.full((5, 7), 9, dtype=np.uint8)
+    out = decode_image(encode(grey))
+    assert out.shape == (5, 7, 3) and (out == 9).all()
+    assert decode_image(bytearray(encode(grey))).shape == (5, 7, 3)
+
+
+@pytest.mark.parametrize("data,reason", [
+    (b"", "empty"),
+    (b"hello, not an image", "not a PNG or JPEG"),
+    ("A_001.png", "must be bytes"),
+])
+def test_decode_rejects_non_images(data, reason):
+    with pytest.raises(ValueError, match=reason):
+        decode_image(data)
+
+
+def test_decode_rejects_other_formats_and_corrupt_data():
+    gif = encode(np.zeros((4, 4, 3), dtype=np.uint8), "GIF")
+    with pytest.raises(ValueError, match="GIF is not accepted"):
+        decode_image(gif)
+    png = encode(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="could not be decoded"):
+        decode_image(png[: len(png) // 2])
+
+
+def test_decode_limits():
+    png = encode(np.zeros((100, 200, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="more than the limit of 10 bytes"):
+        decode_image(png, max_bytes=10)
+    with pytest.raises(ValueError, match="100 = 20000 pixels, more than the limit of 19999"):
+        decode_image(png, max_pixels=19_999)
+    assert decode_image(png, max_pixels=20_000, max_bytes=len(png)).shape == (100, 200, 3)
+
+
+# ---- pure parts of the detector ---------------------------------------------------------
+
+def test_importing_the_package_does_not_import_tensorflow():
+    code = ("import sys, pipelines.pedestrian, pipelines.pedestrian.detector, "
+            "pipelines.pedestrian.geometry, pipelines.pedestrian.tiling, tools.fit_camera; "
+            "sys.exit('tensorflow' in sys.modules)")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_default_graph_path(monkeypatch):
+    monkeypatch.delenv(det.MODELS_DIR_ENV, raising=False)
+    assert det.default_graph_path() == REPO / "models" / det.GRAPH_RELATIVE_PATH
+    monkeypatch.setenv(det.MODELS_DIR_ENV, "/opt/models")
+    assert det.default_graph_path() == Path("/opt/models") / det.GRAPH_RELATIVE_PATH
+    assert PedestrianDetector().graph_path == det.default_graph_path()
+
+
+def test_missing_graph_names_the_path_and_the_fix(tmp_path):
+    missing = tmp_path / "nope.pb"
+    d = PedestrianDetector(missing)
+    with pytest.raises(FileNotFoundError) as err:
+        d.load()
+    assert str(missing) in str(err.value)
+    assert det.INSTALL_HINT in str(err.value)
+    assert not d.loaded
+    with pytest.raises(RuntimeError, match="load"):
+        d.run_model(np.zeros((1, 300, 300, 3), np.uint8))
+
+
+@pytest.mark.parametrize("kwargs", [{"score_threshold": 1.5}, {"tile": 0},
+                                    {"overlap": 1.0}])
+def test_constructor_validates(kwargs):
+    with pytest.raises(ValueError):
+        PedestrianDetector(**kwargs)
+
+
+def test_detector_pickles_before_load():
+    d = pickle.loads(pickle.dumps(PedestrianDetector(score_threshold=0.4, tile=640)))
+    assert (d.score_threshold, d.tile, d.loaded) == (0.4, 640, False)
+
+
+def test_make_tile_batch():
+    rgb = np.zeros((100, 200, 3), dtype=np.uint8)
+    rgb[:, 100:] = 255
+    batch = make_tile_batch(rgb, [(0, 0, 100, 100), (100, 0, 200, 100)], size=30)
+    assert batch.shape == (2, 30, 30, 3) and batch.dtype == np.uint8
+    assert (batch[0] == 0).all() and (batch[1] == 255).all()
+    with pytest.raises(ValueError, match="HxWx3"):
+        make_tile_batch(np.zeros((10, 10), np.uint8), [(0, 0, 5, 5)])
+    with pytest.raises(ValueError, match="uint8"):
+        make_tile_batch(np.zeros((10, 10, 3), np.float32), [(0, 0, 5, 5)])
+
+
+def test_detections_from_outputs_maps_filters_and_merges():
+    windows = [(0, 0, 100, 100), (50, 0, 150, 100)]
+    num = np.array([3, 2], dtype=np.float32)
+    scores = np.array([[0.9, 0.8, 0.3, 0], [0.7, 0.95, 0, 0]], dtype=np.float32)
+    boxes = np.zeros((2, 4, 4), dtype=np.float32)
+    boxes[0, 0] = [0.1, 0.6, 0.9, 0.8]  # x 60-80, y 10-90: upright
+    boxes[0, 1] = [0.1, 0.0, 0.5, 0.9]  # wider than tall: dropped
+    boxes[0, 2] = [0.1, 0.1, 0.9, 0.2]  # below the threshold
+    boxes[1, 0] = [0.1, 0.1, 0.9, 0.3]  # x 60-80 again, from the second tile: merged
+    boxes[1, 1] = [0.2, 0.7, 0.8, 0.8]  # x 120-130, another class
+    classes = np.array([[1, 1, 1, 1], [1, 2, 1, 1]], dtype=np.float32)
+    out = detections_from_outputs(windows, num, scores, boxes, classes, 150, 100,
+                                  score_threshold=0.5)
+    assert out == [([60, 10, 80, 90], pytest.approx(0.9))]
+    assert all(isinstance(v, int) for v in out[0][0])
+    everything = detections_from_outputs(windows, num, scores, boxes, classes, 150, 100,
+                                         score_threshold=0.5, person_class=None)
+    assert [b for b, _ in everything] == [[120, 20, 130, 80], [60, 10, 80, 90]]
+
+
+# ---- the model on the lab's frames --------------------------------------------------------
+
+needs_model = pytest.mark.skipif(
+    not det.default_graph_path().is_file(),
+    reason=f"detector graph not installed at {det.default_graph_path()} "
+           f"({det.INSTALL_HINT})")
+needs_design = pytest.mark.skipif(
+    not (DESIGN / "Labels.csv").is_file(),
+    reason=f"the lab's design sample is not here ({DESIGN}); it is not ours to copy")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    d = PedestrianDetector().load()
+    yield d
+    d.close()
+
+
+@pytest.fixture(scope="module")
+def labels():
+    from tools.fit_camera import load_labels
+    return {s.name: s for s in load_labels(DESIGN / "Labels.csv")}
+
+
+def frame(name):
+    return decode_image((DESIGN / name).read_bytes())
+
+
+@needs_model
+@needs_design
+def test_finds_the_child_in_the_a_frames(detector, labels):
+    matched = 0
+    for name in FRAMES:
+        truth = labels[name]
+        found = detector.detect(frame(name))
+        assert len(found) <= 1, f"{name}: more than one pedestrian: {found}"
+        for box, score in found:
+            overlap = iou(box, truth.box)
+            est = DEFAULT_CAMERA.distance(box, image_height=1080)
+            print(f"{name}: box {box} score {score:.2f} IoU {overlap:.2f} "
+                  f"distance {est.distance_m:.2f} m ({est.kind}) truth {truth.distance_m:.2f} m")
+            assert overlap >= 0.5, f"{name}: box {box} is not the child {truth.box}"
+            assert abs(est.distance_m - truth.distance_m) <= 0.5
+            matched += 1
+    assert matched >= 2
+
+
+@needs_model
+@needs_design
+def test_no_pedestrian_in_b_001(detector):
+    assert detector.detect(frame("B_001.png")) == []
+
+
+@needs_model
+def test_loaded_detector_still_pickles_and_reloads(detector):
+    copy = pickle.loads(pickle.dumps(detector))
+    assert not copy.loaded
+    copy.load()
+    try:
+        assert copy.detect(np.zeros((200, 300, 3), np.uint8)) == []
+    finally:
+        copy.close()
