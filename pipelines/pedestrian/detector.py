@@ -77,6 +77,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         img = Image.open(io.BytesIO(bytes(data)))
     except UnidentifiedImageError:
         raise ValueError("data is not a PNG or JPEG image") from None
+    except Image.DecompressionBombError as err:  # Pillow's own check, from the header
+        raise ValueError(f"image is too large: {err}") from None
     if img.format not in ACCEPTED_FORMATS:
         raise ValueError(f"image format {img.format} is not accepted (only PNG and JPEG)")
     width, height = img.size

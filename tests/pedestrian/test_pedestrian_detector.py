@@ -4,8 +4,10 @@ sample frames (skipped when the graph or ../shared/design is not here)."""
 import io
 import os
 import pickle
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,21 @@ def test_decode_limits():
     with pytest.raises(ValueError, match="100 = 20000 pixels, more than the limit of 19999"):
         decode_image(png, max_pixels=19_999)
     assert decode_image(png, max_pixels=20_000, max_bytes=len(png)).shape == (100, 200, 3)
+
+
+def png_claiming(width, height):
+    """A small PNG whose header claims width x height (the pixel data stays 1x1)."""
+    png = bytearray(encode(np.zeros((1, 1, 3), dtype=np.uint8)))
+    start = 8 + 8  # signature, then the IHDR chunk's length and type
+    png[start:start + 8] = struct.pack(">II", width, height)
+    png[start + 13:start + 17] = struct.pack(">I", zlib.crc32(bytes(png[start - 4:start + 13])))
+    return bytes(png)
+
+
+@pytest.mark.parametrize("width,height", [(5000, 5000), (20000, 10000)])
+def test_decode_rejects_huge_images_from_the_header(width, height):
+    with pytest.raises(ValueError, match="large|more than the limit"):
+        decode_image(png_claiming(width, height))
 
 
 # ---- pure parts of the detector ---------------------------------------------------------
