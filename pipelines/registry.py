@@ -11,6 +11,7 @@ import importlib
 TEMPLATES = {
     "wordcount": "pipelines.wordcount",
     "wordcount2": "pipelines.wordcount2",
+    "mnist_batch": "pipelines.mnist.batch",
 }
 
 

@@ -12,6 +12,7 @@ from tests.support.processes import REPO
 # Stable top-level step names are what `--update` of a running job matches on.
 def launch_cases(gcs_host):
     text = upload(gcs_host, "in/kinglear.txt", (REPO / "data" / "kinglear.txt").read_bytes())
+    mnist_csv = upload(gcs_host, "in/mnist.csv", (REPO / "data" / "mnist_sample.csv").read_bytes())
     return {
         "wordcount": ([f"--input={text}", f"--output=gs://{BUCKET}/result/wordcount"],
                       {"Read", "CountWords", "Format", "Write"}, "FNAPI_BATCH"),
@@ -20,6 +21,9 @@ def launch_cases(gcs_host):
                        {"Read", "ExtractWords", "CountAToFWords", "FormatWords", "WriteWords",
                         "CountFirstCharacters", "FormatCharacters", "WriteCharacters"},
                        "FNAPI_BATCH"),
+        "mnist_batch": ([f"--input={mnist_csv}", f"--output=gs://{BUCKET}/result/predict"],
+                        {"Read", "ParseImages", "PredictDigits", "WritePredictions",
+                         "MergeDeadLetters", "WriteDeadLetters"}, "FNAPI_BATCH"),
     }
 
 

@@ -1,0 +1,155 @@
+"""MNIST batch: classify the lab's images from BigQuery (or CSV) into BigQuery (or JSON lines).
+
+    input   PROJECT:MNIST.Images (ID INTEGER, Image STRING)  or  a CSV file/pattern (ID,Image)
+    output  PROJECT:MNIST.Predict (ID, P0..P9; created if needed, truncated if it exists)
+            or a file prefix (one JSON object per line)
+    dead_letter  where rows that cannot be classified go, with the reason (default:
+            <output>_errors, of the same kind as output)
+"""
+
+from __future__ import annotations
+
+import sys
+
+import apache_beam as beam
+from apache_beam.io import ReadFromText, WriteToText
+from apache_beam.io.gcp.bigquery import BigQueryDisposition, ReadFromBigQuery, WriteToBigQuery
+
+from pipelines.checks import check_input_exists, check_output_prefix
+from pipelines.launch import is_dataflow, run_job
+from pipelines.mnist.model import MnistModelHandler
+from pipelines.mnist.models import MODEL, check_model, resolve_model
+from pipelines.mnist.records import (CSV_HEADER, DEAD_LETTER_SCHEMA, PREDICTION_SCHEMA,
+                                     parse_csv_line, to_json_line)
+from pipelines.mnist.transforms import PredictDigits, ParseImages
+from pipelines.params import (BIGQUERY_TABLE_OR_GCS_REGEX, BIGQUERY_TABLE_REGEX, Parameter,
+                              ParameterError, Template, matches)
+
+READ_METHODS = ("DIRECT_READ", "EXPORT")
+
+INPUT = Parameter(
+    name="input",
+    label="Input table (or CSV file)",
+    help_text=("The images: a BigQuery table PROJECT:MNIST.Images (or PROJECT.MNIST.Images) "
+               "with columns ID (INTEGER) and Image (STRING of 784 comma-separated numbers in "
+               "[0, 1]), or a CSV file or pattern in Cloud Storage with the header ID,Image, "
+               "e.g. gs://PROJECT-bucket/mnist.csv."),
+    param_type="TEXT",
+    regexes=(BIGQUERY_TABLE_OR_GCS_REGEX,),
+)
+OUTPUT = Parameter(
+    name="output",
+    label="Output table (or file prefix)",
+    help_text=("Where the predictions go: a BigQuery table PROJECT:MNIST.Predict (columns ID, "
+               "P0..P9; created if needed, replaced if it exists), or a Cloud Storage prefix "
+               "for JSON-lines files, e.g. gs://PROJECT-bucket/result/predict."),
+    param_type="TEXT",
+    regexes=(BIGQUERY_TABLE_OR_GCS_REGEX,),
+)
+DEAD_LETTER = Parameter(
+    name="dead_letter",
+    label="Dead-letter table (or file prefix)",
+    help_text=("Where rows that cannot be classified go, each with the reason and the original "
+               "row: a BigQuery table (columns Error, Row) or a Cloud Storage prefix. Default: "
+               "the output with _errors appended, e.g. PROJECT:MNIST.Predict_errors."),
+    param_type="TEXT",
+    optional=True,
+    regexes=(BIGQUERY_TABLE_OR_GCS_REGEX,),
+)
+READ_METHOD = Parameter(
+    name="read_method",
+    label="BigQuery read method",
+    help_text=("How a BigQuery input is read. DIRECT_READ (default) streams rows from the "
+               "BigQuery Storage Read API straight to the workers: no export job, no temporary "
+               "files in Cloud Storage, and reading starts at once. EXPORT first exports the "
+               "table to Avro files in the temp location (slower; needs no Storage Read API "
+               "permission)."),
+    param_type="ENUM",
+    optional=True,
+    default="DIRECT_READ",
+    enum_options=(("DIRECT_READ", "Storage Read API (fast, default)"),
+                  ("EXPORT", "Export job to Cloud Storage")),
+)
+
+TEMPLATE = Template(
+    name="mnist_batch",
+    description=("Classifies the lab's handwritten digits (BigQuery table MNIST.Images) with a "
+                 "TensorFlow model baked into the image, writing P0..P9 per ID to "
+                 "MNIST.Predict."),
+    parameters=(INPUT, OUTPUT, MODEL, DEAD_LETTER, READ_METHOD),
+)
+
+
+def is_table(value: str) -> bool:
+    return matches(BIGQUERY_TABLE_REGEX, value)
+
+
+def dead_letter_location(args) -> str:
+    return args.dead_letter or f"{args.output}_errors"
+
+
+def preflight(args, options) -> None:
+    on_dataflow = is_dataflow(options)
+    if not is_table(args.input):
+        if on_dataflow and not args.input.startswith("gs://"):
+            raise ParameterError("input", f"expected a BigQuery table PROJECT:DATASET.TABLE or a "
+                                          f"gs:// CSV file, got {args.input!r}")
+        check_input_exists("input", args.input)
+    for name, value in (("output", args.output), ("dead_letter", dead_letter_location(args))):
+        if not is_table(value):
+            check_output_prefix(name, value, on_dataflow=on_dataflow)
+    if dead_letter_location(args) == args.output:
+        raise ParameterError("dead_letter", "must differ from --output")
+    check_model(args.model, on_dataflow=on_dataflow)
+
+
+class ReadRows(beam.PTransform):
+    """The input as raw elements: BigQuery rows (dicts) or CSV lines without the header."""
+
+    def __init__(self, source: str, read_method: str = "DIRECT_READ"):
+        super().__init__()
+        self._source = source
+        self._read_method = read_method
+
+    def expand(self, pipeline):
+        if is_table(self._source):
+            return pipeline | "ReadTable" >> ReadFromBigQuery(
+                table=self._source, method=self._read_method, selected_fields=list(CSV_HEADER))
+        return pipeline | "ReadCsv" >> ReadFromText(self._source, skip_header_lines=1)
+
+
+class WriteRows(beam.PTransform):
+    """Rows to a BigQuery table (replacing its content) or to JSON-lines files."""
+
+    def __init__(self, destination: str, schema: dict):
+        super().__init__()
+        self._destination = destination
+        self._schema = schema
+
+    def expand(self, rows):
+        if is_table(self._destination):
+            return rows | "WriteTable" >> WriteToBigQuery(
+                self._destination, schema=self._schema,
+                create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
+                write_disposition=BigQueryDisposition.WRITE_TRUNCATE)
+        return (rows
+                | "ToJson" >> beam.Map(to_json_line)
+                | "WriteFiles" >> WriteToText(self._destination, file_name_suffix=".json"))
+
+
+def build_pipeline(pipeline, args):
+    from_csv = not is_table(args.input)
+    parsed = (pipeline
+              | "Read" >> ReadRows(args.input, args.read_method)
+              | "ParseImages" >> ParseImages(parse_csv_line if from_csv else None))
+    handler = MnistModelHandler(resolve_model(args.model))
+    predictions, failed = parsed.valid | "PredictDigits" >> PredictDigits(handler)
+    predictions | "WritePredictions" >> WriteRows(args.output, PREDICTION_SCHEMA)
+    ((parsed.dead_letters, failed)
+     | "MergeDeadLetters" >> beam.Flatten()
+     | "WriteDeadLetters" >> WriteRows(dead_letter_location(args), DEAD_LETTER_SCHEMA))
+    return predictions
+
+
+def run(argv=None):
+    return run_job(sys.modules[__name__], argv)

@@ -1,0 +1,131 @@
+"""The lab's MNIST rows: parsing, validation and output formats. Pure; no Beam, no TensorFlow.
+
+An input row is `{"ID": <integer>, "Image": "<784 comma-separated numbers in [0, 1]>"}`
+(a BigQuery row, a CSV line of `mnist.csv`, or a Pub/Sub message's JSON). A valid row becomes
+`(ID, float32[784])`; anything else raises `BadRecord` with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from typing import Any, Mapping
+
+import numpy as np
+
+NUM_PIXELS = 784
+NUM_CLASSES = 10
+PROBABILITY_FIELDS = tuple(f"P{digit}" for digit in range(NUM_CLASSES))
+
+# The lab's schemas, as BigQuery takes them.
+PREDICTION_SCHEMA = {"fields": [{"name": "ID", "type": "INTEGER", "mode": "REQUIRED"}] + [
+    {"name": name, "type": "FLOAT", "mode": "REQUIRED"} for name in PROBABILITY_FIELDS]}
+DEAD_LETTER_SCHEMA = {"fields": [
+    {"name": "Error", "type": "STRING", "mode": "REQUIRED"},
+    {"name": "Row", "type": "STRING", "mode": "NULLABLE"},
+]}
+CSV_HEADER = ("ID", "Image")
+
+
+class BadRecord(ValueError):
+    """A row that cannot be classified; the message says why."""
+
+
+def parse_id(value: Any) -> int:
+    if isinstance(value, bool):  # bool is an int in Python, never an ID
+        raise BadRecord(f"ID must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit():
+            return int(text)
+    if value is None or value == "":
+        raise BadRecord("missing ID")
+    raise BadRecord(f"ID must be an integer, got {value!r}")
+
+
+def parse_image(value: Any) -> np.ndarray:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise BadRecord("missing Image")
+    if not isinstance(value, str):
+        raise BadRecord(f"Image must be a string of {NUM_PIXELS} comma-separated numbers, "
+                        f"got {type(value).__name__}")
+    parts = value.split(",")
+    if len(parts) != NUM_PIXELS:
+        raise BadRecord(f"Image must have {NUM_PIXELS} values, got {len(parts)}")
+    try:
+        pixels = np.array(parts, dtype=np.float32)
+    except ValueError:
+        position, text = _first_non_number(parts)
+        raise BadRecord(f"Image value {position} is not a number: {text!r}") from None
+    # Fast path: one vectorised test; the detailed reason only for rows that fail it.
+    if not (np.all(pixels >= 0.0) and np.all(pixels <= 1.0)):
+        position = int(np.flatnonzero(~((pixels >= 0.0) & (pixels <= 1.0)))[0])
+        bad = float(pixels[position])
+        if not math.isfinite(bad):
+            raise BadRecord(f"Image value {position} is {parts[position].strip()!r}, "
+                            f"not a finite number")
+        raise BadRecord(f"Image value {position} is {parts[position].strip()}, "
+                        f"outside [0, 1]")
+    return pixels
+
+
+def _first_non_number(parts: list[str]) -> tuple[int, str]:
+    for position, text in enumerate(parts):
+        try:
+            float(text)
+        except ValueError:
+            return position, text
+    return -1, ""
+
+
+def parse_row(row: Mapping[str, Any]) -> tuple[int, np.ndarray]:
+    if not isinstance(row, Mapping):
+        raise BadRecord(f"expected an object with ID and Image, got {type(row).__name__}")
+    return parse_id(row.get("ID")), parse_image(row.get("Image"))
+
+
+def parse_csv_line(line: str) -> dict:
+    """One line of the lab's mnist.csv (header `ID,Image`) as a row."""
+    fields = next(csv.reader([line]), [])
+    if len(fields) > len(CSV_HEADER):
+        raise BadRecord(f"expected 2 CSV fields (ID, Image), got {len(fields)}: "
+                        f"is the Image field unquoted?")
+    return dict(zip(CSV_HEADER, fields))
+
+
+def parse_json_message(data: bytes) -> dict:
+    """A Pub/Sub message of the stream job: UTF-8 JSON of one CSV row."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadRecord(f"message is not UTF-8: {error.reason} at byte {error.start}") from None
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadRecord(f"message is not JSON: {error.msg} at position {error.pos}") from None
+    if not isinstance(row, dict):
+        raise BadRecord(f"message must be a JSON object with ID and Image, "
+                        f"got {type(row).__name__}")
+    return row
+
+
+def prediction_row(image_id: int, probabilities) -> dict:
+    return {"ID": int(image_id),
+            **{name: float(p) for name, p in zip(PROBABILITY_FIELDS, probabilities)}}
+
+
+def dead_letter_row(original: Any, reason: str) -> dict:
+    """What a bad row becomes: the reason and the original row, verbatim, as JSON text."""
+    if isinstance(original, (bytes, bytearray)):
+        original = original.decode("utf-8", errors="backslashreplace")
+    return {"Error": reason, "Row": original if isinstance(original, str)
+            else json.dumps(original, default=str)}
+
+
+def to_json_line(row: Mapping[str, Any]) -> str:
+    return json.dumps(row, separators=(",", ":"))
