@@ -27,10 +27,10 @@ LOCAL_PARAMETERS = {
     "wordcount2": ["--input=data/kinglear.txt", "--output=/tmp/launch-cost/a",
                    "--output2=/tmp/launch-cost/b"],
     "mnist_batch": ["--input=data/mnist_sample.csv", "--output=/tmp/launch-cost/predict"],
-    "mnist_stream": ["--input=projects/p/topics/mnist_image",
-                     "--output=projects/p/topics/mnist_predict"],
-    "pedestrian_depth": ["--input=projects/p/topics/camera_frames",
-                         "--output=projects/p/topics/pedestrian_depth"],
+    "mnist_stream": ["--input=projects/lab-project/topics/mnist_image",
+                     "--output=projects/lab-project/topics/mnist_predict"],
+    "pedestrian_depth": ["--input=projects/lab-project/topics/camera_frames",
+                         "--output=projects/lab-project/topics/pedestrian_depth"],
 }
 
 BUILD_GRAPH = """

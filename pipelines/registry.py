@@ -12,6 +12,7 @@ TEMPLATES = {
     "wordcount": "pipelines.wordcount",
     "wordcount2": "pipelines.wordcount2",
     "mnist_batch": "pipelines.mnist.batch",
+    "mnist_stream": "pipelines.mnist.stream",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.gcs_emulator import running_gcs_emulator
+from tests.support.pubsub_emulator import running_pubsub_emulator
 from tests.support.processes import REPO
 
 
@@ -19,6 +20,17 @@ def gcs_emulator(tmp_path_factory):
     log = tmp_path_factory.mktemp("gcs") / "emulator.log"
     try:
         with running_gcs_emulator(log) as host:
+            yield host
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory):
+    """host:port of the Cloud SDK's Pub/Sub emulator; PUBSUB_EMULATOR_HOST is set meanwhile."""
+    log = tmp_path_factory.mktemp("pubsub") / "emulator.log"
+    try:
+        with running_pubsub_emulator(log) as host:
             yield host
     except FileNotFoundError as missing:
         pytest.skip(str(missing))

@@ -24,6 +24,10 @@ def launch_cases(gcs_host):
         "mnist_batch": ([f"--input={mnist_csv}", f"--output=gs://{BUCKET}/result/predict"],
                         {"Read", "ParseImages", "PredictDigits", "WritePredictions",
                          "MergeDeadLetters", "WriteDeadLetters"}, "FNAPI_BATCH"),
+        "mnist_stream": (["--input=projects/lab-project/subscriptions/mnist_image-sub",
+                          "--output=projects/lab-project/topics/mnist_predict",
+                          "--dead_letter=projects/lab-project/topics/mnist_dead_letter"],
+                         {"Read", "Classify", "Publish", "DeadLetters"}, "FNAPI_STREAMING"),
     }
 
 

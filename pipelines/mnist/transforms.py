@@ -28,34 +28,46 @@ def _identity(element):
 
 
 class _ParseImagesFn(beam.DoFn):
-    def __init__(self, to_row: Callable[[Any], dict]):
+    def __init__(self, to_row: Callable[[Any], dict], to_dead_letter: Callable[[Any, str], Any]):
         self._to_row = to_row
+        self._to_dead_letter = to_dead_letter
         self._rows_read = Metrics.counter(METRICS_NAMESPACE, "rows_read")
         self._dead_letters = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
 
     def process(self, element):
         self._rows_read.inc()
         try:
-            yield parse_row(self._to_row(element))
+            parsed = parse_row(self._to_row(element))
         except BadRecord as error:
-            self._dead_letters.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter_row(element, str(error)))
+            reason = str(error)
+        except Exception as error:  # noqa: BLE001 - one odd record must not stop a stream
+            reason = f"unexpected {type(error).__name__}: {error}"
+        else:
+            yield parsed
+            return
+        self._dead_letters.inc()
+        yield beam.pvalue.TaggedOutput(DEAD_LETTERS, self._to_dead_letter(element, reason))
 
 
 class ParseImages(beam.PTransform):
     """Raw elements -> `.valid` (ID, float32[784]) and `.dead_letters` (Error, Row).
 
-    `to_row` turns one raw element (a BigQuery row, a CSV line, a Pub/Sub payload) into the
-    lab's {"ID", "Image"} row; it may raise BadRecord. The dead letter keeps the raw element.
+    `to_row` turns one raw element (a BigQuery row, a CSV line, a Pub/Sub message) into the
+    lab's {"ID", "Image"} row; it may raise BadRecord. `to_dead_letter(element, reason)`
+    makes the dead letter from the raw element, so nothing of the original is lost.
     """
 
-    def __init__(self, to_row: Callable[[Any], dict] | None = None, label: str | None = None):
+    def __init__(self, to_row: Callable[[Any], dict] | None = None,
+                 to_dead_letter: Callable[[Any, str], Any] = dead_letter_row,
+                 label: str | None = None):
         super().__init__(label)
         self._to_row = to_row or _identity
+        self._to_dead_letter = to_dead_letter
 
     def expand(self, elements):
-        return elements | "Validate" >> beam.ParDo(_ParseImagesFn(self._to_row)).with_outputs(
-            DEAD_LETTERS, main=VALID)
+        return elements | "Validate" >> beam.ParDo(
+            _ParseImagesFn(self._to_row, self._to_dead_letter)).with_outputs(
+                DEAD_LETTERS, main=VALID)
 
 
 class _ToPredictionRowFn(beam.DoFn):

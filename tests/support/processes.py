@@ -62,3 +62,34 @@ def read_shards(prefix: Path | str) -> list[str]:
     for shard in sorted(prefix.parent.glob(prefix.name + "-*-of-*")):
         lines += shard.read_text(encoding="utf-8").splitlines()
     return lines
+
+
+class RunningTemplate:
+    """A streaming template in a subprocess; stop() ends it and returns its output."""
+
+    def __init__(self, name: str, args: list[str], env: dict | None = None):
+        import tempfile
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "templates" / f"{name}.py"), *args], cwd=REPO,
+            env=env or template_env(), stdout=self.log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")
+
+    def assert_running(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the job exited with {self.process.returncode}:\n"
+                                 f"{self.output()[-6000:]}")
+
+    def stop(self) -> str:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.output()

@@ -1,0 +1,103 @@
+"""The MNIST stream job: its composite under TestStream, and the template end to end on the
+Cloud SDK's Pub/Sub emulator with the producer tool."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipelines.mnist.model import MnistModelHandler
+from pipelines.mnist.models import resolve_model
+from pipelines.mnist.stream import ClassifyMessages
+from tests.support import pubsub_emulator as emulator
+from tests.support.processes import REPO, RunningTemplate, template_env
+from tools import mnist_producer
+
+SAMPLE = REPO / "data" / "mnist_sample.csv"
+
+
+def labels() -> dict[int, int]:
+    with open(REPO / "data" / "mnist_sample_labels.csv") as handle:
+        return {int(r["ID"]): int(r["Label"]) for r in csv.DictReader(handle)}
+
+
+def sample_messages(limit: int) -> list[bytes]:
+    return [mnist_producer.encode(row) for row in mnist_producer.read_rows(SAMPLE, limit)]
+
+
+MALFORMED = {
+    b"\xff\xfe not utf-8": "message is not UTF-8",
+    b"ID=7;Image=0.0": "message is not JSON",
+    b"[7, \"0.0\"]": "JSON object",
+    json.dumps({"ID": 9001, "Image": "0.5,0.5"}).encode(): "784 values, got 2",
+    json.dumps({"ID": "x", "Image": ",".join(["0"] * 784)}).encode(): "ID must be an integer",
+    json.dumps({"ID": 9002, "Image": ",".join(["2"] * 784)}).encode(): "outside [0, 1]",
+}
+
+
+def argmax(message_data: bytes) -> tuple[int, int]:
+    row = json.loads(message_data)
+    return row["ID"], max(range(10), key=lambda d: row[f"P{d}"])
+
+
+def test_classify_messages_under_test_stream():
+    good = sample_messages(6)
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    stream = (TestStream()
+              .add_elements([PubsubMessage(m, {"source": "a"}) for m in good[:3]])
+              .add_elements([PubsubMessage(m, {"source": "bad"}) for m in MALFORMED])
+              .advance_watermark_to(10)
+              .add_elements([PubsubMessage(m, {}) for m in good[3:]])
+              .advance_watermark_to_infinity())
+    truth = labels()
+    with TestPipeline(options=options) as p:
+        predictions, dead = p | stream | ClassifyMessages(
+            MnistModelHandler(resolve_model(None)))
+        assert_that(predictions | beam.Map(lambda m: (m.attributes["ID"], argmax(m.data))),
+                    equal_to([(str(i), (i, truth[i])) for i in range(6)]), label="Predictions")
+        assert_that(dead | beam.Map(lambda m: (m.data, m.attributes["source"],
+                                               m.attributes["error_stage"])),
+                    equal_to([(m, "bad", "parse") for m in MALFORMED]), label="DeadLetters")
+        assert_that(dead | beam.Map(lambda m: MALFORMED[m.data] in m.attributes["error"]),
+                    equal_to([True] * len(MALFORMED)), label="Reasons")
+
+
+@pytest.mark.slow
+def test_template_on_the_pubsub_emulator(pubsub_emulator):
+    images = emulator.create_topic("mnist_image")
+    predict, predict_sub = emulator.create_topic_with_subscription("mnist_predict")
+    dead, dead_sub = emulator.create_topic_with_subscription("mnist_dead_letter")
+    job = RunningTemplate("mnist_stream", [
+        f"--input={images}", f"--output={predict}", f"--dead_letter={dead}"],
+        env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}))
+    try:
+        # The job reads the topic through its own subscription: publish once it exists.
+        emulator.wait_for_subscriber(images, timeout=180)
+        count = 40
+        good = sample_messages(count)
+        published = mnist_producer.publish(images, good + list(MALFORMED), rate=0)
+        assert published == count + len(MALFORMED)
+        outputs = emulator.pull(predict_sub, count, timeout=180)
+        dead_letters = emulator.pull(dead_sub, len(MALFORMED), timeout=60)
+        job.assert_running()  # bad messages did not crash it
+    finally:
+        log = job.stop()
+    truth = labels()
+    ids = [int(m.attributes["ID"]) for m in outputs]
+    assert sorted(ids) == list(range(count)), log[-3000:]  # each valid ID exactly once
+    results = dict(argmax(m.data) for m in outputs)
+    assert sum(results[i] == truth[i] for i in range(count)) >= count - 1
+    assert all(set(json.loads(m.data)) == {"ID", *(f"P{d}" for d in range(10))} for m in outputs)
+    assert {m.data for m in dead_letters} == set(MALFORMED)  # published unchanged
+    for message in dead_letters:
+        assert MALFORMED[message.data] in message.attributes["error"]
+        assert message.attributes["error_stage"] == "parse"

@@ -1,0 +1,128 @@
+"""Prints the MNIST stream's predictions as they arrive, optionally as a picture.
+
+    python -m tools.mnist_consumer --project PROJECT --subscription mnist_predict-sub
+    python -m tools.mnist_consumer ... --limit 64 --csv mnist.csv --grid predictions.png
+
+Each line is `ID  digit  confidence`. With --grid (and the --csv the images came from), the
+first --limit digits are drawn in a grid, each with its predicted digit and confidence:
+people would rather look at digits than read 784 numbers. Ctrl-C stops cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+from pathlib import Path
+
+from tools.pubsub_cli import add_project_argument, resource_path
+
+PROBABILITY_FIELDS = [f"P{d}" for d in range(10)]
+
+
+def summarize(prediction: dict) -> tuple[int, int, float]:
+    """(ID, most probable digit, its probability) of one prediction message."""
+    probabilities = [float(prediction[f]) for f in PROBABILITY_FIELDS]
+    digit = max(range(10), key=probabilities.__getitem__)
+    return int(prediction["ID"]), digit, probabilities[digit]
+
+
+def receive(subscription: str, limit: int | None, timeout: float | None, on_message) -> int:
+    """Pulls from `subscription`, acks each message after `on_message(dict)`; returns the
+    count. Stops after `limit` messages, `timeout` seconds without one, or Ctrl-C."""
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    arrived: queue.Queue = queue.Queue()
+    future = subscriber.subscribe(subscription, callback=arrived.put)
+    count = 0
+    try:
+        while limit is None or count < limit:
+            try:
+                message = arrived.get(timeout=timeout)
+            except queue.Empty:
+                print(f"no message for {timeout:g} s, stopping", file=sys.stderr)
+                break
+            try:
+                on_message(json.loads(message.data.decode("utf-8")))
+            except (ValueError, KeyError) as error:
+                print(f"skipping a message that is not a prediction: {error}", file=sys.stderr)
+            message.ack()
+            count += 1
+    except KeyboardInterrupt:
+        print("\nstopping", file=sys.stderr)
+    finally:
+        future.cancel()
+        subscriber.close()
+    return count
+
+
+def load_images(csv_path: Path, wanted: set[int]) -> dict:
+    import csv
+
+    import numpy as np
+
+    csv.field_size_limit(1 << 24)
+    images = {}
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if int(row["ID"]) in wanted:
+                images[int(row["ID"])] = np.array(row["Image"].split(","), np.float32)
+    return images
+
+
+def draw_grid(predictions: list[tuple[int, int, float]], images: dict, path: Path,
+              columns: int = 8, scale: int = 3) -> None:
+    """A PNG of the digits, each labelled `ID: digit (confidence)`."""
+    from PIL import Image, ImageDraw
+
+    cell, caption = 28 * scale, 14
+    rows = max(1, -(-len(predictions) // columns))
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (image_id, digit, confidence) in enumerate(predictions):
+        x, y = (index % columns) * cell, (index // columns) * (cell + caption)
+        pixels = images.get(image_id)
+        if pixels is not None:
+            grey = Image.fromarray((255 - pixels.reshape(28, 28) * 255).clip(0, 255).astype("uint8"))
+            sheet.paste(grey.resize((cell, cell), Image.NEAREST).convert("RGB"), (x, y))
+        colour = "black" if confidence >= 0.9 else "red"
+        draw.text((x + 2, y + cell), f"{digit} {confidence:.0%} #{image_id}", fill=colour)
+    sheet.save(path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_project_argument(parser)
+    parser.add_argument("--subscription", default="mnist_predict-sub",
+                        help="subscription name or projects/P/subscriptions/S "
+                             "(default: mnist_predict-sub)")
+    parser.add_argument("--limit", type=int, help="stop after this many predictions")
+    parser.add_argument("--timeout", type=float,
+                        help="stop after this many seconds without a message")
+    parser.add_argument("--grid", type=Path, help="write a PNG grid of the digits here")
+    parser.add_argument("--csv", type=Path, help="the CSV the producer published (for --grid)")
+    args = parser.parse_args(argv)
+    if args.grid and not args.csv:
+        parser.error("--grid needs --csv, the file the images came from")
+    subscription = resource_path(args.project, args.subscription, "subscriptions")
+    seen: list[tuple[int, int, float]] = []
+
+    def show(prediction: dict) -> None:
+        image_id, digit, confidence = summarize(prediction)
+        seen.append((image_id, digit, confidence))
+        print(f"{image_id:>8}  {digit}  {confidence:.3f}", flush=True)
+
+    print(f"{'ID':>8}  digit  confidence")
+    count = receive(subscription, args.limit, args.timeout, show)
+    if args.grid and seen:
+        shown = seen[: args.limit or 64]
+        draw_grid(shown, load_images(args.csv, {i for i, _, _ in shown}), args.grid)
+        print(f"wrote {args.grid}", file=sys.stderr)
+    print(f"received {count} predictions", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

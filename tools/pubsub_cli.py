@@ -1,0 +1,75 @@
+"""What the Pub/Sub command-line tools share: names, pacing, progress, clean Ctrl-C.
+
+Credentials come from Application Default Credentials (`gcloud auth application-default
+login`, or the VM's service account); with PUBSUB_EMULATOR_HOST set, the client library talks
+to the local emulator instead. No key files are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def add_project_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("PROJECT"),
+        help="Google Cloud project ID (default: $GOOGLE_CLOUD_PROJECT or $PROJECT)")
+
+
+def resource_path(project: str | None, name: str, kind: str) -> str:
+    """`name` as projects/P/<kind>/NAME; a full path is taken as it is."""
+    if name.startswith("projects/"):
+        return name
+    if not project:
+        sys.exit(f"error: --project is needed for the short {kind[:-1]} name {name!r}")
+    return f"projects/{project}/{kind}/{name}"
+
+
+class Pacer:
+    """Spaces events `1/rate` seconds apart on a fixed schedule, so that slow publishes do
+    not add up to drift (the lab's producer slept 0.1 s after each one)."""
+
+    def __init__(self, rate: float):
+        self._interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = time.monotonic()
+
+    def wait(self) -> None:
+        if self._interval:
+            delay = self._next - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._next = max(self._next + self._interval, time.monotonic() - self._interval)
+
+
+class Progress:
+    """A one-line progress bar on stderr (only on a terminal, or when forced)."""
+
+    def __init__(self, total: int | None, label: str, enabled: bool | None = None):
+        self._total = total
+        self._label = label
+        self._start = time.monotonic()
+        self._enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._last = 0.0
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._enabled or (not force and now - self._last < 0.2):
+            return
+        self._last = now
+        rate = done / max(now - self._start, 1e-9)
+        if self._total:
+            filled = int(30 * done / self._total)
+            bar = "#" * filled + "." * (30 - filled)
+            text = f"\r{self._label} [{bar}] {done}/{self._total} {rate:.1f}/s"
+        else:
+            text = f"\r{self._label} {done} {rate:.1f}/s"
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    def close(self, done: int) -> None:
+        self.update(done, force=True)
+        if self._enabled:
+            sys.stderr.write("\n")
