@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""A stand-in for `gcloud` and `bq` (installed under both names) for tests of ops/flex.
+
+It answers nothing from Google Cloud: it records each call as one JSON line in $FAKE_LOG and
+answers from the environment, so a test can play a project where everything is absent or
+present, where active jobs exist, or where one command fails:
+
+  FAKE_STATE   absent (default) | present: describe/show checks fail | succeed
+  FAKE_FAIL    a substring: the first call whose command line holds it fails (exit 1)
+  FAKE_JOBS    `gcloud dataflow jobs list` output, lines of ID<TAB>NAME<TAB>STATE
+  FAKE_STAGE   the GitHub connection's installation stage (default COMPLETE)
+  FAKE_PROJECT what `gcloud config get-value project` prints (not logged: it is local)
+"""
+
+import json
+import os
+import sys
+
+CHECK_VERBS = {"describe", "show"}
+PROJECT_ROLES = ["roles/dataflow.worker", "roles/bigquery.jobUser",
+                 "roles/bigquery.readSessionUser", "roles/logging.logWriter",
+                 "roles/secretmanager.admin"]
+
+
+def main() -> int:
+    tool = os.path.basename(sys.argv[0])
+    args = sys.argv[1:]
+    if tool == "gcloud" and args[:3] == ["config", "get-value", "project"]:
+        print(os.environ.get("FAKE_PROJECT", ""))
+        return 0
+    with open(os.environ["FAKE_LOG"], "a", encoding="utf-8") as log:
+        log.write(json.dumps([tool] + args) + "\n")
+    line = " ".join([tool] + args)
+    fail = os.environ.get("FAKE_FAIL")
+    if fail and fail in line:
+        print(f"ERROR: (fake) {line} failed", file=sys.stderr)
+        return 1
+    present = os.environ.get("FAKE_STATE", "absent") == "present"
+    words = [a for a in args if not a.startswith("-")]
+    fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), "")
+    if words[:3] == ["dataflow", "jobs", "list"]:
+        rows = [r.split("\t") for r in os.environ.get("FAKE_JOBS", "").splitlines() if r]
+        if fmt == "value(id,name)":
+            rows = [r[:2] for r in rows]
+        for row in rows:
+            print("\t".join(row))
+        return 0
+    if words[:2] == ["projects", "describe"]:
+        print("123456789012")
+        return 0
+    if words[:2] == ["projects", "get-iam-policy"]:
+        if present:
+            print("\n".join(PROJECT_ROLES))
+        return 0
+    if words[:3] == ["builds", "connections", "describe"] and "installationState" in fmt:
+        if fmt == "value(installationState.stage)":
+            print(os.environ.get("FAKE_STAGE", "COMPLETE"))
+        else:
+            print("https://github.com/apps/google-cloud-build/installations/new")
+        return 0
+    if words[:3] == ["builds", "repositories", "list"]:
+        if present:
+            print("dataflow-lab")
+        return 0
+    if set(words) & CHECK_VERBS:
+        return 0 if present else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
