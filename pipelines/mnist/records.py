@@ -54,16 +54,19 @@ def parse_image(value: Any) -> np.ndarray:
     if not isinstance(value, str):
         raise BadRecord(f"Image must be a string of {NUM_PIXELS} comma-separated numbers, "
                         f"got {type(value).__name__}")
-    parts = value.split(",")
-    if len(parts) != NUM_PIXELS:
-        raise BadRecord(f"Image must have {NUM_PIXELS} values, got {len(parts)}")
-    try:
-        pixels = np.array(parts, dtype=np.float32)
-    except ValueError:
-        position, text = _first_non_number(parts)
-        raise BadRecord(f"Image value {position} is not a number: {text!r}") from None
+    pixels = _plain_decimals(value, NUM_PIXELS)
+    if pixels is None:  # not plain decimals: the general path, with its detailed reasons
+        parts = value.split(",")
+        if len(parts) != NUM_PIXELS:
+            raise BadRecord(f"Image must have {NUM_PIXELS} values, got {len(parts)}")
+        try:
+            pixels = np.array(parts, dtype=np.float32)
+        except ValueError:
+            position, text = _first_non_number(parts)
+            raise BadRecord(f"Image value {position} is not a number: {text!r}") from None
     # Fast path: one vectorised test; the detailed reason only for rows that fail it.
     if not (np.all(pixels >= 0.0) and np.all(pixels <= 1.0)):
+        parts = value.split(",")
         position = int(np.flatnonzero(~((pixels >= 0.0) & (pixels <= 1.0)))[0])
         bad = float(pixels[position])
         if not math.isfinite(bad):
@@ -72,6 +75,55 @@ def parse_image(value: Any) -> np.ndarray:
         raise BadRecord(f"Image value {position} is {parts[position].strip()}, "
                         f"outside [0, 1]")
     return pixels
+
+
+_POW10 = 10.0 ** np.arange(16)
+_MAX_DIGITS = 15  # below 2**53: every partial sum of the digits is exact in float64
+_ZERO, _COMMA, _DOT = np.uint8(ord("0")), ord(","), ord(".")
+
+
+def _plain_decimals(value: str, count: int) -> np.ndarray | None:
+    """`count` comma-separated plain decimals ("0.328125", "1", ".5") as float32, or None.
+
+    The hot path of both jobs: 784 numbers per row, parsed with a few vectorised passes
+    over the text's bytes instead of 784 string-to-float conversions (about 2x faster).
+    None for anything else (signs, exponents, spaces, nan, more than 15 digits, a wrong
+    count, ...), which the general path then parses or explains. The result is bit for bit
+    what np.array(value.split(","), dtype=np.float32) gives: digits / 10**k of two exact
+    float64s is the correctly rounded float64, which is then cast to float32, as numpy does.
+    """
+    try:
+        text = np.frombuffer(value.encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError:
+        return None
+    digit = text - _ZERO  # uint8 wraps around: a digit iff <= 9
+    is_digit = digit <= 9
+    is_comma = text == _COMMA
+    is_dot = text == _DOT
+    if not np.all(is_digit | is_comma | is_dot):
+        return None
+    commas = np.flatnonzero(is_comma)
+    if len(commas) != count - 1 or not len(text):
+        return None
+    number = np.cumsum(is_comma)  # which number each byte belongs to
+    digits_so_far = np.cumsum(is_digit)
+    digits_at_end = np.empty(count, dtype=digits_so_far.dtype)
+    digits_at_end[:-1] = digits_so_far[commas]
+    digits_at_end[-1] = digits_so_far[-1]
+    digits_per_number = digits_at_end.copy()
+    digits_per_number[1:] -= digits_at_end[:-1]
+    if digits_per_number.min() < 1 or digits_per_number.max() > _MAX_DIGITS:
+        return None
+    dots = np.flatnonzero(is_dot)
+    dotted = number[dots]
+    if len(dots) > 1 and not np.all(dotted[1:] != dotted[:-1]):
+        return None  # two dots in one number
+    # Each digit times 10 ** (digits after it in its number), summed per number.
+    place = _POW10[digits_at_end[number] - digits_so_far]
+    mantissa = np.add.reduceat(digit * is_digit * place, np.concatenate(([0], commas + 1)))
+    decimals = np.zeros(count, dtype=np.intp)
+    decimals[dotted] = digits_at_end[dotted] - digits_so_far[dots]
+    return (mantissa / _POW10[decimals]).astype(np.float32)
 
 
 def _first_non_number(parts: list[str]) -> tuple[int, str]:
