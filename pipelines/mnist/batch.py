@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import apache_beam as beam
@@ -128,6 +129,12 @@ class WriteRows(beam.PTransform):
 
     def expand(self, rows):
         if is_table(self._destination):
+            # A load job replaces the table, but Beam starts none when there are no rows:
+            # then the table is replaced here, so it never shows a previous run's rows.
+            (rows
+             | "CountRows" >> beam.combiners.Count.Globally()
+             | "ReplaceIfEmpty" >> beam.ParDo(_ReplaceTableIfEmpty(self._destination,
+                                                                   self._schema)))
             return rows | "WriteTable" >> WriteToBigQuery(
                 self._destination, schema=self._schema,
                 create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
@@ -135,6 +142,27 @@ class WriteRows(beam.PTransform):
         return (rows
                 | "ToJson" >> beam.Map(to_json_line)
                 | "WriteFiles" >> WriteToText(self._destination, file_name_suffix=".json"))
+
+
+class _ReplaceTableIfEmpty(beam.DoFn):
+    def __init__(self, table: str, schema: dict):
+        self._table = table
+        self._schema = schema
+
+    def process(self, row_count: int):
+        if row_count:
+            return
+        from apache_beam.io.gcp import bigquery_tools
+
+        reference = bigquery_tools.parse_table_reference(self._table)
+        client = bigquery_tools.BigQueryWrapper()
+        # Delete, then create empty. (get_or_create_table with WRITE_TRUNCATE would do both
+        # but then sleeps 150 s, a guard for streaming inserts that this job never makes.)
+        client._delete_table(reference.projectId, reference.datasetId, reference.tableId)
+        client.get_or_create_table(
+            reference.projectId, reference.datasetId, reference.tableId,
+            bigquery_tools.parse_table_schema_from_json(json.dumps(self._schema)),
+            BigQueryDisposition.CREATE_IF_NEEDED, BigQueryDisposition.WRITE_APPEND)
 
 
 def build_pipeline(pipeline, args):

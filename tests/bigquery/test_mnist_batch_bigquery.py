@@ -14,9 +14,9 @@ the emulator.  Checked:
 * a second run on different input (a subset, other bad rows) replaces both tables' content
   (WRITE_TRUNCATE) instead of appending to it.
 
-A second, strict-xfail test pins down a known gap of the job: a run with no bad rows
-leaves the previous run's dead letters in place (Beam starts no load job for an empty
-PCollection, on real BigQuery too).
+A second test pins down what Beam alone gets wrong: a run with no bad rows must still empty
+the dead-letter table (Beam starts no load job for an empty PCollection, on real BigQuery
+too), so the job replaces an empty output itself.
 """
 
 from __future__ import annotations
@@ -234,13 +234,6 @@ class StaleTable(AssertionError):
     """An output table still holds rows of an earlier run."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StaleTable,
-    reason=("known job bug: WriteToBigQuery(FILE_LOADS) starts no load job for an empty "
-            "PCollection (on real BigQuery too), so a run without bad rows neither truncates "
-            "nor creates the dead-letter table; remove this mark once the job clears it"),
-)
 def test_a_clean_run_leaves_no_stale_dead_letters(
     bigquery_emulator, bq_client, bq_dataset, tmp_path
 ):
