@@ -11,6 +11,7 @@ people would rather look at digits than read 784 numbers. Ctrl-C stops cleanly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import queue
 import sys
@@ -54,6 +55,9 @@ def receive(subscription: str, limit: int | None, timeout: float | None, on_mess
         print("\nstopping", file=sys.stderr)
     finally:
         future.cancel()
+        # Wait for the stream to shut down (and pending acks to go out) before closing.
+        with contextlib.suppress(Exception):
+            future.result(timeout=10)
         subscriber.close()
     return count
 

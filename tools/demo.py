@@ -1,0 +1,129 @@
+"""Runs every template locally on the bundled data, the way a user would, and shows results.
+
+    .venv/bin/python -m tools.demo [--out out/demo] [--no-stream]
+
+Batch jobs run on the DirectRunner over data/; the stream jobs run on the DirectRunner
+against the Cloud SDK's Pub/Sub emulator, fed by the same producer tools users run against
+Google Cloud. Everything it writes goes under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DESIGN_FRAMES = REPO.parent / "shared" / "design"
+
+
+def step(title: str) -> None:
+    print(f"\n=== {title}", flush=True)
+
+
+def run_template(name: str, *args: str) -> None:
+    started = time.monotonic()
+    completed = subprocess.run([sys.executable, str(REPO / "templates" / f"{name}.py"), *args],
+                               cwd=REPO, capture_output=True, text=True)
+    if completed.returncode != 0:
+        sys.exit(f"{name} failed:\n{completed.stderr[-4000:]}")
+    print(f"{name}: done in {time.monotonic() - started:.1f} s")
+
+
+def shard_lines(prefix: Path) -> list[str]:
+    return [line for shard in sorted(prefix.parent.glob(prefix.name + "-*-of-*"))
+            for line in shard.read_text(encoding="utf-8").splitlines()]
+
+
+def top(lines: list[str], count: int) -> str:
+    pairs = sorted((line.rsplit(": ", 1) for line in lines), key=lambda p: -int(p[1]))
+    return ", ".join(f"{w} {n}" for w, n in pairs[:count])
+
+
+def word_counts(out: Path) -> None:
+    step("wordcount: King Lear, case-sensitive")
+    run_template("wordcount", "--input", "data/kinglear.txt", "--output", str(out / "wordcount"))
+    lines = shard_lines(out / "wordcount")
+    print(f"{len(lines)} distinct words; most frequent: {top(lines, 8)}")
+
+    step("wordcount2: two outputs from one read")
+    run_template("wordcount2", "--input", "data/kinglear.txt", "--output", str(out / "a_to_f"),
+                 "--output2", str(out / "first_letters"))
+    print(f"words a-f, most frequent: {top(shard_lines(out / 'a_to_f'), 8)}")
+    print(f"first letters: {top(shard_lines(out / 'first_letters'), 8)}")
+
+
+def mnist_batch(out: Path) -> None:
+    step("mnist_batch: 200 images of the MNIST test set, plus two bad rows")
+    source = out / "mnist_with_bad_rows.csv"
+    source.write_text((REPO / "data" / "mnist_sample.csv").read_text()
+                      + '9001,"0.0,0.5"\n9002,"' + ",".join(["1.5"] * 784) + '"\n')
+    run_template("mnist_batch", "--input", str(source), "--output", str(out / "predict"))
+    with open(REPO / "data" / "mnist_sample_labels.csv") as handle:
+        labels = {int(r["ID"]): int(r["Label"]) for r in csv.DictReader(handle)}
+    rows = [json.loads(line) for line in shard_lines(out / "predict")]
+    correct = sum(max(range(10), key=lambda d: r[f"P{d}"]) == labels[r["ID"]] for r in rows)
+    print(f"{len(rows)} predictions, {correct / len(rows):.1%} correct; first: {rows[0]}"[:200])
+    for line in shard_lines(out / "predict_errors"):
+        print(f"dead letter: {json.loads(line)['Error']}")
+
+
+def mnist_stream(out: Path) -> None:
+    from tools import mnist_consumer, mnist_producer
+    from tools import pubsub_emulator as emulator
+
+    step("mnist_stream: Pub/Sub emulator -> job -> predictions, at the lab's 10 messages/s")
+    with emulator.running_pubsub_emulator(out / "pubsub-emulator.log") as host:
+        images = emulator.create_topic("mnist_image")
+        predict, predict_sub = emulator.create_topic_with_subscription("mnist_predict")
+        log = open(out / "mnist_stream.log", "wb")
+        job = subprocess.Popen(
+            [sys.executable, str(REPO / "templates" / "mnist_stream.py"),
+             f"--input={images}", f"--output={predict}"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            emulator.wait_for_subscriber(images, timeout=180)
+            rows = list(mnist_producer.read_rows(REPO / "data" / "mnist_sample.csv", 30))
+            published = mnist_producer.publish(
+                images, (mnist_producer.encode(r) for r in rows), rate=10)
+            print(f"published {published} images to {images} (emulator at {host})")
+            seen = []
+            print(f"{'ID':>8}  digit  confidence")
+
+            def show(prediction):
+                image_id, digit, confidence = mnist_consumer.summarize(prediction)
+                seen.append((image_id, digit, confidence))
+                print(f"{image_id:>8}  {digit}  {confidence:.3f}")
+
+            mnist_consumer.receive(predict_sub, limit=published, timeout=60, on_message=show)
+            grid = out / "mnist_stream.png"
+            mnist_consumer.draw_grid(
+                seen, mnist_consumer.load_images(REPO / "data" / "mnist_sample.csv",
+                                                 {i for i, _, _ in seen}), grid)
+            print(f"received {len(seen)} predictions; picture: {grid}")
+        finally:
+            job.terminate()
+            job.wait(timeout=30)
+            log.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "demo")
+    parser.add_argument("--no-stream", action="store_true", help="skip the streaming jobs")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    word_counts(args.out)
+    mnist_batch(args.out)
+    if not args.no_stream:
+        mnist_stream(args.out)
+    print(f"\nAll outputs are under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
