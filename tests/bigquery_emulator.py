@@ -543,3 +543,32 @@ def table_exists(client, spec: str) -> bool:
 
 def list_datasets(client) -> list[str]:
     return sorted(d.dataset_id for d in client.list_datasets(timeout=30))
+
+
+def run_script(env: dict, script: Path, args: list[str], cwd: Path, timeout: float,
+               label: str, log_dir: Path | None = None) -> tuple[float, str]:
+    """`script ARGS` in a fresh interpreter with `env`; returns (seconds, output).
+
+    Never hangs: stdin is closed (an auth prompt reads EOF instead of waiting) and the
+    process group is killed after `timeout`. A non-zero exit fails the test with the log tail.
+    """
+    import pytest
+
+    log_path = Path(log_dir or cwd) / f"{label}-{time.monotonic_ns()}.log"
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            [sys.executable, str(script), *args], stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, env=env, cwd=str(cwd), start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only its processes
+            proc.wait(timeout=10)
+            rc = None
+    elapsed = time.monotonic() - started
+    output = log_path.read_text(errors="replace")
+    if rc != 0:
+        state = "timed out" if rc is None else f"exited {rc}"
+        pytest.fail(f"{label} {state} after {elapsed:.1f}s; output tail:\n{output[-8000:]}")
+    return elapsed, output

@@ -16,6 +16,14 @@ Apple apple APPLE; dog-days; e'en 東京 and 42 fish_fingers.
 """
 
 
+def source_text(name, tmp_path):
+    if name == "kinglear":
+        return REPO / "data" / "kinglear.txt"
+    source = tmp_path / "unicode.txt"
+    source.write_text(UNICODE_TEXT, encoding="utf-8")
+    return source
+
+
 def beams_own_wordcount(input_path, output_prefix):
     subprocess.run([sys.executable, "-m", "apache_beam.examples.wordcount",
                     "--input", str(input_path), "--output", str(output_prefix)],
@@ -25,11 +33,7 @@ def beams_own_wordcount(input_path, output_prefix):
 
 @pytest.mark.parametrize("text", ["kinglear", "unicode"])
 def test_wordcount_matches_beams_example(tmp_path, text):
-    if text == "kinglear":
-        source = REPO / "data" / "kinglear.txt"
-    else:
-        source = tmp_path / "unicode.txt"
-        source.write_text(UNICODE_TEXT, encoding="utf-8")
+    source = source_text(text, tmp_path)
     run_template("wordcount", ["--input", str(source), "--output", str(tmp_path / "ours")])
     ours = read_shards(tmp_path / "ours")
     theirs = beams_own_wordcount(source, tmp_path / "beam")
@@ -48,11 +52,7 @@ def expected_wordcount2(text):
 
 @pytest.mark.parametrize("text", ["kinglear", "unicode"])
 def test_wordcount2_matches_an_independent_count(tmp_path, text):
-    if text == "kinglear":
-        source = REPO / "data" / "kinglear.txt"
-    else:
-        source = tmp_path / "unicode.txt"
-        source.write_text(UNICODE_TEXT, encoding="utf-8")
+    source = source_text(text, tmp_path)
     run_template("wordcount2", ["--input", str(source), "--output", str(tmp_path / "words"),
                                 "--output2", str(tmp_path / "letters")])
     want_words, want_letters = expected_wordcount2(source.read_text(encoding="utf-8"))

@@ -12,10 +12,6 @@ PYTHONPATH, the script knows nothing about emulators) and in-process (the
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -111,31 +107,7 @@ def beam_args(emulator, temp_root: str) -> list[str]:
 
 def run_job_subprocess(emulator, script: Path, args: list[str], cwd: Path) -> tuple[float, str]:
     """Run ``script`` in a fresh interpreter; returns (seconds, output). Never hangs."""
-    env = emulator.subprocess_env()
-    log_path = cwd / f"job-{time.monotonic_ns()}.log"
-    started = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, str(script), *args],
-            stdin=subprocess.DEVNULL,  # an auth prompt would read EOF, not wait
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=str(cwd),
-            start_new_session=True,
-        )
-        try:
-            rc = proc.wait(timeout=JOB_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only its processes
-            proc.wait(timeout=10)
-            rc = None
-    elapsed = time.monotonic() - started
-    output = log_path.read_text(errors="replace")
-    if rc != 0:
-        state = "timed out" if rc is None else f"exited {rc}"
-        pytest.fail(f"job {state} after {elapsed:.1f}s; output tail:\n{output[-6000:]}")
-    return elapsed, output
+    return bqe.run_script(emulator.subprocess_env(), script, args, cwd, JOB_TIMEOUT_S, "job")
 
 
 def requires_gcs(emulator):

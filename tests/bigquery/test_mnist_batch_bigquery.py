@@ -25,10 +25,6 @@ import csv
 import json
 import math
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -93,30 +89,8 @@ def run_template(emulator, args: list[str], workdir: Path) -> tuple[float, str]:
     env = emulator.subprocess_env()
     # The checkout this test lives in, ahead of whatever the venv has installed.
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(REPO)])
-    log_path = workdir / f"mnist_batch-{time.monotonic_ns()}.log"
-    started = time.monotonic()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, str(TEMPLATE), *args],
-            stdin=subprocess.DEVNULL,  # an auth prompt would read EOF, not wait
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=str(REPO),
-            start_new_session=True,
-        )
-        try:
-            rc = proc.wait(timeout=JOB_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only its processes
-            proc.wait(timeout=10)
-            rc = None
-    elapsed = time.monotonic() - started
-    output = log_path.read_text(errors="replace")
-    if rc != 0:
-        state = "timed out" if rc is None else f"exited {rc}"
-        pytest.fail(f"mnist_batch {state} after {elapsed:.1f}s; output tail:\n{output[-8000:]}")
-    return elapsed, output
+    return bqe.run_script(env, TEMPLATE, args, REPO, JOB_TIMEOUT_S, "mnist_batch",
+                          log_dir=workdir)
 
 
 def argmax(row: dict) -> int:

