@@ -114,7 +114,7 @@ def add_to_parser(parser: argparse.ArgumentParser, parameters) -> None:
             type=p.type,
             default=p.type(p.default) if p.default is not None else None,
             choices=[value for value, _ in p.enum_options] or None,
-            help=p.help_text,
+            help=p.help_text.replace("%", "%%"),  # argparse formats help with %
         )
 
 
