@@ -32,6 +32,12 @@ class Pacer:
     """Spaces events `1/rate` seconds apart on a fixed schedule, so that slow publishes do
     not add up to drift (the lab's producer slept 0.1 s after each one)."""
 
+    # How far behind its schedule the pacer may fall and still catch up. Late wake-ups on a
+    # busy machine (often longer than the interval at hundreds of events per second) are
+    # made up, so the rate holds; after a longer stall the schedule restarts instead of
+    # bursting out everything it missed.
+    MAX_LAG = 0.1
+
     def __init__(self, rate: float):
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next = time.monotonic()
@@ -41,7 +47,8 @@ class Pacer:
             delay = self._next - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            self._next = max(self._next + self._interval, time.monotonic() - self._interval)
+            self._next = max(self._next + self._interval,
+                             time.monotonic() - max(self._interval, self.MAX_LAG))
 
 
 class Progress:
@@ -53,6 +60,7 @@ class Progress:
         self._start = time.monotonic()
         self._enabled = sys.stderr.isatty() if enabled is None else enabled
         self._last = 0.0
+        self._width = 0
 
     def update(self, done: int, force: bool = False) -> None:
         now = time.monotonic()
@@ -66,7 +74,9 @@ class Progress:
             text = f"\r{self._label} [{bar}] {done}/{self._total} {rate:.1f}/s"
         else:
             text = f"\r{self._label} {done} {rate:.1f}/s"
-        sys.stderr.write(text)
+        # Pad over what a longer previous line left behind (10.0/s -> 9.9/s).
+        self._width = max(self._width, len(text))
+        sys.stderr.write(text.ljust(self._width))
         sys.stderr.flush()
 
     def close(self, done: int) -> None:
