@@ -4,8 +4,8 @@
         --csv mnist.csv --rate 10
 
 Each message is UTF-8 JSON {"ID": 7, "Image": "0.0,..."}, as the MNIST stream job expects
-(the lab published one row every 0.1 s: --rate 10). Ctrl-C stops cleanly: messages already
-handed to the client are flushed, and a summary is printed.
+(the lab published one row every 0.1 s: --rate 10). Ctrl-C (or SIGTERM) stops cleanly:
+messages already handed to the client are flushed, and a summary is printed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -38,13 +39,14 @@ def publish(topic: str, messages, rate: float, *, progress: Progress | None = No
             publisher=None) -> int:
     """Publishes `messages` (bytes, or (bytes, attributes)) at `rate` per second; returns
     how many the service acknowledged. Stops early, cleanly, on Ctrl-C."""
-    from google.cloud import pubsub_v1
-
-    publisher = publisher or pubsub_v1.PublisherClient()
-    pacer = Pacer(rate)
     futures = []
     sent = 0
     try:
+        if publisher is None:  # inside the try: the import alone can take a second or two
+            from google.cloud import pubsub_v1
+
+            publisher = pubsub_v1.PublisherClient()
+        pacer = Pacer(rate)
         for message in messages:
             data, attributes = message if isinstance(message, tuple) else (message, {})
             pacer.wait()
@@ -58,6 +60,17 @@ def publish(topic: str, messages, rate: float, *, progress: Progress | None = No
     if progress:
         progress.close(sent)
     return published
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stop_cleanly_on_signals() -> None:
+    """SIGTERM (`kill`, a container stop) stops as cleanly as Ctrl-C, and so does SIGINT
+    even when a script started us in the background, which leaves SIGINT ignored."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def main(argv=None) -> int:
@@ -85,4 +98,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_signals()
     sys.exit(main())
