@@ -76,23 +76,61 @@ def load_images(csv_path: Path, wanted: set[int]) -> dict:
     return images
 
 
+CONFIDENT = 0.9  # below this, a prediction is drawn in red: worth a person's look
+_PAD, _LEGEND, _DIGIT_FONT, _SMALL_FONT = 10, 28, 22, 14
+_CAPTION = _DIGIT_FONT + _SMALL_FONT + 8
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # scalable, with FreeType (Pillow >= 10.1)
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()  # the small bitmap font: still legible
+
+
+def grid_size(count: int, columns: int = 8, scale: int = 3) -> tuple[int, int]:
+    """Width and height in pixels of draw_grid's picture of `count` digits."""
+    tile = 28 * scale
+    columns = max(1, min(columns, count))
+    rows = max(1, -(-count // columns))
+    return (_PAD + columns * (tile + _PAD),
+            _LEGEND + _PAD + rows * (tile + _CAPTION + _PAD))
+
+
 def draw_grid(predictions: list[tuple[int, int, float]], images: dict, path: Path,
               columns: int = 8, scale: int = 3) -> None:
-    """A PNG of the digits, each labelled `ID: digit (confidence)`."""
+    """A PNG of the digits in a grid; under each, the predicted digit in large type, its
+    confidence, and the image ID. Predictions under 90% confidence are red."""
     from PIL import Image, ImageDraw
 
-    cell, caption = 28 * scale, 14
-    rows = max(1, -(-len(predictions) // columns))
-    sheet = Image.new("RGB", (columns * cell, rows * (cell + caption)), "white")
+    tile = 28 * scale
+    columns = max(1, min(columns, len(predictions)))
+    sheet = Image.new("RGB", grid_size(len(predictions), columns, scale), "white")
     draw = ImageDraw.Draw(sheet)
+    big, small = _font(_DIGIT_FONT), _font(_SMALL_FONT)
+    draw.text((_PAD, _PAD // 2), f"predicted digit, confidence, ID "
+              f"(red: under {CONFIDENT:.0%})", fill="dimgray", font=small)
     for index, (image_id, digit, confidence) in enumerate(predictions):
-        x, y = (index % columns) * cell, (index // columns) * (cell + caption)
+        x = _PAD + (index % columns) * (tile + _PAD)
+        y = _LEGEND + _PAD + (index // columns) * (tile + _CAPTION + _PAD)
+        colour = "black" if confidence >= CONFIDENT else "red"
         pixels = images.get(image_id)
         if pixels is not None:
-            grey = Image.fromarray((255 - pixels.reshape(28, 28) * 255).clip(0, 255).astype("uint8"))
-            sheet.paste(grey.resize((cell, cell), Image.NEAREST).convert("RGB"), (x, y))
-        colour = "black" if confidence >= 0.9 else "red"
-        draw.text((x + 2, y + cell), f"{digit} {confidence:.0%} #{image_id}", fill=colour)
+            ink = (255 - pixels.reshape(28, 28) * 255).clip(0, 255).astype("uint8")
+            sheet.paste(Image.fromarray(ink).resize((tile, tile), Image.NEAREST).convert("RGB"),
+                        (x, y))
+        else:
+            draw.text((x + tile // 2, y + tile // 2), "no image", fill="gray", font=small,
+                      anchor="mm")
+        draw.rectangle((x - 1, y - 1, x + tile, y + tile),
+                       outline="lightgray" if colour == "black" else "red")
+        draw.text((x, y + tile + 4), str(digit), fill=colour, font=big)
+        draw.text((x + _DIGIT_FONT, y + tile + 4 + (_DIGIT_FONT - _SMALL_FONT)),
+                  f"{confidence:.1%}", fill=colour, font=small)
+        draw.text((x, y + tile + 6 + _DIGIT_FONT), f"ID {image_id}", fill="dimgray",
+                  font=small)
     sheet.save(path)
 
 
