@@ -13,6 +13,7 @@ TEMPLATES = {
     "wordcount2": "pipelines.wordcount2",
     "mnist_batch": "pipelines.mnist.batch",
     "mnist_stream": "pipelines.mnist.stream",
+    "pedestrian_depth": "pipelines.pedestrian.job",
 }
 
 

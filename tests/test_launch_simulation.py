@@ -28,6 +28,10 @@ def launch_cases(gcs_host):
                           "--output=projects/lab-project/topics/mnist_predict",
                           "--dead_letter=projects/lab-project/topics/mnist_dead_letter"],
                          {"Read", "Classify", "Publish", "DeadLetters"}, "FNAPI_STREAMING"),
+        "pedestrian_depth": (["--input=projects/lab-project/subscriptions/camera_frames-sub",
+                              "--output=projects/lab-project/topics/pedestrian_depth",
+                              "--dead_letter=projects/lab-project/topics/pedestrian_dead_letter"],
+                             {"Read", "Detect", "Publish", "DeadLetters"}, "FNAPI_STREAMING"),
     }
 
 

