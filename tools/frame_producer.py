@@ -6,8 +6,9 @@
 Each message is the frame file's bytes (PNG or JPEG, in file-name order) with the file name
 in the attribute `name`, as the pedestrian_depth job expects; with --json it is UTF-8 JSON
 {"name": "A_001.png", "image": "<base64>"} instead (a third larger). Files over Pub/Sub's
-10 MB message limit are skipped with a warning. Ctrl-C stops cleanly: messages already
-handed to the client are flushed, and a summary is printed.
+10 MB message limit are skipped with a warning (the local Pub/Sub emulator takes only about
+4 MiB per message: the lab's frames fit as raw PNG, not as JSON). Ctrl-C (or SIGTERM) stops
+cleanly: messages already handed to the client are flushed, and a summary is printed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from tools.mnist_producer import publish  # noqa: F401 - the same paced, Ctrl-C-safe publish
+from tools.mnist_producer import publish, stop_cleanly_on_signals  # the same paced publish
 from tools.pubsub_cli import Progress, add_project_argument, resource_path
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -91,4 +92,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_signals()
     sys.exit(main())
