@@ -6,11 +6,14 @@ Runs the lab's four sample frames (../shared/design, never copied here) repeated
 `--frames`, from PNG bytes to merged boxes, once with TensorFlow on all cores and once
 with one intra-op and one inter-op thread (the per-core figure: a Dataflow worker runs
 one such pipeline per core). Prints frames/s and the share of time in each stage.
+With --dofn, also the pedestrian_depth job's DoFn on the same frames as Pub/Sub messages
+(message parsing, decoding, detection, distances and the output JSON), outside a runner.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -70,6 +73,40 @@ def report(name: str, r: dict) -> str:
     return "\n".join(lines)
 
 
+def run_dofn(payloads, graph, tile: int, overlap: float, warmup: int = 2) -> dict:
+    """The job's DoFn and output step, message in, output message out; one process, TF's
+    default threads, as the job runs on a worker."""
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+
+    from pipelines.pedestrian.geometry import DEFAULT_CAMERA
+    from pipelines.pedestrian.job import _DetectFn, result_message
+
+    fn = _DetectFn(PedestrianDetector(graph, tile=tile, overlap=overlap), DEFAULT_CAMERA)
+    t0 = time.perf_counter()
+    fn.setup()
+    load = time.perf_counter() - t0
+    messages = [PubsubMessage(data, {"name": FRAMES[i % len(FRAMES)]})
+                for i, data in enumerate(payloads)]
+    for message in messages[:warmup]:
+        list(fn.process(message))
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    outputs = [result_message(out) for message in messages for out in fn.process(message)]
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    fn.teardown()
+    found = sum(len(json.loads(m.data)["pedestrians"]) for m in outputs)
+    return {"frames": len(messages), "results": len(outputs), "wall": wall, "cpu": cpu,
+            "load": load, "found": found}
+
+
+def report_dofn(r: dict) -> str:
+    n = r["frames"]
+    return (f"job DoFn: {n} messages -> {r['results']} results, {r['found']} boxes; "
+            f"{n / r['wall']:.2f} frames/s wall, {n / r['cpu']:.2f} frames per CPU-second, "
+            f"{1000 * r['wall'] / n:.1f} ms/frame; setup loaded the graph in {r['load']:.1f} s "
+            f"(TensorFlow already imported)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20)
@@ -77,6 +114,8 @@ def main(argv=None) -> int:
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP)
     parser.add_argument("--design-dir", type=Path, default=DESIGN)
     parser.add_argument("--graph", default=None, help="frozen graph (default: models/)")
+    parser.add_argument("--dofn", action="store_true",
+                        help="also time the pedestrian_depth job's DoFn on the same frames")
     args = parser.parse_args(argv)
 
     missing = [f for f in FRAMES if not (args.design_dir / f).is_file()]
@@ -97,6 +136,8 @@ def main(argv=None) -> int:
             print(report(name, run(detector, payloads)))
         finally:
             detector.close()
+    if args.dofn:
+        print(report_dofn(run_dofn(payloads, args.graph, args.tile, args.overlap)))
     return 0
 
 
