@@ -29,7 +29,9 @@ HEADER = """\
 #       --substitutions=_REGION=northamerica-northeast2,_BUCKET=$PROJECT-bucket
 #
 # Works as-is from a trigger too: every substitution has a default, and the tag is the
-# build's own ID, so each build's specs point at the images that build made.
+# build's own ID, so each build's specs point at the images that build made. The images
+# carry their layer cache metadata (BUILDKIT_INLINE_CACHE), so --cache-from works whether
+# the builder is BuildKit or the classic one.
 substitutions:
   _REGION: northamerica-northeast2
   _REPOSITORY: dataflow-templates
@@ -58,6 +60,7 @@ BUILD = """\
   args:
   - build
   - --cache-from=${_IMAGE_ROOT}/%(first)s:latest
+  - --build-arg=BUILDKIT_INLINE_CACHE=1
   - --build-arg=TEMPLATE=%(name)s
   - --build-arg=IMAGE_URI=${_IMAGE_ROOT}/%(name)s:${_TAG}
   - --tag=${_IMAGE_ROOT}/%(name)s:${_TAG}
