@@ -111,6 +111,51 @@ def mnist_stream(out: Path) -> None:
             log.close()
 
 
+def pedestrian_depth(out: Path) -> None:
+    from PIL import Image
+
+    from tools import frame_consumer, frame_producer
+    from tools import pubsub_emulator as emulator
+
+    step("pedestrian_depth: the lab's camera frames -> pedestrians and their distance")
+    if not DESIGN_FRAMES.is_dir():
+        print(f"skipped: the lab's design frames are not at {DESIGN_FRAMES}")
+        return
+    # Cameras send JPEG; it also keeps each message under the emulator's 4 MiB gRPC limit.
+    frames = out / "frames"
+    frames.mkdir(exist_ok=True)
+    for png in sorted(DESIGN_FRAMES.glob("*.png")):
+        Image.open(png).convert("RGB").save(frames / (png.stem + ".jpg"), quality=92)
+    with emulator.running_pubsub_emulator(out / "pubsub-emulator-frames.log"):
+        camera = emulator.create_topic("camera_frames")
+        depth, depth_sub = emulator.create_topic_with_subscription("pedestrian_depth")
+        log = open(out / "pedestrian_depth.log", "wb")
+        job = subprocess.Popen(
+            [sys.executable, str(REPO / "templates" / "pedestrian_depth.py"),
+             f"--input={camera}", f"--output={depth}"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            emulator.wait_for_subscriber(camera, timeout=180)
+            paths = frame_producer.list_frames(frames)
+            published = frame_producer.publish(
+                camera, frame_producer.frame_messages(paths), rate=2)
+            print(f"published {published} frames to {camera}")
+            drawn = out / "pedestrians"
+            drawn.mkdir(exist_ok=True)
+
+            def show(result):
+                print("\n".join(frame_consumer.describe(result)))
+                target = frame_consumer.drawn_path(drawn, result["name"])
+                frame_consumer.draw(result, frames / result["name"], target)
+
+            frame_consumer.receive(depth_sub, limit=published, timeout=120, on_message=show)
+            print(f"frames with boxes and distances drawn: {drawn}")
+        finally:
+            job.terminate()
+            job.wait(timeout=30)
+            log.close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "out" / "demo")
@@ -121,6 +166,7 @@ def main(argv=None) -> int:
     mnist_batch(args.out)
     if not args.no_stream:
         mnist_stream(args.out)
+        pedestrian_depth(args.out)
     print(f"\nAll outputs are under {args.out}")
     return 0
 
