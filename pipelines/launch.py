@@ -50,7 +50,7 @@ def make_parser(template: Template) -> argparse.ArgumentParser:
 
 
 def parse(template: Template, argv: Sequence[str]):
-    """Returns (job arguments, pipeline options); raises SystemExit(2) on a bad parameter."""
+    """Returns (parser, job arguments, pipeline options); exits 2 on an unknown-form argument."""
     parser = make_parser(template)
     args, pipeline_args = parser.parse_known_args(list(argv))
     options = PipelineOptions(pipeline_args)
