@@ -1,0 +1,542 @@
+"""MNIST stream job on the DirectRunner against the Pub/Sub emulator: latency and throughput.
+
+    .venv/bin/python bench/mnist_stream_bench.py [--latency-seconds 40]
+        [--rates 50,100,200,300,400] [--step-seconds 25] [--capacity 2000] [--pull-max 100]
+
+Starts the Cloud SDK's Pub/Sub emulator and `templates/mnist_stream.py` (streaming, reading
+the input topic through its own subscription, with a dead-letter topic), then
+  (a) latency: publishes sample rows at the lab's 10 messages/s and reports the end-to-end
+      latency (publish call -> prediction pulled) p50/p95/p99/max; target p99 < 1 s;
+  (b) throughput: steps the rate up; a step passes when every message comes out within the
+      drain period and the output keeps up (the median latency of the step's last fifth is
+      at most 1 s above that of its first fifth: a job even 5% short of 200/s would be
+      >1 s behind after 25 s). The highest rate below the first failing step is the
+      sustained rate; target >= 200 messages/s. The steps stop at the first failure.
+Every message carries a fresh ID (the 200 sample images are reused), so each prediction
+maps back to one publish time; a few predictions are also checked against the true labels.
+Latency is split at the prediction's Pub/Sub publish time into `job` (publish call -> the
+job published the prediction) and `pull` (-> the bench had it), to tell a slow job from a
+slow bench.
+
+Diagnostics:
+  --capacity N   publish N messages at once and time how fast the job drains them.
+  --pull-max N   run the job with the DirectRunner's Pub/Sub read pulling up to N messages
+                 per bundle instead of Beam's hard-coded 10 (a bench-only patch, injected as
+                 a sitecustomize; it shows what bigger bundles would buy).
+The job runs the pipelines package first on $PYTHONPATH, else this checkout's: point
+PYTHONPATH at a copy of the package to measure a proposed change before and after.
+
+What limits the job here (Beam 2.77): the DirectRunner's Pub/Sub read takes at most 10
+messages per bundle, and every bundle pays the runner's fixed per-step cost (DoFn pickle
+round trip, signature introspection, setup/teardown) in each of the job's ~14 steps, one at
+a time on one thread: ~160 messages/s on an idle 2-core machine, far less when it is busy.
+--pull-max 100 shows what bigger bundles give (400-600/s, same latency).
+
+The emulator and the job run in their own process groups and are stopped on exit, on
+Ctrl-C, on SIGTERM and on errors alike. Figures vary with machine load: the load average
+is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.support import pubsub_emulator as emulator  # noqa: E402
+from tests.support.processes import template_env  # noqa: E402
+from tools.mnist_producer import read_rows  # noqa: E402
+from tools.pubsub_cli import Pacer  # noqa: E402
+
+SAMPLE = REPO / "data" / "mnist_sample.csv"
+LABELS = REPO / "data" / "mnist_sample_labels.csv"
+LATENCY_TARGET_P99 = 1.0
+RATE_TARGET = 200
+MAX_LATENCY_GROWTH = 1.0
+CHECK_EVERY = 37  # keep the payload of one prediction in this many, to check its digit
+
+PULL_SHIM = '''\
+"""Written by bench/mnist_stream_bench.py --pull-max: the DirectRunner's Pub/Sub read
+pulls up to {n} messages per bundle instead of Beam's hard-coded 10."""
+from apache_beam.runners.direct import transform_evaluator as _te
+
+_get_client = _te._PubSubReadEvaluator._get_subscriber_client.__func__
+
+
+class _BiggerPulls:
+    def __init__(self, client):
+        self._client = client
+
+    def pull(self, **kwargs):
+        kwargs["max_messages"] = {n}
+        return self._client.pull(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+_te._PubSubReadEvaluator._get_subscriber_client = classmethod(
+    lambda cls, transform: _BiggerPulls(_get_client(cls, transform)))
+'''
+
+
+# --- processes ---------------------------------------------------------------------------
+
+class Job:
+    """templates/mnist_stream.py in its own process group (a terminal's Ctrl-C reaches only
+    the bench, which then stops the job), logging to a file."""
+
+    def __init__(self, args: list[str], env: dict, log_path: Path):
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(REPO / "templates" / "mnist_stream.py"), *args],
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def check_running(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"the job exited with {self.process.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            if self.process.poll() is not None:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=wait)
+
+
+@contextlib.contextmanager
+def running_job(args: list[str], env: dict, log_path: Path):
+    job = None
+    try:
+        job = Job(args, env, log_path)
+        yield job
+    finally:
+        if job is not None:
+            job.stop()
+
+
+def job_env(host: str, workdir: Path, pull_max: int | None) -> dict:
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if pull_max:
+        shim = workdir / "pull_shim"
+        shim.mkdir()
+        (shim / "sitecustomize.py").write_text(PULL_SHIM.format(n=int(pull_max)))
+        paths.insert(0, str(shim))
+    paths.append(str(REPO))  # this checkout's package, unless PYTHONPATH names another
+    return template_env({"PUBSUB_EMULATOR_HOST": host, "PYTHONPATH": os.pathsep.join(paths)})
+
+
+def _terminate_as_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# --- traffic -------------------------------------------------------------------------------
+
+@dataclass
+class Step:
+    name: str
+    rate: float                                      # messages/s; 0 = all at once
+    seconds: float
+    count: int | None = None                         # default: rate * seconds
+    published: dict = field(default_factory=dict)   # ID -> publish call time (wall clock)
+    publish_started: float = 0.0
+    publish_ended: float = 0.0
+    drained_at: float | None = None
+
+
+class Receiver(threading.Thread):
+    """Pulls the predictions continuously: ID -> (the job's publish time, pull time)."""
+
+    def __init__(self, subscription: str):
+        super().__init__(name="receiver", daemon=True)
+        from google.cloud import pubsub_v1
+
+        self._subscription = subscription
+        self._client = pubsub_v1.SubscriberClient()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self.arrivals: dict[int, tuple[float, float]] = {}
+        self.payloads: dict[int, bytes] = {}  # a few, to check the digits
+        self.duplicates = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from google.api_core import exceptions
+
+        try:
+            while not self._stopping.is_set():
+                try:
+                    response = self._client.pull(subscription=self._subscription,
+                                                 max_messages=1000, timeout=5)
+                except (exceptions.DeadlineExceeded, exceptions.RetryError):
+                    continue  # nothing to pull for a while
+                now = time.time()
+                if not response.received_messages:
+                    continue
+                self._client.acknowledge(subscription=self._subscription,
+                                         ack_ids=[m.ack_id for m in response.received_messages])
+                with self._lock:
+                    for received in response.received_messages:
+                        message = received.message
+                        image_id = int(message.attributes["ID"])
+                        if image_id in self.arrivals:
+                            self.duplicates += 1
+                            continue
+                        self.arrivals[image_id] = (message.publish_time.timestamp(), now)
+                        if image_id % CHECK_EVERY == 0:
+                            self.payloads[image_id] = message.data
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            self.error = error
+
+    def count(self, ids) -> int:
+        with self._lock:
+            return sum(1 for i in ids if i in self.arrivals)
+
+    def get(self, image_id: int):
+        with self._lock:
+            return self.arrivals.get(image_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=15)
+        self._client.close()
+
+
+class Traffic:
+    """Publishes fresh-ID copies of the sample images at a steady rate."""
+
+    def __init__(self, topic: str):
+        from google.cloud import pubsub_v1
+
+        self._topic = topic
+        self._publisher = pubsub_v1.PublisherClient()
+        self._images = [row["Image"] for row in read_rows(SAMPLE)]
+        self._next_id = 0
+
+    def _message(self, image_id: int) -> bytes:
+        image = self._images[image_id % len(self._images)]
+        return json.dumps({"ID": image_id, "Image": image}, separators=(",", ":")).encode()
+
+    def run(self, step: Step, job: Job) -> None:
+        count = step.count if step.count is not None else int(step.rate * step.seconds)
+        ids = range(self._next_id, self._next_id + count)
+        self._next_id += count
+        payloads = [self._message(i) for i in ids]  # encoded up front, off the clock
+        futures = []
+        pacer = Pacer(step.rate)
+        step.publish_started = time.time()
+        for image_id, data in zip(ids, payloads):
+            pacer.wait()
+            step.published[image_id] = time.time()
+            futures.append(self._publisher.publish(self._topic, data))
+            if image_id % 500 == 0:
+                job.check_running()
+        step.publish_ended = time.time()
+        for future in futures:
+            future.result(timeout=60)
+
+    def warm_up(self, receiver: Receiver, job: Job, timeout: float) -> float:
+        """Until the first predictions come out (the job loads TensorFlow and the model on
+        its first bundle); returns how long that took."""
+        step = Step("warm-up", rate=5, seconds=1)
+        start = time.time()
+        self.run(step, job)
+        wait_for(step, receiver, job, timeout)
+        if step.drained_at is None:
+            raise RuntimeError(f"warm-up: no predictions after {timeout:g} s; see the job log")
+        return time.time() - start
+
+
+def wait_for_subscription(topic: str, job: Job, timeout: float) -> None:
+    """Until the job has made its subscription on `topic` (what is published before is
+    lost); fails at once if the job exits instead."""
+    from google.cloud import pubsub_v1
+
+    publisher = pubsub_v1.PublisherClient()
+    deadline = time.time() + timeout
+    while not list(publisher.list_topic_subscriptions(topic=topic)):
+        job.check_running()
+        if time.time() > deadline:
+            raise RuntimeError(f"the job did not subscribe to {topic} in {timeout:g} s")
+        time.sleep(0.5)
+
+
+def wait_for(step: Step, receiver: Receiver, job: Job, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if receiver.error:
+            raise RuntimeError(f"the bench's receiver failed: {receiver.error!r}")
+        if receiver.count(step.published) >= len(step.published):
+            step.drained_at = time.time()
+            return
+        job.check_running()
+        time.sleep(0.2)
+
+
+# --- figures -------------------------------------------------------------------------------
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass
+class Figures:
+    name: str
+    rate: float
+    sent: int
+    achieved_rate: float
+    received: int
+    missing: int
+    latencies: list[float]
+    job_part: list[float]
+    pull_part: list[float]
+    growth: float
+    output_rate: float
+    drain: float | None
+    capacity: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.missing == 0 and self.growth <= MAX_LATENCY_GROWTH
+
+    def p(self, q: float, values=None) -> float:
+        return percentile(self.latencies if values is None else values, q)
+
+
+def figures(step: Step, receiver: Receiver) -> Figures:
+    ordered = sorted(step.published.items(), key=lambda item: item[1])
+    latencies, job_part, pull_part, arrivals = [], [], [], []
+    for image_id, sent_at in ordered:
+        arrival = receiver.get(image_id)
+        if arrival is None:
+            continue
+        published_out, pulled = arrival
+        latencies.append(pulled - sent_at)
+        job_part.append(published_out - sent_at)
+        pull_part.append(pulled - published_out)
+        arrivals.append(pulled)
+    fifth = max(1, len(latencies) // 5)
+    growth = (statistics.median(latencies[-fifth:]) - statistics.median(latencies[:fifth])
+              if latencies else float("inf"))
+    duration = max(step.publish_ended - step.publish_started, 1e-9)
+    sent = len(step.published)
+    arrivals.sort()
+    if step.rate:
+        # Output over a span as long as the input's, from the first prediction on.
+        output_rate = sum(1 for a in arrivals if a <= arrivals[0] + duration) / duration \
+            if arrivals else 0.0
+        capacity = None
+    else:
+        # A backlog: the rate while working through its middle 80%.
+        low, high = len(arrivals) // 10, len(arrivals) * 9 // 10
+        output_rate = capacity = ((high - low) / max(arrivals[high] - arrivals[low], 1e-9)
+                                  if len(arrivals) >= 10 else float("nan"))
+    return Figures(
+        name=step.name, rate=step.rate, sent=sent,
+        achieved_rate=(sent - 1) / duration if sent > 1 else float(sent),
+        received=len(latencies), missing=sent - len(latencies), latencies=latencies,
+        job_part=job_part, pull_part=pull_part, growth=growth, output_rate=output_rate,
+        drain=(step.drained_at - step.publish_ended) if step.drained_at else None,
+        capacity=capacity)
+
+
+def check_digits(receiver: Receiver) -> tuple[int, int]:
+    """(right, checked) over the kept payloads, against the sample's true labels."""
+    with open(LABELS, encoding="utf-8") as handle:
+        labels = [int(row["Label"]) for row in csv.DictReader(handle)]
+    right = 0
+    for image_id, data in receiver.payloads.items():
+        row = json.loads(data)
+        right += max(range(10), key=lambda d: row[f"P{d}"]) == labels[image_id % len(labels)]
+    return right, len(receiver.payloads)
+
+
+def print_table(rows: list[Figures]) -> None:
+    header = (f"{'step':<9} {'sent/s':>7} {'out/s':>7} {'sent':>6} {'missing':>7} "
+              f"{'p50':>6} {'p95':>6} {'p99':>6} {'max':>6} {'job p99':>7} {'pull p99':>8} "
+              f"{'growth':>6} {'drain':>5}  result")
+    print(header)
+    print("-" * len(header))
+    for f in rows:
+        drain = f"{f.drain:.1f}" if f.drain is not None else "-"
+        result = "-" if f.capacity is not None else ("pass" if f.passed else "FAIL")
+        print(f"{f.name:<9} {f.achieved_rate:>7.1f} {f.output_rate:>7.1f} {f.sent:>6} "
+              f"{f.missing:>7} {f.p(50):>6.3f} {f.p(95):>6.3f} {f.p(99):>6.3f} "
+              f"{f.p(100):>6.3f} {f.p(99, f.job_part):>7.3f} {f.p(99, f.pull_part):>8.3f} "
+              f"{f.growth:>+6.2f} {drain:>5}  {result}")
+    print("seconds from the publish call to the prediction pulled; job = to the job's publish "
+          "of it, pull = from there to the bench; growth = median latency of the last fifth "
+          "minus the first fifth; drain = after the last publish until all were in; missing "
+          "= not in by the end of the drain period")
+
+
+def load_average() -> str:
+    with contextlib.suppress(OSError):
+        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return "load average unknown"
+
+
+# --- main ----------------------------------------------------------------------------------
+
+def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
+    facts: dict = {}
+    with emulator.running_pubsub_emulator(workdir / "emulator.log") as host:
+        images = emulator.create_topic("mnist_image")
+        predict, predict_sub = emulator.create_topic_with_subscription("mnist_predict")
+        dead, dead_sub = emulator.create_topic_with_subscription("mnist_dead_letter")
+        job_args = [f"--input={images}", f"--output={predict}", f"--dead_letter={dead}",
+                    *args.job_arg]
+        print(f"emulator {host}; job log {workdir / 'job.log'}"
+              + (f"; job pulls up to {args.pull_max} per bundle" if args.pull_max else ""),
+              flush=True)
+        with running_job(job_args, job_env(host, workdir, args.pull_max),
+                         workdir / "job.log") as job:
+            started = time.time()
+            wait_for_subscription(images, job, timeout=180)
+            print(f"job subscribed after {time.time() - started:.1f} s", flush=True)
+            receiver = Receiver(predict_sub)
+            receiver.start()
+            try:
+                traffic = Traffic(images)
+                warm = traffic.warm_up(receiver, job, timeout=180)
+                print(f"first predictions after {warm:.1f} s", flush=True)
+                plan = []
+                if args.latency_seconds > 0:
+                    plan.append(Step("latency", args.latency_rate, args.latency_seconds))
+                if args.capacity:
+                    plan.append(Step("capacity", 0, 0, count=args.capacity))
+                plan += [Step(f"{r:g}/s", r, args.step_seconds) for r in args.rates]
+                for step in plan:
+                    what = (f"{step.count} messages at once" if step.count
+                            else f"{step.rate:g} messages/s for {step.seconds:g} s")
+                    print(f"{step.name}: {what} ({load_average()}) ...", end=" ", flush=True)
+                    traffic.run(step, job)
+                    drain = args.drain_seconds
+                    if step.count:
+                        drain = max(drain, step.count / 20)
+                    wait_for(step, receiver, job, drain)
+                    f = figures(step, receiver)
+                    rows.append(f)
+                    if f.capacity is not None:
+                        print(f"the job put out {f.capacity:.1f} predictions/s", flush=True)
+                        continue
+                    print(f"sent {f.sent} at {f.achieved_rate:.1f}/s, {f.missing} missing, "
+                          f"p50 {f.p(50):.3f} s, p99 {f.p(99):.3f} s, growth "
+                          f"{f.growth:+.2f} s: {'pass' if f.passed else 'FAIL'}", flush=True)
+                    if step.name != "latency" and not f.passed and not args.keep_going:
+                        break
+                job.check_running()
+                facts["dead_letters"] = len(emulator.pull(dead_sub, 1, timeout=3))
+            finally:
+                receiver.stop()
+            facts["duplicates"] = receiver.duplicates
+            facts["digits"] = check_digits(receiver)
+    return facts
+
+
+def summarize(rows: list[Figures], facts: dict) -> None:
+    print()
+    print_table(rows)
+    print()
+    if facts:
+        right, checked = facts["digits"]
+        print(f"duplicates {facts['duplicates']}, dead letters {facts['dead_letters']}, "
+              f"digits right {right}/{checked} of those checked")
+    for f in rows:
+        if f.name == "latency":
+            ok = f.p(99) < LATENCY_TARGET_P99 and f.missing == 0
+            print(f"latency at {f.rate:g}/s: p50 {f.p(50):.3f} s, p95 {f.p(95):.3f} s, "
+                  f"p99 {f.p(99):.3f} s, max {f.p(100):.3f} s, {f.missing} missing "
+                  f"(target p99 < {LATENCY_TARGET_P99:g} s, no loss): "
+                  f"{'met' if ok else 'MISSED'}")
+        if f.capacity is not None:
+            print(f"capacity (draining a backlog of {f.sent}): {f.capacity:.1f} predictions/s")
+    steps = [f for f in rows if f.name != "latency" and f.capacity is None]
+    if steps:
+        best = 0.0
+        for f in steps:
+            if not f.passed:
+                break
+            best = f.rate
+        print(f"highest sustained rate with no loss: {best:g} messages/s "
+              f"(target >= {RATE_TARGET}): {'met' if best >= RATE_TARGET else 'MISSED'}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--latency-rate", type=float, default=10.0,
+                        help="messages/s for the latency run (default: 10, the lab's)")
+    parser.add_argument("--latency-seconds", type=float, default=40.0,
+                        help="length of the latency run; 0 skips it (default: 40)")
+    parser.add_argument("--rates", default="50,100,200,300,400",
+                        type=lambda text: [float(r) for r in text.split(",") if r.strip()],
+                        help="comma-separated messages/s of the throughput steps; '' for none")
+    parser.add_argument("--step-seconds", type=float, default=25.0)
+    parser.add_argument("--drain-seconds", type=float, default=30.0,
+                        help="how long a step may take to come out after its last publish")
+    parser.add_argument("--capacity", type=int, default=0, metavar="N",
+                        help="also publish N messages at once and time the drain")
+    parser.add_argument("--pull-max", type=int, metavar="N",
+                        help="patch the job's DirectRunner read to pull up to N per bundle")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="run the remaining steps after one fails")
+    parser.add_argument("--job-arg", action="append", default=[],
+                        help="extra argument for the job (repeatable): --job-arg=--model=DIR")
+    args = parser.parse_args(argv)
+
+    # Ctrl-C and SIGTERM unwind through the finally blocks that stop the job and the
+    # emulator, also when a script started the bench in the background (SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    workdir = Path(tempfile.mkdtemp(prefix="mnist-stream-bench-"))
+    print(f"{os.cpu_count()} cores, {load_average()}; files in {workdir}", flush=True)
+    rows: list[Figures] = []
+    try:
+        facts = run_plan(args, rows, workdir)
+    except KeyboardInterrupt:
+        print("\ninterrupted; the job and the emulator are stopped", file=sys.stderr)
+        if rows:
+            summarize(rows, {})
+        return 130
+    except RuntimeError as error:  # the job died, or would not start
+        print(f"\nerror: {error}\n(the job and the emulator are stopped; files in {workdir})",
+              file=sys.stderr)
+        if rows:
+            summarize(rows, {})
+        return 1
+    summarize(rows, facts)
+    print(f"({load_average()} at the end)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
