@@ -16,6 +16,7 @@ import sys
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, WriteToPubSub
 
+from pipelines.direct_pubsub import use_bigger_pulls
 from pipelines.launch import is_dataflow, run_job
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import MODEL, check_model, resolve_model
@@ -98,4 +99,6 @@ def build_pipeline(pipeline, args):
 
 
 def run(argv=None):
+    # Only the local DirectRunner reads through this; Dataflow has its own Pub/Sub source.
+    use_bigger_pulls()
     return run_job(sys.modules[__name__], argv)
