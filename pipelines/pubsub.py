@@ -33,17 +33,18 @@ def output_topic_parameter(label: str, help_text: str) -> Parameter:
                      param_type="PUBSUB_TOPIC", regexes=(PUBSUB_TOPIC_REGEX,))
 
 
-DEAD_LETTER_TOPIC_PARAMETER = Parameter(
-    name="dead_letter",
-    label="Dead-letter topic",
-    help_text=("Optional topic for messages that cannot be processed, e.g. "
-               "projects/PROJECT/topics/mnist_dead_letter. Each is published unchanged with "
-               "the attributes error (why) and error_stage. Without it, such messages are "
-               "counted and logged, and never stop the job."),
-    param_type="PUBSUB_TOPIC",
-    optional=True,
-    regexes=(PUBSUB_TOPIC_REGEX,),
-)
+def dead_letter_topic_parameter(example_topic: str) -> Parameter:
+    return Parameter(
+        name="dead_letter",
+        label="Dead-letter topic",
+        help_text=(f"Optional topic for messages that cannot be processed, e.g. "
+                   f"projects/PROJECT/topics/{example_topic}. Each is published unchanged with "
+                   f"the attributes error (why) and error_stage. Without it, such messages are "
+                   f"counted and logged, and never stop the job."),
+        param_type="PUBSUB_TOPIC",
+        optional=True,
+        regexes=(PUBSUB_TOPIC_REGEX,),
+    )
 
 
 def is_subscription(source: str) -> bool:

@@ -23,7 +23,7 @@ from pipelines.mnist.models import MODEL, check_model, resolve_model
 from pipelines.mnist.records import parse_json_message, to_json_line
 from pipelines.mnist.transforms import ParseImages, PredictDigits
 from pipelines.params import Template
-from pipelines.pubsub import (DEAD_LETTER_TOPIC_PARAMETER, PublishDeadLetters, ReadMessages,
+from pipelines.pubsub import (PublishDeadLetters, ReadMessages, dead_letter_topic_parameter,
                               check_input_source, check_topic, dead_letter_message,
                               input_source_parameter, output_topic_parameter)
 
@@ -38,11 +38,13 @@ OUTPUT = output_topic_parameter(
     "Where the predictions go, e.g. projects/PROJECT/topics/mnist_predict: one UTF-8 JSON "
     "message {\"ID\": 7, \"P0\": ..., \"P9\": ...} per image, with the ID also as attribute.")
 
+DEAD_LETTER_TOPIC = dead_letter_topic_parameter("mnist_dead_letter")
+
 TEMPLATE = Template(
     name="mnist_stream",
     description=("Classifies the lab's handwritten digits as they arrive on Pub/Sub, with the "
                  "TensorFlow model baked into the image, and publishes P0..P9 per ID."),
-    parameters=(INPUT, OUTPUT, MODEL, DEAD_LETTER_TOPIC_PARAMETER),
+    parameters=(INPUT, OUTPUT, MODEL, DEAD_LETTER_TOPIC),
     streaming=True,
 )
 

@@ -51,7 +51,7 @@ from pipelines.pedestrian.detector import (DEFAULT_MAX_PIXELS, DEFAULT_SCORE_THR
                                            PedestrianDetector, decode_image,
                                            default_graph_path)
 from pipelines.pedestrian.geometry import CameraModel
-from pipelines.pubsub import (DEAD_LETTER_TOPIC_PARAMETER, PublishDeadLetters, ReadMessages,
+from pipelines.pubsub import (PublishDeadLetters, ReadMessages, dead_letter_topic_parameter,
                               check_input_source, check_topic, dead_letter_message,
                               input_source_parameter, output_topic_parameter)
 
@@ -140,12 +140,14 @@ MAX_FRAME_PIXELS = _number(
 CAMERA_PARAMETERS = (FOCAL_PX, HORIZON_ROW, CAMERA_HEIGHT_M, FORWARD_OFFSET_M,
                      PEDESTRIAN_HEIGHT_M)
 
+DEAD_LETTER_TOPIC = dead_letter_topic_parameter("pedestrian_dead_letter")
+
 TEMPLATE = Template(
     name="pedestrian_depth",
     description=("Detects pedestrians in camera frames arriving on Pub/Sub (SSDLite-MobileNetV2 "
                  "baked into the image, run over overlapping tiles), estimates each one's "
                  "distance from the camera, and publishes the boxes and distances per frame."),
-    parameters=(INPUT, OUTPUT, DEAD_LETTER_TOPIC_PARAMETER, SCORE_THRESHOLD,
+    parameters=(INPUT, OUTPUT, DEAD_LETTER_TOPIC, SCORE_THRESHOLD,
                 *CAMERA_PARAMETERS, MAX_FRAME_PIXELS),
     streaming=True,
 )
