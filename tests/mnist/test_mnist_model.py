@@ -50,7 +50,7 @@ def test_importing_the_module_does_not_import_tensorflow():
 
 def test_handler_contract():
     handler = MnistModelHandler(str(MODEL_DIR))
-    assert handler.batch_elements_kwargs() == {"min_batch_size": 1, "max_batch_size": 256}
+    assert handler.batch_elements_kwargs() == {"min_batch_size": 64, "max_batch_size": 1024}
     assert handler.share_model_across_processes() is False
     assert handler.get_metrics_namespace() == "BeamML_MNIST"
     with pytest.raises(ValueError, match="inference_args"):
