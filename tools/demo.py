@@ -10,6 +10,7 @@ Google Cloud. Everything it writes goes under --out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import subprocess
@@ -32,6 +33,25 @@ def run_template(name: str, *args: str) -> None:
     if completed.returncode != 0:
         sys.exit(f"{name} failed:\n{completed.stderr[-4000:]}")
     print(f"{name}: done in {time.monotonic() - started:.1f} s")
+
+
+@contextlib.contextmanager
+def stream_job(name: str, source: str, sink: str, log_path: Path):
+    """Runs templates/<name>.py on the DirectRunner (reading `source`, writing `sink`) until
+    the block ends, and waits until it has subscribed (what it misses before is lost)."""
+    from tools.pubsub_emulator import wait_for_subscriber
+
+    with open(log_path, "wb") as log:
+        job = subprocess.Popen(
+            [sys.executable, str(REPO / "templates" / f"{name}.py"),
+             f"--input={source}", f"--output={sink}"],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            wait_for_subscriber(source, timeout=180)
+            yield job
+        finally:
+            job.terminate()
+            job.wait(timeout=30)
 
 
 def shard_lines(prefix: Path) -> list[str]:
@@ -80,13 +100,7 @@ def mnist_stream(out: Path) -> None:
     with emulator.running_pubsub_emulator(out / "pubsub-emulator.log") as host:
         images = emulator.create_topic("mnist_image")
         predict, predict_sub = emulator.create_topic_with_subscription("mnist_predict")
-        log = open(out / "mnist_stream.log", "wb")
-        job = subprocess.Popen(
-            [sys.executable, str(REPO / "templates" / "mnist_stream.py"),
-             f"--input={images}", f"--output={predict}"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            emulator.wait_for_subscriber(images, timeout=180)
+        with stream_job("mnist_stream", images, predict, out / "mnist_stream.log"):
             rows = list(mnist_producer.read_rows(REPO / "data" / "mnist_sample.csv", 30))
             published = mnist_producer.publish(
                 images, (mnist_producer.encode(r) for r in rows), rate=10)
@@ -105,10 +119,6 @@ def mnist_stream(out: Path) -> None:
                 seen, mnist_consumer.load_images(REPO / "data" / "mnist_sample.csv",
                                                  {i for i, _, _ in seen}), grid)
             print(f"received {len(seen)} predictions; picture: {grid}")
-        finally:
-            job.terminate()
-            job.wait(timeout=30)
-            log.close()
 
 
 def pedestrian_depth(out: Path) -> None:
@@ -129,13 +139,7 @@ def pedestrian_depth(out: Path) -> None:
     with emulator.running_pubsub_emulator(out / "pubsub-emulator-frames.log"):
         camera = emulator.create_topic("camera_frames")
         depth, depth_sub = emulator.create_topic_with_subscription("pedestrian_depth")
-        log = open(out / "pedestrian_depth.log", "wb")
-        job = subprocess.Popen(
-            [sys.executable, str(REPO / "templates" / "pedestrian_depth.py"),
-             f"--input={camera}", f"--output={depth}"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            emulator.wait_for_subscriber(camera, timeout=180)
+        with stream_job("pedestrian_depth", camera, depth, out / "pedestrian_depth.log"):
             paths = frame_producer.list_frames(frames)
             published = frame_producer.publish(
                 camera, frame_producer.frame_messages(paths), rate=2)
@@ -150,10 +154,6 @@ def pedestrian_depth(out: Path) -> None:
 
             frame_consumer.receive(depth_sub, limit=published, timeout=120, on_message=show)
             print(f"frames with boxes and distances drawn: {drawn}")
-        finally:
-            job.terminate()
-            job.wait(timeout=30)
-            log.close()
 
 
 def main(argv=None) -> int:
