@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+
+from tools.pubsub_emulator import free_port
 
 DEFAULT_PROJECT = "test-project"
 REDIRECT_DIR = Path(__file__).resolve().parent / "bq_redirect"
@@ -76,13 +77,6 @@ class EmulatorError(RuntimeError):
 # --------------------------------------------------------------------------
 # small process / port utilities
 # --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, max_chars: int = 6000) -> str:

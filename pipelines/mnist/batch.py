@@ -16,7 +16,7 @@ import apache_beam as beam
 from apache_beam.io import ReadFromText, WriteToText
 from apache_beam.io.gcp.bigquery import BigQueryDisposition, ReadFromBigQuery, WriteToBigQuery
 
-from pipelines.checks import check_input_exists, check_output_prefix
+from pipelines.checks import check_input_exists, check_output_prefix, is_gcs
 from pipelines.launch import is_dataflow, run_job
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import MODEL, check_model, resolve_model
@@ -92,7 +92,7 @@ def dead_letter_location(args) -> str:
 def preflight(args, options) -> None:
     on_dataflow = is_dataflow(options)
     if not is_table(args.input):
-        if on_dataflow and not args.input.startswith("gs://"):
+        if on_dataflow and not is_gcs(args.input):
             raise ParameterError("input", f"expected a BigQuery table PROJECT:DATASET.TABLE or a "
                                           f"gs:// CSV file, got {args.input!r}")
         check_input_exists("input", args.input)
