@@ -9,6 +9,7 @@ test fails when the committed files drift from the code.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -25,6 +26,7 @@ _TABLE = "[^:./]+[.:][^./]+[.][^./]+"
 BIGQUERY_TABLE_REGEX = f"^{_TABLE}$"
 BIGQUERY_TABLE_OR_GCS_REGEX = f"^({_TABLE}|gs://{_BUCKET}/.+)$"
 NUMBER_REGEX = "^[0-9]+([.][0-9]+)?$"
+SIGNED_NUMBER_REGEX = "^-?[0-9]+([.][0-9]+)?$"
 
 
 class ParameterError(ValueError):
@@ -97,6 +99,18 @@ class Template:
                 "defaultStreamingMode": "EXACTLY_ONCE",
             })
         return data
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number. float() alone takes 'nan' and 'inf', which no
+    measurement can be and which JSON outputs cannot carry."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
