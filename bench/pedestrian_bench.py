@@ -78,8 +78,9 @@ def run_dofn(payloads, graph, tile: int, overlap: float, warmup: int = 2) -> dic
     default threads, as the job runs on a worker."""
     from apache_beam.io.gcp.pubsub import PubsubMessage
 
+    from pipelines.pedestrian.frames import result_message
     from pipelines.pedestrian.geometry import DEFAULT_CAMERA
-    from pipelines.pedestrian.job import _DetectFn, result_message
+    from pipelines.pedestrian.transforms import _DetectFn
 
     fn = _DetectFn(PedestrianDetector(graph, tile=tile, overlap=overlap), DEFAULT_CAMERA)
     t0 = time.perf_counter()

@@ -1,6 +1,11 @@
 """Pedestrian detection and distance estimation for the design job (camera frames in, boxes
-and depths out).
+and depths out), shaped like `mnist/`:
 
-`tiling` and `geometry` are pure; `detector` loads TensorFlow only when `load()` is called,
-so importing this package (as Beam does on the launcher) stays cheap.
+    tiling.py, geometry.py   pure: tiles and box merging; distance from a box
+    detector.py              decoding and the SSDLite detector (TensorFlow only in `load()`)
+    frames.py                pure: input messages -> frames, results -> output messages
+    transforms.py            DetectPedestrians, the composite
+    job.py                   the template: parameters, checks, pipeline
+
+Importing any of them (as Beam does on the launcher) imports no TensorFlow.
 """

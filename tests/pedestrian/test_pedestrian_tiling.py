@@ -1,10 +1,11 @@
 """Tile grid, box mapping, IoU and merging: hand-made cases, no model."""
 
+import itertools
+
 import numpy as np
 import pytest
 
-from pipelines.pedestrian.tiling import (
-    containment, iou, merge_boxes, tile_grid, to_frame_coords)
+from pipelines.pedestrian.tiling import containment, iou, merge_boxes, tile_grid, to_frame_coords
 
 
 def coverage(width, height, windows):
@@ -32,7 +33,7 @@ def test_grid_covers_every_pixel_with_at_least_the_overlap(width, height, tile, 
     xs = sorted({w[0] for w in windows})
     ys = sorted({w[1] for w in windows})
     for starts in (xs, ys):
-        for a, b in zip(starts, starts[1:]):
+        for a, b in itertools.pairwise(starts):
             assert tile - (b - a) >= overlap * tile - 1  # rounding of the even spread
 
 

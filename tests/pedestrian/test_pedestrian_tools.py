@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.pedestrian import job
+from pipelines.pedestrian.frames import frame_from_message, result_message
 from tests.support import pubsub_emulator as emulator
 from tools import frame_consumer, frame_producer
 
@@ -42,9 +42,9 @@ def test_what_the_producer_sends_is_what_the_job_reads(tmp_path, as_json):
     image = write_png(tmp_path / "A_001.png")
     data, attributes = frame_producer.encode_frame("A_001.png", image, as_json)
     assert attributes == {"name": "A_001.png"}
-    assert job.frame_from_message(data, attributes) == ("A_001.png", image)
+    assert frame_from_message(data, attributes) == ("A_001.png", image)
     # JSON carries the name itself too: it survives without the attribute.
-    assert job.frame_from_message(data, {})[0] == ("A_001.png" if as_json else "unnamed")
+    assert frame_from_message(data, {})[0] == ("A_001.png" if as_json else "unnamed")
 
 
 def test_frames_over_the_pubsub_limit_are_skipped_with_a_warning(tmp_path, capsys,
@@ -80,7 +80,7 @@ def test_producer_publishes_a_folder_to_the_emulator(pubsub_emulator, tmp_path, 
     assert frame_producer.main(argv + (["--json"] if as_json else [])) == 0
     assert f"published 2 frames to {topic}" in capsys.readouterr().out
     received = emulator.pull(subscription, 2, timeout=30)
-    frames = dict(job.frame_from_message(m.data, dict(m.attributes)) for m in received)
+    frames = dict(frame_from_message(m.data, dict(m.attributes)) for m in received)
     assert frames == {"x_1.png": images["x_1.png"], "x_2.png": images["x_2.png"]}
     if as_json:
         assert all(json.loads(m.data)["name"] == m.attributes["name"] for m in received)
@@ -128,7 +128,7 @@ def test_consumer_prints_and_draws_from_the_emulator(pubsub_emulator, tmp_path, 
     frames.mkdir()
     write_png(frames / "A_001.png", 400, 300)
     write_png(frames / "B_001.png", 400, 300)
-    messages = [job.result_message(r) for r in (RESULT, EMPTY)]
+    messages = [result_message(r) for r in (RESULT, EMPTY)]
     frame_producer.publish(topic, [(m.data, m.attributes) for m in messages]
                            + [(b'{"not": "a result"}', {})], rate=0)
     drawn = tmp_path / "drawn"
