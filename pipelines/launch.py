@@ -14,6 +14,7 @@ parameters. Both come through `run_job`, which
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
@@ -49,13 +50,43 @@ def make_parser(template: Template) -> argparse.ArgumentParser:
     return parser
 
 
+def unknown_options(pipeline_args: Sequence[str]) -> list[str]:
+    """The arguments that neither the job nor any Beam pipeline option (Dataflow's included,
+    which is all the Flex launcher adds) takes. Beam itself only warns about them, so a
+    misspelt `--outptu` would run the job without its output."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for options_class in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        options_class._add_argparse_args(parser)  # noqa: SLF001 - how Beam builds its parser
+    _, unknown = parser.parse_known_args(list(pipeline_args))
+    return unknown
+
+
 def parse(template: Template, argv: Sequence[str]):
-    """Returns (parser, job arguments, pipeline options); exits 2 on an unknown-form argument."""
+    """Returns (parser, job arguments, pipeline options); exits 2, in one line, on an argument
+    that is neither the job's nor a pipeline option."""
     parser = make_parser(template)
     args, pipeline_args = parser.parse_known_args(list(argv))
+    unknown = unknown_options(pipeline_args)
+    if unknown:
+        parser.error(_unknown_message(unknown, template))
     options = PipelineOptions(pipeline_args)
     apply_defaults(options, streaming=template.streaming)
     return parser, args, options
+
+
+def _unknown_message(unknown: list[str], template: Template) -> str:
+    names = [p.name for p in template.parameters]
+    flags = [a for a in unknown if a.startswith("-")] or unknown
+    hints = []
+    for flag in flags:
+        close = difflib.get_close_matches(flag.lstrip("-").split("=", 1)[0], names, n=1)
+        if close:
+            hints.append(f"{flag.split('=', 1)[0]} -> --{close[0]}?")
+    hint = f" (did you mean: {', '.join(hints)})" if hints else ""
+    return (f"unrecognized arguments: {' '.join(unknown)}{hint}; the parameters of "
+            f"{template.name} are {', '.join('--' + n for n in names)}")
 
 
 def apply_defaults(options: PipelineOptions, *, streaming: bool) -> None:

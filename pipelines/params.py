@@ -114,7 +114,12 @@ def finite_float(text: str) -> float:
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """Reports a bad command line as one line naming the parameter, exit status 2."""
+    """Reports a bad command line as one line naming the parameter, exit status 2.
+    Abbreviations are off: `--out` must not quietly mean `--output` (or `--output2`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message}\n")
