@@ -1,15 +1,8 @@
 """The MNIST model behind both MNIST jobs, as a Beam RunInference `ModelHandler`.
 
-One example is a float32 numpy array of 784 pixels (the CSV's row-major 28x28 in [0, 1]);
-its inference is a float32 array of 10 probabilities (P0..P9) summing to 1.
-
-The `model` folder (local or gs://) may hold either
-  * a TensorFlow SavedModel with signature `serving_default`: input `image` float32
-    [None, 784] -> output `scores` float32 [None, 10] (what tools/train_mnist.py writes
-    to models/mnist/), or
-  * the lab's TF1 checkpoint: export.meta, export.index, export.data-00000-of-00001,
-    whose graph names its tensors in the JSON collections `inputs` (key, image) and
-    `outputs` (key, scores).
+One example is a float32 numpy array of NUM_PIXELS pixels; its inference is a float32 array
+of NUM_CLASSES probabilities (P0..P9) summing to 1. What a model folder holds, and the
+signature, are the contract in `pipelines/mnist/contract.py`.
 
 We do not use Beam's TFModelHandlerNumpy: it imports tensorflow_hub, which the image does
 not ship, and it cannot read the lab's checkpoint. TensorFlow is imported only when a
@@ -27,12 +20,10 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-SIGNATURE_KEY = "serving_default"
-INPUT_NAME = "image"
-OUTPUT_NAME = "scores"
-NUM_PIXELS = 784
-NUM_CLASSES = 10
-CHECKPOINT_PREFIX = "export"
+from pipelines.mnist.contract import (CHECKPOINT_INDEX, CHECKPOINT_META, CHECKPOINT_PREFIX,
+                                      EXPECTED as _EXPECTED, INPUT_NAME, NUM_PIXELS,
+                                      OUTPUT_NAME, SAVED_MODEL_FILE, SIGNATURE_KEY)
+
 
 # Model-only speed on 10k rows, 2 cores: ~1.7k rows/s in batches of 1, ~18k at 32, ~23k at
 # 256. Inside a pipeline each batch also pays a fixed cost (the worker thread getting the GIL
@@ -41,12 +32,6 @@ CHECKPOINT_PREFIX = "export"
 # A stream never waits for a batch to fill: BatchElements flushes at the end of each bundle.
 DEFAULT_MIN_BATCH_SIZE = 64
 DEFAULT_MAX_BATCH_SIZE = 1024
-
-_EXPECTED = (
-    "a TensorFlow SavedModel (saved_model.pb with a 'serving_default' signature taking "
-    "'image' float32 [None, 784] and returning 'scores' [None, 10]) or the lab's TF1 "
-    "checkpoint (export.meta, export.index, export.data-00000-of-00001)"
-)
 
 _log = logging.getLogger(__name__)
 
@@ -176,13 +161,12 @@ def load_model(path: str):
     gfile = tf.io.gfile
     if not gfile.isdir(path):
         raise ValueError(f"{path}: model folder not found; expected a folder with {_EXPECTED}")
-    if gfile.exists(os.path.join(path, "saved_model.pb")) or gfile.exists(
-        os.path.join(path, "saved_model.pbtxt")
-    ):
+    if gfile.exists(os.path.join(path, SAVED_MODEL_FILE)):
         return SavedModelMnist(path)
 
     prefix = os.path.join(path, CHECKPOINT_PREFIX)
-    if gfile.exists(prefix + ".meta") and gfile.exists(prefix + ".index"):
+    if gfile.exists(os.path.join(path, CHECKPOINT_META)) and gfile.exists(
+            os.path.join(path, CHECKPOINT_INDEX)):
         shards = gfile.glob(prefix + ".data-*")
         if not shards:
             raise ValueError(f"{path}: checkpoint has no {CHECKPOINT_PREFIX}.data-* file")
