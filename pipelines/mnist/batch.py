@@ -5,6 +5,12 @@
             or a file prefix (one JSON object per line)
     dead_letter  where rows that cannot be classified go, with the reason (default:
             <output>_errors, of the same kind as output)
+
+Which values are tables and which are files follows one rule (pipelines/checks.py,
+LOCATION_RULE). CSV input is read as bytes and decoded line by line: a line that is not UTF-8
+is a dead letter like any other bad row. A line that is exactly the header `ID,Image` is
+skipped wherever it stands (counted in mnist/csv_headers); every other line is data, so a file
+without a header loses nothing and a wrong header becomes a dead letter that says so.
 """
 
 from __future__ import annotations
@@ -13,28 +19,31 @@ import json
 import sys
 
 import apache_beam as beam
+from apache_beam.coders import BytesCoder
+from apache_beam.metrics import Metrics
 from apache_beam.io import ReadFromText, WriteToText
 from apache_beam.io.gcp.bigquery import BigQueryDisposition, ReadFromBigQuery, WriteToBigQuery
 
-from pipelines.checks import check_input_exists, check_output_prefix, is_gcs
+from pipelines.checks import (LOCATION_RULE, Kind, check_credentials, check_distinct,
+                             check_input_exists, check_output_prefix, kind_of, location_kind)
 from pipelines.launch import is_dataflow, run_job
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import MODEL, check_model, resolve_model
 from pipelines.mnist.records import (CSV_HEADER, DEAD_LETTER_SCHEMA, PREDICTION_SCHEMA,
-                                     parse_csv_line, to_json_line)
-from pipelines.mnist.transforms import PredictDigits, ParseImages
-from pipelines.params import (BIGQUERY_TABLE_OR_GCS_REGEX, BIGQUERY_TABLE_REGEX, Parameter,
-                              ParameterError, Template, matches)
+                                     is_csv_header, parse_csv_bytes, to_json_line)
+from pipelines.mnist.transforms import METRICS_NAMESPACE, ParseImages, PredictDigits
+from pipelines.params import BIGQUERY_TABLE_OR_GCS_REGEX, Parameter, ParameterError, Template
 
 READ_METHODS = ("DIRECT_READ", "EXPORT")
 
 INPUT = Parameter(
     name="input",
     label="Input table (or CSV file)",
-    help_text=("The images: a BigQuery table PROJECT:MNIST.Images (or PROJECT.MNIST.Images) "
+    help_text=(f"The images: a BigQuery table PROJECT:MNIST.Images (or PROJECT.MNIST.Images) "
                "with columns ID (INTEGER) and Image (STRING of 784 comma-separated numbers in "
                "[0, 1]), or a CSV file or pattern in Cloud Storage with the header ID,Image, "
-               "e.g. gs://PROJECT-bucket/mnist.csv."),
+               "e.g. gs://PROJECT-bucket/mnist.csv. Lines that are exactly ID,Image are headers; "
+               f"every other line is a row. Which is which: {LOCATION_RULE}."),
     param_type="TEXT",
     regexes=(BIGQUERY_TABLE_OR_GCS_REGEX,),
 )
@@ -82,25 +91,31 @@ TEMPLATE = Template(
 
 
 def is_table(value: str) -> bool:
-    return matches(BIGQUERY_TABLE_REGEX, value)
+    return location_kind(value) is Kind.TABLE
 
 
-def dead_letter_location(args) -> str:
-    return args.dead_letter or f"{args.output}_errors"
+def default_dead_letter(output: str) -> str:
+    return f"{output}_errors"
 
 
 def preflight(args, options) -> None:
     on_dataflow = is_dataflow(options)
-    if not is_table(args.input):
-        if on_dataflow and not is_gcs(args.input):
-            raise ParameterError("input", f"expected a BigQuery table PROJECT:DATASET.TABLE or a "
-                                          f"gs:// CSV file, got {args.input!r}")
-        check_input_exists("input", args.input)
-    for name, value in (("output", args.output), ("dead_letter", dead_letter_location(args))):
-        if not is_table(value):
+    # The one place the default is filled in: build_pipeline reads args.dead_letter.
+    args.dead_letter = args.dead_letter or default_dead_letter(args.output)
+    locations = (("input", args.input), ("output", args.output),
+                 ("dead_letter", args.dead_letter))
+    kinds = {name: kind_of(name, value) for name, value in locations}
+    if on_dataflow and kinds["input"] is Kind.LOCAL:
+        raise ParameterError("input", f"expected a BigQuery table PROJECT:DATASET.TABLE or a "
+                                      f"gs:// CSV file, got {args.input!r}")
+    check_distinct(*locations)
+    for name, value in locations:
+        if kinds[name] is Kind.TABLE:
+            check_credentials(name, value)
+        elif name != "input":
             check_output_prefix(name, value, on_dataflow=on_dataflow)
-    if dead_letter_location(args) == args.output:
-        raise ParameterError("dead_letter", "must differ from --output")
+    if kinds["input"] is not Kind.TABLE:
+        check_input_exists("input", args.input)
     check_model(args.model, on_dataflow=on_dataflow)
 
 
@@ -116,7 +131,20 @@ class ReadRows(beam.PTransform):
         if is_table(self._source):
             return pipeline | "ReadTable" >> ReadFromBigQuery(
                 table=self._source, method=self._read_method, selected_fields=list(CSV_HEADER))
-        return pipeline | "ReadCsv" >> ReadFromText(self._source, skip_header_lines=1)
+        return (pipeline
+                | "ReadCsv" >> ReadFromText(self._source, coder=BytesCoder())
+                | "SkipHeaders" >> beam.ParDo(_SkipHeadersFn()))
+
+
+class _SkipHeadersFn(beam.DoFn):
+    def __init__(self):
+        self._headers = Metrics.counter(METRICS_NAMESPACE, "csv_headers")
+
+    def process(self, line: bytes):
+        if is_csv_header(line):
+            self._headers.inc()
+        else:
+            yield line
 
 
 class WriteRows(beam.PTransform):
@@ -169,13 +197,14 @@ def build_pipeline(pipeline, args):
     from_csv = not is_table(args.input)
     parsed = (pipeline
               | "Read" >> ReadRows(args.input, args.read_method)
-              | "ParseImages" >> ParseImages(parse_csv_line if from_csv else None))
+              | "ParseImages" >> ParseImages(parse_csv_bytes if from_csv else None))
     handler = MnistModelHandler(resolve_model(args.model))
     predictions, failed = parsed.valid | "PredictDigits" >> PredictDigits(handler)
     predictions | "WritePredictions" >> WriteRows(args.output, PREDICTION_SCHEMA)
     ((parsed.dead_letters, failed)
      | "MergeDeadLetters" >> beam.Flatten()
-     | "WriteDeadLetters" >> WriteRows(dead_letter_location(args), DEAD_LETTER_SCHEMA))
+     | "WriteDeadLetters" >> WriteRows(args.dead_letter or default_dead_letter(args.output),
+                                        DEAD_LETTER_SCHEMA))
     return predictions
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from typing import Any, Mapping
 
 import numpy as np
 
-NUM_PIXELS = 784
-NUM_CLASSES = 10
+from pipelines.mnist.contract import NUM_CLASSES, NUM_PIXELS
+
 PROBABILITY_FIELDS = tuple(f"P{digit}" for digit in range(NUM_CLASSES))
 
 # The lab's schemas, as BigQuery takes them.
@@ -32,20 +33,30 @@ class BadRecord(ValueError):
     """A row that cannot be classified; the message says why."""
 
 
+# BigQuery's INTEGER is 64-bit: one larger ID would fail the whole load job.
+ID_RANGE = (-(2 ** 63), 2 ** 63 - 1)
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+
+
 def parse_id(value: Any) -> int:
     if isinstance(value, bool):  # bool is an int in Python, never an ID
         raise BadRecord(f"ID must be an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("+-").isdigit():
-            return int(text)
     if value is None or value == "":
         raise BadRecord("missing ID")
-    raise BadRecord(f"ID must be an integer, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise BadRecord(f"ID must be an integer, got {_short(value)}")
+    if not ID_RANGE[0] <= value <= ID_RANGE[1]:
+        raise BadRecord(f"ID {_short(value)} is outside the 64-bit range of a BigQuery INTEGER")
+    return value
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def parse_image(value: Any) -> np.ndarray:
@@ -143,19 +154,41 @@ def parse_row(row: Mapping[str, Any]) -> tuple[int, np.ndarray]:
 
 def parse_csv_line(line: str) -> dict:
     """One line of the lab's mnist.csv (header `ID,Image`) as a row."""
-    fields = next(csv.reader([line]), [])
+    try:
+        fields = next(csv.reader([line]), [])
+    except csv.Error as error:
+        raise BadRecord(f"not a CSV line: {error}") from None
     if len(fields) > len(CSV_HEADER):
         raise BadRecord(f"expected 2 CSV fields (ID, Image), got {len(fields)}: "
                         f"is the Image field unquoted?")
     return dict(zip(CSV_HEADER, fields))
 
 
+_BOM = "\ufeff".encode("utf-8")  # what spreadsheets put before the first line
+_HEADER_BYTES = ",".join(CSV_HEADER).encode("ascii")
+
+
+def is_csv_header(line: bytes) -> bool:
+    """The header line, as spreadsheets write it too (a UTF-8 byte-order mark, quotes, CR)."""
+    return line.removeprefix(_BOM).strip().replace(b'"', b"") == _HEADER_BYTES
+
+
+def parse_csv_bytes(line: bytes) -> dict:
+    """One line of a CSV file as read, bytes, decoded here so that a line that is not UTF-8
+    is one bad row rather than a failed job."""
+    return parse_csv_line(decode_utf8(line.removeprefix(_BOM), "line"))
+
+
+def decode_utf8(data: bytes, what: str) -> str:
+    try:
+        return bytes(data).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadRecord(f"{what} is not UTF-8: {error.reason} at byte {error.start}") from None
+
+
 def parse_json_message(data: bytes) -> dict:
     """A Pub/Sub message of the stream job: UTF-8 JSON of one CSV row."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BadRecord(f"message is not UTF-8: {error.reason} at byte {error.start}") from None
+    text = decode_utf8(data, "message")
     try:
         row = json.loads(text)
     except json.JSONDecodeError as error:
@@ -167,8 +200,13 @@ def parse_json_message(data: bytes) -> dict:
 
 
 def prediction_row(image_id: int, probabilities) -> dict:
-    return {"ID": int(image_id),
-            **{name: float(p) for name, p in zip(PROBABILITY_FIELDS, probabilities)}}
+    """The output row; BadRecord if the model gave anything but NUM_CLASSES finite numbers
+    (JSON cannot carry NaN, and a BigQuery load would fail on the whole file)."""
+    values = [float(p) for p in probabilities]
+    if len(values) != NUM_CLASSES or not all(math.isfinite(p) for p in values):
+        raise BadRecord(f"the model returned {_short(values, 200)}, not {NUM_CLASSES} finite "
+                        f"probabilities")
+    return {"ID": int(image_id), **dict(zip(PROBABILITY_FIELDS, values))}
 
 
 def dead_letter_row(original: Any, reason: str) -> dict:

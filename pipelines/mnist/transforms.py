@@ -73,11 +73,19 @@ class ParseImages(beam.PTransform):
 class _ToPredictionRowFn(beam.DoFn):
     def __init__(self):
         self._predictions = Metrics.counter(METRICS_NAMESPACE, "predictions")
+        self._dead_letters = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
 
     def process(self, keyed_result):
         image_id, result = keyed_result
+        try:
+            row = prediction_row(image_id, result.inference)
+        except BadRecord as error:
+            self._dead_letters.inc()
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTERS, dead_letter_row(image_row(image_id, result.example), str(error)))
+            return
         self._predictions.inc()
-        yield prediction_row(image_id, result.inference)
+        yield row
 
 
 class _FailedBatchFn(beam.DoFn):
@@ -91,8 +99,12 @@ class _FailedBatchFn(beam.DoFn):
         reason = f"inference failed: {_describe(error)}"
         for image_id, pixels in batch:
             self._dead_letters.inc()
-            row = {"ID": int(image_id), "Image": ",".join(f"{v:g}" for v in pixels)}
-            yield dead_letter_row(row, reason)
+            yield dead_letter_row(image_row(image_id, pixels), reason)
+
+
+def image_row(image_id, pixels) -> dict:
+    """The lab's row back from a parsed image, for a dead letter after parsing."""
+    return {"ID": int(image_id), "Image": ",".join(f"{v:g}" for v in pixels)}
 
 
 def _describe(error) -> str:
@@ -120,6 +132,10 @@ class PredictDigits(beam.PTransform):
             keyed_images
             | "RunInference" >> RunInference(
                 KeyedModelHandler(self._model_handler)).with_exception_handling())
-        predictions = results | "ToPredictionRow" >> beam.ParDo(_ToPredictionRowFn())
-        dead_letters = failed.failed_inferences | "FailedBatches" >> beam.ParDo(_FailedBatchFn())
-        return predictions, dead_letters
+        rows = results | "ToPredictionRow" >> beam.ParDo(_ToPredictionRowFn()).with_outputs(
+            DEAD_LETTERS, main=VALID)
+        failed_batches = failed.failed_inferences | "FailedBatches" >> beam.ParDo(
+            _FailedBatchFn())
+        dead_letters = ((rows[DEAD_LETTERS], failed_batches)
+                        | "MergeFailures" >> beam.Flatten())
+        return rows[VALID], dead_letters

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 
 import apache_beam as beam
 import numpy as np
@@ -19,7 +20,7 @@ from pipelines.mnist.models import resolve_model
 from pipelines.mnist.records import parse_csv_line
 from pipelines.mnist.transforms import ParseImages, PredictDigits
 from pipelines.launch import parse
-from tests.support.processes import REPO, read_shards, run_template
+from tests.support.processes import REPO, read_shards, run_template, template_env
 
 SAMPLE = REPO / "data" / "mnist_sample.csv"
 LABELS = REPO / "data" / "mnist_sample_labels.csv"
@@ -84,7 +85,7 @@ def test_metrics_prove_every_row_lands_once(tmp_path):
     result.wait_until_finish()
     counters = {c.key.metric.name: c.committed for c in
                 result.metrics().query(MetricsFilter().with_namespace("mnist"))["counters"]}
-    assert counters == {"rows_read": 28, "predictions": 20, "dead_letters": 8}
+    assert counters == {"rows_read": 28, "predictions": 20, "dead_letters": 8, "csv_headers": 1}
     assert counters["rows_read"] == counters["predictions"] + counters["dead_letters"]
 
 
@@ -112,18 +113,77 @@ def test_template_end_to_end_on_the_bundled_sample(tmp_path):
     (["--input", "data/mnist_sample.csv"], "--output: is required"),
     (["--input", "nope/*.csv", "--output", "OUT"], "--input: expected an existing file"),
     (["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "/nonexistent"],
-     "--model: no model at '/nonexistent'"),
+     "--model: '/nonexistent': no model there"),
     (["--input", "data/mnist_sample.csv", "--output", "OUT", "--read_method", "FAST"],
      "--read_method: invalid choice"),
-    (["--input", "data/mnist_sample.csv", "--output", "p:MNIST.Predict",
-      "--dead_letter", "p:MNIST.Predict"], "--dead_letter: must differ from --output"),
+    (["--input", "data/mnist_sample.csv", "--output", "lab-project:MNIST.Predict",
+      "--dead_letter", "lab-project.MNIST.Predict"], "--dead_letter: must differ from --output"),
+    # Item 5: one place spelled two ways.
+    (["--input", "data/mnist_sample.csv", "--output", "TMP/x/m", "--dead_letter", "TMP/x/./m"],
+     "--dead_letter: must differ from --output"),
+    # Item 9: a folder as input, an output under a file.
+    (["--input", "data", "--output", "OUT"], "--input: 'data' is a folder"),
+    (["--input", "data/mnist_sample.csv", "--output", "data/mnist_sample.csv/out"],
+     "--output: cannot write 'data/mnist_sample.csv/out'"),
+    (["--input", "data/mnist_sample.csv", "--output", "TMP"], "is a folder; expected a file"),
+    # Item 10: a colon that makes no table.
+    (["--input", "data/mnist_sample.csv", "--output=a:b"], "--output: 'a:b' is neither"),
+    # Item 13: a misspelt flag, with the likely one named.
+    (["--input", "data/mnist_sample.csv", "--outptu", "OUT"], "--outptu -> --output?"),
+    (["--input", "data/mnist_sample.csv", "--out", "OUT"], "unrecognized arguments: --out"),
+    # Item 7: a model folder that only looks like one.
+    (["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "GARBAGE"],
+     "--model: 'TMP/garbage': corrupt protobuf"),
+    (["--input", "data/mnist_sample.csv", "--output", "OUT", "--model",
+      "models/mnist/saved_model.pb"], "--model: 'models/mnist/saved_model.pb' is a file"),
 ])
 def test_bad_parameters_fail_before_the_pipeline(tmp_path, args, message):
-    args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "saved_model.pb").write_bytes(b"\x0f\xff not a SavedModel " * 10)
+    args = [a.replace("OUT", str(tmp_path / "out")).replace("GARBAGE", str(garbage))
+            .replace("TMP", str(tmp_path)) for a in args]
     completed = run_template("mnist_batch", args, check=False, timeout=120)
     assert completed.returncode == 2
     assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
-    assert message in completed.stderr
+    assert message.replace("TMP", str(tmp_path)) in completed.stderr
+
+
+def test_cloud_locations_without_credentials_fail_at_once(tmp_path):
+    """Item 11: no credentials anywhere is one line in seconds, not minutes of retries."""
+    env = template_env({"HOME": str(tmp_path), "CLOUDSDK_CONFIG": str(tmp_path / "gcloud")})
+    for args, name in ((["--input", "gs://lab-bucket/mnist.csv", "--output", "OUT"], "input"),
+                       (["--input", "data/mnist_sample.csv", "--output", "gs://lab-bucket/p"],
+                        "output"),
+                       (["--input", "lab-project:MNIST.Images", "--output", "OUT"], "input")):
+        args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
+        started = time.monotonic()
+        completed = run_template("mnist_batch", args, env=env, check=False, timeout=120)
+        assert completed.returncode == 2, completed.stderr
+        assert f"--{name}: " in completed.stderr and "no Google credentials" in completed.stderr
+        assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
+        assert time.monotonic() - started < 30
+
+
+def test_hostile_csv_rows_end_in_predictions_or_dead_letters(tmp_path):
+    """Items 2, 3, 10: a Latin-1 byte, no header, a wrong header mid-file, a file named like a
+    table: every line ends in exactly one output, and the job exits 0."""
+    good = [line.encode() for line in sample_lines(5)]
+    latin1 = b'900,"' + b",".join([b"0.0"] * 783 + [b"0.5\xe9"]) + b'"'
+    source = tmp_path / "mnist.v2.csv"  # named like a table: still a file
+    source.write_bytes(b"\n".join([good[0], good[1], latin1, b"id;image", good[2],
+                                   b"ID,Image", good[3], good[4]]) + b"\n")
+    output = tmp_path / "results.v1.json"
+    completed = run_template("mnist_batch", ["--input", str(source), "--output", str(output)])
+    rows = [json.loads(line) for line in read_shards(output)]
+    dead = [json.loads(line) for line in read_shards(tmp_path / "results.v1.json_errors")]
+    assert sorted(r["ID"] for r in rows) == [0, 1, 2, 3, 4]  # the first row is not a header
+    reasons = sorted(d["Error"] for d in dead)
+    assert len(reasons) == 2, dead
+    assert "ID must be an integer, got 'id;image'" in reasons[0]
+    assert reasons[1].startswith("line is not UTF-8: invalid continuation byte")
+    assert any("\\xe9" in d["Row"] for d in dead)
+    assert completed.returncode == 0
 
 
 def test_importing_the_job_does_not_import_tensorflow():
