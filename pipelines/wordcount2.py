@@ -3,6 +3,8 @@
 Words are split on `[\\w']+` and lower-cased; then, from the same words,
   - output:  `word: count` for words whose first character is between a and f;
   - output2: `c: count` for the first character of every word.
+Lines that are not UTF-8 still count, and also go to `<output>_errors-*.json` (rules in
+pipelines/textio.py).
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import sys
 
 import apache_beam as beam
-from apache_beam.io import ReadFromText, WriteToText
+from apache_beam.io import WriteToText
 
+from pipelines import wordcount
 from pipelines.checks import check_input_exists, check_output_prefix
 from pipelines.launch import is_dataflow, run_job
 from pipelines.params import GCS_PATH_REGEX, Parameter, ParameterError, Template
+from pipelines.textio import WriteDeadLetters, dead_letter_prefix
 from pipelines.words import CountOccurrences, format_count, split_lower_words
-from pipelines import wordcount
 
 OUTPUT2 = Parameter(
     name="output2",
@@ -30,7 +33,9 @@ OUTPUT = Parameter(
     name="output",
     label="Output file prefix for a-f words",
     help_text=("Where to write the `word: count` lines for words starting with a to f: a "
-               "path prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/wordcount2."),
+               "path prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/wordcount2. Lines "
+               "that are not valid UTF-8 still count and are also written, with the reason, "
+               "to <output>_errors-NNNNN-of-NNNNN.json."),
     param_type="GCS_WRITE_FILE",
     regexes=(GCS_PATH_REGEX,),
 )
@@ -75,9 +80,9 @@ class CountFirstCharacters(CountOccurrences):
 
 
 def build_pipeline(pipeline, args):
-    words = (pipeline
-             | "Read" >> ReadFromText(args.input)
-             | "ExtractWords" >> beam.FlatMap(split_lower_words))
+    lines, dead_letters = wordcount.read_text(pipeline, args.input)
+    dead_letters | "WriteDeadLetters" >> WriteDeadLetters(dead_letter_prefix(args.output))
+    words = lines | "ExtractWords" >> beam.FlatMap(split_lower_words)
     a_to_f = (words
               | "CountAToFWords" >> CountAToFWords()
               | "FormatWords" >> beam.Map(format_count)

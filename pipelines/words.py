@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
@@ -57,7 +57,7 @@ class CountOccurrences(beam.PTransform):
 
     def expand(self, pcoll):
         if not isinstance(pcoll.windowing.windowfn, GlobalWindows):
-            raise ValueError("CountOccurrences pre-sums per bundle: it needs global windows")
+            raise TypeError("CountOccurrences pre-sums per bundle: it needs global windows")
         return (pcoll
                 | "CountInBundle" >> beam.ParDo(_CountKeysInBundle(self._keys_of))
                 | "SumCounts" >> beam.CombinePerKey(sum))
