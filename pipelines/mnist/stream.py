@@ -16,7 +16,7 @@ import sys
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, WriteToPubSub
 
-from pipelines.direct_pubsub import use_bigger_pulls
+from pipelines.local_pubsub import use_bigger_pulls
 from pipelines.launch import is_dataflow, run_job
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import MODEL, check_model, resolve_model

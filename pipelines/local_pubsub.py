@@ -1,0 +1,406 @@
+"""Stream jobs on the local DirectRunner: bigger Pub/Sub pulls, an input acknowledged only
+once its outcome is published, a clean stop on SIGTERM, and one line when a topic refuses.
+
+Why. Beam's DirectRunner pulls at most 10 messages per bundle (`max_messages=10`,
+hard-coded in apache_beam/runners/direct/transform_evaluator.py, _PubSubReadEvaluator), and
+acknowledges them as soon as they are pulled. A local stream job therefore tops out near
+100-160 messages/s, and whatever it pulled is lost when it stops or fails before
+publishing. `run_local_stream` (called by launch.run_job for every streaming template run
+off Dataflow) changes three things:
+
+* Pulls ask for up to PULL_MAX_MESSAGES (latency is unchanged: a pull returns at once with
+  whatever is waiting).
+* When every outcome of the pipeline goes through our publishing steps
+  (`pipeline_answers_every_message`), the runner's acknowledgement is held back: the
+  `LEDGER` keeps each pulled message's ack id, extends its ack deadline while it is being
+  processed, and acknowledges it only when `PublishAndAcknowledgeFn` has published the
+  message that answers it (a result or a dead letter, which carry its id in `message_id`,
+  see pipelines/pubsub.py). Pulls pause while MAX_HELD messages are unanswered.
+* SIGTERM or Ctrl-C stops pulling, waits up to DRAIN_SECONDS for what was pulled to be
+  answered and acknowledged, hands anything left back to the subscription (ack deadline 0),
+  and exits 0. A publish that fails (topic deleted, permission denied) stops the job with
+  one line naming the topic, exit status 1, and hands back every unanswered message: the
+  input stays on the subscription. (A job that reads a topic rather than a subscription
+  reads through a subscription of its own, deleted when the job ends: to lose nothing
+  across stops, give it a subscription.)
+
+What Dataflow does instead (it never runs this module): its Pub/Sub source acknowledges a
+message only after the bundle that read it has been durably committed by the streaming
+engine, whose checkpointed state then carries it to the end; its Pub/Sub sink retries a
+publish that fails, so a missing output topic or a lost permission makes the step fail and
+retry, the job's data freshness and backlog grow, and nothing is dropped, until the topic
+is back or the job is drained or cancelled (errors appear in the job's worker logs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+import apache_beam as beam
+
+PULL_MAX_MESSAGES = 100
+MAX_HELD = 1000
+LEASE_EVERY_SECONDS = 5
+LEASE_SECONDS = 60
+DRAIN_SECONDS = 15
+PUBLISH_TIMEOUT_SECONDS = 60
+_ACK_CHUNK = 500  # ack ids per acknowledge / modify request, well under its size limit
+_PUBLISH_CHUNK = 1000  # messages per publish request (Pub/Sub's maximum)
+_PUBLISH_CHUNK_BYTES = 9_000_000
+
+_log = logging.getLogger(__name__)
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class AckLedger:
+    """Pulled messages not yet answered, by message id: (client, subscription, ack ids).
+
+    Thread-safe: the runner pulls and publishes on its worker thread, the lease runs on its
+    own. A message pulled twice (redelivered after its deadline) is acknowledged with both
+    ack ids; a release of an id the ledger does not hold does nothing.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held: dict[str, list] = {}
+        self.holding = False
+        self.stopping = False
+
+    def held_count(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def hold(self, client, subscription: str, received) -> None:
+        with self._lock:
+            for item in received:
+                self._held.setdefault(item.message.message_id, []).append(
+                    (client, subscription, item.ack_id))
+
+    def release(self, message_ids) -> None:
+        with self._lock:
+            entries = [e for i in message_ids if i is not None for e in self._held.pop(i, ())]
+        self._send(entries, lambda client, sub, ids: client.acknowledge(
+            subscription=sub, ack_ids=ids, timeout=30))
+
+    def lease(self, seconds: int = LEASE_SECONDS) -> None:
+        with self._lock:
+            entries = [e for group in self._held.values() for e in group]
+        self._send(entries, lambda client, sub, ids: client.modify_ack_deadline(
+            subscription=sub, ack_ids=ids, ack_deadline_seconds=seconds, timeout=30))
+
+    def hand_back(self, entries=None) -> int:
+        """Every held message back to its subscription now (ack deadline 0)."""
+        if entries is None:
+            with self._lock:
+                entries = [e for group in self._held.values() for e in group]
+                count = len(self._held)
+                self._held.clear()
+        else:
+            count = len(entries)
+        self._send(entries, lambda client, sub, ids: client.modify_ack_deadline(
+            subscription=sub, ack_ids=ids, ack_deadline_seconds=0, timeout=30))
+        return count
+
+    @staticmethod
+    def _send(entries, call) -> None:
+        groups: dict = {}
+        for client, subscription, ack_id in entries:
+            groups.setdefault((id(client), subscription), (client, subscription, []))[2].append(
+                ack_id)
+        for client, subscription, ack_ids in groups.values():
+            for chunk in _chunks(ack_ids, _ACK_CHUNK):
+                try:
+                    call(client, subscription, chunk)
+                except Exception as error:  # noqa: BLE001 - the deadline will hand them back
+                    _log.warning("Pub/Sub acknowledgement call on %s failed (%s): these "
+                                 "messages come back after their ack deadline", subscription,
+                                 error)
+
+
+LEDGER = AckLedger()
+
+
+class _LocalSubscriber:
+    """The DirectRunner's subscriber client, with bigger pulls and, while the ledger holds,
+    acknowledgements held back until each message is answered."""
+
+    def __init__(self, client, max_messages: int, ledger: AckLedger = LEDGER):
+        self._client = client
+        self._max_messages = max_messages
+        self._ledger = ledger
+
+    def pull(self, **kwargs):
+        ledger = self._ledger
+        if ledger.holding and (ledger.stopping or ledger.held_count() >= MAX_HELD):
+            time.sleep(0.05)  # the runner asks again at once: do not spin
+            return _empty_pull()
+        kwargs["max_messages"] = max(kwargs.get("max_messages", 0), self._max_messages)
+        response = self._client.pull(**kwargs)
+        if ledger.holding:
+            received = list(response.received_messages)
+            if ledger.stopping:  # stopped while this pull waited: give them back now
+                ledger.hand_back([(self._client, kwargs["subscription"], m.ack_id)
+                                  for m in received])
+                return _empty_pull()
+            ledger.hold(self._client, kwargs["subscription"], received)
+        return response
+
+    def acknowledge(self, **kwargs):
+        if self._ledger.holding:
+            return None  # acknowledged by PublishAndAcknowledgeFn, once answered
+        return self._client.acknowledge(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def _empty_pull():
+    from google.cloud.pubsub_v1 import types
+
+    return types.PullResponse()
+
+
+def _read_evaluator():
+    from apache_beam.runners.direct import transform_evaluator
+
+    return transform_evaluator._PubSubReadEvaluator
+
+
+def use_local_subscriber(max_messages: int = PULL_MAX_MESSAGES) -> bool:
+    """Patches the DirectRunner's Pub/Sub read (once per process); False, with a warning,
+    if this Beam version reads differently (then it keeps Beam's pulls and acks)."""
+    try:
+        evaluator = _read_evaluator()
+        get_client = evaluator.__dict__["_get_subscriber_client"].__func__
+    except (ImportError, AttributeError, KeyError):
+        _log.warning("DirectRunner Pub/Sub read not recognised; keeping its 10-message pulls "
+                     "and its acknowledgement on pull")
+        return False
+    if getattr(evaluator, "_local_subscriber", False):
+        return True
+
+    def _get_subscriber_client(cls, transform):
+        return _LocalSubscriber(get_client(cls, transform), max_messages)
+
+    evaluator._get_subscriber_client = classmethod(_get_subscriber_client)
+    evaluator._local_subscriber = True
+    return True
+
+
+# Older name, still used by the stream benchmark's notes.
+use_bigger_pulls = use_local_subscriber
+
+
+# --- publishing ---------------------------------------------------------------------------
+
+class PublishFailed(RuntimeError):
+    def __init__(self, topic: str, error: Exception):
+        detail = str(error).splitlines()[0] if str(error) else ""
+        super().__init__(f"cannot publish to {topic}: {type(error).__name__}: {detail}")
+        self.topic = topic
+
+
+class _Supervisor:
+    """What the publishing step tells the main thread of run_local_stream."""
+
+    def __init__(self):
+        self.active = False
+        self.done = threading.Event()
+        self.failure: str | None = None
+
+    def fail(self, line: str) -> None:
+        if self.failure is None:
+            self.failure = line
+        self.done.set()
+
+
+SUPERVISOR = _Supervisor()
+
+
+class PublishAndAcknowledgeFn(beam.DoFn):
+    """Publishes each bundle's messages to one topic synchronously (one request per 1,000),
+    then acknowledges the inputs they answer."""
+
+    answers_input = True  # see pipeline_answers_every_message
+
+    def __init__(self, topic: str):
+        self._topic = topic
+        self._client = None
+        self._pending = []
+
+    def setup(self):
+        from google.cloud import pubsub_v1
+
+        self._client = pubsub_v1.PublisherClient()
+
+    def start_bundle(self):
+        self._pending = []
+
+    def process(self, message):
+        self._pending.append(message)
+
+    def finish_bundle(self):
+        pending, self._pending = self._pending, []
+        publish_and_acknowledge(self._client, self._topic, pending)
+
+
+def publish_and_acknowledge(client, topic: str, messages, ledger: AckLedger = LEDGER) -> None:
+    """Publishes `messages`; acknowledges the inputs of those published. On a failure, the
+    rest stay unacknowledged and the job stops (see the module docstring)."""
+    from google.pubsub_v1 import types
+
+    for chunk in _publish_chunks(messages):
+        try:
+            client.api.publish(topic=topic, messages=[
+                types.PubsubMessage(data=m.data or b"", attributes=m.attributes or {})
+                for m in chunk], timeout=PUBLISH_TIMEOUT_SECONDS)
+        except Exception as error:
+            failure = PublishFailed(topic, error)
+            if not SUPERVISOR.active:
+                raise failure from error
+            SUPERVISOR.fail(str(failure))
+            threading.Event().wait()  # the main thread ends the process; publish nothing more
+        ledger.release([m.message_id for m in chunk])
+
+
+def _publish_chunks(messages):
+    chunk, size = [], 0
+    for message in messages:
+        message_size = len(message.data or b"") + sum(
+            len(k) + len(v) for k, v in (message.attributes or {}).items())
+        if chunk and (len(chunk) >= _PUBLISH_CHUNK or size + message_size > _PUBLISH_CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(message)
+        size += message_size
+    if chunk:
+        yield chunk
+
+
+# --- the run ------------------------------------------------------------------------------
+
+def pipeline_answers_every_message(pipeline) -> bool:
+    """Whether every outcome leaves through a step that acknowledges its input (our publish
+    and dead-letter log steps), with no Beam WriteToPubSub (which cannot): only then may
+    acknowledgements wait for outcomes, or unanswered messages would be redelivered for ever."""
+    from apache_beam.io.gcp.pubsub import WriteToPubSub
+    from apache_beam.pipeline import PipelineVisitor
+
+    found = {"answering": 0, "beam_writes": 0}
+
+    class _Visitor(PipelineVisitor):
+        def enter_composite_transform(self, node):
+            self.visit_transform(node)
+
+        def visit_transform(self, node):
+            transform = node.transform
+            if isinstance(transform, WriteToPubSub):
+                found["beam_writes"] += 1
+            if getattr(getattr(transform, "fn", None), "answers_input", False):
+                found["answering"] += 1
+
+    pipeline.visit(_Visitor())
+    return found["answering"] > 0 and found["beam_writes"] == 0
+
+
+def run_local_stream(pipeline, name: str):
+    """Runs a streaming pipeline on the local runner until SIGTERM/Ctrl-C or a failure, then
+    ends the process (see the module docstring for the exit statuses)."""
+    use_local_subscriber()
+    LEDGER.holding = pipeline_answers_every_message(pipeline)
+    if not LEDGER.holding:
+        _log.warning("%s: some outcome is published by Beam's WriteToPubSub: the local runner "
+                     "acknowledges input on pull (a stop may lose what was pulled)", name)
+    SUPERVISOR.active = True
+    stop = {"signal": None}
+
+    def _on_signal(signum, frame):
+        stop["signal"] = signal.Signals(signum).name
+        SUPERVISOR.done.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    result = pipeline.run()
+    error = {}
+
+    def _wait():
+        try:
+            result.wait_until_finish()
+        except BaseException as failure:  # noqa: BLE001 - reported by the main thread
+            error["failure"] = failure
+            error["trace"] = traceback.format_exc()
+        SUPERVISOR.done.set()
+
+    threading.Thread(target=_wait, name="pipeline", daemon=True).start()
+    threading.Thread(target=_lease, name="ack-lease", daemon=True).start()
+    while not SUPERVISOR.done.wait(0.5):
+        pass
+    if SUPERVISOR.failure is None and "failure" not in error and stop["signal"]:
+        _drain(name, stop["signal"])
+    if SUPERVISOR.failure is not None:
+        left = LEDGER.hand_back()
+        _end(1, f"{name}: error: {SUPERVISOR.failure}; the job stopped, and its {left} "
+                f"unfinished input messages stay on the subscription")
+    if "failure" in error:
+        left = LEDGER.hand_back()
+        sys.stderr.write(error["trace"])
+        _end(1, f"{name}: error: {type(error['failure']).__name__}: {error['failure']}; "
+                f"{left} unfinished input messages stay on the subscription")
+    _end(0, None)
+
+
+def _lease():
+    while True:
+        time.sleep(LEASE_EVERY_SECONDS)
+        if LEDGER.holding:
+            LEDGER.lease()
+
+
+def _drain(name: str, signal_name: str) -> None:
+    LEDGER.stopping = True
+    if not LEDGER.holding:
+        _log.warning("%s: %s: stopping; messages pulled but not yet published are lost",
+                     name, signal_name)
+        return
+    deadline = time.monotonic() + DRAIN_SECONDS
+    _log.info("%s: %s: stopped pulling; finishing %d messages", name, signal_name,
+              LEDGER.held_count())
+    while LEDGER.held_count() and time.monotonic() < deadline and SUPERVISOR.failure is None:
+        time.sleep(0.1)
+    if SUPERVISOR.failure is None:
+        left = LEDGER.hand_back()
+        _log.info("%s: stopped cleanly; %d unfinished messages handed back to the "
+                  "subscription", name, left)
+
+
+def _end(status: int, line: str | None):
+    """Ends the process: the runner's threads may sit in a 30 s pull or a model call, and
+    waiting for them would only delay what is already safe in Pub/Sub."""
+    _close_read_clients()
+    logging.shutdown()
+    if line:
+        sys.stderr.write(line + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _close_read_clients() -> None:
+    # Deletes the subscription the runner made for a topic input (Beam does it at exit,
+    # which os._exit skips).
+    try:
+        cache = _read_evaluator()._subscriber_client_cache
+        for state in list(cache.values()):
+            state.close()
+    except Exception as error:  # noqa: BLE001 - best effort on the way out
+        _log.warning("could not close the Pub/Sub read: %s", error)

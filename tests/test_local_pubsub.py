@@ -1,0 +1,137 @@
+"""The local runner's Pub/Sub read: bigger pulls, and acknowledgements held until each
+message is answered (fakes only; tests/stream has the runs on the emulator)."""
+
+from types import SimpleNamespace
+
+import pytest
+from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.runners.direct import transform_evaluator
+
+from pipelines import local_pubsub
+from pipelines.local_pubsub import (
+    PULL_MAX_MESSAGES,
+    AckLedger,
+    PublishFailed,
+    _LocalSubscriber,
+    publish_and_acknowledge,
+    use_local_subscriber,
+)
+
+
+def received(*ids):
+    return [SimpleNamespace(ack_id=f"ack-{i}", message=SimpleNamespace(message_id=i))
+            for i in ids]
+
+
+class FakeSubscriber:
+    def __init__(self, messages=()):
+        self.messages = list(messages)
+        self.pulls, self.acks, self.deadlines = [], [], []
+        self.closed = False
+
+    def pull(self, **kwargs):
+        self.pulls.append(kwargs)
+        response, self.messages = self.messages, []
+        return SimpleNamespace(received_messages=response)
+
+    def acknowledge(self, subscription, ack_ids, timeout=None):
+        self.acks += ack_ids
+
+    def modify_ack_deadline(self, subscription, ack_ids, ack_deadline_seconds, timeout=None):
+        self.deadlines += [(a, ack_deadline_seconds) for a in ack_ids]
+
+    def close(self):
+        self.closed = True
+
+
+def test_pulls_ask_for_more_messages_and_everything_else_passes_through():
+    fake = FakeSubscriber()
+    client = _LocalSubscriber(fake, 100, AckLedger())
+    client.pull(subscription="s", max_messages=10, return_immediately=True)
+    assert fake.pulls == [{"subscription": "s", "max_messages": 100, "return_immediately": True}]
+    client.acknowledge(subscription="s", ack_ids=["a"])
+    assert fake.acks == ["a"]  # not holding: acknowledged on pull, as Beam does
+    client.close()
+    assert fake.closed
+
+
+def test_held_messages_are_acknowledged_only_when_answered():
+    ledger = AckLedger()
+    ledger.holding = True
+    fake = FakeSubscriber(received("1", "2", "3"))
+    client = _LocalSubscriber(fake, 100, ledger)
+    response = client.pull(subscription="s", max_messages=10)
+    client.acknowledge(subscription="s", ack_ids=[m.ack_id for m in response.received_messages])
+    assert fake.acks == [] and ledger.held_count() == 3
+    ledger.lease(60)
+    assert sorted(fake.deadlines) == [("ack-1", 60), ("ack-2", 60), ("ack-3", 60)]
+    ledger.release(["2", None, "unknown"])
+    assert fake.acks == ["ack-2"] and ledger.held_count() == 2
+    assert ledger.hand_back() == 2
+    assert ("ack-1", 0) in fake.deadlines and ledger.held_count() == 0
+
+
+def test_pulls_pause_when_stopping_and_hand_back_what_a_late_pull_brings():
+    ledger = AckLedger()
+    ledger.holding = True
+    ledger.stopping = True
+    fake = FakeSubscriber(received("1"))
+    assert list(_LocalSubscriber(fake, 100, ledger).pull(subscription="s").received_messages) \
+        == []
+    assert fake.pulls == []  # did not even ask
+
+
+def test_pulls_pause_while_too_many_are_unanswered(monkeypatch):
+    monkeypatch.setattr(local_pubsub, "MAX_HELD", 2)
+    ledger = AckLedger()
+    ledger.holding = True
+    fake = FakeSubscriber(received("1", "2"))
+    client = _LocalSubscriber(fake, 100, ledger)
+    client.pull(subscription="s")
+    fake.messages = received("3")
+    assert list(client.pull(subscription="s").received_messages) == []
+    ledger.release(["1"])
+    assert len(client.pull(subscription="s").received_messages) == 1
+
+
+class FakePublisher:
+    def __init__(self, fail_with=None):
+        self.requests = []
+        self.fail_with = fail_with
+        self.api = self
+
+    def publish(self, topic, messages, timeout):
+        if self.fail_with:
+            raise self.fail_with
+        self.requests.append((topic, [(m.data, dict(m.attributes)) for m in messages]))
+
+
+def test_publishing_acknowledges_the_inputs_answered():
+    ledger = AckLedger()
+    ledger.holding = True
+    subscriber = FakeSubscriber()
+    ledger.hold(subscriber, "s", received("a", "b"))
+    out = [PubsubMessage(b"x", {"data": "attribute names are free", "topic": "t"},
+                         message_id="a")]
+    publish_and_acknowledge(FakePublisher(), "projects/p/topics/out", out, ledger)
+    assert subscriber.acks == ["ack-a"] and ledger.held_count() == 1
+
+
+def test_a_refused_publish_acknowledges_nothing_and_names_the_topic():
+    from google.api_core.exceptions import NotFound
+
+    ledger = AckLedger()
+    subscriber = FakeSubscriber()
+    ledger.hold(subscriber, "s", received("a"))
+    with pytest.raises(PublishFailed, match="cannot publish to projects/p/topics/out: NotFound"):
+        publish_and_acknowledge(FakePublisher(NotFound("Topic not found")),
+                                "projects/p/topics/out",
+                                [PubsubMessage(b"x", {}, message_id="a")], ledger)
+    assert subscriber.acks == [] and ledger.held_count() == 1
+
+
+def test_the_direct_runners_reader_is_patched_once():
+    assert use_local_subscriber()
+    assert use_local_subscriber()  # idempotent
+    assert transform_evaluator._PubSubReadEvaluator._local_subscriber
+    assert PULL_MAX_MESSAGES >= 100
