@@ -368,8 +368,15 @@ def original_message(dead_letter: PubsubMessage) -> tuple[bytes, dict, int | Non
 
 def dead_letter(message: PubsubMessage, reason: str, *, stage: str) -> PubsubMessage:
     """The dead letter of an input `message`, answering it (see the module docstring)."""
-    return dead_letter_message(message.data, message.attributes, reason, stage=stage,
-                               source_id=getattr(message, "message_id", None))
+    source_id = getattr(message, "message_id", None)
+    try:
+        return dead_letter_message(message.data, message.attributes, reason, stage=stage,
+                                   source_id=source_id)
+    except Exception as error:  # noqa: BLE001 - not a Pub/Sub message at all: say so, still
+        return PubsubMessage(data=b"", message_id=source_id, attributes={
+            ERROR_ATTRIBUTE: utf8_prefix(f"{reason}; and the message could not be kept: "
+                                         f"{type(error).__name__}: {error}", MAX_VALUE_BYTES),
+            STAGE_ATTRIBUTE: utf8_prefix(str(stage), MAX_VALUE_BYTES)})
 
 
 def answering(source: PubsubMessage, message: PubsubMessage) -> PubsubMessage:
