@@ -119,6 +119,10 @@ def run_job(job: Job, argv: Sequence[str] | None = None):
         parser.error(str(error))
     pipeline = beam.Pipeline(options=options)
     job.build_pipeline(pipeline, args)
+    if job.TEMPLATE.streaming and not is_dataflow(options):
+        from pipelines.local_pubsub import run_local_stream
+
+        run_local_stream(pipeline, job.TEMPLATE.name)  # ends the process (see its docstring)
     result = pipeline.run()
     if not is_dataflow(options):
         result.wait_until_finish()
