@@ -12,6 +12,7 @@ import pytest
 from pipelines import params
 from pipelines.launch import make_parser
 from pipelines.params import ParameterError, check_required
+from pipelines.pedestrian import job as pedestrian_job
 from pipelines.registry import TEMPLATES, job_module
 from tests.support.processes import REPO
 from tools import register_template, write_cloudbuild
@@ -45,6 +46,9 @@ REGEX_EXAMPLES = {
          "gs://bucket/result/predict"],
         ["MNIST.Images", "/tmp/mnist.csv", "mnist.csv", "p:MNIST", "gs://bucket"]),
     params.NUMBER_REGEX: (["0.5", "1200", "1.30"], ["-1", "abc", "1e3", "", "1."]),
+    params.SIGNED_NUMBER_REGEX: (["-0.049", "1.5", "0", "-10"],
+                                 ["--1", "+1", "abc", "1e3", "", "-", "1.", "nan", "-inf"]),
+    pedestrian_job.WHOLE_NUMBER_REGEX: (["1", "8294400"], ["-1", "1.5", "1e6", "", "nan"]),
 }
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import operator
 from collections.abc import Mapping
 
 from apache_beam.io.gcp.pubsub import PubsubMessage
@@ -28,6 +30,8 @@ NAME_ATTRIBUTE = "name"
 UNNAMED = "unnamed"
 # Pub/Sub refuses attribute values over 1024 bytes, and the name is published as one.
 MAX_NAME_BYTES = 1024
+# PNG's largest width or height (JPEG's is 65535): no decoded frame is larger.
+MAX_SIDE_PIXELS = 2**31 - 1
 
 
 class BadFrame(ValueError):
@@ -37,7 +41,11 @@ class BadFrame(ValueError):
 def _check_name(name) -> str:
     if not isinstance(name, str):
         raise BadFrame(f"\"name\" must be a string, got {type(name).__name__}")
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate, which JSON's \\ud800 escapes can carry
+        raise BadFrame("frame name is not valid Unicode text") from None
+    if size > MAX_NAME_BYTES:
         raise BadFrame(f"frame name is longer than {MAX_NAME_BYTES} bytes")
     return name
 
@@ -74,30 +82,78 @@ def frame_from_message(data: bytes, attributes: Mapping[str, str] | None = None,
     return _check_name(name), data
 
 
-def _rounded(value: float, digits: int) -> float:
-    return round(float(value), digits)
+def _pixels(value, name: str) -> int:
+    try:
+        pixels = operator.index(value)  # ints, numpy's included; not floats
+    except TypeError:
+        pixels = 0
+    if not 0 < pixels <= MAX_SIDE_PIXELS:
+        raise BadFrame(f"frame {name} must be 1 to {MAX_SIDE_PIXELS} pixels, got {value!r}")
+    return pixels
+
+
+def _box(box, width: int, height: int) -> list[int]:
+    # The detector clips its boxes to the frame; anything else is a detector fault, and
+    # would make no sense to a consumer drawing the box.
+    try:
+        x1, y1, x2, y2 = (float(v) for v in box)
+    except (TypeError, ValueError, OverflowError):
+        raise BadFrame(f"detector returned a box that is not 4 numbers: {box!r}") from None
+    if not (0 <= x1 <= width and 0 <= x2 <= width and 0 <= y1 <= height and 0 <= y2 <= height):
+        raise BadFrame(f"detector returned a box outside the {width}x{height} frame: {box!r}")
+    return [int(x1), int(y1), int(x2), int(y2)]
+
+
+def _score(score) -> float:
+    try:
+        value = float(score)
+    except (TypeError, ValueError, OverflowError):
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # NaN included
+        raise BadFrame(f"detector returned a score that is not in [0, 1]: {score!r}")
+    return round(value, 4)
+
+
+def _distance(camera: CameraModel, box: list[int], height: int) -> tuple[float | None, str | None]:
+    estimate = camera.distance(box, image_height=height)
+    # Extreme constants can overflow the geometry; JSON has no infinity, and a consumer
+    # reads null as "no distance from this box", which is the truth.
+    if estimate is None or not math.isfinite(estimate.distance_m):
+        return None, None
+    return round(estimate.distance_m, 3), estimate.kind
 
 
 def frame_result(name: str, width: int, height: int, detections,
                  camera: CameraModel = geometry.DEFAULT_CAMERA, model: str = MODEL_NAME) -> dict:
-    """The output record of one frame from the detector's [([x1, y1, x2, y2], score)]."""
+    """The output record of one frame from the detector's [([x1, y1, x2, y2], score)].
+
+    Every value in it can be published as JSON; BadFrame says why otherwise.
+    """
+    name = _check_name(name)
+    width, height = _pixels(width, "width"), _pixels(height, "height")
     pedestrians = []
     for box, score in detections:
-        box = [int(v) for v in box]
-        estimate = camera.distance(box, image_height=height)
-        pedestrians.append({
-            "box": box,
-            "score": _rounded(score, 4),
-            "distance_m": None if estimate is None else _rounded(estimate.distance_m, 3),
-            "distance_method": None if estimate is None else estimate.kind,
-        })
-    return {"name": name, "model": model, "width": int(width), "height": int(height),
+        box = _box(box, width, height)
+        distance_m, method = _distance(camera, box, height)
+        pedestrians.append({"box": box, "score": _score(score), "distance_m": distance_m,
+                            "distance_method": method})
+    return {"name": name, "model": model, "width": width, "height": height,
             "pedestrians": pedestrians}
 
 
+def result_data(result: dict) -> bytes:
+    """The output message's data: compact UTF-8 JSON. ValueError if the record holds what
+    JSON cannot carry (NaN, infinity), which frame_result never produces."""
+    return json.dumps(result, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def encoded_message(name: str, data: bytes) -> PubsubMessage:
+    return PubsubMessage(data=data, attributes={NAME_ATTRIBUTE: name})
+
+
 def result_message(result: dict) -> PubsubMessage:
-    data = json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return PubsubMessage(data=data.encode("utf-8"), attributes={NAME_ATTRIBUTE: result["name"]})
+    return encoded_message(result["name"], result_data(result))
 
 
 def failure_reason(error: Exception) -> str:

@@ -32,7 +32,14 @@ from apache_beam.io.gcp.pubsub import WriteToPubSub
 
 from pipelines.launch import run_job
 from pipelines.models import MODELS_DIR_ENV
-from pipelines.params import NUMBER_REGEX, Parameter, ParameterError, Template
+from pipelines.params import (
+    NUMBER_REGEX,
+    SIGNED_NUMBER_REGEX,
+    Parameter,
+    ParameterError,
+    Template,
+    finite_float,
+)
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.detector import (
     DEFAULT_MAX_PIXELS,
@@ -71,13 +78,25 @@ OUTPUT = output_topic_parameter(
     "list when there is no pedestrian), with the frame's name also as the attribute name.")
 
 
-def _number(name: str, label: str, help_text: str, default, type=float, *,
+WHOLE_NUMBER_REGEX = "^[0-9]+$"
+
+# Parameter name -> (lowest, highest) value accepted, both inclusive. Filled by _number, which
+# also writes the range into the help text, so the console and preflight say the same.
+RANGES: dict[str, tuple[float, float]] = {}
+
+
+def _plain(number) -> str:
+    return str(number) if isinstance(number, int) else f"{number:g}"
+
+
+def _number(name: str, label: str, help_text: str, default, low, high, type=finite_float, *,
             regexes=(NUMBER_REGEX,), group: str | None = None) -> Parameter:
+    RANGES[name] = (low, high)
     # repr() of a float is the shortest text that reads back as the same float, so the
     # console's default and the parser's default agree exactly.
-    return Parameter(name=name, label=label, help_text=help_text, param_type="NUMBER",
-                     optional=True, default=repr(default), regexes=regexes, type=type,
-                     group=group)
+    return Parameter(name=name, label=label, help_text=f"{help_text} From {_plain(low)} to {_plain(high)}.",
+                     param_type="NUMBER", optional=True, default=repr(default),
+                     regexes=regexes, type=type, group=group)
 
 
 _FITTED = ("Default: fitted on the lab's Labels.csv by python -m tools.fit_camera (refit there "
@@ -89,39 +108,38 @@ CAMERA = "Camera"
 SCORE_THRESHOLD = _number(
     "score_threshold", "Detection score threshold",
     "Report a pedestrian only when the detector's score (0 to 1) is at least this. Lower "
-    "finds more occluded pedestrians and more false ones.", DEFAULT_SCORE_THRESHOLD)
+    "finds more occluded pedestrians and more false ones.", DEFAULT_SCORE_THRESHOLD, 0, 1)
 FOCAL_PX = _number(
     "focal_px", "Camera focal length (pixels)",
     f"The camera's focal length in pixels, {_GRID}: a pedestrian of height H at depth Z "
     f"along the optical axis is focal_px * H / Z pixels tall. {_FITTED}",
-    geometry.FOCAL_PX, group=CAMERA)
+    geometry.FOCAL_PX, 1, 100_000, group=CAMERA)
 HORIZON_ROW = _number(
     "horizon_row", "Horizon row (pixels)",
     f"The image row of the horizon, counted from the top, {_GRID}: where the camera, looking "
     f"level, sees the ground plane vanish. The distance of a pedestrian cut off at the frame "
     f"bottom comes from how far below it the head top is. {_FITTED}",
-    geometry.HORIZON_ROW, group=CAMERA)
+    geometry.HORIZON_ROW, 0, geometry.IMAGE_HEIGHT, group=CAMERA)
 CAMERA_HEIGHT_M = _number(
     "camera_height_m", "Camera height (m)",
     f"The camera's height above the (flat) ground, in metres; the head-top cue needs it "
-    f"above pedestrian_height_m. {_FITTED}", geometry.CAMERA_HEIGHT_M, group=CAMERA)
-# Negative values are allowed here: no regex (NUMBER_REGEX has no sign); the parser and the
-# preflight check the value instead.
+    f"above pedestrian_height_m. {_FITTED}", geometry.CAMERA_HEIGHT_M, 0.1, 100, group=CAMERA)
 FORWARD_OFFSET_M = _number(
     "forward_offset_m", "Camera forward offset (m)",
     f"How far the camera is ahead of the point distances are measured from (the car's "
     f"reference point), in metres; negative means behind. {_FITTED}",
-    geometry.FORWARD_OFFSET_M, regexes=(), group=CAMERA)
+    geometry.FORWARD_OFFSET_M, -10, 10, regexes=(SIGNED_NUMBER_REGEX,), group=CAMERA)
 PEDESTRIAN_HEIGHT_M = _number(
     "pedestrian_height_m", "Pedestrian height (m)",
     "The height assumed for every pedestrian, in metres; distances scale with it. The "
     "default is the lab's pedestrian, a child model 1.30 m tall.",
-    geometry.PEDESTRIAN_HEIGHT_M, group=CAMERA)
+    geometry.PEDESTRIAN_HEIGHT_M, 0.5, 2.5, group=CAMERA)
 MAX_FRAME_PIXELS = _number(
     "max_frame_pixels", "Largest frame (pixels)",
     "Frames with more pixels than this (width x height, read from the image header before "
     "decoding) go to the dead letters instead of being decoded. Default: 3840x2160 (4K); "
-    "the lab's frames are 1920x1080.", DEFAULT_MAX_PIXELS, type=int)
+    "the lab's frames are 1920x1080; decoded, 100 million pixels take 300 MB.",
+    DEFAULT_MAX_PIXELS, 1, 100_000_000, type=int, regexes=(WHOLE_NUMBER_REGEX,))
 
 CAMERA_PARAMETERS = (FOCAL_PX, HORIZON_ROW, CAMERA_HEIGHT_M, FORWARD_OFFSET_M,
                      PEDESTRIAN_HEIGHT_M)
@@ -161,19 +179,27 @@ def detector_from_args(args) -> PedestrianDetector:
     return PedestrianDetector(score_threshold=args.score_threshold)
 
 
+def check_numbers(args) -> None:
+    """Every number within its range, and the camera above the pedestrian's head. The parser
+    has already refused what is not a finite number."""
+    for name, (low, high) in RANGES.items():
+        value = getattr(args, name)
+        if not low <= value <= high:  # also refuses NaN, should one come by another way
+            raise ParameterError(name, f"expected {_plain(low)} to {_plain(high)}, got {value!r}")
+    if not args.camera_height_m > args.pedestrian_height_m:
+        raise ParameterError(
+            "camera_height_m", f"expected above pedestrian_height_m "
+                               f"({args.pedestrian_height_m!r} m): the distance of a pedestrian "
+                               f"cut off by the frame bottom comes from how far below the camera "
+                               f"the head is, got {args.camera_height_m!r}")
+    camera_from_args(args)
+
+
 def preflight(args, options) -> None:
     check_input_source("input", args.input)
     check_topic("output", args.output)
     check_topic("dead_letter", args.dead_letter)
-    if not 0.0 <= args.score_threshold <= 1.0:
-        raise ParameterError("score_threshold", f"expected 0 to 1, got {args.score_threshold}")
-    if args.max_frame_pixels <= 0:
-        raise ParameterError("max_frame_pixels", f"expected a positive number of pixels, got "
-                                                 f"{args.max_frame_pixels}")
-    if not args.camera_height_m > 0:
-        raise ParameterError("camera_height_m", f"expected a height above the ground, got "
-                                                f"{args.camera_height_m}")
-    camera_from_args(args)
+    check_numbers(args)
     # The launcher runs in the same image as the workers: if the graph is not here, it is
     # not there either. Checked without importing TensorFlow.
     graph = default_graph_path()

@@ -1,7 +1,10 @@
 """The pedestrian_depth job's composite: frame messages in, result messages and dead letters out.
 
-    messages ──DetectAndMeasure──┬─ results ──ToMessage── result messages
+    messages ──DetectAndMeasure──┬─ (name, JSON bytes) ──ToMessage── result messages
                                  └─ dead letters (the input message, unchanged, with why)
+
+Everything that can fail on a frame, down to encoding its result as JSON, happens inside
+DetectAndMeasure's per-message `try`; ToMessage only wraps bytes that are already valid.
 
 The detector (`PedestrianDetector`: a frozen SSDLite graph over overlapping tiles) is loaded
 in `DoFn.setup`, once per worker process (`apache_beam.utils.shared.Shared`), from the graph
@@ -29,10 +32,11 @@ from pipelines.pedestrian.detector import (
     default_graph_path,
 )
 from pipelines.pedestrian.frames import (
+    encoded_message,
     failure_reason,
     frame_from_message,
     frame_result,
-    result_message,
+    result_data,
 )
 from pipelines.pedestrian.geometry import CameraModel
 from pipelines.pubsub import dead_letter_message
@@ -45,7 +49,8 @@ DEAD_LETTERS = "dead_letters"
 
 
 class _DetectFn(beam.DoFn):
-    """PubsubMessage -> result dict, or a dead-letter PubsubMessage on DEAD_LETTERS.
+    """PubsubMessage -> (frame name, result JSON bytes), or a dead-letter PubsubMessage on
+    DEAD_LETTERS.
 
     Every exception is caught per message: in a stream, an exception would retry the same
     bundle for ever and hold up every frame behind it.
@@ -86,6 +91,7 @@ class _DetectFn(beam.DoFn):
             stage = "detect"
             detections = self._detector.detect(rgb)
             result = frame_result(name, rgb.shape[1], rgb.shape[0], detections, self._camera)
+            data = result_data(result)
         except Exception as error:  # noqa: BLE001 - one odd frame must not stop a stream
             self._dead_letters.inc()
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter_message(
@@ -93,7 +99,7 @@ class _DetectFn(beam.DoFn):
             return
         self._frames_processed.inc()
         self._pedestrians_found.inc(len(detections))
-        yield result
+        yield name, data
 
     def teardown(self):
         # Shared, so not closed here (other instances may still use it); the session closes
@@ -128,5 +134,5 @@ class DetectPedestrians(beam.PTransform):
         outputs = messages | "DetectAndMeasure" >> beam.ParDo(
             _DetectFn(self._detector, self._camera, self._max_frame_pixels)).with_outputs(
                 DEAD_LETTERS, main=RESULTS)
-        results = outputs[RESULTS] | "ToMessage" >> beam.Map(result_message)
+        results = outputs[RESULTS] | "ToMessage" >> beam.MapTuple(encoded_message)
         return results, outputs[DEAD_LETTERS]
