@@ -143,13 +143,19 @@ def iter_lines(stream: BinaryIO, start: int = 0, piece_bytes: int | None = None,
     while block := stream.read(block_bytes):
         position = 0
         while (newline := block.find(b"\n", position)) >= 0:
-            chunks.append(block[position:newline])
-            data = b"".join(chunks)
+            if chunks:  # the line began in an earlier block
+                chunks.append(block[position:newline])
+                data = b"".join(chunks)
+                chunks, held = [], 0
+            else:
+                data = block[position:newline]
             ending = offset + len(data) + 1
             data = data[:-1] if data.endswith(b"\r") else data
-            if data or at_line_start:  # no empty last piece after a cut line
+            if at_line_start and (piece_bytes is None or len(data) <= piece_bytes):
+                yield offset, data, True  # the usual line: no generator, no cutting
+            elif data or at_line_start:  # no empty last piece after a cut line
                 yield from emit(data, final=True)
-            chunks, held, offset, at_line_start = [], 0, ending, True
+            offset, at_line_start = ending, True
             position = newline + 1
         if position < len(block):
             chunks.append(block[position:])
