@@ -1,6 +1,7 @@
 """The word-count templates run end to end on the DirectRunner, as a user runs them."""
 
 import collections
+import json
 import re
 import subprocess
 import sys
@@ -88,3 +89,74 @@ def test_wordcount2_rejects_a_local_output_on_dataflow(tmp_path):
         "--output", str(tmp_path / "a"), "--output2", "gs://bucket/b"], check=False, timeout=120)
     assert completed.returncode == 2
     assert "--output: expected a gs:// path" in completed.stderr
+
+
+# ---- text that is not clean ------------------------------------------------------------------
+
+AWKWARD_FILES = {
+    # A Latin-1 é in a line that is otherwise fine, between CRLF lines.
+    "latin1": b"The caf\xe9 is open\r\nna\xc3\xafve caf\xc3\xa9 owners\r\nDone\r\n",
+    "no_final_newline": b"first line\nlast line without newline",
+    "empty": b"",
+    "crlf": b"one two\r\ntwo three\r\n\r\nthree\r\n",
+}
+
+
+def independent_lines(data: bytes) -> list[str]:
+    """The documented rule, without the pipelines package: lines split at \\n, a trailing \\r
+    dropped, each line decoded with errors="replace"."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [line.removesuffix(b"\r").decode("utf-8", errors="replace") for line in lines]
+
+
+def dead_letters(prefix) -> list[dict]:
+    shards = sorted(prefix.parent.glob(prefix.name + "_errors-*-of-*.json"))
+    return [json.loads(line) for shard in shards for line in shard.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", sorted(AWKWARD_FILES))
+def test_wordcount_counts_awkward_text_and_dead_letters_bad_lines(tmp_path, name):
+    source = tmp_path / f"{name}.txt"
+    source.write_bytes(AWKWARD_FILES[name])
+    run_template("wordcount", ["--input", str(source), "--output", str(tmp_path / "out")])
+    words = collections.Counter(
+        w for line in independent_lines(AWKWARD_FILES[name]) for w in re.findall(r"[\w']+", line))
+    assert sorted(read_shards(tmp_path / "out")) == sorted(f"{w}: {n}" for w, n in words.items())
+    if name == "latin1":
+        assert {"caf: 1", "café: 1", "The: 1", "naïve: 1"} <= set(read_shards(tmp_path / "out"))
+        assert dead_letters(tmp_path / "out") == [{
+            "Error": f"not UTF-8: byte 0xE9 at offset 7 of the line starting at byte 0 of "
+                     f"{source}",
+            "Row": "The caf\\xe9 is open"}]
+    else:
+        assert not list(tmp_path.glob("out_errors*")), "no dead-letter file when all is well"
+
+
+@pytest.mark.parametrize("name", ["latin1", "empty"])
+def test_wordcount2_counts_awkward_text_and_dead_letters_bad_lines(tmp_path, name):
+    source = tmp_path / f"{name}.txt"
+    source.write_bytes(AWKWARD_FILES[name])
+    run_template("wordcount2", ["--input", str(source), "--output", str(tmp_path / "words"),
+                                "--output2", str(tmp_path / "letters")])
+    want_words, want_letters = expected_wordcount2(
+        "\n".join(independent_lines(AWKWARD_FILES[name])))
+    assert set(read_shards(tmp_path / "words")) == want_words
+    assert set(read_shards(tmp_path / "letters")) == want_letters
+    errors = dead_letters(tmp_path / "words")
+    assert [e["Row"] for e in errors] == (["The caf\\xe9 is open"] if name == "latin1" else [])
+    if name == "latin1":
+        assert {"caf: 1", "café: 1"} <= want_words and "t: 1" in want_letters
+        assert errors[0]["Error"].startswith("not UTF-8: byte 0xE9 at offset 7 of the line")
+
+
+def test_wordcount_on_a_long_single_line_counts_every_word(tmp_path):
+    """A 3 MB line is read in pieces; cutting never splits a word, so counts are exact."""
+    text = (REPO / "data" / "kinglear.txt").read_bytes()
+    one_line = (text * 13).replace(b"\r\n", b" ").replace(b"\n", b" ")[:3_000_000]
+    source = tmp_path / "one_line.txt"
+    source.write_bytes(one_line)
+    run_template("wordcount", ["--input", str(source), "--output", str(tmp_path / "out")])
+    words = collections.Counter(re.findall(r"[\w']+", one_line.decode("utf-8", "replace")))
+    assert sorted(read_shards(tmp_path / "out")) == sorted(f"{w}: {n}" for w, n in words.items())
