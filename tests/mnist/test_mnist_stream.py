@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import csv
 import json
+from types import SimpleNamespace
 
 import apache_beam as beam
+import numpy as np
 import pytest
-from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.io.gcp.pubsub import PubsubMessage, WriteToPubSub
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
+from pipelines.local_pubsub import pipeline_answers_every_message
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import resolve_model
 from pipelines.mnist.stream import ClassifyMessages
+from pipelines.pubsub import original_message
 from tests.support import pubsub_emulator as emulator
 from tests.support.processes import REPO, RunningTemplate, template_env
 from tools import mnist_producer
@@ -101,3 +106,51 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
     for message in dead_letters:
         assert MALFORMED[message.data] in message.attributes["error"]
         assert message.attributes["error_stage"] == "parse"
+
+
+class _FailingModel(ModelHandler):
+    """A model whose every batch fails, or (nan=True) returns NaN probabilities."""
+
+    def __init__(self, nan: bool = False):
+        super().__init__()
+        self._nan = nan
+
+    def load_model(self):
+        return None
+
+    def run_inference(self, batch, model, inference_args=None):
+        if not self._nan:
+            raise RuntimeError("the model is broken")
+        return [PredictionResult(x, np.full(10, np.nan, np.float32)) for x in batch]
+
+
+@pytest.mark.parametrize("nan, stage, reason", [
+    (False, "inference", "RuntimeError: the model is broken"),
+    (True, "format", "not 10 finite probabilities"),
+])
+def test_later_dead_letters_keep_the_original_message(nan, stage, reason):
+    good = sample_messages(3)
+    inputs = [PubsubMessage(m, {"source": "cam", "error": "sender's own"}, message_id=str(i))
+              for i, m in enumerate(good)]
+    with TestPipeline() as p:
+        predictions, dead = p | beam.Create(inputs) | ClassifyMessages(_FailingModel(nan))
+        assert_that(predictions, equal_to([]), label="NoPredictions")
+        assert_that(dead | beam.Map(lambda m: (
+            m.message_id, original_message(m)[:2], m.attributes["error_stage"],
+            reason in m.attributes["error"])),
+            equal_to([(str(i), (good[i], {"source": "cam", "error": "sender's own"}), stage,
+                       True) for i in range(3)]), label="DeadLetters")
+
+
+def test_every_outcome_of_the_job_acknowledges_its_input():
+    from pipelines.mnist import stream
+
+    args = SimpleNamespace(input="projects/lab-project/subscriptions/s", model=None,
+                           output="projects/lab-project/topics/out", dead_letter=None)
+    pipeline = beam.Pipeline(options=PipelineOptions(streaming=True))
+    stream.build_pipeline(pipeline, args)
+    assert pipeline_answers_every_message(pipeline)
+    pipeline = beam.Pipeline(options=PipelineOptions(streaming=True))
+    pipeline | beam.Create([PubsubMessage(b"x", {})]) | WriteToPubSub("projects/lab-project/topics/t",
+                                                               with_attributes=True)
+    assert not pipeline_answers_every_message(pipeline)
