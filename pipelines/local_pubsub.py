@@ -15,7 +15,8 @@ off Dataflow) changes three things:
   `LEDGER` keeps each pulled message's ack id, extends its ack deadline while it is being
   processed, and acknowledges it only when `PublishAndAcknowledgeFn` has published the
   message that answers it (a result or a dead letter, which carry its id in `message_id`,
-  see pipelines/pubsub.py). Pulls pause while MAX_HELD messages are unanswered.
+  see pipelines/pubsub.py). Pulls pause while MAX_HELD messages (or MAX_HELD_BYTES of
+  data) are unanswered, which also bounds the job's memory.
 * SIGTERM or Ctrl-C stops pulling, waits up to DRAIN_SECONDS for what was pulled to be
   answered and acknowledged, hands anything left back to the subscription (ack deadline 0),
   and exits 0. A publish that fails (topic deleted, permission denied) stops the job with
@@ -46,6 +47,7 @@ import apache_beam as beam
 
 PULL_MAX_MESSAGES = 100
 MAX_HELD = 1000
+MAX_HELD_BYTES = 256 * 2**20  # camera frames are megabytes each
 LEASE_EVERY_SECONDS = 5
 LEASE_SECONDS = 60
 DRAIN_SECONDS = 15
@@ -73,6 +75,7 @@ class AckLedger:
     def __init__(self):
         self._lock = threading.Lock()
         self._held: dict[str, list] = {}
+        self._bytes: dict[str, int] = {}
         self.holding = False
         self.stopping = False
 
@@ -80,15 +83,22 @@ class AckLedger:
         with self._lock:
             return len(self._held)
 
+    def full(self) -> bool:
+        with self._lock:
+            return len(self._held) >= MAX_HELD or sum(self._bytes.values()) >= MAX_HELD_BYTES
+
     def hold(self, client, subscription: str, received) -> None:
         with self._lock:
             for item in received:
-                self._held.setdefault(item.message.message_id, []).append(
-                    (client, subscription, item.ack_id))
+                message_id = item.message.message_id
+                self._held.setdefault(message_id, []).append((client, subscription, item.ack_id))
+                self._bytes[message_id] = len(item.message.data)
 
     def release(self, message_ids) -> None:
         with self._lock:
             entries = [e for i in message_ids if i is not None for e in self._held.pop(i, ())]
+            for message_id in message_ids:
+                self._bytes.pop(message_id, None)
         self._send(entries, lambda client, sub, ids: client.acknowledge(
             subscription=sub, ack_ids=ids, timeout=30))
 
@@ -105,6 +115,7 @@ class AckLedger:
                 entries = [e for group in self._held.values() for e in group]
                 count = len(self._held)
                 self._held.clear()
+                self._bytes.clear()
         else:
             count = len(entries)
         self._send(entries, lambda client, sub, ids: client.modify_ack_deadline(
@@ -141,7 +152,7 @@ class _LocalSubscriber:
 
     def pull(self, **kwargs):
         ledger = self._ledger
-        if ledger.holding and (ledger.stopping or ledger.held_count() >= MAX_HELD):
+        if ledger.holding and (ledger.stopping or ledger.full()):
             time.sleep(0.05)  # the runner asks again at once: do not spin
             return _empty_pull()
         kwargs["max_messages"] = max(kwargs.get("max_messages", 0), self._max_messages)

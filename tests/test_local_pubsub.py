@@ -19,7 +19,7 @@ from pipelines.local_pubsub import (
 
 
 def received(*ids):
-    return [SimpleNamespace(ack_id=f"ack-{i}", message=SimpleNamespace(message_id=i))
+    return [SimpleNamespace(ack_id=f"ack-{i}", message=SimpleNamespace(message_id=i, data=b"x"))
             for i in ids]
 
 
@@ -135,3 +135,15 @@ def test_the_direct_runners_reader_is_patched_once():
     assert use_local_subscriber()  # idempotent
     assert transform_evaluator._PubSubReadEvaluator._local_subscriber
     assert PULL_MAX_MESSAGES >= 100
+
+
+def test_pulls_pause_while_too_many_bytes_are_unanswered(monkeypatch):
+    monkeypatch.setattr(local_pubsub, "MAX_HELD_BYTES", 2)
+    ledger = AckLedger()
+    ledger.holding = True
+    fake = FakeSubscriber(received("1", "2"))
+    client = _LocalSubscriber(fake, 100, ledger)
+    client.pull(subscription="s")
+    assert ledger.full()
+    ledger.release(["1"])
+    assert not ledger.full()
