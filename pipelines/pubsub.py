@@ -379,9 +379,9 @@ def dead_letter(message: PubsubMessage, reason: str, *, stage: str) -> PubsubMes
             STAGE_ATTRIBUTE: utf8_prefix(str(stage), MAX_VALUE_BYTES)})
 
 
-def answering(source: PubsubMessage, message: PubsubMessage) -> PubsubMessage:
-    """`message`, marked as the outcome of the input message `source`."""
-    message.message_id = getattr(source, "message_id", None)
+def answering(source_id: str | None, message: PubsubMessage) -> PubsubMessage:
+    """`message`, marked as the outcome of the input message whose id is `source_id`."""
+    message.message_id = source_id
     return message
 
 

@@ -151,7 +151,7 @@ def test_publish_problem_names_each_limit():
 
 def test_answers_carry_the_input_message_id():
     source = PubsubMessage(b"in", {"a": "b"}, message_id="42")
-    assert pubsub.answering(source, PubsubMessage(b"out", {"ID": "1"})).message_id == "42"
+    assert pubsub.answering("42", PubsubMessage(b"out", {"ID": "1"})).message_id == "42"
     assert pubsub.dead_letter(source, "why", stage="parse").message_id == "42"
 
 

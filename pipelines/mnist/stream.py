@@ -96,7 +96,7 @@ def answer_prediction(message: PubsubMessage, image_id: int, probabilities) -> P
     problem = publish_problem(prediction)
     if problem:
         raise BadRecord(f"the prediction cannot be published: {problem}")
-    return answering(message, prediction)
+    return answering(message.message_id, prediction)
 
 
 def describe_failure(error) -> str:
