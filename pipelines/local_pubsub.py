@@ -25,12 +25,15 @@ off Dataflow) changes three things:
   reads through a subscription of its own, deleted when the job ends: to lose nothing
   across stops, give it a subscription.)
 
-What Dataflow does instead (it never runs this module): its Pub/Sub source acknowledges a
-message only after the bundle that read it has been durably committed by the streaming
-engine, whose checkpointed state then carries it to the end; its Pub/Sub sink retries a
-publish that fails, so a missing output topic or a lost permission makes the step fail and
-retry, the job's data freshness and backlog grow, and nothing is dropped, until the topic
-is back or the job is drained or cancelled (errors appear in the job's worker logs).
+What Dataflow does instead (it never runs this module): its own Pub/Sub source acknowledges
+a message only once the first fused stage has processed it and that stage's effects are
+written to persistent storage ("Streaming with Pub/Sub" in Dataflow's documentation). These
+jobs have no shuffle, so their whole graph, publishing included, is that one stage: an input
+is acknowledged only after its outcome is handed to Dataflow's Pub/Sub sink. A publish that
+keeps failing (topic deleted, permission removed) fails its work item, and Dataflow retries
+a failing streaming work item indefinitely instead of failing the job: the step stalls, the
+errors show in the worker logs, the backlog and data freshness grow, nothing is acknowledged
+or dropped, until the topic is back (or the job is updated, drained or cancelled).
 """
 
 from __future__ import annotations
