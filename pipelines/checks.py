@@ -29,6 +29,7 @@ _GCS_PREFIX = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/[^\n\r]+$")
 # '-' and spaces (and other Unicode letters and marks).
 _PROJECT = r"(?:[a-z][-a-z0-9.]*[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]"
 _TABLE = re.compile(rf"^(?P<project>{_PROJECT})[:.](?P<dataset>\w+)\.(?P<table>[\w\- ]+)$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 FILE_EXTENSIONS = (".csv", ".json", ".jsonl", ".txt", ".gz", ".avro", ".parquet")
 
 LOCATION_RULE = (
@@ -52,6 +53,9 @@ def is_gcs(value: str) -> bool:
 
 def location_kind(value: str) -> Kind:
     """Which kind of location `value` is, by the module's rule; ValueError if none."""
+    if _CONTROL.search(value):
+        raise ValueError(f"{value!r} has a control character (NUL, newline, ...); no path, "
+                         f"object or table name can")
     if is_gcs(value):
         return Kind.GCS
     if "/" in value or value.lower().endswith(FILE_EXTENSIONS):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pipelines.checks import check_credentials, is_gcs
 from pipelines.mnist import contract
+from pipelines.models import models_dir
 from pipelines.params import Parameter, ParameterError
 
-# The image sets PIPELINES_MODELS_DIR=/opt/models; a source checkout uses its models/ folder.
-MODELS_DIR_ENV = "PIPELINES_MODELS_DIR"
 IMAGE_MODEL_DIR = "/opt/models/mnist"
 
 MODEL = Parameter(
@@ -23,11 +21,6 @@ MODEL = Parameter(
     param_type="TEXT",
     optional=True,
 )
-
-
-def models_dir() -> Path:
-    default = Path(__file__).resolve().parents[2] / "models"
-    return Path(os.environ.get(MODELS_DIR_ENV) or default)
 
 
 def resolve_model(value: str | None) -> str:
