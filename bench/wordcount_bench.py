@@ -23,8 +23,7 @@ def make_text(path: Path, megabytes: float) -> None:
     chunk = (REPO / "data" / "kinglear.txt").read_bytes()
     copies = max(1, round(megabytes * 1e6 / len(chunk)))
     with open(path, "wb") as out:
-        for _ in range(copies):
-            out.write(chunk)
+        out.writelines(chunk for _ in range(copies))
 
 
 def timed(command: list[str]) -> float:
