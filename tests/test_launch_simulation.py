@@ -15,10 +15,12 @@ def launch_cases(gcs_host):
     mnist_csv = upload(gcs_host, "in/mnist.csv", (REPO / "data" / "mnist_sample.csv").read_bytes())
     return {
         "wordcount": ([f"--input={text}", f"--output=gs://{BUCKET}/result/wordcount"],
-                      {"Read", "CountWords", "Format", "Write"}, "FNAPI_BATCH"),
+                      {"Read", "Decode", "WriteDeadLetters", "CountWords", "Format", "Write"},
+                      "FNAPI_BATCH"),
         "wordcount2": ([f"--input={text}", f"--output=gs://{BUCKET}/result/words",
                         f"--output2=gs://{BUCKET}/result/letters"],
-                       {"Read", "ExtractWords", "CountAToFWords", "FormatWords", "WriteWords",
+                       {"Read", "Decode", "WriteDeadLetters", "ExtractWords", "CountAToFWords",
+                        "FormatWords", "WriteWords",
                         "CountFirstCharacters", "FormatCharacters", "WriteCharacters"},
                        "FNAPI_BATCH"),
         "mnist_batch": ([f"--input={mnist_csv}", f"--output=gs://{BUCKET}/result/predict"],
