@@ -2,7 +2,7 @@
 
 Same output as Beam's `apache_beam.examples.wordcount` on the same input. Unlike it, bytes
 that are not UTF-8 never stop the job: such a line still has its valid words counted, and also
-goes to `<output>_errors-*.json` with the reason (rules in pipelines/textio.py). A very long
+goes to `<output>_errors-*.json` with the reason (rules in pipelines/lines.py). A very long
 line is read and counted in pieces, in linear time and bounded memory.
 """
 
@@ -15,14 +15,9 @@ from apache_beam.io import WriteToText
 
 from pipelines.checks import check_input_exists, check_output_prefix
 from pipelines.launch import is_dataflow, run_job
+from pipelines.lines import WORD_PIECE_BYTES
 from pipelines.params import GCS_PATH_REGEX, Parameter, Template
-from pipelines.textio import (
-    WORD_PIECE_BYTES,
-    DecodeLines,
-    ReadLines,
-    WriteDeadLetters,
-    dead_letter_prefix,
-)
+from pipelines.textio import DecodeLines, ReadLines, WriteDeadLetters, dead_letter_prefix
 from pipelines.words import CountOccurrences, format_count, split_words
 
 DEFAULT_INPUT = "gs://dataflow-samples/shakespeare/kinglear.txt"

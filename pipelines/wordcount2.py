@@ -4,7 +4,7 @@ Words are split on `[\\w']+` and lower-cased; then, from the same words,
   - output:  `word: count` for words whose first character is between a and f;
   - output2: `c: count` for the first character of every word.
 Lines that are not UTF-8 still count, and also go to `<output>_errors-*.json` (rules in
-pipelines/textio.py).
+pipelines/lines.py).
 """
 
 from __future__ import annotations

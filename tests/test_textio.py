@@ -1,4 +1,5 @@
-"""Reading text: the decode rule, line cutting and the line reader, without and with Beam."""
+"""Reading text: the decode rule, line cutting and the line reader (pipelines/lines.py), and
+the Beam transforms around them (pipelines/textio.py)."""
 
 import collections
 import gzip
@@ -20,12 +21,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.textio import (
-    DecodeLines,
+from pipelines.lines import (
     Line,
-    ReadLines,
-    WriteDeadLetters,
-    _LineSource,
     cut_line,
     dead_letter_row,
     decode_line,
@@ -33,6 +30,7 @@ from pipelines.textio import (
     split_pieces,
     to_json_line,
 )
+from pipelines.textio import DecodeLines, ReadLines, WriteDeadLetters, _LineSource
 from tests.support.properties import PROPERTY
 
 WORD = re.compile(r"[\w']+")
