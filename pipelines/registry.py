@@ -1,7 +1,8 @@
 """Every Flex Template this repository builds: template name -> job module.
 
-`templates/<name>.py`, `metadata/<name>.json` and a build and registration step in
-`cloudbuild.yaml` exist for each name here; tests/test_templates.py checks that they do.
+A template is a job module (with a `TEMPLATE` and `run()`) and a line here; then
+`python -m tools.generate` writes its entry file, console metadata, Cloud Build steps and
+the line ops/flex reads. Whether it streams is its `TEMPLATE.streaming`, nowhere else.
 """
 
 from __future__ import annotations

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from pipelines import params
 from pipelines.launch import make_parser
@@ -15,7 +17,7 @@ from pipelines.params import ParameterError, check_required
 from pipelines.pedestrian import job as pedestrian_job
 from pipelines.registry import TEMPLATES, job_module
 from tests.support.processes import REPO
-from tools import register_template, write_cloudbuild
+from tools import generate, register_template
 
 NAMES = sorted(TEMPLATES)
 GCLOUD_LIB = "/usr/lib/google-cloud-sdk/lib"
@@ -62,11 +64,34 @@ def test_entry_file_is_thin_and_runs_its_job(name):
     assert f"from {package} import {leaf}" in source and f"{leaf}.run()" in source
 
 
-def test_metadata_files_are_generated_from_the_code():
-    completed = subprocess.run([sys.executable, "-m", "pipelines.metadata", "--check"],
+def test_generated_files_are_up_to_date():
+    completed = subprocess.run([sys.executable, "-m", "tools.generate", "--check"],
                                cwd=REPO, capture_output=True, text=True)
-    assert completed.returncode == 0, completed.stdout
+    assert completed.returncode == 0, completed.stdout + completed.stderr
     assert sorted(p.stem for p in (REPO / "metadata").glob("*.json")) == NAMES
+
+
+def test_generate_check_names_a_stale_file(tmp_path, monkeypatch, capsys):
+    # A check that always passes would prove nothing: point it at a copy and break one file.
+    for relative in generate.artifacts():
+        copy = tmp_path / relative.relative_to(REPO)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(relative.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(generate, "ROOT", tmp_path)
+    assert generate.main(["--check"]) == 0
+    (tmp_path / "ops" / "templates.txt").write_text("wordcount batch\n", encoding="utf-8")
+    assert generate.main(["--check"]) == 1
+    assert "ops/templates.txt" in capsys.readouterr().out
+    assert generate.main([]) == 0
+    assert generate.main(["--check"]) == 0
+
+
+def test_ops_templates_file_carries_each_templates_streaming_flag():
+    lines = [l.split() for l in (REPO / "ops" / "templates.txt").read_text().splitlines()
+             if l and not l.startswith("#")]
+    assert [name for name, _ in lines] == list(TEMPLATES)
+    for name, kind in lines:
+        assert kind == ("streaming" if job_module(name).TEMPLATE.streaming else "batch")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -145,8 +170,7 @@ def test_gcloud_renders_each_spec_and_streaming_survives(name, gcloud, tmp_path)
     assert "streaming" not in raw["metadata"]
 
 
-def test_cloudbuild_yaml_is_generated_and_loads_in_gclouds_own_parser():
-    assert write_cloudbuild.main(["--check"]) == 0
+def test_cloudbuild_yaml_loads_in_gclouds_own_parser():
     if not shutil.which(GCLOUD_PYTHON):
         pytest.skip("the Cloud SDK's bundled Python is not at " + GCLOUD_PYTHON)
     script = f"""
@@ -165,8 +189,11 @@ print(json.dumps({{
     assert completed.returncode == 0, completed.stderr
     build = json.loads(completed.stdout)
     steps = {s["id"]: s for s in build["steps"]}
-    assert set(build["subs"]) >= {"_REGION", "_REPOSITORY", "_BUCKET", "_TAG"}
+    # A trigger runs the file as it is: every substitution it uses needs a default.
+    used = set(re.findall(r"\$\{(_[A-Z_]+)\}", (REPO / "cloudbuild.yaml").read_text()))
+    assert used <= set(build["subs"]), used - set(build["subs"])
     assert build["subs"]["_REGION"] == "northamerica-northeast2"
+    assert build["subs"]["_MAX_WORKERS"] == "2"
     order = [s["id"] for s in build["steps"]]
     for name in NAMES:
         build_args = steps[f"build-{name}"]["args"]
@@ -180,6 +207,47 @@ print(json.dumps({{
         assert order.index(f"build-{name}") < order.index(f"push-{name}") < \
             order.index(f"register-{name}")
         assert f"${{_IMAGE_ROOT}}/{name}:${{_TAG}}" in build["images"]
+
+
+# What a trigger build would pass for its substitutions (dynamicSubstitutions resolves them).
+SUBSTITUTIONS = {"PROJECT_ID": "lab-project", "BUILD_ID": "0f3c2a9e-1b2d-4c5e-8f90-a1b2c3d4e5f6"}
+
+
+def substituted(text: str, subs: dict) -> str:
+    while (match := re.search(r"\$\{(\w+)\}", text)):
+        text = text.replace(match.group(0), subs[match.group(1)])
+    return text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registered_spec_carries_the_console_launch_defaults(name, gcloud, tmp_path):
+    """The register step exactly as cloudbuild.yaml runs it, with the substitutions' own
+    defaults, rendered by the real gcloud: what a console launch gets without typing."""
+    config = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
+    subs = dict(SUBSTITUTIONS)
+    for key, value in config["substitutions"].items():
+        subs[key] = substituted(str(value), subs)
+    (step,) = [s for s in config["steps"] if s["id"] == f"register-{name}"]
+    assert step["args"][0] == "tools/register_template.py"
+    args = [substituted(a, subs) for a in step["args"][1:]]
+    spec_file = tmp_path / f"{name}.json"
+    args = [f"--spec={spec_file}" if a.startswith("--spec=") else a for a in args]
+    assert register_template.main(["--gcloud", gcloud, *args]) == 0
+    spec = json.loads(spec_file.read_text())
+
+    environment = spec["defaultEnvironment"]
+    assert environment["serviceAccountEmail"] == "dataflow-worker@lab-project.iam.gserviceaccount.com"
+    assert environment["tempLocation"] == "gs://lab-project-bucket/temp"
+    assert environment["stagingLocation"] == "gs://lab-project-bucket/staging"
+    assert environment["maxWorkers"] == 2
+    assert environment["additionalUserLabels"] == {"template": name, "tag": SUBSTITUTIONS["BUILD_ID"]}
+    streaming = job_module(name).TEMPLATE.streaming
+    assert environment.get("enableStreamingEngine", False) is streaming
+    assert spec["metadata"].get("streaming", False) is streaming
+    # Dataflow refuses a label value with anything but a-z, 0-9, - and _ (63 at most).
+    for value in environment["additionalUserLabels"].values():
+        assert re.fullmatch(r"[a-z0-9_-]{1,63}", value), value
+    assert spec["image"] == f"northamerica-northeast2-docker.pkg.dev/lab-project/dataflow-templates/{name}:{SUBSTITUTIONS['BUILD_ID']}"
 
 
 def test_dockerfile_passes_hadolint():

@@ -2,7 +2,12 @@
 
     python3 tools/register_template.py --metadata metadata/mnist_stream.json \
         --image REGION-docker.pkg.dev/PROJECT/REPO/mnist_stream:TAG \
-        --spec gs://BUCKET/templates/mnist_stream.json
+        --spec gs://BUCKET/templates/mnist_stream.json \
+        -- --max-workers=2 --enable-streaming-engine ...
+
+Flags after `--` go to `gcloud dataflow flex-template build` as they are: they become the
+spec's defaultEnvironment (service account, locations, worker cap, labels, Streaming
+Engine), which every launch gets unless it sets its own.
 
 `gcloud dataflow flex-template build` keeps only name, description and parameters of the
 metadata file, so a streaming template would be registered as a batch one. This renders the
@@ -24,10 +29,12 @@ STREAMING_FIELDS = ("streaming", "supportsAtLeastOnce", "supportsExactlyOnce",
                     "defaultStreamingMode")
 
 
-def render_spec(gcloud: str, spec_path: str, image: str, metadata_file: Path) -> dict:
+def render_spec(gcloud: str, spec_path: str, image: str, metadata_file: Path,
+                build_flags: list[str] = ()) -> dict:
     command = [gcloud, "dataflow", "flex-template", "build", spec_path,
                "--image", image, "--sdk-language", "PYTHON",
-               "--metadata-file", str(metadata_file), "--print-only", "--format=json"]
+               "--metadata-file", str(metadata_file), *build_flags,
+               "--print-only", "--format=json"]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
         sys.exit(f"gcloud could not render the spec:\n{completed.stderr}")
@@ -48,13 +55,16 @@ def main(argv=None) -> int:
     parser.add_argument("--image", required=True)
     parser.add_argument("--spec", required=True, help="gs://BUCKET/templates/NAME.json or a local file")
     parser.add_argument("--gcloud", default="gcloud")
+    parser.add_argument("build_flags", nargs="*", metavar="-- GCLOUD_BUILD_FLAG",
+                        help="passed to gcloud dataflow flex-template build")
     args = parser.parse_args(argv)
 
     metadata = json.loads(args.metadata.read_text(encoding="utf-8"))
     # gcloud insists on a gs:// location even with --print-only, and never touches it.
     render_path = args.spec if args.spec.startswith("gs://") else "gs://render-only/spec.json"
     spec = restore_streaming_fields(
-        render_spec(args.gcloud, render_path, args.image, args.metadata), metadata)
+        render_spec(args.gcloud, render_path, args.image, args.metadata, args.build_flags),
+        metadata)
     text = json.dumps(spec, indent=2) + "\n"
     if not args.spec.startswith("gs://"):
         Path(args.spec).write_text(text, encoding="utf-8")
