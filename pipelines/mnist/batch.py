@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any, Callable
 
 import apache_beam as beam
-from apache_beam.coders import BytesCoder
 from apache_beam.metrics import Metrics
-from apache_beam.io import ReadFromText, WriteToText
+from apache_beam.io import WriteToText
 from apache_beam.io.gcp.bigquery import BigQueryDisposition, ReadFromBigQuery, WriteToBigQuery
 
 from pipelines.checks import (LOCATION_RULE, Kind, check_credentials, check_distinct,
@@ -30,8 +30,10 @@ from pipelines.launch import is_dataflow, run_job
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import MODEL, check_model, resolve_model
 from pipelines.mnist.records import (CSV_HEADER, DEAD_LETTER_SCHEMA, PREDICTION_SCHEMA,
-                                     is_csv_header, parse_csv_bytes, to_json_line)
-from pipelines.mnist.transforms import METRICS_NAMESPACE, ParseImages, PredictDigits
+                                     is_csv_header, prediction_lines, prediction_rows,
+                                     split_csv_line, to_json_line)
+from pipelines.mnist.transforms import METRICS_NAMESPACE, ParseImages, PredictDigits, row_pair
+from pipelines.textio import ReadLines
 from pipelines.params import BIGQUERY_TABLE_OR_GCS_REGEX, Parameter, ParameterError, Template
 
 READ_METHODS = ("DIRECT_READ", "EXPORT")
@@ -132,7 +134,7 @@ class ReadRows(beam.PTransform):
             return pipeline | "ReadTable" >> ReadFromBigQuery(
                 table=self._source, method=self._read_method, selected_fields=list(CSV_HEADER))
         return (pipeline
-                | "ReadCsv" >> ReadFromText(self._source, coder=BytesCoder())
+                | "ReadCsv" >> ReadLines(self._source)
                 | "SkipHeaders" >> beam.ParDo(_SkipHeadersFn()))
 
 
@@ -148,15 +150,23 @@ class _SkipHeadersFn(beam.DoFn):
 
 
 class WriteRows(beam.PTransform):
-    """Rows to a BigQuery table (replacing its content) or to JSON-lines files."""
+    """Rows to a BigQuery table (replacing its content) or to JSON-lines files.
 
-    def __init__(self, destination: str, schema: dict):
+    Elements are dict rows, or anything `rows_of` turns into a list of them and `lines_of`
+    into JSON lines (a batch of predictions, formatted at once)."""
+
+    def __init__(self, destination: str, schema: dict,
+                 rows_of: Callable[[Any], list[dict]] = lambda row: [row],
+                 lines_of: Callable[[Any], str] = to_json_line):
         super().__init__()
         self._destination = destination
         self._schema = schema
+        self._rows_of = rows_of
+        self._lines_of = lines_of
 
-    def expand(self, rows):
+    def expand(self, elements):
         if is_table(self._destination):
+            rows = elements | "ToRows" >> beam.FlatMap(self._rows_of)
             # A load job replaces the table, but Beam starts none when there are no rows:
             # then the table is replaced here, so it never shows a previous run's rows.
             (rows
@@ -167,8 +177,8 @@ class WriteRows(beam.PTransform):
                 self._destination, schema=self._schema,
                 create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
                 write_disposition=BigQueryDisposition.WRITE_TRUNCATE)
-        return (rows
-                | "ToJson" >> beam.Map(to_json_line)
+        return (elements
+                | "ToJson" >> beam.Map(self._lines_of)
                 | "WriteFiles" >> WriteToText(self._destination, file_name_suffix=".json"))
 
 
@@ -197,10 +207,13 @@ def build_pipeline(pipeline, args):
     from_csv = not is_table(args.input)
     parsed = (pipeline
               | "Read" >> ReadRows(args.input, args.read_method)
-              | "ParseImages" >> ParseImages(parse_csv_bytes if from_csv else None))
-    handler = MnistModelHandler(resolve_model(args.model))
+              | "ParseImages" >> ParseImages(split_csv_line if from_csv else row_pair))
+    # Rows arrive in batches: one batch is one model call, not to be batched again.
+    handler = MnistModelHandler(resolve_model(args.model), min_batch_size=1, max_batch_size=1)
     predictions, failed = parsed.valid | "PredictDigits" >> PredictDigits(handler)
-    predictions | "WritePredictions" >> WriteRows(args.output, PREDICTION_SCHEMA)
+    predictions | "WritePredictions" >> WriteRows(
+        args.output, PREDICTION_SCHEMA, rows_of=lambda b: prediction_rows(*b),
+        lines_of=lambda b: prediction_lines(*b))
     ((parsed.dead_letters, failed)
      | "MergeDeadLetters" >> beam.Flatten()
      | "WriteDeadLetters" >> WriteRows(args.dead_letter or default_dead_letter(args.output),

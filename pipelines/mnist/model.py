@@ -227,13 +227,24 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     ) -> Iterable[PredictionResult]:
         if not batch:
             return []
-        images = np.stack([np.asarray(x, dtype=np.float32) for x in batch])
-        if images.shape[1:] != (NUM_PIXELS,):
-            raise ValueError(
-                f"each example must be {NUM_PIXELS} pixels; got shape {images.shape[1:]}"
-            )
+        # An example is one image [NUM_PIXELS] or a batch of them [N, NUM_PIXELS] (the batch
+        # job batches before parsing); either way the model sees one array.
+        arrays = [np.asarray(x, dtype=np.float32) for x in batch]
+        for array in arrays:
+            if array.ndim not in (1, 2) or array.shape[-1] != NUM_PIXELS:
+                raise ValueError(f"each example must be {NUM_PIXELS} pixels or a batch "
+                                 f"[N, {NUM_PIXELS}]; got shape {array.shape}")
+        images = arrays[0] if len(arrays) == 1 and arrays[0].ndim == 2 else np.concatenate(
+            [a.reshape(-1, NUM_PIXELS) for a in arrays])
         probabilities = model.predict(images)
-        return [PredictionResult(x, p) for x, p in zip(batch, probabilities)]
+        results, start = [], 0
+        for example, array in zip(batch, arrays):
+            rows = 1 if array.ndim == 1 else len(array)
+            inference = probabilities[start] if array.ndim == 1 else \
+                probabilities[start:start + rows]
+            results.append(PredictionResult(example, inference))
+            start += rows
+        return results
 
     def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
         return sum(np.asarray(x).nbytes for x in batch)

@@ -17,8 +17,10 @@ from apache_beam.testing.util import assert_that, equal_to
 from pipelines.mnist import batch
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import resolve_model
-from pipelines.mnist.records import parse_csv_line
-from pipelines.mnist.transforms import ParseImages, PredictDigits
+from apache_beam.ml.inference.base import PredictionResult
+
+from pipelines.mnist.records import parse_csv_line, parse_row, split_csv_line
+from pipelines.mnist.transforms import ImageBatch, ParseImages, PredictDigits
 from pipelines.launch import parse
 from tests.support.processes import REPO, read_shards, run_template, template_env
 
@@ -50,12 +52,23 @@ BAD_LINES = {
 
 def test_parse_images_splits_valid_rows_from_dead_letters():
     good = sample_lines(3)
+    lines = [line.encode() for line in good + list(BAD_LINES)]
     with TestPipeline() as p:
-        parsed = p | beam.Create(good + list(BAD_LINES)) | ParseImages(parse_csv_line)
-        ids = parsed.valid | beam.MapTuple(lambda image_id, pixels: image_id)
+        parsed = p | beam.Create(lines) | ParseImages(split_csv_line)
+        ids = parsed.valid | beam.FlatMap(lambda batch: batch.ids.tolist())
         assert_that(ids, equal_to([0, 1, 2]), label="ValidIds")
         dead = parsed.dead_letters | beam.Map(lambda d: (d["Row"], d["Error"].split(":")[0]))
         assert_that(dead | beam.Keys(), equal_to(list(BAD_LINES)), label="DeadRowsVerbatim")
+
+
+def test_parsed_batches_equal_the_row_by_row_reference():
+    lines = [line.encode() for line in sample_lines(40)]
+    expected = dict(parse_row(parse_csv_line(line.decode())) for line in lines)
+    with TestPipeline() as p:
+        parsed = p | beam.Create(lines) | ParseImages(split_csv_line)
+        pixels = parsed.valid | beam.FlatMap(
+            lambda batch: [(int(i), row.tobytes()) for i, row in zip(batch.ids, batch.pixels)])
+        assert_that(pixels, equal_to([(i, v.tobytes()) for i, v in expected.items()]))
 
 
 class BrokenModelHandler(MnistModelHandler):
@@ -63,15 +76,41 @@ class BrokenModelHandler(MnistModelHandler):
         raise RuntimeError("model exploded")
 
 
+class NaNModelHandler(MnistModelHandler):
+    def load_model(self):
+        return None
+
+    def run_inference(self, batch, model, inference_args=None):
+        results = []
+        for pixels in batch:  # image_batch's IDs are the row numbers
+            scores = np.full((len(pixels), 10), 0.1, np.float32)
+            scores[1::2, 3] = np.nan
+            results.append(PredictionResult(pixels, scores))
+        return results
+
+
+def image_batch(count):
+    return ImageBatch(np.arange(count, dtype=np.int64), np.full((count, 784), 0.1, np.float32))
+
+
 def test_a_failing_model_sends_rows_to_dead_letters_not_a_crash():
-    rows = [(i, np.full(784, 0.1, np.float32)) for i in range(5)]
     with TestPipeline() as p:
-        predictions, dead = p | beam.Create(rows) | PredictDigits(
-            BrokenModelHandler(resolve_model(None)))
+        predictions, dead = p | beam.Create([image_batch(5)]) | PredictDigits(
+            BrokenModelHandler(resolve_model(None), max_batch_size=1))
         assert_that(predictions, equal_to([]), label="NoPredictions")
         assert_that(dead | beam.Map(lambda d: (json.loads(d["Row"])["ID"], d["Error"])),
                     equal_to([(i, "inference failed: RuntimeError: model exploded")
                               for i in range(5)]), label="AllDead")
+
+
+def test_rows_without_finite_probabilities_are_dead_letters():
+    with TestPipeline() as p:
+        predictions, dead = p | beam.Create([image_batch(6)]) | PredictDigits(
+            NaNModelHandler(resolve_model(None), max_batch_size=1))
+        assert_that(predictions | beam.FlatMap(lambda b: b.ids.tolist()), equal_to([0, 2, 4]),
+                    label="FiniteRowsPredicted")
+        assert_that(dead | beam.Map(lambda d: json.loads(d["Row"])["ID"]), equal_to([1, 3, 5]),
+                    label="NaNRowsDead")
 
 
 def test_metrics_prove_every_row_lands_once(tmp_path):

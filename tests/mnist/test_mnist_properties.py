@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from pipelines.mnist import contract
 from pipelines.mnist.records import (BadRecord, ID_RANGE, NUM_PIXELS, dead_letter_row,
                                      is_csv_header, parse_csv_bytes, parse_id, parse_image,
-                                     parse_json_message, parse_row, prediction_row, to_json_line)
+                                     parse_image_batch, parse_json_message, parse_row,
+                                     prediction_lines, prediction_row, prediction_rows,
+                                     split_csv_line, to_json_line)
 from tests.support.processes import REPO
 from tests.support.properties import PROPERTY
 
@@ -135,3 +137,57 @@ def test_the_model_check_accepts_or_says_why_never_crashes(data):
 
 def test_the_bundled_model_meets_the_contract():
     contract.check_saved_model(SAVED_MODEL)
+
+
+def reference(line: bytes):
+    """The row-by-row path the batch path must equal: ('row', ID, pixel bytes) or ('dead',
+    reason)."""
+    try:
+        image_id, pixels = parse_row(parse_csv_bytes(line))
+    except BadRecord as error:
+        return "dead", str(error)
+    return "row", image_id, pixels.tobytes()
+
+
+def batched(lines: list[bytes]) -> list:
+    outcomes: list = [None] * len(lines)
+    kept, ids, images = [], [], []
+    for index, line in enumerate(lines):
+        try:
+            raw_id, raw_image = split_csv_line(line)
+            ids.append(parse_id(raw_id))
+        except BadRecord as error:
+            outcomes[index] = ("dead", str(error))
+        else:
+            kept.append(index)
+            images.append(raw_image)
+    pixels, failures = parse_image_batch(images)
+    for position, index in enumerate(kept):
+        outcomes[index] = (("dead", str(failures[position])) if position in failures
+                           else ("row", ids[position], pixels[position].tobytes()))
+    return outcomes
+
+
+BUNDLED = (REPO / "data" / "mnist_sample.csv").read_bytes().splitlines()[1:]
+
+
+@PROPERTY
+@given(st.lists(st.one_of(csv_lines, st.sampled_from(BUNDLED)), max_size=12))
+def test_the_batch_parser_equals_the_row_by_row_reference(lines):
+    assert batched(lines) == [reference(line) for line in lines]
+
+
+def test_the_batch_parser_equals_the_reference_on_the_bundled_sample():
+    assert batched(BUNDLED) == [reference(line) for line in BUNDLED]
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.integers(*ID_RANGE),
+                          st.lists(st.floats(0, 1, width=32), min_size=10, max_size=10)),
+                min_size=1, max_size=8))
+def test_bulk_formatting_equals_the_row_by_row_reference(rows):
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    probabilities = np.array([r[1] for r in rows], dtype=np.float32)
+    expected = [prediction_row(i, p) for i, p in zip(ids, probabilities)]
+    assert prediction_lines(ids, probabilities).split("\n") == [to_json_line(r) for r in expected]
+    assert prediction_rows(ids, probabilities) == expected
