@@ -7,16 +7,22 @@ present, where active jobs exist, or where one command fails:
 
   FAKE_STATE   absent (default) | present: describe/show checks fail | succeed
   FAKE_FAIL    a substring: the first call whose command line holds it fails (exit 1)
-  FAKE_JOBS    `gcloud dataflow jobs list` output, lines of ID<TAB>NAME<TAB>STATE
+  FAKE_JOBS    the jobs, lines of ID<TAB>NAME<TAB>STATE[<TAB>TEMPLATE LABEL]: what
+               `dataflow jobs list` prints (the fields its value(...) format asks for) and
+               `dataflow jobs describe ID` answers about labels and workers
+  FAKE_CHECK   the state of the graph-validation job `update` starts (default JOB_STATE_DONE)
+  FAKE_STEPS   JSON {job ID: [step names]}: a job's pipeline transforms (describe --full)
   FAKE_STAGE   the GitHub connection's installation stage (default COMPLETE)
   FAKE_PROJECT what `gcloud config get-value project` prints (not logged: it is local)
 """
 
 import json
 import os
+import re
 import sys
 
 CHECK_VERBS = {"describe", "show"}
+CHECK_JOB_ID = "2026-01-01_00_00_00-99"  # the job a graph check starts
 PROJECT_ROLES = ["roles/dataflow.worker", "roles/bigquery.jobUser",
                  "roles/bigquery.readSessionUser", "roles/logging.logWriter",
                  "roles/secretmanager.admin"]
@@ -38,12 +44,31 @@ def main() -> int:
     present = os.environ.get("FAKE_STATE", "absent") == "present"
     words = [a for a in args if not a.startswith("-")]
     fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), "")
+    jobs = [dict(zip(("id", "name", "state", "template"), r.split("\t")),
+                 type="Streaming", creationTime="2026-01-01 00:00:00")
+            for r in os.environ.get("FAKE_JOBS", "").splitlines() if r]
     if words[:3] == ["dataflow", "jobs", "list"]:
-        rows = [r.split("\t") for r in os.environ.get("FAKE_JOBS", "").splitlines() if r]
-        if fmt == "value(id,name)":
-            rows = [r[:2] for r in rows]
-        for row in rows:
-            print("\t".join(row))
+        fields = re.fullmatch(r"value\((.*)\)", fmt).group(1).split(",")
+        for job in jobs:
+            print("\t".join(job.get(f, "") for f in fields))
+        return 0
+    if words[:3] == ["dataflow", "jobs", "describe"]:
+        job_id = words[3]
+        if "currentState" in fmt:
+            print(os.environ.get("FAKE_CHECK", "JOB_STATE_DONE") if job_id == CHECK_JOB_ID
+                  else "JOB_STATE_RUNNING")
+        elif "originalPipelineTransform" in fmt:
+            for step in json.loads(os.environ.get("FAKE_STEPS", "{}")).get(job_id, []):
+                print(step)
+        elif "labels.template" in fmt:
+            job = next((j for j in jobs if j["id"] == job_id), {})
+            print(f"{job.get('template', '')}\t1\t2")
+        return 0
+    if words[:3] == ["dataflow", "flex-template", "run"] and fmt == "value(job.id)":
+        print(CHECK_JOB_ID)
+        return 0
+    if words[:3] == ["billing", "projects", "describe"]:
+        print("billingAccounts/0A0A0A-1B1B1B-2C2C2C")
         return 0
     if words[:2] == ["projects", "describe"]:
         print("123456789012")

@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.registry import TEMPLATES as REGISTERED
+from pipelines.registry import job_module
+
 REPO = Path(__file__).resolve().parents[2]
 FLEX = REPO / "ops" / "flex"
 FAKE = Path(__file__).with_name("fake_cloud.py")
@@ -29,8 +32,9 @@ REGION = "northamerica-northeast2"
 BUCKET = f"{PROJECT}-bucket"
 WORKER = f"serviceAccount:dataflow-worker@{PROJECT}.iam.gserviceaccount.com"
 BUILDER = f"serviceAccount:flex-builder@{PROJECT}.iam.gserviceaccount.com"
-TEMPLATES = ["wordcount", "wordcount2", "mnist_batch", "mnist_stream", "pedestrian_depth"]
-STREAMING = ["mnist_stream", "pedestrian_depth"]
+TEMPLATES = list(REGISTERED)
+STREAMING = [name for name in TEMPLATES if job_module(name).TEMPLATE.streaming]
+BATCH = [name for name in TEMPLATES if name not in STREAMING]
 # Roles that would give the workers or the build far more than the jobs need.
 BROAD_ROLES = {"roles/owner", "roles/editor", "roles/viewer", "roles/pubsub.editor",
                "roles/pubsub.admin", "roles/storage.admin", "roles/bigquery.admin",
@@ -83,7 +87,8 @@ def flex(tmp_path, fake_path):
         log.write_text("")
         full_env = {k: v for k, v in os.environ.items()
                     if k not in {"PROJECT", "REGION", "BUCKET", "BUILD_REGION", "DRY_RUN", "YES",
-                                 "GOOGLE_CLOUD_PROJECT", "GITHUB_REPO", "CSV", "MAX_WORKERS"}}
+                                 "GOOGLE_CLOUD_PROJECT", "GITHUB_REPO", "CSV", "MAX_WORKERS",
+                                 "MAX_HOURS", "CHECK_MINUTES", "TEMPLATES_FILE"}}
         full_env.update({"PATH": f"{fake_path}{os.pathsep}{os.environ['PATH']}",
                          "FAKE_LOG": str(log), "PYTHON": "python3"})
         full_env.update(env or {})
@@ -286,10 +291,18 @@ def test_deploy_submits_cloudbuild_yaml_as_the_build_account(flex):
         f"projects/{PROJECT}/serviceAccounts/flex-builder@{PROJECT}.iam.gserviceaccount.com")
     assert flag(build, "gcs-source-staging-dir") == f"gs://{BUCKET}/source"
     subs = dict(s.split("=", 1) for s in flag(build, "substitutions").split(","))
-    assert subs == {"_REGION": REGION, "_BUCKET": BUCKET, "_REPOSITORY": "dataflow-templates"}
+    # The account and the worker cap become every spec's defaults, which console launches get.
+    assert subs == {"_REGION": REGION, "_BUCKET": BUCKET, "_REPOSITORY": "dataflow-templates",
+                    "_SERVICE_ACCOUNT": WORKER.split(":", 1)[1], "_MAX_WORKERS": "2"}
     # Cloud Build rejects substitutions the config does not declare.
     assert set(subs) <= cloudbuild_substitutions()
     assert len(r.commands) == 1
+
+
+def test_deploy_max_workers_sets_the_specs_worker_cap(flex):
+    build = ok(flex("--project", PROJECT, "--max-workers", "5", "deploy")).one("gcloud", "builds", "submit")
+    subs = dict(s.split("=", 1) for s in flag(build, "substitutions").split(","))
+    assert subs["_MAX_WORKERS"] == "5"
 
 
 def test_cloudbuild_logs_allow_a_user_specified_account():
@@ -422,27 +435,72 @@ def test_run_without_a_registered_template_says_deploy_first(flex):
     assert not [c for c in r.calls if "flex-template" in c]
 
 
+CHECK = "--additional-experiments=graph_validate_only"
+
+
+def update_launch(result: Result) -> list[str]:
+    """The launch that replaces the job (the other one only checks the graph)."""
+    (launch,) = [c for c in result.find("gcloud", "dataflow", "flex-template", "run") if CHECK not in c]
+    return launch
+
+
+def check_launch(result: Result) -> list[str]:
+    (launch,) = [c for c in result.find("gcloud", "dataflow", "flex-template", "run") if CHECK in c]
+    return launch
+
+
 @pytest.mark.parametrize("template", STREAMING)
 def test_update_relaunches_the_same_job_in_place(flex, template):
     run = ok(flex("--project", PROJECT, "run", template)).one("gcloud", "dataflow", "flex-template", "run")
     r = ok(flex("--project", PROJECT, "update", template))
-    update = r.one("gcloud", "dataflow", "flex-template", "run")
+    update = update_launch(r)
     assert update[4] == run[4], "the update must keep the job name"
     assert "--update" in update
     assert parameters(update) == parameters(run)
     for name in ("template-file-gcs-location", "region", "service-account-email",
-                 "staging-location", "temp-location"):
+                 "staging-location", "temp-location", "additional-pipeline-options"):
         assert flag(update, name) == flag(run, name)
     assert "--enable-streaming-engine" in update
     # It looks the running job up first.
     assert [c for c in r.checks if c[:3] == ["gcloud", "dataflow", "jobs"]]
 
 
+@pytest.mark.parametrize("template", STREAMING)
+def test_update_asks_dataflow_to_check_the_graph_before_replacing(flex, template):
+    r = ok(flex("--project", PROJECT, "update", template))
+    check, update = check_launch(r), update_launch(r)
+    assert r.commands.index(check) < r.commands.index(update)
+    # The check is the very same update, only validated: same job, flags and parameters.
+    assert [a for a in check if a not in (CHECK, "--format=value(job.id)")] == update
+    assert flag(check, "format") == "value(job.id)"
+    # It waits for the check's verdict, and reads both graphs' step names.
+    described = [c for c in r.checks if c[:4] == ["gcloud", "dataflow", "jobs", "describe"]]
+    assert any(c[4] == "CHECK_JOB_ID" and "--format=value(currentState)" in c for c in described)
+    assert {c[4] for c in described if "--full" in c} == {
+        f"JOB_ID_OF_{template.replace('_', '-')}", "CHECK_JOB_ID"}
+
+
+def test_update_names_the_steps_the_new_graph_lacks(flex):
+    # The dry run plays a graph where Classify became Predict.
+    r = ok(flex("--project", PROJECT, "update", "mnist_stream"))
+    assert "does not have: Classify" in r.stderr and "only the new graph has: Predict" in r.stderr
+    assert "--transform-name-mappings OLD=NEW" in r.stderr
+    mapped = ok(flex("--project", PROJECT, "update", "mnist_stream",
+                     "--transform-name-mappings", "Classify=Predict"))
+    assert "does not have" not in mapped.stderr
+
+
+def test_update_skip_check_replaces_without_checking(flex):
+    r = ok(flex("--project", PROJECT, "update", "mnist_stream", "--skip-check"))
+    assert len(r.find("gcloud", "dataflow", "flex-template", "run")) == 1
+    assert "--update" in update_launch(r)
+
+
 def test_update_passes_transform_name_mappings(flex):
     r = ok(flex("--project", PROJECT, "update", "mnist_stream",
                 "--transform-name-mappings", "Predict=RunInference,Parse=ParseJson"))
-    update = r.one("gcloud", "dataflow", "flex-template", "run")
-    assert flag(update, "transform-name-mappings") == "Predict=RunInference,Parse=ParseJson"
+    for launch in (update_launch(r), check_launch(r)):
+        assert flag(launch, "transform-name-mappings") == "Predict=RunInference,Parse=ParseJson"
 
 
 def test_update_of_a_batch_template_is_refused(flex):
@@ -456,13 +514,33 @@ def test_update_without_a_running_job_is_a_clear_error(flex):
     assert not [c for c in r.calls if "flex-template" in c]
 
 
-def test_update_of_a_running_job_runs_with_update(flex):
-    jobs = "2026-01-01_00_00_00-42\tmnist-stream\tRunning\n"
+RUNNING = "2026-01-01_00_00_00-42\tmnist-stream\tRunning\n"
+
+
+def test_update_of_a_running_job_checks_then_runs_with_update(flex):
     r = flex("--project", PROJECT, "update", "mnist_stream", dry=False,
-             env={"FAKE_STATE": "present", "FAKE_JOBS": jobs})
+             env={"FAKE_STATE": "present", "FAKE_JOBS": RUNNING})
     assert r.returncode == 0, r.stderr
     launches = [c for c in r.calls if c[1:4] == ["dataflow", "flex-template", "run"]]
-    assert len(launches) == 1 and launches[0][4] == "mnist-stream" and "--update" in launches[0]
+    assert [CHECK in c for c in launches] == [True, False]
+    assert launches[1][4] == "mnist-stream" and "--update" in launches[1]
+    assert "the graph check passed" in r.stderr
+
+
+def test_update_refused_by_the_check_leaves_the_job_alone(flex):
+    steps = json.dumps({"2026-01-01_00_00_00-42": ["Read", "Classify", "Classify/Parse", "Publish"],
+                        "2026-01-01_00_00_00-99": ["Read", "Predict", "Publish"]})
+    r = flex("--project", PROJECT, "update", "mnist_stream", dry=False,
+             env={"FAKE_STATE": "present", "FAKE_JOBS": RUNNING, "FAKE_CHECK": "JOB_STATE_FAILED",
+                  "FAKE_STEPS": steps})
+    assert r.returncode == 1
+    assert "incompatible" in r.stderr and "mnist-stream is untouched" in r.stderr
+    assert "ops/flex logs 2026-01-01_00_00_00-99" in r.stderr
+    # Only top-level names count, each once: a composite's parts move with it.
+    assert "does not have: Classify\n" in r.stderr.replace("\r", "")
+    assert "only the new graph has: Predict" in r.stderr
+    launches = [c for c in r.calls if c[1:4] == ["dataflow", "flex-template", "run"]]
+    assert len(launches) == 1 and CHECK in launches[0]
 
 
 def test_drain_by_template_looks_up_the_job(flex):
@@ -595,13 +673,29 @@ def test_a_failing_lookup_stops_the_command(flex):
 # ------------------------------------------------------------------------------------------
 # consistency with the rest of the repository
 # ------------------------------------------------------------------------------------------
-def test_ops_knows_every_registered_template(flex):
-    from pipelines.registry import TEMPLATES as REGISTERED
-
+def test_ops_knows_every_registered_template_and_which_stream():
     listed = subprocess.run([str(FLEX), "templates"], capture_output=True, text=True,
                             check=True).stdout.split()
-    assert listed == TEMPLATES
-    assert set(REGISTERED) <= set(listed)
+    assert listed == list(REGISTERED)
+    help_text = subprocess.run([str(FLEX), "help"], capture_output=True, text=True,
+                               check=True).stdout
+    assert f"(streaming: {' '.join(STREAMING)})" in help_text
+
+
+def test_ops_reads_the_template_list_it_is_given(flex, tmp_path):
+    # A new registry line reaches ops/flex through the generated file alone.
+    listing = tmp_path / "templates.txt"
+    listing.write_text("# generated\nwordcount batch\nsensor_alerts streaming\n")
+    env = {"TEMPLATES_FILE": str(listing)}
+    r = ok(flex("--project", PROJECT, "run", "sensor_alerts", "--param", "input=x", env=env))
+    launch = r.one("gcloud", "dataflow", "flex-template", "run")
+    assert launch[4] == "sensor-alerts" and "--enable-streaming-engine" in launch
+    assert parameters(launch) == {"input": "x"}
+    r = flex("--project", PROJECT, "run", "mnist_stream", env=env)
+    assert r.returncode != 0 and "unknown template 'mnist_stream'" in r.stderr
+    listing.write_text("wordcount sometimes\n")
+    r = flex("--project", PROJECT, "run", "wordcount", env=env)
+    assert r.returncode != 0 and "NAME batch|streaming" in r.stderr and not r.commands
 
 
 def test_help_lists_every_command():
