@@ -77,14 +77,22 @@ def kind_of(name: str, value: str) -> Kind:
 
 
 def canonical_location(value: str) -> str:
-    """One spelling per place, to tell whether two parameters name the same thing."""
-    kind = location_kind(value)
+    """One spelling per place, to tell whether two parameters name the same thing. A value
+    that is no location by the rule is compared as a local path: the rule refuses it where
+    tables are allowed, and elsewhere (word counts write files only) a local path it is."""
+    try:
+        kind = location_kind(value)
+    except ValueError:
+        kind = Kind.LOCAL
     if kind is Kind.TABLE:
         parts = _TABLE.match(value)
         return f"bigquery:{parts['project']}:{parts['dataset']}.{parts['table']}"
     if kind is Kind.GCS:
         return value
-    return "file:" + os.path.realpath(os.path.expanduser(value))
+    try:
+        return "file:" + os.path.realpath(os.path.expanduser(value))
+    except ValueError:  # a NUL: no such file can exist, so it equals only itself
+        return "file:" + value
 
 
 def check_distinct(*named: tuple[str, str]) -> None:

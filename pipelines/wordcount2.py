@@ -15,9 +15,9 @@ import apache_beam as beam
 from apache_beam.io import WriteToText
 
 from pipelines import wordcount
-from pipelines.checks import check_input_exists, check_output_prefix
+from pipelines.checks import check_distinct, check_input_exists, check_output_prefix
 from pipelines.launch import is_dataflow, run_job
-from pipelines.params import GCS_PATH_REGEX, Parameter, ParameterError, Template
+from pipelines.params import GCS_PATH_REGEX, Parameter, Template
 from pipelines.textio import WriteDeadLetters, dead_letter_prefix
 from pipelines.words import CountOccurrences, format_count, split_lower_words
 
@@ -60,8 +60,7 @@ def preflight(args, options) -> None:
     on_dataflow = is_dataflow(options)
     check_output_prefix("output", args.output, on_dataflow=on_dataflow)
     check_output_prefix("output2", args.output2, on_dataflow=on_dataflow)
-    if args.output == args.output2:
-        raise ParameterError("output2", "must differ from --output, or one overwrites the other")
+    check_distinct(("output", args.output), ("output2", args.output2))
     check_input_exists("input", args.input)
 
 

@@ -91,6 +91,15 @@ def test_wordcount2_rejects_a_local_output_on_dataflow(tmp_path):
     assert "--output: expected a gs:// path" in completed.stderr
 
 
+def test_wordcount2_refuses_one_output_spelled_two_ways(tmp_path):
+    completed = run_template("wordcount2", [
+        "--input", str(REPO / "data" / "kinglear.txt"), "--output", str(tmp_path / "x" / "m"),
+        "--output2", str(tmp_path / "x" / "." / "m")], check=False, timeout=120)
+    assert completed.returncode == 2
+    assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
+    assert "--output2: must differ from --output" in completed.stderr
+
+
 # ---- text that is not clean ------------------------------------------------------------------
 
 AWKWARD_FILES = {
