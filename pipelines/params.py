@@ -2,7 +2,7 @@
 
 Each job lists its `Parameter`s; `add_to_parser` turns them into command-line options and
 `template_metadata` into the JSON that `gcloud dataflow flex-template build --metadata-file`
-reads. `metadata/<job>.json` is generated from here (`python -m pipelines.metadata`), and a
+reads. `metadata/<job>.json` is generated from here (`python -m tools.generate`), and a
 test fails when the committed files drift from the code.
 """
 
@@ -91,7 +91,8 @@ class Template:
             "parameters": [p.metadata() for p in self.parameters],
         }
         if self.streaming:
-            # gcloud drops these when it renders the spec; tools/template_spec.py puts them back.
+            # gcloud drops these when it renders the spec; tools/register_template.py puts them
+            # back.
             data.update({
                 "streaming": True,
                 "supportsAtLeastOnce": True,
