@@ -10,6 +10,7 @@ present, where active jobs exist, or where one command fails:
   FAKE_JOBS    the jobs, lines of ID<TAB>NAME<TAB>STATE[<TAB>TEMPLATE LABEL]: what
                `dataflow jobs list` prints (the fields its value(...) format asks for) and
                `dataflow jobs describe ID` answers about labels and workers
+               (after a `dataflow jobs cancel`, the cancelled and Cancelling ones are gone)
   FAKE_CHECK   the state of the graph-validation job `update` starts (default JOB_STATE_DONE)
   FAKE_STEPS   JSON {job ID: [step names]}: a job's pipeline transforms (describe --full)
   FAKE_STAGE   the GitHub connection's installation stage (default COMPLETE)
@@ -48,6 +49,12 @@ def main() -> int:
                  type="Streaming", creationTime="2026-01-01 00:00:00")
             for r in os.environ.get("FAKE_JOBS", "").splitlines() if r]
     if words[:3] == ["dataflow", "jobs", "list"]:
+        # Once something was cancelled, it and the jobs already stopping are gone.
+        with open(os.environ["FAKE_LOG"], encoding="utf-8") as log:
+            cancels = [c for c in map(json.loads, log) if c[1:4] == ["dataflow", "jobs", "cancel"]]
+        if cancels:
+            gone = {a for c in cancels for a in c[4:] if not a.startswith("-")}
+            jobs = [j for j in jobs if j["id"] not in gone and j["state"] != "Cancelling"]
         fields = re.fullmatch(r"value\((.*)\)", fmt).group(1).split(",")
         for job in jobs:
             print("\t".join(job.get(f, "") for f in fields))

@@ -435,6 +435,79 @@ def test_run_without_a_registered_template_says_deploy_first(flex):
     assert not [c for c in r.calls if "flex-template" in c]
 
 
+WALLTIME = "dataflow_service_options=max_workflow_runtime_walltime_seconds="
+
+
+@pytest.mark.parametrize("template", STREAMING)
+def test_stream_runs_stop_after_four_hours_by_default_and_say_how_to_drain(flex, template):
+    r = ok(flex("--project", PROJECT, "run", template))
+    launch = r.one("gcloud", "dataflow", "flex-template", "run")
+    assert flag(launch, "additional-pipeline-options") == WALLTIME + str(4 * 3600)
+    assert "after 4 h" in r.stderr and f"ops/flex drain {template.replace('_', '-')}" in r.stderr
+    assert "--additional-experiments=streaming_mode_at_least_once" not in launch
+
+
+@pytest.mark.parametrize("hours, option", [("1", WALLTIME + "3600"), ("72", WALLTIME + "259200"),
+                                           ("0", None)])
+def test_max_hours_sets_or_lifts_the_limit(flex, hours, option):
+    r = ok(flex("--project", PROJECT, "run", "mnist_stream", "--max-hours", hours))
+    launch = r.one("gcloud", "dataflow", "flex-template", "run")
+    found = [a.split("=", 1)[1] for a in launch if a.startswith("--additional-pipeline-options=")]
+    assert found == ([option] if option else [])
+    if option is None:
+        assert "no time limit" in r.stderr and "ops/flex drain mnist-stream" in r.stderr
+
+
+@pytest.mark.parametrize("template", BATCH)
+def test_batch_runs_have_no_stream_limits(flex, template):
+    launch = ok(flex("--project", PROJECT, "run", template)).one("gcloud", "dataflow", "flex-template", "run")
+    assert not [a for a in launch if a.startswith(("--additional-", "--flexrs-goal"))]
+
+
+def test_at_least_once_for_stream_runs_and_updates(flex):
+    for command in ("run", "update"):
+        r = ok(flex("--project", PROJECT, command, "pedestrian_depth", "--at-least-once"))
+        for launch in r.find("gcloud", "dataflow", "flex-template", "run"):
+            assert "--additional-experiments=streaming_mode_at_least_once" in launch
+
+
+def test_flexrs_goal_for_batch_runs(flex):
+    launch = ok(flex("--project", PROJECT, "run", "mnist_batch", "--flexrs-goal", "COST_OPTIMIZED")
+                ).one("gcloud", "dataflow", "flex-template", "run")
+    assert flag(launch, "flexrs-goal") == "COST_OPTIMIZED"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "mnist_stream", "--max-hours", "-1"], "--max-hours must be a whole number"),
+    (["run", "mnist_stream", "--max-hours", "1.5"], "--max-hours must be a whole number"),
+    (["run", "mnist_stream", "--max-hours", "4h"], "--max-hours must be a whole number"),
+    (["run", "mnist_stream", "--max-hours", "99999"], "--max-hours must be a whole number"),
+    (["run", "mnist_stream", "--max-hours"], "--max-hours needs a value"),
+    (["run", "wordcount", "--max-workers", "0"], "--max-workers must be a whole number"),
+    (["run", "wordcount", "--max-workers", "two"], "--max-workers must be a whole number"),
+    (["run", "wordcount", "--at-least-once"], "wordcount is a batch template"),
+    (["drain", "mnist_stream", "--at-least-once"], "--at-least-once is for run and update"),
+    (["run", "wordcount", "--flexrs-goal", "CHEAP"], "COST_OPTIMIZED or SPEED_OPTIMIZED"),
+    (["run", "mnist_stream", "--flexrs-goal", "COST_OPTIMIZED"], "mnist_stream streams"),
+    (["update", "mnist_stream", "--check-minutes", "0"], "--check-minutes must be"),
+    (["update", "mnist_stream", "--transform-name-mappings", "Classify"], "OLD=NEW"),
+    (["update", "mnist_stream", "--transform-name-mappings", "A=B,"], "OLD=NEW"),
+    (["budget", "--amount", "0"], "--amount must be a positive amount"),
+    (["budget", "--amount", "-5"], "--amount must be a positive amount"),
+    (["budget", "--amount", "12.345"], "--amount must be a positive amount"),
+    (["budget", "--amount", "ten"], "--amount must be a positive amount"),
+    (["budget"], "budget needs --amount"),
+    (["run", "wordcount", "--amount", "5"], "--amount is for budget"),
+    (["logs"], "logs needs a template, job name or job ID"),
+    (["jobs", "--frobnicate"], "unknown option: --frobnicate"),
+])
+def test_a_bad_flag_is_one_line_and_exit_2(flex, args, message):
+    r = flex("--project", PROJECT, *args)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not r.commands and not r.checks and r.calls == []
+
+
 CHECK = "--additional-experiments=graph_validate_only"
 
 
@@ -581,8 +654,102 @@ def test_unknown_template_is_a_clear_error(flex):
 
 
 # ------------------------------------------------------------------------------------------
+# jobs, logs, budget
+# ------------------------------------------------------------------------------------------
+def test_jobs_lists_active_jobs_with_template_age_and_workers(flex):
+    r = ok(flex("--project", PROJECT, "jobs"))
+    listing = [c for c in r.checks if c[:4] == ["gcloud", "dataflow", "jobs", "list"]]
+    assert len(listing) == 1 and flag(listing[0], "status") == "active"
+    described = {c[4] for c in r.checks if c[:4] == ["gcloud", "dataflow", "jobs", "describe"]}
+    assert described == {f"JOB_ID_OF_{t.replace('_', '-')}" for t in STREAMING}
+    assert r.commands == []
+
+
+def test_jobs_real_run_prints_one_row_per_job(flex):
+    jobs = ("2026-01-01_00_00_00-42\tmnist-stream\tRunning\tmnist_stream\n"
+            "2026-01-01_00_00_00-43\tsomeone-else\tRunning\n")
+    r = flex("--project", PROJECT, "jobs", dry=False, env={"FAKE_JOBS": jobs})
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert rows[0] == ["ID", "NAME", "TEMPLATE", "TYPE", "AGE", "WORKERS", "STATE"]
+    assert rows[1][:4] == ["2026-01-01_00_00_00-42", "mnist-stream", "mnist_stream", "Streaming"]
+    assert re.fullmatch(r"\d+d\d+h", rows[1][4]) and rows[1][5:] == ["1/2", "Running"]
+    assert rows[2][1:3] == ["someone-else", "-"]
+    assert "ops/flex drain" in r.stderr
+
+
+def test_jobs_with_none_active_says_so(flex):
+    r = flex("--project", PROJECT, "jobs", dry=False)
+    assert r.returncode == 0 and "no active jobs" in r.stderr and r.stdout == ""
+
+
+def test_logs_reads_the_jobs_warnings_and_errors_launcher_included(flex):
+    r = ok(flex("--project", PROJECT, "logs", "2026-01-01_00_00_00-42"))
+    read = r.one("gcloud", "logging", "read")
+    assert read[3] == ('resource.type="dataflow_step" AND '
+                       'resource.labels.job_id="2026-01-01_00_00_00-42" AND severity>=WARNING')
+    assert flag(read, "project") == PROJECT and flag(read, "order") == "asc"
+    assert not r.checks  # a job ID needs no lookup
+
+
+def test_logs_of_a_template_is_its_newest_job_in_any_state(flex):
+    jobs = ("2026-01-02_00_00_00-50\twordcount-20260102-000000\tFailed\n"
+            "2026-01-01_00_00_00-42\twordcount-20260101-000000\tDone\n"
+            "2026-01-01_00_00_00-41\twordcount2-20260101-000000\tDone\n")
+    r = flex("--project", PROJECT, "logs", "wordcount", dry=False, env={"FAKE_JOBS": jobs})
+    assert r.returncode == 0, r.stderr
+    (listing,) = [c for c in r.calls if c[1:4] == ["dataflow", "jobs", "list"]]
+    assert "--status=all" in listing and "--sort-by=~creationTime" in listing
+    (read,) = [c for c in r.calls if c[1:3] == ["logging", "read"]]
+    assert 'job_id="2026-01-02_00_00_00-50"' in read[3]
+    r = flex("--project", PROJECT, "logs", "nobody", dry=False, env={"FAKE_JOBS": jobs})
+    assert r.returncode == 1 and "no job named nobody" in r.stderr
+
+
+def test_budget_alerts_on_the_projects_billing_account(flex):
+    r = ok(flex("--project", PROJECT, "budget", "--amount", "25"))
+    assert "billingbudgets.googleapis.com" in r.one("gcloud", "services", "enable")
+    budget = r.one("gcloud", "billing", "budgets", "create")
+    assert flag(budget, "billing-account") == "BILLING_ACCOUNT_ID"
+    assert flag(budget, "budget-amount") == "25" and flag(budget, "calendar-period") == "month"
+    assert flag(budget, "filter-projects") == f"projects/{PROJECT}"
+    assert [a for a in budget if a.startswith("--threshold-rule=")] == [
+        "--threshold-rule=percent=0.5", "--threshold-rule=percent=0.9", "--threshold-rule=percent=1.0"]
+    assert "stops nothing" in r.stderr
+    real = flex("--project", PROJECT, "budget", "--amount", "25", dry=False)
+    assert real.returncode == 0, real.stderr
+    created = [c for c in real.calls if c[1:4] == ["billing", "budgets", "create"]]
+    assert created and flag(created[0], "billing-account") == "0A0A0A-1B1B1B-2C2C2C"
+
+
+# ------------------------------------------------------------------------------------------
 # teardown
 # ------------------------------------------------------------------------------------------
+def test_teardown_refuses_while_someone_elses_job_runs(flex):
+    jobs = ("2026-01-01_00_00_00-42\tmnist-stream\tRunning\n"
+            "2026-01-01_00_00_00-43\tnightly-export\tRunning\n")
+    r = flex("--project", PROJECT, "--yes", "teardown", dry=False,
+             env={"FAKE_STATE": "present", "FAKE_JOBS": jobs})
+    assert r.returncode == 1
+    assert "nightly-export (2026-01-01_00_00_00-43)" in r.stderr and "then run teardown again" in r.stderr
+    assert not [c for c in r.calls if {"delete", "rm", "cancel"} & set(c)]
+
+
+def test_teardown_cancels_console_launches_of_our_templates(flex):
+    # A console launch has the user's job name, and our spec's template label.
+    jobs = ("2026-01-01_00_00_00-42\tmy-digits\tRunning\tmnist_stream\n"
+            "2026-01-01_00_00_00-44\tmnist-stream\tCancelling\n")
+    r = flex("--project", PROJECT, "--yes", "teardown", dry=False,
+             env={"FAKE_JOBS": jobs, "FAKE_STATE": "present"})
+    cancels = [c for c in r.calls if c[1:4] == ["dataflow", "jobs", "cancel"]]
+    assert r.returncode == 0, r.stderr
+    # The one already stopping is waited for, not cancelled again.
+    assert [c[4:-2] for c in cancels] == [["2026-01-01_00_00_00-42"]]
+    last_cancel = max(i for i, c in enumerate(r.calls) if c[1:4] == ["dataflow", "jobs", "cancel"])
+    first_delete = min(i for i, c in enumerate(r.calls) if "delete" in c or "rm" in c)
+    assert last_cancel < first_delete
+
+
 def test_teardown_deletes_everything_in_a_safe_order(flex):
     r = ok(flex("--project", PROJECT, "teardown"))
     lines = [" ".join(c) for c in r.commands]
@@ -730,6 +897,10 @@ ALL_RUNS = [("setup", "--csv", "/nonexistent/mnist.csv"), ("deploy",),
             ("drain", "mnist_stream"), ("update", "mnist_stream", "--transform-name-mappings", "A=B"),
             ("run", "mnist_batch", "--param", "camera=1,2", "--", "--worker-machine-type=n1-standard-2")]
 ALL_RUNS += [("run", t) for t in TEMPLATES]
+ALL_RUNS += [("jobs",), ("logs", "mnist_stream"), ("logs", "2026-01-01_00_00_00-42"),
+             ("budget", "--amount", "50"), ("run", "mnist_stream", "--at-least-once"),
+             ("run", "mnist_stream", "--max-hours", "0"),
+             ("run", "wordcount", "--flexrs-goal", "COST_OPTIMIZED")]
 
 
 def cli_env(tmp_path) -> dict:
