@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -54,15 +55,13 @@ ACCEPTED_FORMATS = ("PNG", "JPEG")
 Detection = tuple[list[int], float]
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """PNG or JPEG bytes -> HxWx3 uint8 RGB array; ValueError saying why otherwise."""
+def _open_checked(data, max_pixels: int, max_bytes: int) -> Image.Image:
+    """The image opened from its header, not yet decoded; ValueError saying why not."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         # ValueError, like every other reason here: the job reports a ValueError's text as
         # the frame's dead-letter reason.
         raise ValueError(f"image data must be bytes, got {type(data).__name__}")  # noqa: TRY004
-    data = bytes(data)
-    size = len(data)
+    size = len(data) if not isinstance(data, memoryview) else data.nbytes
     if size == 0:
         raise ValueError("image data is empty")
     if size > max_bytes:
@@ -81,6 +80,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     if width * height > max_pixels:
         raise ValueError(f"image is {width}x{height} = {width * height} pixels, more than "
                          f"the limit of {max_pixels}")
+    return img
+
+
+def _load_rgb(img: Image.Image) -> Image.Image:
     try:
         img.load()
     except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data
@@ -88,7 +91,68 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     if img.mode != "RGB":
         # Alpha is dropped, not blended: the lab's RGBA frames are fully opaque.
         img = img.convert("RGB")
-    return np.asarray(img)
+    return img
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """PNG or JPEG bytes -> HxWx3 uint8 RGB array; ValueError saying why otherwise."""
+    return np.asarray(_load_rgb(_open_checked(data, max_pixels, max_bytes)))
+
+
+class Frame(NamedTuple):
+    """A decoded frame: its pixels, possibly at a reduced scale, and its full size.
+
+    The detector cuts its tiles from `image` and reports boxes in the full
+    `width` x `height` grid, which is also the grid the distances are computed in.
+    """
+
+    image: Image.Image  # RGB, about (width / reduction) x (height / reduction)
+    width: int
+    height: int
+
+    @classmethod
+    def from_array(cls, rgb: np.ndarray) -> Frame:
+        rgb = check_rgb(rgb)
+        return cls(Image.fromarray(rgb), rgb.shape[1], rgb.shape[0])
+
+
+REDUCTIONS = (8, 4, 2, 1)
+
+
+def reduction_for(width: int, height: int, tile: int, size: int = INPUT_SIZE) -> int:
+    """The largest of 1, 2, 4, 8 by which a width x height frame can be shrunk before it
+    is cut into tiles of side `tile` without any tile ending up smaller than the model's
+    `size` x `size` input: no tile is upsampled that was not upsampled at full scale.
+
+    1920x1080 with 720 px tiles: 2 (tiles of 360 px, resized to 300).
+    """
+    side = min(tile, width, height)
+    return next(r for r in REDUCTIONS if r == 1 or side // r >= size)
+
+
+def decode_frame(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_bytes: int = DEFAULT_MAX_BYTES, reduce_for_tile: int | None = None,
+                 size: int = INPUT_SIZE) -> Frame:
+    """PNG or JPEG bytes -> Frame; ValueError saying why otherwise (the same reasons as
+    `decode_image`, and the size limits are checked from the header, before decoding).
+
+    With `reduce_for_tile`, the pixels come at the scale `reduction_for` allows: JPEG is
+    decoded at that scale by libjpeg's DCT scaling (`Image.draft`), which is much cheaper
+    than decoding whole; PNG has no such thing, so it is decoded whole and box-averaged
+    (`Image.reduce`) after dropping alpha, which is cheaper on three channels than four.
+    """
+    img = _open_checked(data, max_pixels, max_bytes)
+    width, height = img.size
+    r = 1 if reduce_for_tile is None else reduction_for(width, height, reduce_for_tile, size)
+    if r > 1 and img.format == "JPEG":
+        # Floor division: draft picks the largest scale that keeps at least this size.
+        img.draft("RGB", (width // r, height // r))
+        r = 1  # already reduced, whatever scale draft chose
+    img = _load_rgb(img)
+    if r > 1:
+        img = img.reduce(r)
+    return Frame(img, width, height)
 
 
 def check_rgb(rgb) -> np.ndarray:
@@ -99,9 +163,12 @@ def check_rgb(rgb) -> np.ndarray:
     return rgb
 
 
-def make_tile_batch(rgb: np.ndarray, windows: Sequence[Window],
+def make_tile_batch(frame: Frame | np.ndarray, windows: Sequence[Window],
                     size: int = INPUT_SIZE) -> np.ndarray:
     """Crop each window and resize it to size x size: an [N, size, size, 3] uint8 batch.
+
+    `windows` are in the frame's full-size grid; a reduced frame's pixels are cut at the
+    same places, scaled.
 
     Pillow's bilinear filter widens with the scale (an anti-aliased reduction). Measured
     on 8 tiles of a 1920x1080 frame: tf.image.crop_and_resize (plain bilinear, like the
@@ -109,11 +176,15 @@ def make_tile_batch(rgb: np.ndarray, windows: Sequence[Window],
     and the detector then lost A_003 on the same tiles; tf.image.resize with
     antialias=True finds the same boxes as Pillow in the same ~30 ms, so it gains nothing.
     """
-    frame = Image.fromarray(check_rgb(rgb))
+    if not isinstance(frame, Frame):
+        frame = Frame.from_array(frame)
+    image = frame.image
+    sx, sy = image.width / frame.width, image.height / frame.height
     batch = np.empty((len(windows), size, size, 3), dtype=np.uint8)
-    for i, window in enumerate(windows):
+    for i, (x0, y0, x1, y1) in enumerate(windows):
+        box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
         # crop() first: resize(box=...) would let the filter reach outside the window.
-        batch[i] = np.asarray(frame.crop(window).resize((size, size), Image.BILINEAR))
+        batch[i] = np.asarray(image.crop(box).resize((size, size), Image.BILINEAR))
     return batch
 
 
@@ -230,13 +301,19 @@ class PedestrianDetector:
             raise RuntimeError("PedestrianDetector.load() was not called")
         return self._session.run(self._fetches, feed_dict={self._input: batch})
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Pedestrians in an HxWx3 uint8 RGB frame: [([x1, y1, x2, y2], score)], best first."""
-        rgb = check_rgb(rgb)
-        height, width = rgb.shape[:2]
-        windows = self.windows(width, height)
-        num, scores, boxes, classes = self.run_model(make_tile_batch(rgb, windows))
+    def decode(self, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_bytes: int = DEFAULT_MAX_BYTES) -> Frame:
+        """A frame's PNG or JPEG bytes decoded at the scale this detector's tiles need."""
+        return decode_frame(data, max_pixels, max_bytes, reduce_for_tile=self.tile)
+
+    def detect(self, frame: Frame | np.ndarray) -> list[Detection]:
+        """Pedestrians in a Frame or an HxWx3 uint8 RGB array: [([x1, y1, x2, y2], score)]
+        in the frame's full-size pixels, best first."""
+        if not isinstance(frame, Frame):
+            frame = Frame.from_array(frame)
+        windows = self.windows(frame.width, frame.height)
+        num, scores, boxes, classes = self.run_model(make_tile_batch(frame, windows))
         return detections_from_outputs(
-            windows, num, scores, boxes, classes, width, height,
+            windows, num, scores, boxes, classes, frame.width, frame.height,
             score_threshold=self.score_threshold, max_aspect=self.max_aspect,
             iou_threshold=self.iou_threshold)

@@ -16,10 +16,13 @@ from PIL import Image
 from pipelines.models import MODELS_DIR_ENV
 from pipelines.pedestrian import detector as det
 from pipelines.pedestrian.detector import (
+    Frame,
     PedestrianDetector,
+    decode_frame,
     decode_image,
     detections_from_outputs,
     make_tile_batch,
+    reduction_for,
 )
 from pipelines.pedestrian.geometry import DEFAULT_CAMERA
 from pipelines.pedestrian.tiling import iou
@@ -95,6 +98,76 @@ def png_claiming(width, height):
 def test_decode_rejects_huge_images_from_the_header(width, height):
     with pytest.raises(ValueError, match="large|more than the limit"):
         decode_image(png_claiming(width, height))
+
+
+# ---- decode_frame: pixels at the scale the tiles need -----------------------------------
+
+@pytest.mark.parametrize("width,height,tile,expected", [
+    (1920, 1080, 720, 2),  # the lab's frames: 360 px tiles, still above 300
+    (3840, 2160, 720, 2),  # 180 px would be upsampled
+    (3840, 2160, 2400, 4),  # min side 2160: 540 px at 1/4, 270 px at 1/8
+    (960, 540, 720, 1),  # 540 px tiles: 270 px at half size
+    (599, 1000, 720, 1),
+    (600, 1000, 720, 2),
+    (100, 50, 720, 1),
+])
+def test_reduction_never_shrinks_a_tile_below_the_model_input(width, height, tile, expected):
+    assert reduction_for(width, height, tile) == expected
+
+
+def gradient_frame(width=1920, height=1080):
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    return np.stack([x + 0 * y, y + 0 * x, (x + y) / 2], axis=2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("fmt,mode", [("JPEG", None), ("PNG", None), ("PNG", "RGBA")])
+def test_decode_frame_reduces_and_keeps_the_full_size(fmt, mode):
+    rgb = gradient_frame()
+    pixels = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]) if mode else rgb
+    frame = decode_frame(encode(pixels, fmt, mode), reduce_for_tile=720)
+    assert (frame.width, frame.height) == (1920, 1080)
+    assert frame.image.size == (960, 540) and frame.image.mode == "RGB"
+    # The same picture, half size: a smooth gradient survives DCT scaling and box averaging.
+    half = np.asarray(Image.fromarray(rgb).reduce(2), dtype=np.int16)
+    assert np.abs(np.asarray(frame.image, dtype=np.int16) - half).max() <= 6
+    whole = decode_frame(encode(pixels, fmt, mode))
+    assert whole.image.size == (1920, 1080)
+
+
+def test_decode_frame_odd_sizes_and_grey_jpeg():
+    frame = decode_frame(encode(gradient_frame(1921, 1081), "JPEG"), reduce_for_tile=720)
+    assert (frame.width, frame.height) == (1921, 1081)
+    assert frame.image.size == (961, 541)  # libjpeg rounds the scaled size up
+    grey = decode_frame(encode(np.full((1080, 1920), 90, np.uint8), "JPEG"),
+                        reduce_for_tile=720)
+    assert grey.image.mode == "RGB" and grey.image.size == (960, 540)
+    assert np.abs(np.asarray(grey.image, dtype=np.int16) - 90).max() <= 2
+
+
+@pytest.mark.parametrize("width,height", [(5000, 5000), (20000, 10000)])
+def test_decode_frame_refuses_huge_images_from_the_header(width, height):
+    with pytest.raises(ValueError, match="large|more than the limit"):
+        decode_frame(png_claiming(width, height), reduce_for_tile=720)
+
+
+def test_decode_frame_gives_decode_image_reasons():
+    png = encode(np.zeros((100, 200, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="100 = 20000 pixels, more than the limit of 19999"):
+        decode_frame(png, max_pixels=19_999, reduce_for_tile=720)
+    with pytest.raises(ValueError, match="could not be decoded"):
+        decode_frame(png[: len(png) // 2], reduce_for_tile=720)
+    with pytest.raises(ValueError, match="not a PNG or JPEG"):
+        decode_frame(b"nope", reduce_for_tile=720)
+
+
+def test_tiles_of_a_reduced_frame_are_cut_where_the_full_frame_is():
+    rgb = gradient_frame()
+    windows = PedestrianDetector().windows(1920, 1080)
+    full = make_tile_batch(rgb, windows).astype(np.int16)
+    half = make_tile_batch(Frame(Image.fromarray(rgb).reduce(2), 1920, 1080), windows)
+    # A window off by one tile step (400 or 360 px) would differ by 50+ levels here.
+    assert np.abs(half.astype(np.int16) - full).max() <= 3
 
 
 # ---- pure parts of the detector ---------------------------------------------------------
@@ -198,13 +271,29 @@ def frame(name):
     return decode_image((DESIGN / name).read_bytes())
 
 
+def as_jpeg(name, quality=92):
+    # What tools/demo.py sends: the lab's PNG frames as JPEG at quality 92.
+    buffer = io.BytesIO()
+    Image.open(DESIGN / name).convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+# The full-scale array is the reference; the job decodes PNG and JPEG at reduced scale.
+INPUTS = {
+    "full-scale array": lambda d, name: frame(name),
+    "png, reduced": lambda d, name: d.decode((DESIGN / name).read_bytes()),
+    "jpeg, reduced": lambda d, name: d.decode(as_jpeg(name)),
+}
+
+
 @needs_model
 @needs_design
-def test_finds_the_child_in_the_a_frames(detector, labels):
+@pytest.mark.parametrize("source", INPUTS)
+def test_finds_the_child_in_the_a_frames(detector, labels, source):
     matched = 0
     for name in FRAMES:
         truth = labels[name]
-        found = detector.detect(frame(name))
+        found = detector.detect(INPUTS[source](detector, name))
         assert len(found) <= 1, f"{name}: more than one pedestrian: {found}"
         for box, score in found:
             overlap = iou(box, truth.box)
@@ -219,8 +308,22 @@ def test_finds_the_child_in_the_a_frames(detector, labels):
 
 @needs_model
 @needs_design
-def test_no_pedestrian_in_b_001(detector):
-    assert detector.detect(frame("B_001.png")) == []
+def test_reduced_decoding_finds_the_same_boxes(detector):
+    for name in FRAMES:
+        reference = detector.detect(frame(name))
+        for data in ((DESIGN / name).read_bytes(), as_jpeg(name)):
+            found = detector.detect(detector.decode(data))
+            assert len(found) == len(reference), f"{name}: {found} vs {reference}"
+            for (box, score), (ref_box, ref_score) in zip(found, reference):
+                assert iou(box, ref_box) >= 0.9, f"{name}: {box} vs {ref_box}"
+                assert abs(score - ref_score) <= 0.1
+
+
+@needs_model
+@needs_design
+@pytest.mark.parametrize("source", INPUTS)
+def test_no_pedestrian_in_b_001(detector, source):
+    assert detector.detect(INPUTS[source](detector, "B_001.png")) == []
 
 
 @needs_model

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pipelines.launch import make_parser
 from pipelines.params import ParameterError, matches
 from pipelines.pedestrian import geometry, job
+from pipelines.pedestrian.detector import decode_frame
 from pipelines.pedestrian.frames import BadFrame, frame_result, result_message
 from pipelines.pedestrian.transforms import DEAD_LETTERS, _DetectFn
 from tests.support.processes import run_template
@@ -201,7 +202,9 @@ class OddDetector:
     def load(self):
         return self
 
-    def detect(self, rgb):
+    decode = staticmethod(decode_frame)
+
+    def detect(self, frame):
         return self.detections
 
 
