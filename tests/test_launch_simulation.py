@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from pipelines.registry import TEMPLATES
-from tests.support.launch import BUCKET, image_uri, simulate_launch, upload
+from pipelines.registry import TEMPLATES, job_module
+from tests.support.gcs_emulator import storage_client
+from tests.support.launch import (
+    BUCKET,
+    environment_options,
+    image_uri,
+    render_registered_spec,
+    simulate_launch,
+    upload,
+)
 from tests.support.processes import REPO
+
 
 # Template -> (parameters the launcher passes, step names the job must have, job type).
 # Stable top-level step names are what `--update` of a running job matches on.
@@ -54,3 +65,50 @@ def test_launch_uses_the_templates_image_and_stages_nothing_to_install(name, gcs
     assert job.staged_files <= {"pickled_main_session", "submission_environment_dependencies.txt"}
     assert job.top_level_steps == steps
     assert job.job_type == job_type
+
+
+def required_only(name: str, parameters: list[str]) -> list[str]:
+    metadata = json.loads((REPO / "metadata" / f"{name}.json").read_text(encoding="utf-8"))
+    required = {p["name"] for p in metadata["parameters"] if not p["isOptional"]}
+    kept = [a for a in parameters if a[2:].split("=", 1)[0] in required]
+    assert {a[2:].split("=", 1)[0] for a in kept} == required, "a required parameter has no case"
+    return kept
+
+
+@pytest.mark.parametrize("name", sorted(TEMPLATES))
+def test_console_launch_with_only_required_parameters_gets_the_spec_defaults(
+        name, gcs_emulator, tmp_path):
+    """A console launch names the spec and fills in the required parameters, nothing else:
+    the service account, locations, worker cap, labels and Streaming Engine all come from
+    the registered spec's defaultEnvironment, which the launcher hands the job."""
+    spec = render_registered_spec(name, tmp_path, overrides={"_BUCKET": BUCKET})
+    # The public sample an optional input defaults to, as Dataflow would find it.
+    samples = storage_client(gcs_emulator).bucket("dataflow-samples")
+    if not samples.exists():
+        samples.create()
+        samples.blob("shakespeare/kinglear.txt").upload_from_string(
+            (REPO / "data" / "kinglear.txt").read_bytes())
+    parameters = required_only(name, launch_cases(gcs_emulator)[name][0])
+    job = simulate_launch(gcs_emulator, name, parameters, environment=environment_options(spec))
+
+    environment = job.request["environment"]
+    assert environment["serviceAccountEmail"] == spec["defaultEnvironment"]["serviceAccountEmail"]
+    assert environment["serviceAccountEmail"].startswith("dataflow-worker@")
+    assert environment["tempStoragePrefix"].startswith(f"storage.googleapis.com/{BUCKET}/temp/")
+    assert {p["location"].split("/")[2] for p in job.worker_pool["packages"]} == {"staging"}
+    assert job.worker_pool["autoscalingSettings"]["maxNumWorkers"] == 2
+    assert job.request["labels"] == {"template": name, "tag": spec["defaultEnvironment"][
+        "additionalUserLabels"]["tag"]}
+    streaming = job_module(name).TEMPLATE.streaming
+    assert ("enable_streaming_engine" in environment["experiments"]) is streaming
+    assert job.container_images == {image_uri(name)}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in TEMPLATES if job_module(n).TEMPLATE.streaming))
+def test_stream_time_limit_reaches_dataflow_as_a_service_option(name, gcs_emulator):
+    # ops/flex run passes it with --additional-pipeline-options; the job must accept it
+    # (it refuses unknown options) and hand it on, or the limit would silently not exist.
+    parameters = required_only(name, launch_cases(gcs_emulator)[name][0])
+    job = simulate_launch(gcs_emulator, name, [
+        *parameters, "--dataflow_service_options=max_workflow_runtime_walltime_seconds=14400"])
+    assert "max_workflow_runtime_walltime_seconds=14400" in job.request["environment"]["serviceOptions"]

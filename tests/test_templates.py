@@ -9,13 +9,13 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from pipelines import params
 from pipelines.launch import make_parser
 from pipelines.params import ParameterError, check_required
 from pipelines.pedestrian import job as pedestrian_job
 from pipelines.registry import TEMPLATES, job_module
+from tests.support.launch import BUILD_SUBSTITUTIONS, render_registered_spec
 from tests.support.processes import REPO
 from tools import generate, register_template
 
@@ -209,45 +209,26 @@ print(json.dumps({{
         assert f"${{_IMAGE_ROOT}}/{name}:${{_TAG}}" in build["images"]
 
 
-# What a trigger build would pass for its substitutions (dynamicSubstitutions resolves them).
-SUBSTITUTIONS = {"PROJECT_ID": "lab-project", "BUILD_ID": "0f3c2a9e-1b2d-4c5e-8f90-a1b2c3d4e5f6"}
-
-
-def substituted(text: str, subs: dict) -> str:
-    while (match := re.search(r"\$\{(\w+)\}", text)):
-        text = text.replace(match.group(0), subs[match.group(1)])
-    return text
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_registered_spec_carries_the_console_launch_defaults(name, gcloud, tmp_path):
+def test_registered_spec_carries_the_console_launch_defaults(name, tmp_path):
     """The register step exactly as cloudbuild.yaml runs it, with the substitutions' own
     defaults, rendered by the real gcloud: what a console launch gets without typing."""
-    config = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())
-    subs = dict(SUBSTITUTIONS)
-    for key, value in config["substitutions"].items():
-        subs[key] = substituted(str(value), subs)
-    (step,) = [s for s in config["steps"] if s["id"] == f"register-{name}"]
-    assert step["args"][0] == "tools/register_template.py"
-    args = [substituted(a, subs) for a in step["args"][1:]]
-    spec_file = tmp_path / f"{name}.json"
-    args = [f"--spec={spec_file}" if a.startswith("--spec=") else a for a in args]
-    assert register_template.main(["--gcloud", gcloud, *args]) == 0
-    spec = json.loads(spec_file.read_text())
-
+    spec = render_registered_spec(name, tmp_path)
+    project, build_id = BUILD_SUBSTITUTIONS["PROJECT_ID"], BUILD_SUBSTITUTIONS["BUILD_ID"]
     environment = spec["defaultEnvironment"]
-    assert environment["serviceAccountEmail"] == "dataflow-worker@lab-project.iam.gserviceaccount.com"
-    assert environment["tempLocation"] == "gs://lab-project-bucket/temp"
-    assert environment["stagingLocation"] == "gs://lab-project-bucket/staging"
+    assert environment["serviceAccountEmail"] == f"dataflow-worker@{project}.iam.gserviceaccount.com"
+    assert environment["tempLocation"] == f"gs://{project}-bucket/temp"
+    assert environment["stagingLocation"] == f"gs://{project}-bucket/staging"
     assert environment["maxWorkers"] == 2
-    assert environment["additionalUserLabels"] == {"template": name, "tag": SUBSTITUTIONS["BUILD_ID"]}
+    assert environment["additionalUserLabels"] == {"template": name, "tag": build_id}
     streaming = job_module(name).TEMPLATE.streaming
     assert environment.get("enableStreamingEngine", False) is streaming
     assert spec["metadata"].get("streaming", False) is streaming
     # Dataflow refuses a label value with anything but a-z, 0-9, - and _ (63 at most).
     for value in environment["additionalUserLabels"].values():
         assert re.fullmatch(r"[a-z0-9_-]{1,63}", value), value
-    assert spec["image"] == f"northamerica-northeast2-docker.pkg.dev/lab-project/dataflow-templates/{name}:{SUBSTITUTIONS['BUILD_ID']}"
+    assert spec["image"] == (f"northamerica-northeast2-docker.pkg.dev/{project}/"
+                             f"dataflow-templates/{name}:{build_id}")
 
 
 def test_dockerfile_passes_hadolint():

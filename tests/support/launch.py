@@ -9,10 +9,15 @@ pipeline proto it points to are what Dataflow would have received.
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from tests.support.gcs_emulator import PROJECT, storage_client
-from tests.support.processes import run_template, template_env
+from tests.support.processes import REPO, run_template, template_env
 
 REGION = "northamerica-northeast2"
 BUCKET = "lab-bucket"
@@ -20,6 +25,57 @@ BUCKET = "lab-bucket"
 
 def image_uri(name: str) -> str:
     return f"{REGION}-docker.pkg.dev/{PROJECT}/dataflow-templates/{name}:sim"
+
+
+# Built-in substitutions of a Cloud Build run; cloudbuild.yaml's own defaults do the rest.
+BUILD_SUBSTITUTIONS = {"PROJECT_ID": PROJECT, "BUILD_ID": "0f3c2a9e-1b2d-4c5e-8f90-a1b2c3d4e5f6"}
+
+
+def _substituted(text: str, subs: dict) -> str:
+    while (match := re.search(r"\$\{(\w+)\}", text)):
+        text = text.replace(match.group(0), subs[match.group(1)])
+    return text
+
+
+def render_registered_spec(name: str, out_dir: Path, *, overrides: dict | None = None) -> dict:
+    """The spec that cloudbuild.yaml's register step for `name` would write, rendered by the
+    installed gcloud (--print-only, offline) with the substitutions' defaults (or overrides)."""
+    from tools import register_template
+
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        import pytest
+        pytest.skip("the Google Cloud CLI (gcloud) is not installed")
+    config = yaml.safe_load((REPO / "cloudbuild.yaml").read_text(encoding="utf-8"))
+    subs = {**BUILD_SUBSTITUTIONS}
+    for key, value in config["substitutions"].items():
+        subs[key] = (overrides or {}).get(key) or _substituted(str(value), subs)
+    (step,) = [s for s in config["steps"] if s["id"] == f"register-{name}"]
+    assert step["args"][0] == "tools/register_template.py"
+    spec_file = out_dir / f"{name}.json"
+    args = [_substituted(a, subs) for a in step["args"][1:]]
+    args = [f"--spec={spec_file}" if a.startswith("--spec=") else a for a in args]
+    assert register_template.main(["--gcloud", gcloud, *args]) == 0
+    return json.loads(spec_file.read_text(encoding="utf-8"))
+
+
+# What the Flex launcher hands the program for each field of the spec's defaultEnvironment,
+# in Beam's option names. The launcher itself does not run offline: this is its part.
+ENVIRONMENT_OPTIONS = {
+    "serviceAccountEmail": lambda v: [f"--service_account_email={v}"],
+    "tempLocation": lambda v: [f"--temp_location={v}"],
+    "stagingLocation": lambda v: [f"--staging_location={v}"],
+    "maxWorkers": lambda v: [f"--max_num_workers={v}"],
+    "additionalUserLabels": lambda v: [f"--labels={key}={value}" for key, value in v.items()],
+    "enableStreamingEngine": lambda v: ["--enable_streaming_engine"] if v else [],
+}
+
+
+def environment_options(spec: dict) -> list[str]:
+    options = []
+    for field, value in spec["defaultEnvironment"].items():
+        options += ENVIRONMENT_OPTIONS[field](value)  # a new field needs its mapping here
+    return options
 
 
 @dataclass
@@ -54,9 +110,14 @@ class LaunchedJob:
         return self.request["environment"]["version"]["job_type"]
 
 
+DEFAULT_LOCATIONS = (f"--temp_location=gs://{BUCKET}/tmp", f"--staging_location=gs://{BUCKET}/staging")
+
+
 def simulate_launch(gcs_host: str, name: str, parameters: list[str], *,
-                    extra_env: dict | None = None) -> LaunchedJob:
-    """Runs templates/<name>.py as the launcher would, with the image's SDK_CONTAINER_IMAGE."""
+                    extra_env: dict | None = None,
+                    environment: list[str] | tuple = DEFAULT_LOCATIONS) -> LaunchedJob:
+    """Runs templates/<name>.py as the launcher would, with the image's SDK_CONTAINER_IMAGE;
+    `environment` is the options the launcher adds from the launch's and spec's environment."""
     from apache_beam.portability.api import beam_runner_api_pb2
 
     client = storage_client(gcs_host)
@@ -67,8 +128,7 @@ def simulate_launch(gcs_host: str, name: str, parameters: list[str], *,
                         "SDK_CONTAINER_IMAGE": image_uri(name), **(extra_env or {})},
                        anonymous_gcp=True)
     completed = run_template(name, [
-        "--runner=DataflowRunner", f"--project={PROJECT}", f"--region={REGION}",
-        f"--temp_location=gs://{BUCKET}/tmp", f"--staging_location=gs://{BUCKET}/staging",
+        "--runner=DataflowRunner", f"--project={PROJECT}", f"--region={REGION}", *environment,
         f"--template_location=gs://{BUCKET}/{location}", *parameters], env=env, timeout=300)
     request = json.loads(client.bucket(BUCKET).blob(location).download_as_text())
     pipeline_url = request["environment"]["sdkPipelineOptions"]["options"]["pipelineUrl"]
