@@ -17,9 +17,9 @@ off Dataflow) changes three things:
   message that answers it (a result or a dead letter, which carry its id in `message_id`,
   see pipelines/pubsub.py). Pulls pause while MAX_HELD messages (or MAX_HELD_BYTES of
   data) are unanswered, which also bounds the job's memory.
-* SIGTERM or Ctrl-C stops pulling, waits up to DRAIN_SECONDS for what was pulled to be
-  answered and acknowledged, hands anything left back to the subscription (ack deadline 0),
-  and exits 0. A publish that fails (topic deleted, permission denied) stops the job with
+* SIGTERM or Ctrl-C stops pulling, waits up to DRAIN_SECONDS (or until a second signal)
+  for what was pulled to be answered and acknowledged, hands anything left back to the
+  subscription (ack deadline 0), and exits 0. A publish that fails (topic deleted, permission denied) stops the job with
   one line naming the topic, exit status 1, and hands back every unanswered message: the
   input stays on the subscription. (A job that reads a topic rather than a subscription
   reads through a subscription of its own, deleted when the job ends: to lose nothing
@@ -239,6 +239,7 @@ class _Supervisor:
 
 
 SUPERVISOR = _Supervisor()
+_HURRY = threading.Event()
 
 
 class PublishAndAcknowledgeFn(beam.DoFn):
@@ -339,6 +340,8 @@ def run_local_stream(pipeline, name: str):
     stop = {"signal": None}
 
     def _on_signal(signum, frame):
+        if stop["signal"]:  # a second one: stop waiting, hand the rest back now
+            _HURRY.set()
         stop["signal"] = signal.Signals(signum).name
         SUPERVISOR.done.set()
 
@@ -389,7 +392,8 @@ def _drain(name: str, signal_name: str) -> None:
     deadline = time.monotonic() + DRAIN_SECONDS
     _log.info("%s: %s: stopped pulling; finishing %d messages", name, signal_name,
               LEDGER.held_count())
-    while LEDGER.held_count() and time.monotonic() < deadline and SUPERVISOR.failure is None:
+    while (LEDGER.held_count() and time.monotonic() < deadline and SUPERVISOR.failure is None
+           and not _HURRY.is_set()):
         time.sleep(0.1)
     if SUPERVISOR.failure is None:
         left = LEDGER.hand_back()

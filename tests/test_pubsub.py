@@ -225,3 +225,12 @@ def test_lookup_without_credentials_skips_quickly(monkeypatch):
     assert "no Google credentials" in lookup.skip_reason
     assert lookup.topic_exists(f"{LAB}/topics/x") is None
     assert lookup.subscription_topic(f"{LAB}/subscriptions/x") is None
+
+
+def test_a_dead_letter_of_something_that_is_not_a_message_still_says_why():
+    odd = PubsubMessage(b"x", None, message_id="9")
+    odd.attributes = ["not", "a", "mapping"]
+    message = pubsub.dead_letter(odd, "bad", stage="parse")
+    assert message.message_id == "9" and message.attributes["error_stage"] == "parse"
+    assert message.attributes["error"].startswith("bad; and the message could not be kept")
+    assert pubsub.publish_problem(message) is None

@@ -96,6 +96,10 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
         job.assert_running()  # bad messages did not crash it
     finally:
         log = job.stop()
+    assert job.process.returncode == 0, log[-3000:]  # SIGTERM is a clean stop
+    from google.cloud import pubsub_v1
+    assert list(pubsub_v1.PublisherClient().list_topic_subscriptions(topic=images)) == [], \
+        "the job's own subscription to its input topic outlived it"
     truth = labels()
     ids = [int(m.attributes["ID"]) for m in outputs]
     assert sorted(ids) == list(range(count)), log[-3000:]  # each valid ID exactly once
