@@ -349,6 +349,7 @@ def run_local_stream(pipeline, name: str):
     signal.signal(signal.SIGINT, _on_signal)
     result = pipeline.run()
     error = {}
+    ended = threading.Event()
 
     def _wait():
         try:
@@ -356,6 +357,7 @@ def run_local_stream(pipeline, name: str):
         except BaseException as failure:  # noqa: BLE001 - reported by the main thread
             error["failure"] = failure
             error["trace"] = traceback.format_exc()
+        ended.set()
         SUPERVISOR.done.set()
 
     threading.Thread(target=_wait, name="pipeline", daemon=True).start()
@@ -363,7 +365,7 @@ def run_local_stream(pipeline, name: str):
     while not SUPERVISOR.done.wait(0.5):
         pass
     if SUPERVISOR.failure is None and "failure" not in error and stop["signal"]:
-        _drain(name, stop["signal"])
+        _drain(name, stop["signal"], ended)
     if SUPERVISOR.failure is not None:
         left = LEDGER.hand_back()
         _end(1, f"{name}: error: {SUPERVISOR.failure}; the job stopped, and its {left} "
@@ -383,7 +385,7 @@ def _lease():
             LEDGER.lease()
 
 
-def _drain(name: str, signal_name: str) -> None:
+def _drain(name: str, signal_name: str, ended: threading.Event) -> None:
     LEDGER.stopping = True
     if not LEDGER.holding:
         _log.warning("%s: %s: stopping; messages pulled but not yet published are lost",
@@ -393,7 +395,7 @@ def _drain(name: str, signal_name: str) -> None:
     _log.info("%s: %s: stopped pulling; finishing %d messages", name, signal_name,
               LEDGER.held_count())
     while (LEDGER.held_count() and time.monotonic() < deadline and SUPERVISOR.failure is None
-           and not _HURRY.is_set()):
+           and not _HURRY.is_set() and not ended.is_set()):
         time.sleep(0.1)
     if SUPERVISOR.failure is None:
         left = LEDGER.hand_back()
