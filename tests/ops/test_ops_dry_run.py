@@ -865,10 +865,15 @@ def test_ops_reads_the_template_list_it_is_given(flex, tmp_path):
     assert r.returncode != 0 and "NAME batch|streaming" in r.stderr and not r.commands
 
 
+NEW_FLAGS = ("--max-hours", "--at-least-once", "--flexrs-goal", "--skip-check", "--check-minutes",
+             "--amount")
+
+
 def test_help_lists_every_command():
     text = subprocess.run([str(FLEX), "help"], capture_output=True, text=True, check=True).stdout
     for command in ("setup", "deploy", "trigger", "run", "update", "drain", "status", "teardown",
-                    "--dry-run", "--project", "--region", "--bucket"):
+                    "jobs", "logs", "budget", "--dry-run", "--project", "--region", "--bucket",
+                    *NEW_FLAGS):
         assert command in text
 
 
@@ -880,7 +885,8 @@ def test_the_guide_names_every_role_and_command(flex, tmp_path):
     for role in roles:
         assert f"`{role}`" in text, f"{role} is granted but not explained in {DOC.name}"
     for command in ("ops/flex setup", "ops/flex deploy", "ops/flex trigger", "ops/flex update",
-                    "ops/flex drain", "ops/flex teardown", "--dry-run"):
+                    "ops/flex drain", "ops/flex teardown", "ops/flex jobs", "ops/flex logs",
+                    "ops/flex budget", "--dry-run", *NEW_FLAGS):
         assert command in text
     for template in TEMPLATES:
         assert f"ops/flex run {template}" in text
