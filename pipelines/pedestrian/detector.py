@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipelines.models import MODELS_DIR_ENV, models_dir
+from pipelines.pedestrian.folding import fold_batch_norms
 from pipelines.pedestrian.tiling import Window, merge_boxes, tile_grid, to_frame_coords
 
 GRAPH_RELATIVE_PATH = Path(
@@ -235,7 +236,8 @@ class PedestrianDetector:
                  tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP, *,
                  max_aspect: float = DEFAULT_MAX_ASPECT,
                  iou_threshold: float = DEFAULT_IOU_THRESHOLD,
-                 intra_op_threads: int = 0, inter_op_threads: int = 0):
+                 intra_op_threads: int = 0, inter_op_threads: int = 0,
+                 fold_batch_norms: bool = True):
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         tile_grid(1, 1, tile, overlap)  # validates tile and overlap now, not on a worker
@@ -248,6 +250,8 @@ class PedestrianDetector:
         # 0 lets TensorFlow use every core; the benchmark sets 1 for a per-core figure.
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
+        # False runs the graph exactly as shipped (the benchmark's baseline).
+        self.fold_batch_norms = fold_batch_norms
         self._session = None
         self._fetches = None
         self._input = None
@@ -275,6 +279,8 @@ class PedestrianDetector:
 
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(path.read_bytes())
+        if self.fold_batch_norms:
+            graph_def, _ = fold_batch_norms(graph_def)
         graph = tf.Graph()
         with graph.as_default():
             tf.import_graph_def(graph_def, name="")
