@@ -274,8 +274,16 @@ def publish_and_acknowledge(client, topic: str, messages, ledger: AckLedger = LE
     rest stay unacknowledged and the job stops (see the module docstring)."""
     from google.pubsub_v1 import types
 
+    from pipelines.pubsub import publish_problem
+
     for chunk in _publish_chunks(messages):
         try:
+            for message in chunk:
+                # The emulator takes what Pub/Sub refuses (101 attributes, long keys): refuse
+                # it here too, so that a local run fails where Google Cloud would.
+                problem = publish_problem(message)
+                if problem:
+                    raise ValueError(f"Pub/Sub would refuse a message: {problem}")
             client.api.publish(topic=topic, messages=[
                 types.PubsubMessage(data=m.data or b"", attributes=m.attributes or {})
                 for m in chunk], timeout=PUBLISH_TIMEOUT_SECONDS)

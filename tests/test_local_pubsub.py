@@ -147,3 +147,11 @@ def test_pulls_pause_while_too_many_bytes_are_unanswered(monkeypatch):
     assert ledger.full()
     ledger.release(["1"])
     assert not ledger.full()
+
+
+def test_a_message_pub_sub_would_refuse_is_not_published_locally_either():
+    publisher = FakePublisher()
+    with pytest.raises(PublishFailed, match="would refuse a message: 101 attributes"):
+        publish_and_acknowledge(publisher, "projects/p/topics/out", [
+            PubsubMessage(b"x", {str(i): "" for i in range(101)}, message_id="a")], AckLedger())
+    assert publisher.requests == []
