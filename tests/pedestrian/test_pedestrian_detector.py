@@ -161,6 +161,22 @@ def test_decode_frame_gives_decode_image_reasons():
         decode_frame(b"nope", reduce_for_tile=720)
 
 
+def test_a_png_decoder_failure_is_a_reason():
+    png = encode(np.zeros((40, 50, 4), dtype=np.uint8))
+
+    def broken(data):
+        raise RuntimeError("{{function_node X}} Invalid PNG data, size 12 [Op:DecodePng]")
+
+    with pytest.raises(ValueError, match=r"^PNG image could not be decoded: Invalid PNG "
+                                         r"data, size 12$"):
+        decode_frame(png, png_decoder=broken)
+    with pytest.raises(ValueError, match="decoded to"):
+        decode_frame(png, png_decoder=lambda data: np.zeros((40, 49, 3), np.uint8))
+    # Grey PNGs keep Pillow's conversion: the decoder is not asked.
+    grey = decode_frame(encode(np.full((40, 50), 7, np.uint8)), png_decoder=broken)
+    assert (np.asarray(grey.image) == 7).all()
+
+
 def test_tiles_of_a_reduced_frame_are_cut_where_the_full_frame_is():
     rgb = gradient_frame()
     windows = PedestrianDetector().windows(1920, 1080)
@@ -304,6 +320,27 @@ def test_finds_the_child_in_the_a_frames(detector, labels, source):
             assert abs(est.distance_m - truth.distance_m) <= 0.5
             matched += 1
     assert matched >= 2
+
+
+@needs_model
+def test_the_loaded_detector_decodes_png_to_the_same_pixels(detector):
+    rgba = np.random.default_rng(3).integers(0, 255, (600, 700, 4), dtype=np.uint8)
+    for data in (encode(rgba, mode="RGBA"), encode(rgba[..., :3])):
+        ours = detector.decode(data)
+        pillow = decode_frame(data, reduce_for_tile=detector.tile)
+        assert ours.image.size == pillow.image.size == (350, 300)
+        assert np.array_equal(np.asarray(ours.image), np.asarray(pillow.image))
+    png = encode(rgba[..., :3])
+    with pytest.raises(ValueError, match="PNG image could not be decoded"):
+        detector.decode(png[: len(png) // 2])
+
+
+@needs_model
+@needs_design
+def test_the_loaded_detector_decodes_a_lab_frame_as_pillow_does(detector):
+    data = (DESIGN / "A_002.png").read_bytes()
+    ours = np.asarray(detector.decode(data).image)
+    assert np.array_equal(ours, np.asarray(decode_frame(data, reduce_for_tile=720).image))
 
 
 @needs_model
