@@ -1,11 +1,21 @@
 """Throughput of the pedestrian detector on this machine, and where the time goes.
 
-    .venv/bin/python bench/pedestrian_bench.py [--frames 20] [--tile 720] [--overlap 0.25]
+    .venv/bin/python bench/pedestrian_bench.py [--frames 12] [--tile 720] [--overlap 0.25]
 
 Runs the lab's four sample frames (../shared/design, never copied here) repeated to
-`--frames`, from PNG bytes to merged boxes, once with TensorFlow on all cores and once
-with one intra-op and one inter-op thread (the per-core figure: a Dataflow worker runs
-one such pipeline per core). Prints frames/s and the share of time in each stage.
+`--frames`, from image bytes to merged boxes, as PNG (the lab's files) and as JPEG at
+quality 92 (what tools/demo.py and cameras send), through two paths in the same process,
+interleaved in rounds so that load from other work on the machine falls on both alike:
+
+- baseline: the path before issue 13: decoded whole (RGBA -> RGB -> array), tiles cut from
+  the full frame, the graph as shipped;
+- job: what the pedestrian_depth job does now: decoded at the scale the tiles need (PNG by
+  TensorFlow's decoder; `PedestrianDetector.decode`), the graph with its batch norms folded.
+
+Each runs once with TensorFlow on all cores and once with one intra-op and one inter-op
+thread (the per-core figure: a Dataflow worker runs one such pipeline per core). Prints
+frames per CPU-second and the CPU time in each stage, the job/baseline ratio, and issue
+13's target (frames per CPU-second at 1080p: must >= 4, goal >= 6) with whether it is met.
 With --dofn, also the pedestrian_depth job's DoFn on the same frames as Pub/Sub messages
 (message parsing, decoding, detection, distances and the output JSON), outside a runner.
 """
@@ -13,6 +23,7 @@ With --dofn, also the pedestrian_depth job's DoFn on the same frames as Pub/Sub 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -23,53 +34,100 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipelines.pedestrian.detector import (  # noqa: E402
-    DEFAULT_OVERLAP, DEFAULT_TILE, PedestrianDetector, decode_image,
-    detections_from_outputs, make_tile_batch)
+from PIL import Image
+
+from pipelines.pedestrian.detector import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    PedestrianDetector,
+    decode_image,
+    detections_from_outputs,
+    make_tile_batch,
+)
 
 DESIGN = REPO.parent / "shared" / "design"
 FRAMES = ("A_001.png", "A_002.png", "A_003.png", "B_001.png")
 STAGES = ("decode", "tiling", "model", "merge")
+JPEG_QUALITY = 92  # tools/demo.py's
+# Issue 13: pedestrian_depth frames per CPU-second, 1080p.
+MUST, GOAL = 4.0, 6.0
+PATHS = ("baseline", "job")
 
 
-def run(detector: PedestrianDetector, payloads, warmup: int = 2) -> dict:
-    for data in payloads[:warmup]:
-        detector.detect(decode_image(data))
-    totals = dict.fromkeys(STAGES, 0.0)
-    found = 0
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+def as_jpeg(png: bytes) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def new_totals() -> dict:
+    return {"frames": 0, "cpu": 0.0, "wall": 0.0, "found": 0, "tiles": 0,
+            "stages": dict.fromkeys(STAGES, 0.0)}
+
+
+def run(detector: PedestrianDetector, decode, payloads, totals: dict) -> dict:
+    """Adds `payloads` run through decode -> tiles -> model -> merge to `totals`; the
+    stages in process CPU time (TensorFlow's threads included)."""
+    clock = time.process_time
+    wall0 = time.perf_counter()
     for data in payloads:
-        t0 = time.perf_counter()
-        rgb = decode_image(data)
-        t1 = time.perf_counter()
-        h, w = rgb.shape[:2]
+        t0 = clock()
+        frame = decode(data)
+        t1 = clock()
+        w, h = ((frame.shape[1], frame.shape[0]) if hasattr(frame, "shape")
+                else (frame.width, frame.height))
         windows = detector.windows(w, h)
-        batch = make_tile_batch(rgb, windows)
-        t2 = time.perf_counter()
+        batch = make_tile_batch(frame, windows)
+        t2 = clock()
         outputs = detector.run_model(batch)
-        t3 = time.perf_counter()
-        found += len(detections_from_outputs(
+        t3 = clock()
+        totals["found"] += len(detections_from_outputs(
             windows, *outputs, w, h, score_threshold=detector.score_threshold,
             max_aspect=detector.max_aspect, iou_threshold=detector.iou_threshold))
-        t4 = time.perf_counter()
+        t4 = clock()
         for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            totals[stage] += dt
-    wall = time.perf_counter() - wall0
-    cpu = time.process_time() - cpu0
-    return {"frames": len(payloads), "wall": wall, "cpu": cpu, "stages": totals,
-            "tiles": len(windows), "found": found}
+            totals["stages"][stage] += dt
+        totals["cpu"] += t4 - t0
+        totals["tiles"] = len(windows)
+    totals["wall"] += time.perf_counter() - wall0
+    totals["frames"] += len(payloads)
+    return totals
 
 
-def report(name: str, r: dict) -> str:
-    n = r["frames"]
-    lines = [f"{name}: {n} frames, {r['tiles']} tiles/frame, {r['found']} boxes; "
-             f"{n / r['wall']:.2f} frames/s wall, {n / r['cpu']:.2f} frames per CPU-second",
-             f"  {'stage':8s} {'ms/frame':>9s} {'share':>6s}"]
-    staged = sum(r["stages"].values())
-    for stage in STAGES:
-        t = r["stages"][stage]
-        lines.append(f"  {stage:8s} {1000 * t / n:9.1f} {100 * t / staged:5.1f}%")
-    lines.append(f"  {'total':8s} {1000 * staged / n:9.1f}")
+def compare(detectors: dict, payloads, rounds: int) -> dict:
+    """Both paths over the same frames, alternating every round (whose order also
+    alternates), after a warm-up of each."""
+    decoders = {"baseline": decode_image, "job": detectors["job"].decode}
+    for path in PATHS:
+        run(detectors[path], decoders[path], payloads[:2], new_totals())
+    totals = {path: new_totals() for path in PATHS}
+    chunks = [payloads[i::rounds] for i in range(rounds)]
+    for i, chunk in enumerate(chunks):
+        for path in (PATHS if i % 2 == 0 else PATHS[::-1]):
+            run(detectors[path], decoders[path], chunk, totals[path])
+    return totals
+
+
+def per_cpu_second(r: dict) -> float:
+    return r["frames"] / r["cpu"]
+
+
+def report(name: str, totals: dict) -> str:
+    lines = [f"{name}:", f"  {'path':9s} {'frames/CPU-s':>12s} {'frames/s':>9s} {'boxes':>5s}"
+             + "".join(f" {stage + ' ms':>10s}" for stage in STAGES) + "   (CPU per frame)"]
+    for path in PATHS:
+        r = totals[path]
+        n = r["frames"]
+        cpu = sum(r["stages"].values())
+        lines.append(f"  {path:9s} {per_cpu_second(r):12.2f} {n / r['wall']:9.2f} "
+                     f"{r['found']:5d}" + "".join(
+                         f" {1000 * r['stages'][s] / n:6.1f} {100 * r['stages'][s] / cpu:2.0f}%"
+                         for s in STAGES))
+    rate, base = per_cpu_second(totals["job"]), per_cpu_second(totals["baseline"])
+    verdict = ("goal met" if rate >= GOAL else "must met, goal not" if rate >= MUST
+               else "NOT MET")
+    lines.append(f"  job/baseline {rate / base:.2f}x; job {rate:.2f} frames per CPU-second: "
+                 f"must >= {MUST:g}, goal >= {GOAL:g}: {verdict}")
     return "\n".join(lines)
 
 
@@ -77,8 +135,9 @@ def run_dofn(payloads, graph, tile: int, overlap: float, warmup: int = 2) -> dic
     """The job's DoFn and output step, message in, output message out; one process, TF's
     default threads, as the job runs on a worker."""
     from apache_beam.io.gcp.pubsub import PubsubMessage
+    from apache_beam.pvalue import TaggedOutput
 
-    from pipelines.pedestrian.frames import result_message
+    from pipelines.pedestrian.frames import encoded_message
     from pipelines.pedestrian.geometry import DEFAULT_CAMERA
     from pipelines.pedestrian.transforms import _DetectFn
 
@@ -91,9 +150,13 @@ def run_dofn(payloads, graph, tile: int, overlap: float, warmup: int = 2) -> dic
     for message in messages[:warmup]:
         list(fn.process(message))
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    outputs = [result_message(out) for message in messages for out in fn.process(message)]
+    outputs = [out for message in messages for out in fn.process(message)]
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
+    dead = [out for out in outputs if isinstance(out, TaggedOutput)]
+    if dead:
+        raise RuntimeError(f"the DoFn dead-lettered a sample frame: {dead[0].value}")
+    outputs = [encoded_message(*out) for out in outputs]
     fn.teardown()
     found = sum(len(json.loads(m.data)["pedestrians"]) for m in outputs)
     return {"frames": len(messages), "results": len(outputs), "wall": wall, "cpu": cpu,
@@ -110,11 +173,13 @@ def report_dofn(r: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=12, help="per path, format and setting")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of the two paths")
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP)
     parser.add_argument("--design-dir", type=Path, default=DESIGN)
     parser.add_argument("--graph", default=None, help="frozen graph (default: models/)")
+    parser.add_argument("--formats", default="png,jpeg", help="png, jpeg or both")
     parser.add_argument("--dofn", action="store_true",
                         help="also time the pedestrian_depth job's DoFn on the same frames")
     args = parser.parse_args(argv)
@@ -125,20 +190,31 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     raw = [(args.design_dir / f).read_bytes() for f in FRAMES]
-    payloads = [raw[i % len(raw)] for i in range(args.frames)]
+    inputs = {"png": raw, "jpeg": [as_jpeg(data) for data in raw]}
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
 
     print(f"CPU cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f} "
-          f"(other work on the machine skews these figures)")
-    for name, threads in (("all cores", 0), ("single core", 1)):
-        detector = PedestrianDetector(args.graph, tile=args.tile, overlap=args.overlap,
-                                      intra_op_threads=threads, inter_op_threads=threads)
-        detector.load()
+          f"(other work on the machine skews these figures; the ratios less so)")
+    rounds = max(1, min(args.rounds, args.frames))
+    for setting, threads in (("all cores", 0), ("single core", 1)):
+        detectors = {path: PedestrianDetector(
+            args.graph, tile=args.tile, overlap=args.overlap, intra_op_threads=threads,
+            inter_op_threads=threads, fold_batch_norms=path == "job").load() for path in PATHS}
         try:
-            print(report(name, run(detector, payloads)))
+            for fmt in formats:
+                frames = inputs[fmt]
+                payloads = [frames[i % len(frames)] for i in range(args.frames)]
+                print(report(f"{setting}, {fmt} 1920x1080",
+                             compare(detectors, payloads, rounds)))
         finally:
-            detector.close()
+            for detector in detectors.values():
+                detector.close()
     if args.dofn:
-        print(report_dofn(run_dofn(payloads, args.graph, args.tile, args.overlap)))
+        for fmt in formats:
+            frames = inputs[fmt]
+            payloads = [frames[i % len(frames)] for i in range(args.frames)]
+            print(f"{fmt}: " + report_dofn(run_dofn(payloads, args.graph, args.tile,
+                                                    args.overlap)))
     return 0
 
 
