@@ -171,9 +171,9 @@ def decode_frame(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         # Floor division: draft picks the largest scale that keeps at least this size.
         img.draft("RGB", (width // r, height // r))
         r = 1  # already reduced, whatever scale draft chose
-    if png_decoder is not None and img.format == "PNG" and img.mode in ("RGB", "RGBA"):
-        # Only 8-bit colour: there the two decoders give the same pixels, and the other
-        # modes (16-bit, grey, palette) keep Pillow's conversions.
+    if png_decoder is not None and _is_8bit_colour_png(img):
+        # Only there do the two decoders give the same pixels; the other kinds (16-bit,
+        # grey, palette) keep Pillow's conversions.
         try:
             rgb = png_decoder(bytes(data))
         except Exception as err:  # noqa: BLE001 - whatever the decoder raises, say why
@@ -186,6 +186,12 @@ def decode_frame(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
     if r > 1:
         img = img.reduce(r)
     return Frame(img, width, height)
+
+
+def _is_8bit_colour_png(img: Image.Image) -> bool:
+    # Pillow opens 16-bit RGB as mode "RGB" too; its raw mode ("RGB;16B") tells them apart.
+    return (img.format == "PNG" and len(img.tile) == 1
+            and img.tile[0].args in ("RGB", "RGBA"))
 
 
 def check_rgb(rgb) -> np.ndarray:

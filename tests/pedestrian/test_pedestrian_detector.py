@@ -172,9 +172,25 @@ def test_a_png_decoder_failure_is_a_reason():
         decode_frame(png, png_decoder=broken)
     with pytest.raises(ValueError, match="decoded to"):
         decode_frame(png, png_decoder=lambda data: np.zeros((40, 49, 3), np.uint8))
-    # Grey PNGs keep Pillow's conversion: the decoder is not asked.
+    # Grey and 16-bit PNGs keep Pillow's conversions: the decoder is not asked.
     grey = decode_frame(encode(np.full((40, 50), 7, np.uint8)), png_decoder=broken)
     assert (np.asarray(grey.image) == 7).all()
+    deep = decode_frame(png_rgb16(np.full((3, 5, 3), 0x1234, np.uint16)), png_decoder=broken)
+    assert deep.image.size == (5, 3) and (np.asarray(deep.image) == 0x12).all()
+
+
+def png_rgb16(pixels):
+    """A 16-bit RGB PNG (Pillow writes none): filter byte 0, big-endian samples."""
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
+
+    def chunk(kind, body):
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2,
+                                                                 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def test_tiles_of_a_reduced_frame_are_cut_where_the_full_frame_is():
