@@ -1,7 +1,7 @@
 """Template parameters: declared once, used for argparse, checks and the console metadata.
 
 Each job lists its `Parameter`s; `add_to_parser` turns them into command-line options and
-`template_metadata` into the JSON that `gcloud dataflow flex-template build --metadata-file`
+`Template.metadata` into the JSON that `gcloud dataflow flex-template build --metadata-file`
 reads. `metadata/<job>.json` is generated from here (`python -m tools.generate`), and a
 test fails when the committed files drift from the code.
 """

@@ -18,7 +18,8 @@ MODEL = Parameter(
                f"the image at {IMAGE_MODEL_DIR} (a Keras CNN, 99.2% on the MNIST test set). "
                f"Otherwise a folder, e.g. gs://PROJECT-bucket/model, holding "
                f"{contract.EXPECTED}."),
-    param_type="TEXT",
+    # The console's folder picker: a form user can only name a gs:// folder anyway.
+    param_type="GCS_READ_FOLDER",
     optional=True,
 )
 
