@@ -18,8 +18,10 @@
 #
 # Usage: tests/image/build.sh [TEMPLATE...]   (default: every template in pipelines/registry.py)
 #        tests/image/build.sh --tools          (only install buildah and debootstrap if missing)
-# Build logs go to stderr. Stdout gets, last, `base beam IMAGE`, `base launcher IMAGE` and one
-# `built TEMPLATE IMAGE SECONDS` line per template.
+# Build logs go to stderr. Stdout gets, last, `base beam IMAGE`, `base launcher IMAGE`, one
+# `built TEMPLATE IMAGE SECONDS` line per template, and what installing the lock changed over
+# the Beam base: `lock changed NAME BASE_VERSION LOCK_VERSION`, `lock added NAME VERSION`,
+# `lock kept N` (packages of the base the lock leaves as they are), from `pip freeze` in both.
 #
 # Environment:
 #   FLEX_IMAGE_CACHE           cache folder: buildah storage, stand-in root fs tar
@@ -28,15 +30,17 @@
 #   FLEX_IMAGE_REPO            image name prefix (default localhost/flex-templates).
 #   FLEX_IMAGE_NO_CACHE=1      rebuild the Dockerfile's layers (keeps the stand-ins).
 #   FLEX_IMAGE_CONTEXT         build context holding the Dockerfile (default: this repository).
-#   FLEX_STANDIN_PIP_INSTALL   requirements pip-installs into the Beam stand-in first, e.g.
-#                              "apache-beam[gcp,dataframe]==2.77.0" to mimic the real SDK
-#                              image's preinstalled packages (off by default).
+#   FLEX_STANDIN_PIP_INSTALL   what pip installs into the Beam stand-in, as the real SDK image
+#                              ships it preinstalled (default "apache-beam[gcp,dataframe]==V",
+#                              V the lock's apache-beam, resolved by pip from PyPI); set it
+#                              empty for a bare Python base (faster, less faithful).
 #   DEBIAN_MIRROR              where debootstrap fetches bookworm (default: the host apt's).
 #
 # Where the stand-in differs from the real SDK image: Debian's Python 3.11.2 in /usr/bin with
 # pip 23.0.1 installing into /usr/local/lib/python3.11/dist-packages (the real one: CPython
-# 3.11.x built in /usr/local, site-packages), and no packages preinstalled (the real one ships
-# Beam and its pinned dependencies; see FLEX_STANDIN_PIP_INSTALL).
+# 3.11.x built in /usr/local, site-packages); Beam and its dependencies as pip resolves
+# apache-beam[gcp,dataframe] today (the real image installs Beam's own pinned
+# base_image_requirements.txt, which may pick other versions of the same packages).
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -165,8 +169,12 @@ ensure_beam_standin() {
         log "Beam SDK stand-in: made $name"
     fi
     BEAM_STANDIN=$name
+    local beam_version
+    beam_version=$(sed -n 's/^apache-beam==\([^ ;]*\).*/\1/p' "$CONTEXT/requirements.lock")
+    [[ -n $beam_version ]] || die "requirements.lock pins no apache-beam"
+    FLEX_STANDIN_PIP_INSTALL=${FLEX_STANDIN_PIP_INSTALL-apache-beam[gcp,dataframe]==$beam_version}
     if [[ -n ${FLEX_STANDIN_PIP_INSTALL:-} ]]; then
-        # Optional: the real SDK image is not an empty Python; it ships Beam's own pinned
+        # The real SDK image is not an empty Python: it ships Beam and its own pinned
         # dependencies (apache-beam[gcp,dataframe] and more), which the lock installs over.
         local extra ctr
         extra=$(echo "$FLEX_STANDIN_PIP_INSTALL" | sha256sum | cut -c1-8)
@@ -180,6 +188,9 @@ ensure_beam_standin() {
                 --volume "$PIP_CONF:/etc/pip.conf:ro" "$ctr" -- \
                 pip install --no-cache-dir $FLEX_STANDIN_PIP_INSTALL >&2
             img commit --quiet --rm "$ctr" "$name" >/dev/null
+            log "Beam SDK stand-in: made $name"
+        else
+            log "Beam SDK stand-in: cached image $name"
         fi
         BEAM_STANDIN=$name
     fi
@@ -313,6 +324,34 @@ build_template() {   # $1: template name
     BUILT+=("built $template $image $(elapsed "$start")")
 }
 
+pip_freeze() {   # $1: image; prints NAME==VERSION lines, names normalised
+    local ctr
+    ctr=$(img from --pull=never "$1")
+    img run --isolation chroot "$ctr" -- python -m pip freeze --all 2>/dev/null \
+        | python3 -c 'import re, sys
+for line in sys.stdin:
+    if "==" in line:
+        name, version = line.strip().split("==", 1)
+        print(re.sub(r"[-_.]+", "-", name).lower() + "==" + version)' | sort
+    img rm "$ctr" >/dev/null
+}
+
+lock_changes() {   # $1: base image, $2: built image; prints the `lock ...` lines
+    python3 - <(pip_freeze "$1") <(pip_freeze "$2") <<'PY'
+import sys
+base, image = ({n: v for n, v in (l.strip().split("==", 1) for l in open(p) if "==" in l)}
+               for p in sys.argv[1:3])
+for name in sorted(image):
+    if name not in base:
+        print("lock added", name, image[name])
+    elif base[name] != image[name]:
+        print("lock changed", name, base[name], image[name])
+for name in sorted(set(base) - set(image)):
+    print("lock removed", name, base[name])
+print("lock kept", sum(1 for n in base if image.get(n) == base[n]))
+PY
+}
+
 main() {
     [[ -d $CONTEXT/models/mnist ]] \
         || die "models/mnist (the MNIST SavedModel the Dockerfile copies) is missing: train it first"
@@ -339,7 +378,13 @@ main() {
         img rm "$ctr" >/dev/null
     done < <(img containers --quiet --filter "ancestor=$LAUNCHER_STANDIN")
     prune_stale_cache
-    printf '%s\n' "base beam $BEAM_STANDIN" "base launcher $LAUNCHER_STANDIN" "${BUILT[@]}"
+    local changes first
+    first=$(template_image "${templates[0]}")
+    changes=$(lock_changes "$BEAM_STANDIN" "$first")
+    log "what requirements.lock changed over the Beam base ($BEAM_STANDIN):"
+    printf '%s\n' "$changes" | sed 's/^/    /' >&2
+    printf '%s\n' "base beam $BEAM_STANDIN" "base launcher $LAUNCHER_STANDIN" "${BUILT[@]}" \
+        "$changes"
 }
 
 ensure_tools
