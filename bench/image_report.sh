@@ -11,7 +11,8 @@
 # Builds every template in pipelines/registry.py with tests/image/build.sh, and times, too, a
 # warm build after a code change (a copy of the build context with pipelines/ touched).
 # Sizes come from buildah's storage: the image's layers with their uncompressed sizes and the
-# Dockerfile instruction that made each.
+# Dockerfile instruction that made each. Also lists which packages the lock adds or changes
+# over the Beam stand-in base (which carries apache-beam[gcp,dataframe], as the SDK image does).
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -81,6 +82,11 @@ for phase in cold warm changed; do
     awk '$1 == "built" { printf "  %s %.1f", $2, $4 } END { print "" }' "$LOG.$phase"
 done
 
+echo
+echo "== what requirements.lock changes over the Beam base (pip freeze before/after) =="
+echo "base: $(awk '$1 == "base" && $2 == "beam" { print $3 }' "$LOG.warm")"
+awk '$1 == "lock" { $1 = ""; print " " $0 }' "$LOG.warm"
+
 oci=""
 if [[ $compressed == 1 ]]; then
     oci=$(mktemp -d /var/tmp/image-report-oci.XXXXXX)
@@ -130,7 +136,7 @@ def mb(n):
         return " " * 12
     return f"{n / 1e6:9.1f} MB" if n >= 1e5 else f"{n / 1e3:9.1f} kB"
 print(f"image, uncompressed:          {mb(total)}")
-print(f"  stand-in Beam SDK base:     {mb(base_total)}  (the real apache/beam_python3.11_sdk is larger)")
+print(f"  stand-in Beam SDK base:     {mb(base_total)}  (Debian + apache-beam[gcp,dataframe])")
 print(f"  added by the Dockerfile:    {mb(total - base_total)}")
 if gzip_of:
     added_gz = sum(gz for _, gz, _ in rows)
