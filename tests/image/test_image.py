@@ -164,7 +164,7 @@ def test_lock_installs_over_a_faithful_beam_base(build):
     lock's version, with the dependencies pip resolves for it), and the lock, installed over
     it with --no-deps and `pip check`, leaves Beam itself as it was. Prints what it changes."""
     lock = (REPO / "requirements.lock").read_text()
-    beam = re.search(r"^apache-beam==(\S+)", lock, re.M).group(1)
+    beam = re.search(r"^apache-beam==(\S+)", lock, re.MULTILINE).group(1)
     changes = build.lock_changes
     print("\nwhat requirements.lock changes over the Beam base:\n  " + "\n  ".join(changes))
     kept = [c for c in changes if c.startswith("kept ")]
@@ -710,7 +710,7 @@ def test_stream_template_on_portable_runner(build, containers, tmp_path, templat
     from google.cloud import pubsub_v1
     prefix, *params = STREAM_RUNS[template]
     with running_pubsub_emulator(tmp_path / "emulator.log") as host:
-        _, sub = create_topic_with_subscription(prefix + "_in")
+        source, sub = create_topic_with_subscription(prefix + "_in")
         out, out_sub = create_topic_with_subscription(prefix + "_out")
         dead, dead_sub = create_topic_with_subscription(prefix + "_dead")
         env = {"PUBSUB_EMULATOR_HOST": host}
@@ -718,7 +718,7 @@ def test_stream_template_on_portable_runner(build, containers, tmp_path, templat
         publisher = pubsub_v1.PublisherClient()
         messages = stream_messages(template)
         for data, attributes in messages:
-            publisher.publish(_topic_of(sub), data, **attributes).result()
+            publisher.publish(source, data, **attributes).result()
         pool = WorkerPool(build.images[template], tmp_path, containers(template), env=env)
         received = []
         try:
@@ -737,10 +737,6 @@ def test_stream_template_on_portable_runner(build, containers, tmp_path, templat
     pytest.fail(f"{template} on the PortableRunner did something new (exit {status}, "
                 f"{len(received)} outputs, {len(dead_letters)} dead letters): if it streams "
                 f"now, compare its outputs with the DirectRunner's here.\n{launcher_log[-3000:]}")
-
-
-def _topic_of(subscription_path: str) -> str:
-    return subscription_path.replace("/subscriptions/", "/topics/").removesuffix("-sub")
 
 
 # --- what the Dockerfile adds -------------------------------------------------------------
