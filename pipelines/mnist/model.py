@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
@@ -217,7 +218,13 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         return self._model_path
 
     def load_model(self):
-        return load_model(self._model_path)
+        # One line per load, with the process: how an operator (and tests/image) sees that
+        # each worker process loads its model once, and from where.
+        started = time.monotonic()
+        model = load_model(self._model_path)
+        _log.info("MNIST model loaded from %s in %.1f s (pid %d)", self._model_path,
+                  time.monotonic() - started, os.getpid())
+        return model
 
     def run_inference(
         self,
