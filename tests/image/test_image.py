@@ -360,9 +360,9 @@ ALLOWED_ARTIFACTS = {"submission_environment_dependencies.txt"}
 MODEL_LOADED = re.compile(r"(?P<what>mnist model|pedestrian detector) loaded from (?P<path>\S+)")
 MNIST_LOAD_LINE_NEEDED = (
     "pipelines/mnist/model.py logs no line when a worker loads the model: needs, in "
-    "MnistModelHandler.load_model, `_log.info(\"mnist model loaded from %s in %.1f s\", "
-    "self._model_path, seconds)` (as pipelines/pedestrian/transforms.py logs "
-    "\"pedestrian detector loaded from %s in %.1f s\")")
+    "MnistModelHandler.load_model, `_log.info(\"mnist model loaded from %s in %.1f s "
+    "(pid %d)\", self._model_path, seconds, os.getpid())` (as pipelines/pedestrian/"
+    "transforms.py logs \"pedestrian detector loaded from %s in %.1f s\")")
 # The embedded job service (apache_beam.runners.portability.local_job_service) runs the job
 # with FnApiRunner.run_via_runner_api, whose worker count is fixed at 1: it asks the worker
 # pool for one worker per environment, whatever --direct_num_workers or
@@ -571,9 +571,7 @@ def portable_run(build, containers, tmp_path_factory):
                 start = time.monotonic()
                 status = launch_portable(
                     containers(template), params, pool, folder / "launcher.log",
-                    mounts=shared,
-                    # What would ask for a second worker process, if this runner honoured it.
-                    extra=("--direct_num_workers=2", "--sdk_worker_parallelism=2"))
+                    mounts=shared)
                 seconds = time.monotonic() - start
             finally:
                 pool.close()
@@ -631,13 +629,37 @@ def test_workers_load_model_from_image_once(portable_run, template):
     assert all(n == 1 for n in per_process.values()), per_process
 
 
-@pytest.mark.parametrize("template", [t for t in BATCH_RUNS])
-def test_two_worker_processes(portable_run, template):
-    """Two worker processes give the outputs of one, each loading its model once."""
-    _, _, pool = portable_run(template)
-    if len(pool.workers()) < 2:
-        pytest.xfail(ONE_WORKER_ONLY)
-    assert len(pool.worker_pids()) >= 2, pool.tail()
+@pytest.mark.parametrize("template", list(BATCH_RUNS))
+def test_two_worker_processes_match_one(direct_run, containers, tmp_path, template):
+    """Two SDK worker processes give the outputs of one, and each loads its model once.
+
+    Not on the PortableRunner: its embedded job service starts one worker per environment
+    (ONE_WORKER_ONLY). So the image's own DirectRunner in its multi-process mode: two
+    `python -m apache_beam.runners.worker.sdk_worker_main` processes of the image's Python,
+    each bundle's input split between them, their logs relayed to the launcher's log."""
+    params, _ = batch_params(template)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run_in(containers(template), *LAUNCH, *params, "--direct_num_workers=2",
+                  "--direct_running_mode=multi_processing",
+                  mounts={DATA: "/data:ro", out: "/out"})
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    workers = log.count('message: "Python sdk harness starting."')
+    assert workers == 2, f"{workers} SDK worker processes started, not 2"
+    assert lines_by_output(out) == lines_by_output(direct_run(template))
+    if not models_of(template):
+        return
+    loads = re.findall(r'(?:mnist model|pedestrian detector) loaded from [^"\n]*', log)
+    if not loads and "mnist" in models_of(template):
+        pytest.xfail(MNIST_LOAD_LINE_NEEDED)
+    assert loads and all(" loaded from /opt/models/" in line for line in loads), loads
+    pids = [re.search(r"\(pid (\d+)\)", line) for line in loads]
+    if all(pids):
+        per_process = collections.Counter(pid.group(1) for pid in pids)
+        assert all(n == 1 for n in per_process.values()), per_process
+    else:   # no pid in the line: at most one load per worker process
+        assert len(loads) <= workers, loads
 
 
 BROKEN_WORKERS = {
