@@ -18,8 +18,10 @@ test runs them and shows why (NO_PORTABLE_STREAMING).
 
 Needs root, and buildah and debootstrap (installed with apt-get when missing). Outside CI it
 skips when those cannot be had; in CI (CI=true) it fails instead. Measured on this 2-core
-machine: about 6 minutes cold (apt-get, debootstrap, pip installing the lock: a fresh CI
-machine), under 2 minutes warm (the cache in FLEX_IMAGE_CACHE, default /var/cache/flex-image).
+machine: about 6 minutes cold (debootstrap, pip installing apache-beam[gcp,dataframe] into
+the stand-in base and the lock over it, then every test; apt-get adds under a minute on a
+fresh CI machine), about 3 minutes warm (the cache in FLEX_IMAGE_CACHE, default
+/var/cache/flex-image).
 
     .venv/bin/python -m pytest tests/image -q
 """
