@@ -30,6 +30,7 @@ from pipelines.params import (OneLineErrorParser, ParameterError, Template,
 # workers run the image that holds TensorFlow and the models without the user naming it.
 SDK_CONTAINER_IMAGE_ENV = "SDK_CONTAINER_IMAGE"
 DATAFLOW_RUNNERS = {"DataflowRunner", "dataflowrunner", "dataflow"}
+DIRECT_RUNNERS = {"directrunner", "direct", "bundlebaseddirectrunner", "switchingdirectrunner"}
 
 
 class Job(Protocol):
@@ -38,6 +39,11 @@ class Job(Protocol):
     def preflight(self, args: argparse.Namespace, options: PipelineOptions) -> None: ...
 
     def build_pipeline(self, pipeline, args: argparse.Namespace): ...
+
+
+def is_direct(options: PipelineOptions) -> bool:
+    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
+    return runner in DIRECT_RUNNERS
 
 
 def is_dataflow(options: PipelineOptions) -> bool:
@@ -73,6 +79,13 @@ def parse(template: Template, argv: Sequence[str]):
         parser.error(_unknown_message(unknown, template))
     options = PipelineOptions(pipeline_args)
     apply_defaults(options, streaming=template.streaming)
+    runner = options.view_as(StandardOptions).runner
+    if template.streaming and not (is_dataflow(options) or is_direct(options)):
+        # Beam's Pub/Sub source is native to Dataflow and the DirectRunner: elsewhere (the
+        # portable runner's embedded job service, say) the job ends at once, having read
+        # nothing, and exits 0 as if it had worked.
+        parser.error(f"--runner: {runner} cannot run a streaming job: Beam reads Pub/Sub on "
+                     f"Dataflow (DataflowRunner) and locally on the DirectRunner only")
     return parser, args, options
 
 

@@ -95,3 +95,21 @@ def test_credentials_are_not_asked_of_emulators_or_local_paths(monkeypatch):
 ])
 def test_unknown_options_are_what_beam_does_not_take(args, unknown):
     assert unknown_options(args) == unknown
+
+
+@pytest.mark.parametrize("runner, refused", [
+    ("PortableRunner", True), ("FlinkRunner", True), ("DirectRunner", False),
+    ("apache_beam.runners.direct.direct_runner.DirectRunner", False)])
+def test_stream_jobs_refuse_runners_without_a_pubsub_source(runner, refused, capsys):
+    from pipelines.launch import parse
+    from pipelines.mnist import stream
+
+    argv = ["--input=projects/lab-project/topics/in", "--output=projects/lab-project/topics/out",
+            f"--runner={runner}"]
+    if not refused:
+        parse(stream.TEMPLATE, argv)
+        return
+    with pytest.raises(SystemExit) as exit_:
+        parse(stream.TEMPLATE, argv)
+    assert exit_.value.code == 2
+    assert f"--runner: {runner} cannot run a streaming job" in capsys.readouterr().err

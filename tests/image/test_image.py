@@ -13,8 +13,8 @@ Then the worker half, as Dataflow runs it: each template launched on the Portabl
 its workers in a second container of the same image (Beam's worker pool, host network),
 outputs equal to the DirectRunner's, nothing staged for workers to install, models loaded
 from /opt/models, and a worker that cannot load its model failing the run at once with its
-own one-line reason. The stream templates cannot stream on the local portable runner; a
-test runs them and shows why (NO_PORTABLE_STREAMING).
+own one-line reason. The stream templates cannot stream on the local portable runner
+(NO_PORTABLE_STREAMING), so their launch refuses it in one line; a test checks that.
 
 Needs root, and buildah and debootstrap (installed with apt-get when missing). Outside CI it
 skips when those cannot be had; in CI (CI=true) it fails instead. Measured on this 2-core
@@ -375,7 +375,7 @@ ONE_WORKER_ONLY = (
     "--sdk_worker_parallelism are not read there): two worker processes need another job "
     "server (Flink, Spark or Prism), none of which can be fetched here")
 # Streaming on the same runner: measured on the host and in the image, the job goes to DONE
-# within seconds having read nothing (see test_stream_template_on_portable_runner).
+# within seconds having read nothing; pipelines/launch.py now refuses it.
 NO_PORTABLE_STREAMING = (
     "the PortableRunner's embedded job service (FnApiRunner) is batch-only and has no Pub/Sub "
     "source: Beam's ReadFromPubSub is a native unbounded source (_PubSubSource) that only "
@@ -591,7 +591,7 @@ def test_workers_in_second_container_match_direct_runner(direct_run, portable_ru
     """Same output files, line for line, as the DirectRunner's, and the work really ran in
     the worker container (its SDK harness started there and exited cleanly)."""
     if is_streaming(template):
-        pytest.skip(f"{template}: see test_stream_template_on_portable_runner")
+        pytest.skip(f"{template}: see test_stream_templates_refuse_the_portable_runner")
     out, _, pool = portable_run(template)
     assert pool.workers(), f"no worker was started in the worker container:\n{pool.tail()}"
     assert "Python sdk harness starting." in pool.text(), pool.tail()
@@ -605,7 +605,7 @@ def test_nothing_staged_for_workers(portable_run, template):
     """The job hands its workers only the pipeline (in the job's graph): no requirements
     file, sdist, wheel or SDK for boot to pip-install."""
     if is_streaming(template):
-        pytest.skip(f"{template}: see test_stream_template_on_portable_runner")
+        pytest.skip(f"{template}: see test_stream_templates_refuse_the_portable_runner")
     _, _, pool = portable_run(template)
     workers = pool.workers()
     assert workers, pool.tail()
@@ -619,7 +619,7 @@ def test_nothing_staged_for_workers(portable_run, template):
 def test_workers_load_model_from_image_once(portable_run, template):
     """Each worker process loads its model once, from /opt/models (its log says so)."""
     if is_streaming(template):
-        pytest.skip(f"{template}: see test_stream_template_on_portable_runner")
+        pytest.skip(f"{template}: see test_stream_templates_refuse_the_portable_runner")
     _, _, pool = portable_run(template)
     loads = pool.model_loads()
     if not loads and "mnist" in models_of(template):
@@ -700,67 +700,25 @@ def test_broken_worker_fails_fast_with_its_reason(build, containers, tmp_path, b
     assert seconds < 240, f"took {seconds:.0f} s"
 
 
-STREAM_RUNS = {
-    "mnist_stream": ("mnist", "--input={sub}", "--output={out}", "--dead_letter={dead}"),
-    "pedestrian_depth": ("frames", "--input={sub}", "--output={out}", "--dead_letter={dead}"),
-}
-
-
-def stream_messages(template: str) -> list[tuple[bytes, dict]]:
-    if template == "mnist_stream":
-        with (DATA / "mnist_sample.csv").open(newline="") as f:
-            rows = list(csv.DictReader(f))[:3]
-        good = [(json.dumps({"ID": int(r["ID"]), "Image": r["Image"]}).encode(), {})
-                for r in rows]
-    else:
-        good = []   # no camera frames are bundled; the bad frame is enough to see a read
-    return good + [(b"not an image", {"name": "bad"})]
+STREAM_PARAMS = ("--input=projects/lab-project/subscriptions/in-sub",
+                 "--output=projects/lab-project/topics/out")
 
 
 @pytest.mark.parametrize("template", [t for t in TEMPLATES if is_streaming(t)])
-def test_stream_template_on_portable_runner(build, containers, tmp_path, template):
-    """Stream templates with their workers in a second container, against the Pub/Sub
-    emulator on the host. It cannot work locally (NO_PORTABLE_STREAMING): this test runs it
-    and shows exactly that, and fails loudly if it ever starts to work (then compare its
-    outputs with the DirectRunner's here)."""
-    from tests.support.pubsub_emulator import (
-        EMULATOR,
-        create_topic_with_subscription,
-        pull,
-        running_pubsub_emulator,
-    )
-    if not EMULATOR.exists():
-        unavailable(f"the Pub/Sub emulator is not installed at {EMULATOR}")
-    from google.cloud import pubsub_v1
-    prefix, *params = STREAM_RUNS[template]
-    with running_pubsub_emulator(tmp_path / "emulator.log") as host:
-        source, sub = create_topic_with_subscription(prefix + "_in")
-        out, out_sub = create_topic_with_subscription(prefix + "_out")
-        dead, dead_sub = create_topic_with_subscription(prefix + "_dead")
-        env = {"PUBSUB_EMULATOR_HOST": host}
-        params = [p.format(sub=sub, out=out, dead=dead) for p in params]
-        publisher = pubsub_v1.PublisherClient()
-        messages = stream_messages(template)
-        for data, attributes in messages:
-            publisher.publish(source, data, **attributes).result()
-        pool = WorkerPool(build.images[template], tmp_path, containers(template), env=env)
-        received = []
-        try:
-            status = launch_portable(
-                containers(template), params, pool, tmp_path / "launcher.log",
-                mounts={}, env=env, timeout=240,
-                until=lambda: bool(received.extend(pull(out_sub, 1, 1)) or received))
-        finally:
-            pool.close()
-        received += pull(out_sub, len(messages), 5)
-        dead_letters = pull(dead_sub, 1, 5)
-    launcher_log = (tmp_path / "launcher.log").read_text(errors="replace")
-    if status == 0 and not received and not dead_letters and \
-            "Completed job in" in launcher_log and "state DONE" in launcher_log:
-        pytest.xfail(NO_PORTABLE_STREAMING)
-    pytest.fail(f"{template} on the PortableRunner did something new (exit {status}, "
-                f"{len(received)} outputs, {len(dead_letters)} dead letters): if it streams "
-                f"now, compare its outputs with the DirectRunner's here.\n{launcher_log[-3000:]}")
+def test_stream_templates_refuse_the_portable_runner(build, containers, template):
+    """The stream templates cannot stream on the local portable runner (NO_PORTABLE_STREAMING:
+    measured, the job ends DONE having read nothing, exit 0, as if it had worked). So the
+    launch refuses that runner in one line, exit 2, before anything runs; their workers are
+    proven with the DirectRunner on the Pub/Sub emulator (tests/stream) and by the launch
+    simulation's job request (tests/test_launch_simulation.py)."""
+    done = run_in(containers(template), *LAUNCH, *STREAM_PARAMS, "--runner=PortableRunner",
+                  "--job_endpoint=embed", "--environment_type=EXTERNAL",
+                  "--environment_config=localhost:1", timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    # buildah adds its own lines about the exit status after the job's.
+    lines = [line for line in done.stderr.strip().splitlines() if "exit" not in line]
+    assert len(lines) == 1 and "--runner: PortableRunner cannot run a streaming job" in lines[0], \
+        done.stderr
 
 
 # --- what the Dockerfile adds -------------------------------------------------------------
