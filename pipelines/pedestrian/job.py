@@ -16,8 +16,8 @@ away each one is, and publish the boxes and distances, until stopped (the lab's 
                  box carries no distance (cut off, with the head above the horizon).
     dead_letter  optional topic: a message that is not a frame (undecodable, not PNG/JPEG,
                  bad JSON or base64, more pixels than max_frame_pixels) is published there
-                 unchanged with the attributes `error` (why) and `error_stage` (decode or
-                 detect). Without it, such messages are counted (pedestrian/dead_letters) and
+                 with the attributes `error` (why) and `error_stage` (decode or detect), the
+                 original kept as pipelines/pubsub.py describes. Without it, such messages are counted (pedestrian/dead_letters) and
                  logged. Either way they never stop the job.
 
 The message formats are in `frames` (pure), the composite in `transforms`; this module holds
@@ -27,8 +27,6 @@ the parameters, their checks and the pipeline.
 from __future__ import annotations
 
 import sys
-
-from apache_beam.io.gcp.pubsub import WriteToPubSub
 
 from pipelines.launch import run_job
 from pipelines.models import MODELS_DIR_ENV
@@ -54,10 +52,12 @@ from pipelines.pubsub import (
     PublishDeadLetters,
     ReadMessages,
     check_input_source,
+    check_streaming_topics,
     check_topic,
     dead_letter_topic_parameter,
     input_source_parameter,
     output_topic_parameter,
+    publish_to,
 )
 
 # ---- parameters ---------------------------------------------------------------------------
@@ -200,6 +200,7 @@ def preflight(args, options) -> None:
     check_topic("output", args.output)
     check_topic("dead_letter", args.dead_letter)
     check_numbers(args)
+    check_streaming_topics(args.input, args.output, args.dead_letter)
     # The launcher runs in the same image as the workers: if the graph is not here, it is
     # not there either. Checked without importing TensorFlow.
     graph = default_graph_path()
@@ -215,7 +216,7 @@ def build_pipeline(pipeline, args):
     messages = pipeline | "Read" >> ReadMessages(args.input)
     results, dead_letters = messages | "Detect" >> DetectPedestrians(
         detector_from_args(args), camera_from_args(args), args.max_frame_pixels)
-    results | "Publish" >> WriteToPubSub(args.output, with_attributes=True)
+    results | "Publish" >> publish_to(args.output, pipeline.options)
     dead_letters | "DeadLetters" >> PublishDeadLetters(args.dead_letter)
     return results
 

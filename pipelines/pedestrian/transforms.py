@@ -1,7 +1,7 @@
 """The pedestrian_depth job's composite: frame messages in, result messages and dead letters out.
 
-    messages ──DetectAndMeasure──┬─ (name, JSON bytes) ──ToMessage── result messages
-                                 └─ dead letters (the input message, unchanged, with why)
+    messages ──DetectAndMeasure──┬─ (input id, name, JSON) ──ToMessage── result messages
+                                 └─ dead letters (the input message and why, see pubsub)
 
 Everything that can fail on a frame, down to encoding its result as JSON, happens inside
 DetectAndMeasure's per-message `try`; ToMessage only wraps bytes that are already valid.
@@ -38,7 +38,7 @@ from pipelines.pedestrian.frames import (
     result_data,
 )
 from pipelines.pedestrian.geometry import CameraModel
-from pipelines.pubsub import dead_letter_message
+from pipelines.pubsub import answering, dead_letter
 
 _log = logging.getLogger(__name__)
 
@@ -95,12 +95,12 @@ class _DetectFn(beam.DoFn):
             data = result_data(result)
         except Exception as error:  # noqa: BLE001 - one odd frame must not stop a stream
             self._dead_letters.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter_message(
-                message.data, message.attributes, failure_reason(error), stage=stage))
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                message, failure_reason(error), stage=stage))
             return
         self._frames_processed.inc()
         self._pedestrians_found.inc(len(detections))
-        yield name, data
+        yield message.message_id, name, data
 
     def teardown(self):
         # Shared, so not closed here (other instances may still use it); the session closes
@@ -135,5 +135,6 @@ class DetectPedestrians(beam.PTransform):
         outputs = messages | "DetectAndMeasure" >> beam.ParDo(
             _DetectFn(self._detector, self._camera, self._max_frame_pixels)).with_outputs(
                 DEAD_LETTERS, main=RESULTS)
-        results = outputs[RESULTS] | "ToMessage" >> beam.MapTuple(encoded_message)
+        results = outputs[RESULTS] | "ToMessage" >> beam.MapTuple(
+            lambda source_id, name, data: answering(source_id, encoded_message(name, data)))
         return results, outputs[DEAD_LETTERS]
