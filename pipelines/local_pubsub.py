@@ -211,9 +211,6 @@ def use_local_subscriber(max_messages: int = PULL_MAX_MESSAGES) -> bool:
     return True
 
 
-# Older name, still used by the stream benchmark's notes.
-use_bigger_pulls = use_local_subscriber
-
 
 # --- publishing ---------------------------------------------------------------------------
 
