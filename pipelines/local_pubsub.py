@@ -19,9 +19,10 @@ off Dataflow) changes three things:
   data) are unanswered, which also bounds the job's memory.
 * SIGTERM or Ctrl-C stops pulling, waits up to DRAIN_SECONDS (or until a second signal)
   for what was pulled to be answered and acknowledged, hands anything left back to the
-  subscription (ack deadline 0), and exits 0. A publish that fails (topic deleted, permission denied) stops the job with
-  one line naming the topic, exit status 1, and hands back every unanswered message: the
-  input stays on the subscription. (A job that reads a topic rather than a subscription
+  subscription (ack deadline 0), and exits 0. A publish that fails (topic deleted,
+  permission denied, or a message Pub/Sub would refuse) stops the job with one line naming
+  the topic, exit status 1, and hands back every unanswered message: the input stays on
+  the subscription. (A job that reads a topic rather than a subscription
   reads through a subscription of its own, deleted when the job ends: to lose nothing
   across stops, give it a subscription.)
 

@@ -156,14 +156,19 @@ def check_differs_from_input(name: str, topic: str | None, input_topic: str | No
 
 
 class PubsubLookup:
-    """Asks Pub/Sub whether topics and subscriptions exist, where credentials allow: the
-    emulator (PUBSUB_EMULATOR_HOST) or Google's default credentials. Never raises and never
-    hangs (one short timeout per call, no retries); `None` means "could not tell", logged
-    with why, and is never a reason to refuse a launch."""
+    """Asks Pub/Sub whether topics and subscriptions exist, where the job will read and
+    credentials allow: the emulator (PUBSUB_EMULATOR_HOST) for a local run, else Google's
+    Pub/Sub with the default credentials. A Dataflow job never reads an emulator, so with
+    the variable set a Dataflow launch looks nothing up. Never raises and never hangs (one
+    short timeout per call, no retries); `None` means "could not tell", logged with why, and
+    is never a reason to refuse a launch."""
 
-    def __init__(self):
+    def __init__(self, *, on_dataflow: bool = False):
         self._publisher = self._subscriber = None
         self.skip_reason = self._credentials_problem()
+        if on_dataflow and os.environ.get("PUBSUB_EMULATOR_HOST"):
+            self.skip_reason = ("PUBSUB_EMULATOR_HOST is set, but a Dataflow job reads "
+                                "Google's Pub/Sub")
         if self.skip_reason:
             _log.info("Pub/Sub launch checks skipped: %s", self.skip_reason)
 
@@ -214,11 +219,11 @@ class PubsubLookup:
         return self._call(subscription, call)
 
 
-def check_streaming_topics(input_source: str, output: str, dead_letter: str | None,
-                           lookup: PubsubLookup | None = None) -> None:
+def check_streaming_topics(input_source: str, output: str, dead_letter: str | None, *,
+                           on_dataflow: bool, lookup: PubsubLookup | None = None) -> None:
     """The launch checks every Pub/Sub stream job shares, after the format checks: the
     outputs differ from the input's topic, and what can be looked up exists."""
-    lookup = lookup or PubsubLookup()
+    lookup = lookup or PubsubLookup(on_dataflow=on_dataflow)
     input_topic = input_source
     if is_subscription(input_source):
         found = lookup.subscription_topic(input_source)

