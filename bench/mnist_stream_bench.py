@@ -1,10 +1,15 @@
 """MNIST stream job on the DirectRunner against the Pub/Sub emulator: latency and throughput.
 
-    .venv/bin/python bench/mnist_stream_bench.py [--latency-seconds 40]
+    .venv/bin/python bench/mnist_stream_bench.py [--backlog 6000] [--latency-seconds 40]
         [--rates 50,100,200,300,400] [--step-seconds 25] [--capacity 2000] [--pull-max 100]
 
 Starts the Cloud SDK's Pub/Sub emulator and `templates/mnist_stream.py` (streaming, reading
-the input topic through its own subscription, with a dead-letter topic), then
+the input topic's subscription, with a dead-letter topic), then
+  (0) backlog drain: --backlog N messages (6,000 by default) are published to the input
+      subscription before the job starts; the job, with its own pull sizes, works through
+      them, and the drain rate is (N - 1) / (the job's last output - its first output), at
+      the predictions' Pub/Sub publish times (the job's model load is before the first
+      output, the bench's own pulls are not counted); target >= 1,500/s (goal 2,000/s);
   (a) latency: publishes sample rows at the lab's 10 messages/s and reports the end-to-end
       latency (publish call -> prediction pulled) p50/p95/p99/max; target p99 < 1 s;
   (b) throughput: steps the rate up; a step passes when every message comes out within the
@@ -20,8 +25,11 @@ slow bench.
 
 Diagnostics:
   --capacity N   publish N messages at once and time how fast the job drains them.
-  --pull-max N   override the job's DirectRunner pull size (pipelines/direct_pubsub.py,
-                 100 by default; injected as a sitecustomize) to compare pull sizes.
+  --pull-max N   override the job's DirectRunner pull size (pipelines/local_pubsub.py,
+                 PULL_MAX_MESSAGES; injected as a sitecustomize) to compare pull sizes.
+  --sample-stacks FILE  sample every thread of the job every 5 ms (a sitecustomize, the
+                 poor man's py-spy) and write the functions seen most, by self and total
+                 samples, to FILE every 10 s.
 The job runs the pipelines package first on $PYTHONPATH, else this checkout's: point
 PYTHONPATH at a copy of the package to measure a proposed change before and after.
 
@@ -29,7 +37,7 @@ What limits a local stream job (Beam 2.77): the DirectRunner's own Pub/Sub read 
 10 messages per bundle, and every bundle pays the runner's fixed per-step cost (DoFn pickle
 round trip, signature introspection, setup/teardown) in each of the job's ~14 steps, one at
 a time on one thread: ~100-160 messages/s on an idle 2-core machine. The job therefore pulls
-up to 100 per bundle on the DirectRunner (pipelines/direct_pubsub.py): 400/s and more, with
+more per bundle on the DirectRunner (pipelines/local_pubsub.py): 400/s and more, with
 the same latency.
 
 The emulator and the job run in their own process groups and are stopped on exit, on
@@ -58,15 +66,17 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support import pubsub_emulator as emulator  # noqa: E402
-from tests.support.processes import template_env  # noqa: E402
-from tools.mnist_producer import read_rows  # noqa: E402
-from tools.pubsub_cli import Pacer  # noqa: E402
+from tests.support import pubsub_emulator as emulator
+from tests.support.processes import template_env
+from tools.mnist_producer import read_rows
+from tools.pubsub_cli import Pacer
 
 SAMPLE = REPO / "data" / "mnist_sample.csv"
 LABELS = REPO / "data" / "mnist_sample_labels.csv"
 LATENCY_TARGET_P99 = 1.0
 RATE_TARGET = 200
+BACKLOG_MUST = 1500  # messages/s (issue 13)
+BACKLOG_GOAL = 2000
 MAX_LATENCY_GROWTH = 1.0
 CHECK_EVERY = 37  # keep the payload of one prediction in this many, to check its digit
 
@@ -92,6 +102,44 @@ class _BiggerPulls:
 
 _te._PubSubReadEvaluator._get_subscriber_client = classmethod(
     lambda cls, transform: _BiggerPulls(_get_client(cls, transform)))
+'''
+
+STACK_SAMPLER = '''\
+"""Written by bench/mnist_stream_bench.py --sample-stacks: samples every thread's stack
+every {interval} s and writes the most seen functions to {path!r} every 10 s."""
+import collections, os, sys, threading, time
+
+def _sampler():
+    self_counts, total_counts = collections.Counter(), collections.Counter()
+    samples, me, last = 0, threading.get_ident(), time.monotonic()
+    while True:
+        time.sleep({interval})
+        for ident, frame in sys._current_frames().items():
+            if ident == me:
+                continue
+            samples += 1
+            code = frame.f_code
+            self_counts[(code.co_filename, code.co_firstlineno, code.co_name)] += 1
+            seen = set()
+            while frame is not None:
+                code = frame.f_code
+                key = (code.co_filename, code.co_firstlineno, code.co_name)
+                if key not in seen:
+                    seen.add(key)
+                    total_counts[key] += 1
+                frame = frame.f_back
+        if time.monotonic() - last > 10:
+            last = time.monotonic()
+            lines = [f"pid {{os.getpid()}}, {{samples}} thread samples"]
+            for title, counts in (("self", self_counts), ("total", total_counts)):
+                lines.append(f"--- {{title}}")
+                for (path, line, name), n in counts.most_common(60):
+                    lines.append(f"{{n:8d}} {{100 * n / samples:5.1f}}%  {{name}}  "
+                                 f"{{path}}:{{line}}")
+            with open({path!r}, "w") as out:
+                out.write("\\n".join(lines) + "\\n")
+
+threading.Thread(target=_sampler, name="stack-sampler", daemon=True).start()
 '''
 
 
@@ -135,12 +183,18 @@ def running_job(args: list[str], env: dict, log_path: Path):
             job.stop()
 
 
-def job_env(host: str, workdir: Path, pull_max: int | None) -> dict:
+def job_env(host: str, workdir: Path, pull_max: int | None,
+            sample_stacks: Path | None = None) -> dict:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    shims = []
     if pull_max:
-        shim = workdir / "pull_shim"
+        shims.append(PULL_SHIM.format(n=int(pull_max)))
+    if sample_stacks:
+        shims.append(STACK_SAMPLER.format(interval=0.005, path=str(sample_stacks.resolve())))
+    if shims:
+        shim = workdir / "shim"
         shim.mkdir()
-        (shim / "sitecustomize.py").write_text(PULL_SHIM.format(n=int(pull_max)))
+        (shim / "sitecustomize.py").write_text("\n\n".join(shims))
         paths.insert(0, str(shim))
     paths.append(str(REPO))  # this checkout's package, unless PYTHONPATH names another
     return template_env({"PUBSUB_EMULATOR_HOST": host, "PYTHONPATH": os.pathsep.join(paths)})
@@ -237,7 +291,7 @@ class Traffic:
         image = self._images[image_id % len(self._images)]
         return json.dumps({"ID": image_id, "Image": image}, separators=(",", ":")).encode()
 
-    def run(self, step: Step, job: Job) -> None:
+    def run(self, step: Step, job: Job | None) -> None:
         count = step.count if step.count is not None else int(step.rate * step.seconds)
         ids = range(self._next_id, self._next_id + count)
         self._next_id += count
@@ -249,7 +303,7 @@ class Traffic:
             pacer.wait()
             step.published[image_id] = time.time()
             futures.append(self._publisher.publish(self._topic, data))
-            if image_id % 500 == 0:
+            if image_id % 500 == 0 and job is not None:
                 job.check_running()
         step.publish_ended = time.time()
         for future in futures:
@@ -265,20 +319,6 @@ class Traffic:
         if step.drained_at is None:
             raise RuntimeError(f"warm-up: no predictions after {timeout:g} s; see the job log")
         return time.time() - start
-
-
-def wait_for_subscription(topic: str, job: Job, timeout: float) -> None:
-    """Until the job has made its subscription on `topic` (what is published before is
-    lost); fails at once if the job exits instead."""
-    from google.cloud import pubsub_v1
-
-    publisher = pubsub_v1.PublisherClient()
-    deadline = time.time() + timeout
-    while not list(publisher.list_topic_subscriptions(topic=topic)):
-        job.check_running()
-        if time.time() > deadline:
-            raise RuntimeError(f"the job did not subscribe to {topic} in {timeout:g} s")
-        time.sleep(0.5)
 
 
 def wait_for(step: Step, receiver: Receiver, job: Job, timeout: float) -> None:
@@ -366,6 +406,47 @@ def figures(step: Step, receiver: Receiver) -> Figures:
         capacity=capacity)
 
 
+@dataclass
+class Backlog:
+    sent: int
+    received: int
+    first_output: float  # after the job started, s
+    seconds: float       # first to last output, at the job's publish times
+    rate: float          # (received - 1) / seconds
+    middle_rate: float   # over the middle 80% of the outputs
+    pulled_rate: float   # the same span at the bench's pull times
+
+    @property
+    def met(self) -> bool:
+        return self.received == self.sent and self.rate >= BACKLOG_MUST
+
+    def line(self) -> str:
+        verdict = ("goal met" if self.rate >= BACKLOG_GOAL and self.met
+                   else "met" if self.met else "MISSED")
+        return (f"backlog drain of {self.sent} ({self.received} out): {self.rate:.0f} "
+                f"messages/s from first to last output ({self.seconds:.2f} s; middle 80% "
+                f"{self.middle_rate:.0f}/s; at the bench's pulls {self.pulled_rate:.0f}/s); "
+                f"{self.rate / BACKLOG_MUST:.2f}x the must of {BACKLOG_MUST}/s, "
+                f"{self.rate / BACKLOG_GOAL:.2f}x the goal of {BACKLOG_GOAL}/s: {verdict}")
+
+
+def backlog_figures(step: Step, receiver: Receiver, job_started: float) -> Backlog:
+    arrivals = [receiver.get(i) for i in step.published]
+    arrivals = [a for a in arrivals if a is not None]
+    out = sorted(a[0] for a in arrivals)
+    pulled = sorted(a[1] for a in arrivals)
+    nan = float("nan")
+    if len(out) < 10:
+        return Backlog(step.count or 0, len(out), nan, nan, nan, nan, nan)
+    seconds = max(out[-1] - out[0], 1e-9)
+    low, high = len(out) // 10, len(out) * 9 // 10
+    return Backlog(
+        sent=len(step.published), received=len(out), first_output=out[0] - job_started,
+        seconds=seconds, rate=(len(out) - 1) / seconds,
+        middle_rate=(high - low) / max(out[high] - out[low], 1e-9),
+        pulled_rate=(len(pulled) - 1) / max(pulled[-1] - pulled[0], 1e-9))
+
+
 def check_digits(receiver: Receiver) -> tuple[int, int]:
     """(right, checked) over the kept payloads, against the sample's true labels."""
     with open(LABELS, encoding="utf-8") as handle:
@@ -407,23 +488,33 @@ def load_average() -> str:
 def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
     facts: dict = {}
     with emulator.running_pubsub_emulator(workdir / "emulator.log") as host:
-        images = emulator.create_topic("mnist_image")
+        images, images_sub = emulator.create_topic_with_subscription("mnist_image")
         predict, predict_sub = emulator.create_topic_with_subscription("mnist_predict")
         dead, dead_sub = emulator.create_topic_with_subscription("mnist_dead_letter")
-        job_args = [f"--input={images}", f"--output={predict}", f"--dead_letter={dead}",
+        job_args = [f"--input={images_sub}", f"--output={predict}", f"--dead_letter={dead}",
                     *args.job_arg]
         print(f"emulator {host}; job log {workdir / 'job.log'}"
               + (f"; job pulls up to {args.pull_max} per bundle" if args.pull_max else ""),
               flush=True)
-        with running_job(job_args, job_env(host, workdir, args.pull_max),
-                         workdir / "job.log") as job:
+        traffic = Traffic(images)
+        backlog = None
+        if args.backlog:
+            backlog = Step("backlog", 0, 0, count=args.backlog)
+            traffic.run(backlog, None)
+            print(f"backlog: {args.backlog} messages on {images_sub} before the job starts",
+                  flush=True)
+        env = job_env(host, workdir, args.pull_max, args.sample_stacks)
+        with running_job(job_args, env, workdir / "job.log") as job:
             started = time.time()
-            wait_for_subscription(images, job, timeout=180)
-            print(f"job subscribed after {time.time() - started:.1f} s", flush=True)
             receiver = Receiver(predict_sub)
             receiver.start()
             try:
-                traffic = Traffic(images)
+                if backlog is not None:
+                    print(f"backlog drain ({load_average()}) ...", end=" ", flush=True)
+                    wait_for(backlog, receiver, job, 180 + backlog.count / 20)
+                    facts["backlog"] = backlog_figures(backlog, receiver, started)
+                    print(f"first output {facts['backlog'].first_output:.1f} s after the "
+                          f"job started; {facts['backlog'].rate:.0f}/s", flush=True)
                 warm = traffic.warm_up(receiver, job, timeout=180)
                 print(f"first predictions after {warm:.1f} s", flush=True)
                 plan = []
@@ -462,9 +553,12 @@ def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
 
 def summarize(rows: list[Figures], facts: dict) -> None:
     print()
-    print_table(rows)
-    print()
-    if facts:
+    if rows:
+        print_table(rows)
+        print()
+    if facts.get("backlog"):
+        print(facts["backlog"].line())
+    if "digits" in facts:
         right, checked = facts["digits"]
         print(f"duplicates {facts['duplicates']}, dead letters {facts['dead_letters']}, "
               f"digits right {right}/{checked} of those checked")
@@ -493,6 +587,9 @@ def main(argv=None) -> int:
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(__doc__.splitlines()[1:]))
+    parser.add_argument("--backlog", type=int, default=6000, metavar="N",
+                        help="messages waiting on the input subscription when the job starts, "
+                             "drained and timed first; 0 skips it (default: 6000)")
     parser.add_argument("--latency-rate", type=float, default=10.0,
                         help="messages/s for the latency run (default: 10, the lab's)")
     parser.add_argument("--latency-seconds", type=float, default=40.0,
@@ -507,6 +604,8 @@ def main(argv=None) -> int:
                         help="also publish N messages at once and time the drain")
     parser.add_argument("--pull-max", type=int, metavar="N",
                         help="patch the job's DirectRunner read to pull up to N per bundle")
+    parser.add_argument("--sample-stacks", type=Path, metavar="FILE",
+                        help="sample the job's threads every 5 ms; top functions to FILE")
     parser.add_argument("--keep-going", action="store_true",
                         help="run the remaining steps after one fails")
     parser.add_argument("--job-arg", action="append", default=[],
