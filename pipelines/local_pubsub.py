@@ -240,6 +240,24 @@ SUPERVISOR = _Supervisor()
 _HURRY = threading.Event()
 
 
+_PUBLISHERS: dict = {}
+_PUBLISHERS_LOCK = threading.Lock()
+
+
+def _publisher():
+    """One publisher client per process: the DirectRunner sets up (and tears down) a fresh
+    copy of a DoFn for every bundle, and a client per bundle would be a new gRPC channel per
+    bundle (about a millisecond each, and channels left for the garbage collector)."""
+    pid = os.getpid()
+    with _PUBLISHERS_LOCK:
+        client = _PUBLISHERS.get(pid)
+        if client is None:
+            from google.cloud import pubsub_v1
+
+            client = _PUBLISHERS[pid] = pubsub_v1.PublisherClient()
+        return client
+
+
 class PublishAndAcknowledgeFn(beam.DoFn):
     """Publishes each bundle's messages to one topic synchronously (one request per 1,000),
     then acknowledges the inputs they answer."""
@@ -252,9 +270,7 @@ class PublishAndAcknowledgeFn(beam.DoFn):
         self._pending = []
 
     def setup(self):
-        from google.cloud import pubsub_v1
-
-        self._client = pubsub_v1.PublisherClient()
+        self._client = _publisher()
 
     def start_bundle(self):
         self._pending = []
