@@ -14,8 +14,6 @@ import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.lines import dead_letter_row, to_json_line  # noqa: F401 - one shape for all jobs
 from pipelines.mnist.contract import NUM_CLASSES, NUM_PIXELS
@@ -215,6 +213,8 @@ def parse_image_batch(images: Sequence[Any]) -> tuple[np.ndarray, dict[int, BadR
     cleanly is parsed again by the reference, for its value or its reason: per-row cost
     only for the rows that need it.
     """
+    import pyarrow as pa  # here, not at import: the launcher builds graphs and parses nothing
+
     pixels = np.zeros((len(images), NUM_PIXELS), dtype=np.float32)
     fast = [i for i, v in enumerate(images) if isinstance(v, str) and v.isascii()]
     slow = sorted(set(range(len(images))) - set(fast))
@@ -232,6 +232,9 @@ def parse_image_batch(images: Sequence[Any]) -> tuple[np.ndarray, dict[int, BadR
 
 def _parse_arrow(texts, rows: np.ndarray, out: np.ndarray) -> list[int]:
     """Parses `texts` into out[rows]; returns the rows it could not take cleanly."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     parts = pc.split_pattern(texts, ",")
     complete = pc.equal(pc.list_value_length(parts), NUM_PIXELS).to_numpy(zero_copy_only=False)
     left_over = list(rows[~complete])
