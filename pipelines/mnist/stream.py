@@ -8,10 +8,14 @@
                  format). Without it, bad messages are counted (mnist/dead_letters) and logged.
                  Either way they never stop the job or hold up the good ones.
 
-    messages ──ParseImages──┬─ ((message, ID), pixels) ──PredictDigits──┬─ predictions
-                            └─ dead letters               dead letters ─┘ (inference, format)
+    messages ──ParseImages──┬─ (MessageBatch(messages, IDs), pixels) ──PredictDigits──┬─ predictions
+      (Batch, Parse)        └─ dead letters                    dead letters ─┘ (inference, format)
 
-Each message is carried, whole, through RunInference as the key of its pixels, so that every
+Messages are batched once (what a bundle brings, never waiting for more), then parsed,
+scored and formatted a batch at a time with the batch job's pure functions
+(parse_image_batch, prediction_lines), so Beam's cost per element and the parser's are paid
+per batch; the outputs are the same as parsing and formatting message by message. The
+messages are carried, whole, through RunInference as the key of their pixels, so that every
 outcome (a prediction or a dead letter, at any stage) answers its own input message: a dead
 letter keeps the message's original data and attributes, and the local runner acknowledges
 the message once that outcome is published (pipelines/local_pubsub.py).
@@ -20,23 +24,29 @@ the message once that outcome is published (pipelines/local_pubsub.py).
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from pipelines.launch import is_dataflow, run_job
+from pipelines.mnist.contract import NUM_CLASSES, NUM_PIXELS
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import MODEL, check_model, resolve_model
 from pipelines.mnist.records import (
     BadRecord,
+    parse_id,
+    parse_image,
+    parse_image_batch,
     parse_json_message,
-    parse_row,
+    prediction_lines,
     prediction_row,
     to_json_line,
 )
-from pipelines.mnist.transforms import METRICS_NAMESPACE
+from pipelines.mnist.transforms import METRICS_NAMESPACE, row_pair
 from pipelines.params import Template
 from pipelines.pubsub import (
     PublishDeadLetters,
@@ -47,10 +57,10 @@ from pipelines.pubsub import (
     dead_letter,
     dead_letter_topic_parameter,
     input_source_parameters,
-    resolve_input,
     output_topic_parameter,
     publish_problem,
     publish_to,
+    resolve_input,
 )
 
 INPUTS = input_source_parameters(
@@ -72,6 +82,9 @@ TEMPLATE = Template(
 )
 
 DEAD_LETTERS = "dead_letters"
+# Messages per batch, at most: a batch is what one bundle brings (the local runner's bundles
+# are its pulls, pipelines/local_pubsub.py), and never waits for more.
+MAX_BATCH_MESSAGES = 1000
 
 
 def preflight(args, options) -> None:
@@ -111,39 +124,109 @@ def _reason(error: Exception) -> str:
     return f"unexpected {type(error).__name__}: {error}"
 
 
-class _ParseMessageFn(beam.DoFn):
+class MessageBatch(NamedTuple):
+    """The valid messages of one batch, in order, with their IDs: the key of their pixels
+    through RunInference, so that every outcome answers its own input message."""
+    messages: tuple
+    ids: np.ndarray  # int64 [N]
+
+
+def _parse_images(images: list) -> tuple[np.ndarray, dict[int, Exception]]:
+    """parse_image_batch, or row by row (for each row's reason) if it fails as a whole."""
+    try:
+        return parse_image_batch(images)
+    except Exception:  # noqa: BLE001 - never expected: the reference, row by row
+        pixels = np.zeros((len(images), NUM_PIXELS), dtype=np.float32)
+        failures: dict[int, Exception] = {}
+        for i, image in enumerate(images):
+            try:
+                pixels[i] = parse_image(image)
+            except Exception as error:  # noqa: BLE001 - one odd message must not stop a stream
+                failures[i] = error
+        return pixels, failures
+
+
+class _ParseMessagesFn(beam.DoFn):
+    """A batch of messages -> (MessageBatch, float32 [N, 784]) of the valid ones, and a dead
+    letter (stage parse) for each of the others. The JSON is decoded and the ID checked per
+    message; the pixels of the whole batch are parsed in one vectorised call."""
+
     def __init__(self):
         self._rows_read = Metrics.counter(METRICS_NAMESPACE, "rows_read")
         self._dead_letters = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
 
-    def process(self, message: PubsubMessage):
-        self._rows_read.inc()
-        try:
-            image_id, pixels = parse_row(parse_json_message(message.data))
-        except Exception as error:  # noqa: BLE001 - one odd message must not stop a stream
-            self._dead_letters.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                message, _reason(error), stage="parse"))
-            return
-        yield (message, image_id), pixels
+    def process(self, messages):
+        self._rows_read.inc(len(messages))
+        kept, ids, images, dead = [], [], [], []
+        for message in messages:
+            try:
+                raw_id, raw_image = row_pair(parse_json_message(message.data))
+                ids.append(parse_id(raw_id))  # the ID first: its reason wins, as in parse_row
+            except Exception as error:  # noqa: BLE001 - one odd message must not stop a stream
+                dead.append((message, error))
+            else:
+                kept.append(message)
+                images.append(raw_image)
+        pixels, failures = _parse_images(images) if images else (None, {})
+        dead += [(kept[i], error) for i, error in failures.items()]
+        if dead:
+            self._dead_letters.inc(len(dead))
+            for message, error in dead:
+                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                    message, _reason(error), stage="parse"))
+        if len(failures) < len(kept):
+            good = np.ones(len(kept), dtype=bool)
+            good[list(failures)] = False
+            yield (MessageBatch(tuple(m for m, ok in zip(kept, good, strict=True) if ok),
+                                np.array(ids, dtype=np.int64)[good]), pixels[good])
 
 
-class _ToPredictionMessageFn(beam.DoFn):
+class _ToPredictionMessagesFn(beam.DoFn):
+    """A scored batch -> one prediction message per image (formatted in bulk), each
+    answering its message; a row the model gave no finite probabilities for is a dead
+    letter (stage format) with prediction_row's reason."""
+
     def __init__(self):
         self._predictions = Metrics.counter(METRICS_NAMESPACE, "predictions")
         self._dead_letters = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
 
     def process(self, keyed_result):
-        (message, image_id), result = keyed_result
-        try:
-            prediction = answer_prediction(message, image_id, result.inference)
-        except Exception as error:  # noqa: BLE001 - one odd output must not stop a stream
-            self._dead_letters.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                message, _reason(error), stage="format"))
+        batch, result = keyed_result
+        probabilities = np.asarray(result.inference)
+        rows = len(batch.messages)
+        if (probabilities.shape == (rows, NUM_CLASSES)
+                and np.issubdtype(probabilities.dtype, np.floating)):
+            finite = np.all(np.isfinite(probabilities), axis=1)
+        else:  # not one row of probabilities per image: each row's reason, the slow way
+            finite = np.zeros(rows, dtype=bool)
+        for row in np.flatnonzero(~finite):
+            message = batch.messages[row]
+            try:
+                prediction = answer_prediction(message, batch.ids[row], probabilities[row])
+            except Exception as error:  # noqa: BLE001 - one odd output must not stop a stream
+                self._dead_letters.inc()
+                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                    message, _reason(error), stage="format"))
+            else:
+                self._predictions.inc()
+                yield prediction
+        if not finite.any():
             return
-        self._predictions.inc()
-        yield prediction
+        ids = batch.ids[finite]
+        lines = prediction_lines(ids, probabilities[finite]).split("\n")
+        messages = [m for m, ok in zip(batch.messages, finite, strict=True) if ok]
+        for message, image_id, line in zip(messages, ids.tolist(), lines, strict=True):
+            prediction = PubsubMessage(data=line.encode("utf-8"),
+                                       attributes={"ID": str(image_id)})
+            problem = publish_problem(prediction)
+            if problem:  # never for the lab's IDs; the reason answer_prediction gives
+                self._dead_letters.inc()
+                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
+                    message, f"the prediction cannot be published: {problem}",
+                    stage="format"))
+                continue
+            self._predictions.inc()
+            yield answering(message.message_id, prediction)
 
 
 class _FailedInferenceFn(beam.DoFn):
@@ -153,15 +236,30 @@ class _FailedInferenceFn(beam.DoFn):
         self._dead_letters = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
 
     def process(self, failed):
-        batch, error = failed
+        batches, error = failed
         reason = f"inference failed: {describe_failure(error)}"
-        for (message, _image_id), _pixels in batch:
-            self._dead_letters.inc()
-            yield dead_letter(message, reason, stage="inference")
+        for batch, _pixels in batches:
+            self._dead_letters.inc(len(batch.messages))
+            for message in batch.messages:
+                yield dead_letter(message, reason, stage="inference")
+
+
+class _ParseMessages(beam.PTransform):
+    """Messages -> batches of (MessageBatch, pixels) and dead letters. A batch is what one
+    bundle brings, up to MAX_BATCH_MESSAGES: it never waits for more messages
+    (BatchElements flushes at the end of each bundle; the local runner's bundles are its
+    pulls)."""
+
+    def expand(self, messages):
+        return (messages
+                | "Batch" >> beam.BatchElements(min_batch_size=MAX_BATCH_MESSAGES,
+                                                max_batch_size=MAX_BATCH_MESSAGES)
+                | "Parse" >> beam.ParDo(_ParseMessagesFn()).with_outputs(
+                    DEAD_LETTERS, main="valid"))
 
 
 class _PredictMessages(beam.PTransform):
-    """((message, ID), pixels) -> (prediction messages, dead letters), both answering their
+    """(MessageBatch, pixels) -> (prediction messages, dead letters), both answering their
     message. A batch that fails inference goes to the dead letters instead of failing (in a
     stream, endlessly retrying) the job."""
 
@@ -175,7 +273,7 @@ class _PredictMessages(beam.PTransform):
             | "RunInference" >> RunInference(
                 KeyedModelHandler(self._model_handler)).with_exception_handling())
         formatted = results | "ToMessage" >> beam.ParDo(
-            _ToPredictionMessageFn()).with_outputs(DEAD_LETTERS, main="predictions")
+            _ToPredictionMessagesFn()).with_outputs(DEAD_LETTERS, main="predictions")
         inference_failed = failed.failed_inferences | "FailedInferences" >> beam.ParDo(
             _FailedInferenceFn())
         dead_letters = ((formatted[DEAD_LETTERS], inference_failed)
@@ -184,15 +282,18 @@ class _PredictMessages(beam.PTransform):
 
 
 class ClassifyMessages(beam.PTransform):
-    """Pub/Sub messages -> (prediction messages, dead-letter messages)."""
+    """Pub/Sub messages -> (prediction messages, dead-letter messages).
+
+    Messages are batched once, then parsed, scored and formatted a batch at a time, so that
+    Beam's and the parser's cost per message is paid per batch. Give it a model handler that
+    does not batch again (min and max batch size 1): each batch is then one model call."""
 
     def __init__(self, model_handler):
         super().__init__()
         self._model_handler = model_handler
 
     def expand(self, messages):
-        parsed = messages | "ParseImages" >> beam.ParDo(_ParseMessageFn()).with_outputs(
-            DEAD_LETTERS, main="valid")
+        parsed = messages | "ParseImages" >> _ParseMessages()
         predictions, failed = parsed.valid | "PredictDigits" >> _PredictMessages(
             self._model_handler)
         dead_letters = ((parsed[DEAD_LETTERS], failed) | "MergeDeadLetters" >> beam.Flatten())
@@ -202,7 +303,7 @@ class ClassifyMessages(beam.PTransform):
 def build_pipeline(pipeline, args):
     messages = pipeline | "Read" >> ReadMessages(args.input)
     predictions, dead_letters = messages | "Classify" >> ClassifyMessages(
-        MnistModelHandler(resolve_model(args.model)))
+        MnistModelHandler(resolve_model(args.model), min_batch_size=1, max_batch_size=1))
     predictions | "Publish" >> publish_to(args.output, pipeline.options)
     dead_letters | "DeadLetters" >> PublishDeadLetters(args.dead_letter)
     return predictions

@@ -125,7 +125,10 @@ class _FailingModel(ModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         if not self._nan:
             raise RuntimeError("the model is broken")
-        return [PredictionResult(x, np.full(10, np.nan, np.float32)) for x in batch]
+        # One row of probabilities per image, as MnistModelHandler gives for an example
+        # that is one image [784] or a batch of them [N, 784].
+        return [PredictionResult(x, np.full(np.shape(x)[:-1] + (10,), np.nan, np.float32))
+                for x in batch]
 
 
 @pytest.mark.parametrize("nan, stage, reason", [
@@ -155,6 +158,6 @@ def test_every_outcome_of_the_job_acknowledges_its_input():
     stream.build_pipeline(pipeline, args)
     assert pipeline_answers_every_message(pipeline)
     pipeline = beam.Pipeline(options=PipelineOptions(streaming=True))
-    pipeline | beam.Create([PubsubMessage(b"x", {})]) | WriteToPubSub("projects/lab-project/topics/t",
-                                                               with_attributes=True)
+    pipeline | beam.Create([PubsubMessage(b"x", {})]) | WriteToPubSub(
+        "projects/lab-project/topics/t", with_attributes=True)
     assert not pipeline_answers_every_message(pipeline)
