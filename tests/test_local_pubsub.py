@@ -155,3 +155,39 @@ def test_a_message_pub_sub_would_refuse_is_not_published_locally_either():
         publish_and_acknowledge(publisher, "projects/p/topics/out", [
             PubsubMessage(b"x", {str(i): "" for i in range(101)}, message_id="a")], AckLedger())
     assert publisher.requests == []
+
+
+class PagedSubscriber(FakeSubscriber):
+    """Returns at most `page` messages a pull, as the emulator returns at most 100."""
+
+    def __init__(self, messages, page):
+        super().__init__(messages)
+        self.page = page
+
+    def pull(self, **kwargs):
+        self.pulls.append(kwargs)
+        count = min(self.page, kwargs["max_messages"])
+        response, self.messages = self.messages[:count], self.messages[count:]
+        return SimpleNamespace(received_messages=response)
+
+
+def test_a_backlog_is_pulled_in_one_bundle_of_up_to_the_maximum(monkeypatch):
+    monkeypatch.setattr(local_pubsub, "FULL_PAGE", 4)
+    fake = PagedSubscriber(received(*range(20)), page=4)
+    ledger = AckLedger()
+    ledger.holding = True
+    client = _LocalSubscriber(fake, 10, ledger)
+    response = client.pull(subscription="s", max_messages=10, timeout=30)
+    assert [m.message.message_id for m in response.received_messages] == list(range(10))
+    assert [p["max_messages"] for p in fake.pulls] == [10, 6, 2]
+    assert [p.get("return_immediately") for p in fake.pulls] == [None, True, True]
+    assert ledger.held_count() == 10
+
+
+def test_a_short_pull_is_the_whole_bundle(monkeypatch):
+    monkeypatch.setattr(local_pubsub, "FULL_PAGE", 4)
+    fake = PagedSubscriber(received(1, 2, 3), page=4)
+    client = _LocalSubscriber(fake, 10, AckLedger())
+    response = client.pull(subscription="s", max_messages=10, timeout=30)
+    assert len(response.received_messages) == 3
+    assert len(fake.pulls) == 1  # at a low rate a bundle never waits for, or asks for, more
