@@ -161,3 +161,103 @@ def test_every_outcome_of_the_job_acknowledges_its_input():
     pipeline | beam.Create([PubsubMessage(b"x", {})]) | WriteToPubSub(
         "projects/lab-project/topics/t", with_attributes=True)
     assert not pipeline_answers_every_message(pipeline)
+
+
+# --- the batched path gives what parsing and formatting message by message gave ---------
+
+def _reference_outcomes(messages, model) -> dict:
+    """message_id -> the outcome the per-message path (before batching) gave: the
+    prediction (answer_prediction of the model's scores for that one image) or the dead
+    letter (stage parse) with parse_row's reason."""
+    from pipelines.mnist.records import parse_json_message, parse_row
+    from pipelines.mnist.stream import _reason, answer_prediction
+    from pipelines.pubsub import dead_letter
+
+    outcomes = {}
+    for message in messages:
+        try:
+            image_id, pixels = parse_row(parse_json_message(message.data))
+        except Exception as error:  # noqa: BLE001 - what the old step caught
+            outcomes[message.message_id] = dead_letter(message, _reason(error), stage="parse")
+        else:
+            scores = model.predict(pixels[None, :])[0]
+            outcomes[message.message_id] = answer_prediction(message, image_id, scores)
+    return outcomes
+
+
+def _random_messages(count: int, seed: int = 13) -> list[bytes]:
+    """Valid and invalid messages in the shapes the parsers treat differently."""
+    rng = np.random.default_rng(seed)
+    good = [row["Image"] for row in mnist_producer.read_rows(SAMPLE, 50)]
+    out = []
+    for i in range(count):
+        kind = i % 12
+        pixels = rng.random(784)
+        image = ",".join(f"{p:.6f}" for p in pixels)
+        image_id = 10_000 + i
+        if kind == 1:
+            image = ",".join(f"{p:.3e}" for p in pixels)  # exponents: not plain decimals
+        elif kind == 2:
+            image = " " + image.replace(",", ", ")  # spaces
+        elif kind == 3:
+            image = image.replace("0.", "nan", 1) if "0." in image else "nan" + image[1:]
+        elif kind == 4:
+            image = image + ",0.5"  # 785 values
+        elif kind == 5:
+            image = "-0.25," + image.split(",", 1)[1]  # outside [0, 1]
+        elif kind == 6:
+            image = image.replace(",", ",x", 1)  # not a number
+        elif kind == 7:
+            image_id = str(image_id)  # an ID as text
+        elif kind == 8:
+            image_id = [True, 2 ** 70, 1.5, None, ""][i % 5]  # bad IDs
+        elif kind == 9:
+            image = good[i % len(good)]  # the lab's own rows
+        elif kind == 10:
+            image = 7  # not a string
+        elif kind == 11:
+            image = "é," + image.split(",", 1)[1]  # not ASCII
+        out.append(json.dumps({"ID": image_id, "Image": image}).encode())
+    return out
+
+
+def test_batched_stream_gives_the_per_message_outcomes():
+    """Predictions (same ID and answered message, probabilities within float32 rounding)
+    and dead letters (the same message with the same reason and stage) equal what parsing,
+    scoring and formatting one message at a time gives, on the bundled sample, the
+    malformed messages and random ones."""
+    from pipelines.mnist.stream import MAX_BATCH_MESSAGES
+
+    datas = sample_messages(200) + list(MALFORMED) + _random_messages(240)
+    messages = [PubsubMessage(d, {"n": str(i)}, message_id=f"m{i}")
+                for i, d in enumerate(datas)]
+    handler = MnistModelHandler(resolve_model(None), min_batch_size=1, max_batch_size=1)
+    expected = _reference_outcomes(messages, handler.load_model())
+    assert 150 < sum("error" not in m.attributes for m in expected.values()) < len(datas) - 100
+    assert len(messages) < MAX_BATCH_MESSAGES * 2  # batches of various sizes below
+
+    def check(outputs):
+        outputs = list(outputs)
+        got = {m.message_id: m for m in outputs}
+        assert len(got) == len(outputs) == len(expected)  # one outcome per message
+        for message_id, want in expected.items():
+            have = got[message_id]
+            if "error" in want.attributes:
+                assert (have.data, have.attributes) == (want.data, want.attributes), message_id
+                continue
+            assert have.attributes == want.attributes, message_id
+            have_row, want_row = json.loads(have.data), json.loads(want.data)
+            assert list(have_row) == list(want_row) and have_row["ID"] == want_row["ID"]
+            np.testing.assert_allclose([have_row[f"P{d}"] for d in range(10)],
+                                       [want_row[f"P{d}"] for d in range(10)],
+                                       rtol=1e-5, atol=2e-7)
+
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    stream = TestStream()
+    for start, size in ((0, 1), (1, 7), (8, 150), (158, 300)):  # bundles of various sizes
+        stream = stream.add_elements(messages[start:start + size])
+    stream = stream.add_elements(messages[458:]).advance_watermark_to_infinity()
+    with TestPipeline(options=options) as p:
+        predictions, dead = p | stream | ClassifyMessages(handler)
+        assert_that((predictions, dead) | beam.Flatten(), check)
