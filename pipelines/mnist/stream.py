@@ -46,7 +46,7 @@ from pipelines.mnist.records import (
     prediction_row,
     to_json_line,
 )
-from pipelines.mnist.transforms import METRICS_NAMESPACE, row_pair
+from pipelines.mnist.transforms import METRICS_NAMESPACE, describe_failure, row_pair
 from pipelines.params import Template
 from pipelines.pubsub import (
     PublishDeadLetters,
@@ -108,14 +108,6 @@ def answer_prediction(message: PubsubMessage, image_id: int, probabilities) -> P
     if problem:
         raise BadRecord(f"the prediction cannot be published: {problem}")
     return answering(message.message_id, prediction)
-
-
-def describe_failure(error) -> str:
-    # RunInference hands over (exception class, repr, formatted traceback lines); the last
-    # line of the traceback is the familiar "Type: message".
-    if isinstance(error, tuple) and len(error) == 3 and error[2]:
-        return str(error[2][-1]).strip()
-    return f"{type(error).__name__}: {error}"
 
 
 def _reason(error: Exception) -> str:
