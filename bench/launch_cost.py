@@ -19,18 +19,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.registry import TEMPLATES  # noqa: E402
+from pipelines.registry import TEMPLATES
 
 # Parameters that build a representative graph locally (inputs that exist; nothing runs).
 LOCAL_PARAMETERS = {
     "wordcount": ["--input=data/kinglear.txt", "--output=/tmp/launch-cost/wc"],
-    "wordcount2": ["--input=data/kinglear.txt", "--output=/tmp/launch-cost/a",
-                   "--output2=/tmp/launch-cost/b"],
+    "wordcount2": [
+        "--input=data/kinglear.txt",
+        "--output=/tmp/launch-cost/a",
+        "--output2=/tmp/launch-cost/b",
+    ],
     "mnist_batch": ["--input=data/mnist_sample.csv", "--output=/tmp/launch-cost/predict"],
-    "mnist_stream": ["--input=projects/lab-project/topics/mnist_image",
-                     "--output=projects/lab-project/topics/mnist_predict"],
-    "pedestrian_depth": ["--input=projects/lab-project/topics/camera_frames",
-                         "--output=projects/lab-project/topics/pedestrian_depth"],
+    "mnist_stream": [
+        "--input=projects/lab-project/topics/mnist_image",
+        "--output=projects/lab-project/topics/mnist_predict",
+    ],
+    "pedestrian_depth": [
+        "--input=projects/lab-project/topics/camera_frames",
+        "--output=projects/lab-project/topics/pedestrian_depth",
+    ],
 }
 
 BUILD_GRAPH = """
@@ -48,8 +55,13 @@ assert "tensorflow" not in sys.modules, "building the graph imported TensorFlow"
 
 def timed(code: str) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     return time.perf_counter() - start
 
 

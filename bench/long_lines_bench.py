@@ -36,8 +36,7 @@ def measure(command: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of a subprocess; runs one at a time, so the peak is its own
     (wait4's rusage is per child, unlike RUSAGE_CHILDREN's running maximum)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     stderr = process.stderr.read().decode(errors="replace")
@@ -52,8 +51,10 @@ def main(argv=None) -> int:
     parser.add_argument("--megabytes", type=float, nargs="+", default=[10, 20, 50])
     parser.add_argument("--template", default="wordcount", choices=["wordcount", "wordcount2"])
     args = parser.parse_args(argv)
-    print(f"{'MB':>5} {'multi s':>8} {'single s':>9} {'ratio':>6}   "
-          f"{'multi MB':>9} {'single MB':>10} {'ratio':>6}")
+    print(
+        f"{'MB':>5} {'multi s':>8} {'single s':>9} {'ratio':>6}   "
+        f"{'multi MB':>9} {'single MB':>10} {'ratio':>6}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for megabytes in args.megabytes:
@@ -63,12 +64,23 @@ def main(argv=None) -> int:
                 outputs = ["--output", str(folder / f"{source.stem}-out")]
                 if args.template == "wordcount2":
                     outputs += ["--output2", str(folder / f"{source.stem}-out2")]
-                results.append(measure([sys.executable,
-                                        str(REPO / "templates" / f"{args.template}.py"),
-                                        "--input", str(source), *outputs]))
+                results.append(
+                    measure(
+                        [
+                            sys.executable,
+                            str(REPO / "templates" / f"{args.template}.py"),
+                            "--input",
+                            str(source),
+                            *outputs,
+                        ]
+                    )
+                )
             (t_multi, m_multi), (t_single, m_single) = results
-            print(f"{megabytes:>5g} {t_multi:>8.2f} {t_single:>9.2f} {t_single / t_multi:>6.2f}   "
-                  f"{m_multi:>9.0f} {m_single:>10.0f} {m_single / m_multi:>6.2f}", flush=True)
+            print(
+                f"{megabytes:>5g} {t_multi:>8.2f} {t_single:>9.2f} {t_single / t_multi:>6.2f}   "
+                f"{m_multi:>9.0f} {m_single:>10.0f} {m_single / m_multi:>6.2f}",
+                flush=True,
+            )
     return 0
 
 

@@ -55,17 +55,23 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import apache_beam as beam  # noqa: E402
-import numpy as np  # noqa: E402
-from apache_beam.metrics.metric import MetricsFilter  # noqa: E402
-from apache_beam.ml.inference.base import PredictionResult  # noqa: E402
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.launch import parse  # noqa: E402
-from pipelines.mnist import batch  # noqa: E402
-from pipelines.mnist.model import MnistModelHandler, load_model  # noqa: E402
-from pipelines.mnist.models import resolve_model  # noqa: E402
-from pipelines.mnist.records import (NUM_CLASSES, parse_csv_line, parse_id,  # noqa: E402
-                                     parse_image_batch, parse_row, split_csv_line)
+from pipelines.launch import parse
+from pipelines.mnist import batch
+from pipelines.mnist.model import MnistModelHandler, load_model
+from pipelines.mnist.models import resolve_model
+from pipelines.mnist.records import (
+    NUM_CLASSES,
+    parse_csv_line,
+    parse_id,
+    parse_image_batch,
+    parse_row,
+    split_csv_line,
+)
 
 # The issue's targets.
 TARGET_JOB_ROWS_PER_S = 2000.0
@@ -95,8 +101,10 @@ class OneRowPerCallHandler(MnistModelHandler):
     """The lab's approach: the model called once per row (the job's batches taken apart)."""
 
     def run_inference(self, batch, model, inference_args=None):
-        return [PredictionResult(x, np.concatenate([model.predict(row[None]) for row in x]))
-                for x in batch]
+        return [
+            PredictionResult(x, np.concatenate([model.predict(row[None]) for row in x]))
+            for x in batch
+        ]
 
 
 VARIANTS = {
@@ -118,6 +126,7 @@ def handler_class(cls):
 
 
 # --------------------------------------------------------------------------- data
+
 
 def write_test_csv(folder: Path, rows: int):
     """The official test set's first `rows` rows as the lab's CSV; returns (path, labels)."""
@@ -142,6 +151,7 @@ def read_predictions(prefix: Path) -> list[dict]:
 
 # --------------------------------------------------------------------------- runs
 
+
 def _distribution(results, name):
     for item in results["distributions"]:
         if item.key.metric.name == name:
@@ -159,8 +169,9 @@ def _counter(results, name):
 def run_job(variant: str, csv_path: Path, out_dir: Path, labels, extra_options) -> dict:
     """The real job graph, with the variant's model handler; timed from build to finish."""
     prefix = out_dir / variant / "predict"
-    _, args, options = parse(batch.TEMPLATE, ["--input", str(csv_path),
-                                              "--output", str(prefix), *extra_options])
+    _, args, options = parse(
+        batch.TEMPLATE, ["--input", str(csv_path), "--output", str(prefix), *extra_options]
+    )
     with handler_class(VARIANTS[variant]):
         cpu0, wall0 = time.process_time(), time.perf_counter()
         pipeline = beam.Pipeline(options=options)
@@ -174,8 +185,10 @@ def run_job(variant: str, csv_path: Path, out_dir: Path, labels, extra_options) 
     dead = read_predictions(Path(f"{prefix}_errors"))
     run = {"wall": wall, "cpu": cpu, "rows": len(rows), "dead": len(dead)}
     if variant != "ceiling" and rows:
-        correct = sum(int(np.argmax([r[f"P{d}"] for d in range(NUM_CLASSES)]))
-                      == int(labels[r["ID"]]) for r in rows)
+        correct = sum(
+            int(np.argmax([r[f"P{d}"] for d in range(NUM_CLASSES)])) == int(labels[r["ID"]])
+            for r in rows
+        )
         run["accuracy"] = correct / len(rows)
     ml = result.metrics().query(MetricsFilter().with_namespace("BeamML_MNIST"))
     latency = _distribution(ml, "inference_batch_latency_micro_secs")
@@ -198,7 +211,7 @@ def time_parse(lines: list[bytes]) -> tuple[float, float, np.ndarray, np.ndarray
     cpu0, t0 = time.process_time(), time.perf_counter()
     ids, images = [], []
     for start in range(0, len(lines), PARSE_BATCH):
-        pairs = [split_csv_line(line) for line in lines[start:start + PARSE_BATCH]]
+        pairs = [split_csv_line(line) for line in lines[start : start + PARSE_BATCH]]
         ids += [parse_id(image_id) for image_id, _ in pairs]
         pixels, failures = parse_image_batch([image for _, image in pairs])
         assert not failures, failures
@@ -220,9 +233,13 @@ def time_plain(model, lines: list[bytes], batch_size: int) -> tuple[float, float
     string with numpy, predict in batches, format nothing. (wall, CPU) seconds."""
     cpu0, t0 = time.process_time(), time.perf_counter()
     for start in range(0, len(lines), batch_size):
-        chunk = lines[start:start + batch_size]
-        images = np.stack([np.array(line.partition(b",")[2].strip(b'"\r').split(b","),
-                                    dtype=np.float32) for line in chunk])
+        chunk = lines[start : start + batch_size]
+        images = np.stack(
+            [
+                np.array(line.partition(b",")[2].strip(b'"\r').split(b","), dtype=np.float32)
+                for line in chunk
+            ]
+        )
         model.predict(images)
     return time.perf_counter() - t0, time.process_time() - cpu0
 
@@ -233,11 +250,12 @@ def time_plain_tf(model, images: np.ndarray, batch_size: int, passes: int = 1) -
     t0 = time.perf_counter()
     for _ in range(passes):
         for start in range(0, len(images), batch_size):
-            model.predict(images[start:start + batch_size])
+            model.predict(images[start : start + batch_size])
     return (time.perf_counter() - t0) / passes
 
 
 # --------------------------------------------------------------------------- report
+
 
 def _fmt(value, spec=",.0f", missing="-"):
     return missing if value is None else format(value, spec)
@@ -246,21 +264,28 @@ def _fmt(value, spec=",.0f", missing="-"):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="Anything after `--` goes to the job as pipeline options.")
+        epilog="Anything after `--` goes to the job as pipeline options.",
+    )
     parser.add_argument("--rows", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs of each pipeline variant, interleaved; best counts")
-    parser.add_argument("--skip-lab", action="store_true",
-                        help="skip the slow one-model-call-per-row run")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of each pipeline variant, interleaved; best counts",
+    )
+    parser.add_argument(
+        "--skip-lab", action="store_true", help="skip the slow one-model-call-per-row run"
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if "--" in argv:
         split = argv.index("--")
-        argv, extra = argv[:split], argv[split + 1:]
+        argv, extra = argv[:split], argv[split + 1 :]
     args = parser.parse_args(argv)
 
     try:
         from tools.mnist_data import mnist_data_path
+
         mnist_data_path()
     except FileNotFoundError as error:
         print(f"SKIPPED: {error}", file=sys.stderr)
@@ -268,14 +293,18 @@ def main(argv=None) -> int:
 
     # RunInference logs this once per model load on this platform; it says nothing here.
     logging.getLogger().addFilter(
-        lambda record: "memory usage cannot be fetched" not in record.getMessage())
+        lambda record: "memory usage cannot be fetched" not in record.getMessage()
+    )
 
     load1 = os.getloadavg()[0]
     multi = "multi_processing" in " ".join(extra)
     where = "worker processes: CPU figures miss their work" if multi else "one process"
-    print(f"MNIST batch bench: {args.rows:,} rows, DirectRunner, {where}, "
-          f"{os.cpu_count()} CPUs, load average {load1:.1f} at start"
-          + (f", options {' '.join(extra)}" if extra else ""), flush=True)
+    print(
+        f"MNIST batch bench: {args.rows:,} rows, DirectRunner, {where}, "
+        f"{os.cpu_count()} CPUs, load average {load1:.1f} at start"
+        + (f", options {' '.join(extra)}" if extra else ""),
+        flush=True,
+    )
 
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         tmp = Path(tmp)
@@ -305,8 +334,11 @@ def main(argv=None) -> int:
             # Two passes (20k rows): a window about as long as the job's, not one lucky 0.4 s.
             seconds = time_plain_tf(model, images, PLAIN_TF_BATCH, passes=2)
             tf_runs.append(seconds)
-            print(f"  run {repeat + 1} plain TF {args.rows / seconds:8,.0f} rows/s  "
-                  f"(batches of {PLAIN_TF_BATCH}, {when} the job)", flush=True)
+            print(
+                f"  run {repeat + 1} plain TF {args.rows / seconds:8,.0f} rows/s  "
+                f"(batches of {PLAIN_TF_BATCH}, {when} the job)",
+                flush=True,
+            )
             return args.rows / seconds
 
         # The pipelines, interleaved so that load swings hit all of them alike; plain
@@ -325,20 +357,26 @@ def main(argv=None) -> int:
                 if name == "job":
                     around = (before + plain_tf(repeat, "after")) / 2
                     paired.append(run.get("model_stage_rps", 0.0) / around)
-                print(f"  run {repeat + 1} {name:8s} {args.rows / run['wall']:8,.0f} rows/s  "
-                      f"({run['wall']:.2f} s wall, {run['cpu']:.2f} s CPU, "
-                      f"{run['rows']:,} out, {run['dead']} dead"
-                      + (f", mean batch {run['mean_batch']:.0f}" if "mean_batch" in run else "")
-                      + (f", model stage {run['model_stage_rps']:,.0f} rows/s"
-                         if "model_stage_rps" in run else "")
-                      + ")", flush=True)
+                print(
+                    f"  run {repeat + 1} {name:8s} {args.rows / run['wall']:8,.0f} rows/s  "
+                    f"({run['wall']:.2f} s wall, {run['cpu']:.2f} s CPU, "
+                    f"{run['rows']:,} out, {run['dead']} dead"
+                    + (f", mean batch {run['mean_batch']:.0f}" if "mean_batch" in run else "")
+                    + (
+                        f", model stage {run['model_stage_rps']:,.0f} rows/s"
+                        if "model_stage_rps" in run
+                        else ""
+                    )
+                    + ")",
+                    flush=True,
+                )
 
         # plain TF at batch 1, the lab's model-only limit (500 calls is plenty)
         model.predict(images[:1])
         n1 = min(500, len(images))
         t0 = time.perf_counter()
         for i in range(n1):
-            model.predict(images[i:i + 1])
+            model.predict(images[i : i + 1])
         tf_b1 = n1 / (time.perf_counter() - t0)
         model = None  # free it before the report
 
@@ -369,65 +407,117 @@ def main(argv=None) -> int:
     print()
     print(f"{'measure':44s} {'best':>10s} {'median':>10s}  notes")
     rows = [
-        ("parse as the job does (batches), rows/s", parse_rps, n / statistics.median(parse_runs),
-         f"{parse_us:.0f} us CPU/row = "
-         f"{100 * min(parse_cpu) / ceiling['cpu']:.0f}% of the ceiling's CPU; row by row "
-         f"(before) {1e6 * min(reference_cpu) / n:.0f} us CPU/row"),
-        ("plain TF: numpy split + batched CNN, rows/s", plain_marginal_rps,
-         n / statistics.median([w for w, _ in plain_runs]),
-         f"{1e6 * min(c for _, c in plain_runs) / n:.0f} us CPU/row"),
-        ("job marginal rows/s (fixed cost taken out)", marginal_rps, None,
-         f"fixed cost {small_wall:.2f} s ({SMALL_ROWS} rows)"),
-        (f"plain TF, batches of {PLAIN_TF_BATCH}, rows/s", plain_rps,
-         n / statistics.median(tf_runs),
-         f"accuracy {plain_acc:.4f}; first load {first_load:.1f} s"),
+        (
+            "parse as the job does (batches), rows/s",
+            parse_rps,
+            n / statistics.median(parse_runs),
+            f"{parse_us:.0f} us CPU/row = "
+            f"{100 * min(parse_cpu) / ceiling['cpu']:.0f}% of the ceiling's CPU; row by row "
+            f"(before) {1e6 * min(reference_cpu) / n:.0f} us CPU/row",
+        ),
+        (
+            "plain TF: numpy split + batched CNN, rows/s",
+            plain_marginal_rps,
+            n / statistics.median([w for w, _ in plain_runs]),
+            f"{1e6 * min(c for _, c in plain_runs) / n:.0f} us CPU/row",
+        ),
+        (
+            "job marginal rows/s (fixed cost taken out)",
+            marginal_rps,
+            None,
+            f"fixed cost {small_wall:.2f} s ({SMALL_ROWS} rows)",
+        ),
+        (
+            f"plain TF, batches of {PLAIN_TF_BATCH}, rows/s",
+            plain_rps,
+            n / statistics.median(tf_runs),
+            f"accuracy {plain_acc:.4f}; first load {first_load:.1f} s",
+        ),
         ("plain TF, batches of 1, rows/s", tf_b1, None, "the lab's model-only limit"),
-        ("ceiling: job with pass-through model, rows/s", ceil_rps,
-         rps("ceiling", statistics.median),
-         f"{1e6 * ceiling['cpu'] / n:.0f} us CPU/row"),
-        ("job (real graph, real model), rows/s", job_rps, rps("job", statistics.median),
-         f"{job['rows']:,} rows out, accuracy {job.get('accuracy', 0):.4f}, "
-         f"{1e6 * job['cpu'] / n:.0f} us CPU/row"),
-        ("  model stage inside the job, rows/s", stage_rps, None,
-         f"{job.get('batches', 0)} model calls, {job.get('mean_batch', 0):.0f} rows each; "
-         f"{job.get('model_stage_seconds', 0):.2f} s "
-         f"in the model"),
+        (
+            "ceiling: job with pass-through model, rows/s",
+            ceil_rps,
+            rps("ceiling", statistics.median),
+            f"{1e6 * ceiling['cpu'] / n:.0f} us CPU/row",
+        ),
+        (
+            "job (real graph, real model), rows/s",
+            job_rps,
+            rps("job", statistics.median),
+            f"{job['rows']:,} rows out, accuracy {job.get('accuracy', 0):.4f}, "
+            f"{1e6 * job['cpu'] / n:.0f} us CPU/row",
+        ),
+        (
+            "  model stage inside the job, rows/s",
+            stage_rps,
+            None,
+            f"{job.get('batches', 0)} model calls, {job.get('mean_batch', 0):.0f} rows each; "
+            f"{job.get('model_stage_seconds', 0):.2f} s "
+            f"in the model",
+        ),
     ]
     if lab:
-        rows.append(("lab: one model call per row, rows/s", lab_rps, rps("lab", statistics.median),
-                     f"{lab['rows']:,} rows out, accuracy {lab.get('accuracy', 0):.4f}, "
-                     f"model stage {lab.get('model_stage_rps', 0):,.0f} rows/s"))
+        rows.append(
+            (
+                "lab: one model call per row, rows/s",
+                lab_rps,
+                rps("lab", statistics.median),
+                f"{lab['rows']:,} rows out, accuracy {lab.get('accuracy', 0):.4f}, "
+                f"model stage {lab.get('model_stage_rps', 0):,.0f} rows/s",
+            )
+        )
     for label, b, m, note in rows:
         print(f"{label:44s} {_fmt(b):>10s} {_fmt(m):>10s}  {note}")
 
     print()
     print(f"{'ratio / target':44s} {'value':>10s} {'target':>10s}  met?")
     checks = [
-        ("job marginal / plain TF (goal 1.0)", marginal_rps / plain_marginal_rps,
-         TARGET_MARGINAL_VS_PLAIN, ".3f"),
+        (
+            "job marginal / plain TF (goal 1.0)",
+            marginal_rps / plain_marginal_rps,
+            TARGET_MARGINAL_VS_PLAIN,
+            ".3f",
+        ),
         ("parse CPU us/row, at most (goal 15)", parse_us, TARGET_PARSE_US_PER_ROW, ".1f"),
         ("job rows/s (absolute)", job_rps, TARGET_JOB_ROWS_PER_S, ",.0f"),
         ("job / ceiling (I/O + parsing)", job_rps / ceil_rps, None, ".3f"),
-        ("model stage / plain batched TF (paired, goal 0.9)", statistics.median(paired),
-         TARGET_MODEL_STAGE_VS_PLAIN, ".3f"),
-        ("job / lab (one call per row)", job_rps / lab_rps if lab_rps else None,
-         TARGET_JOB_VS_LAB, ".3f"),
+        (
+            "model stage / plain batched TF (paired, goal 0.9)",
+            statistics.median(paired),
+            TARGET_MODEL_STAGE_VS_PLAIN,
+            ".3f",
+        ),
+        (
+            "job / lab (one call per row)",
+            job_rps / lab_rps if lab_rps else None,
+            TARGET_JOB_VS_LAB,
+            ".3f",
+        ),
     ]
     complete = job["rows"] == n and job["dead"] == 0
     same_accuracy = abs(job.get("accuracy", -1) - plain_acc) < 0.5 / n
     for label, value, target, spec in checks:
         at_most = "at most" in label
-        met = "-" if target is None or value is None else (
-            "yes" if (value <= target if at_most else value >= target) else "NO")
+        met = (
+            "-"
+            if target is None or value is None
+            else ("yes" if (value <= target if at_most else value >= target) else "NO")
+        )
         shown_target = "report" if target is None else format(target, spec)
         print(f"{label:44s} {_fmt(value, spec):>10s} {shown_target:>10s}  {met}")
-    print(f"{'output rows == input rows':44s} {job['rows']:>10,d} {n:>10,d}  "
-          f"{'yes' if complete else 'NO'}")
-    print(f"{'job accuracy == plain TF accuracy':44s} {job.get('accuracy', 0):>10.4f} "
-          f"{plain_acc:>10.4f}  {'yes' if same_accuracy else 'NO'}")
-    print(f"load average now {os.getloadavg()[0]:.1f} (was {load1:.1f}); "
-          f"best of {args.repeats} interleaved runs; model stage / plain TF per run "
-          f"{', '.join(f'{r:.2f}' for r in paired)} (best / best {stage_rps / plain_rps:.2f})")
+    print(
+        f"{'output rows == input rows':44s} {job['rows']:>10,d} {n:>10,d}  "
+        f"{'yes' if complete else 'NO'}"
+    )
+    print(
+        f"{'job accuracy == plain TF accuracy':44s} {job.get('accuracy', 0):>10.4f} "
+        f"{plain_acc:>10.4f}  {'yes' if same_accuracy else 'NO'}"
+    )
+    print(
+        f"load average now {os.getloadavg()[0]:.1f} (was {load1:.1f}); "
+        f"best of {args.repeats} interleaved runs; model stage / plain TF per run "
+        f"{', '.join(f'{r:.2f}' for r in paired)} (best / best {stage_rps / plain_rps:.2f})"
+    )
     return 0 if complete and same_accuracy else 1
 
 

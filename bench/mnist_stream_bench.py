@@ -70,10 +70,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support import pubsub_emulator as emulator  # noqa: E402
-from tests.support.processes import template_env  # noqa: E402
-from tools.mnist_producer import read_rows  # noqa: E402
-from tools.pubsub_cli import Pacer  # noqa: E402
+from tests.support import pubsub_emulator as emulator
+from tests.support.processes import template_env
+from tools.mnist_producer import read_rows
+from tools.pubsub_cli import Pacer
 
 SAMPLE = REPO / "data" / "mnist_sample.csv"
 LABELS = REPO / "data" / "mnist_sample_labels.csv"
@@ -149,6 +149,7 @@ threading.Thread(target=_sampler, name="stack-sampler", daemon=True).start()
 
 # --- processes ---------------------------------------------------------------------------
 
+
 class Job:
     """templates/mnist_stream.py in its own process group (a terminal's Ctrl-C reaches only
     the bench, which then stops the job), logging to a file."""
@@ -158,8 +159,13 @@ class Job:
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(REPO / "templates" / "mnist_stream.py"), *args],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the job's process so far (Linux), NaN if unknown."""
@@ -195,8 +201,9 @@ def running_job(args: list[str], env: dict, log_path: Path):
             job.stop()
 
 
-def job_env(host: str, workdir: Path, pull_max: int | None,
-            sample_stacks: Path | None = None) -> dict:
+def job_env(
+    host: str, workdir: Path, pull_max: int | None, sample_stacks: Path | None = None
+) -> dict:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     shims = []
     if pull_max:
@@ -218,13 +225,14 @@ def _terminate_as_interrupt(signum, frame):
 
 # --- traffic -------------------------------------------------------------------------------
 
+
 @dataclass
 class Step:
     name: str
-    rate: float                                      # messages/s; 0 = all at once
+    rate: float  # messages/s; 0 = all at once
     seconds: float
-    count: int | None = None                         # default: rate * seconds
-    published: dict = field(default_factory=dict)   # ID -> publish call time (wall clock)
+    count: int | None = None  # default: rate * seconds
+    published: dict = field(default_factory=dict)  # ID -> publish call time (wall clock)
     publish_started: float = 0.0
     publish_ended: float = 0.0
     drained_at: float | None = None
@@ -252,15 +260,18 @@ class Receiver(threading.Thread):
         try:
             while not self._stopping.is_set():
                 try:
-                    response = self._client.pull(subscription=self._subscription,
-                                                 max_messages=1000, timeout=5)
+                    response = self._client.pull(
+                        subscription=self._subscription, max_messages=1000, timeout=5
+                    )
                 except (exceptions.DeadlineExceeded, exceptions.RetryError):
                     continue  # nothing to pull for a while
                 now = time.time()
                 if not response.received_messages:
                     continue
-                self._client.acknowledge(subscription=self._subscription,
-                                         ack_ids=[m.ack_id for m in response.received_messages])
+                self._client.acknowledge(
+                    subscription=self._subscription,
+                    ack_ids=[m.ack_id for m in response.received_messages],
+                )
                 with self._lock:
                     for received in response.received_messages:
                         message = received.message
@@ -362,6 +373,7 @@ def drain_cpu(step: Step, receiver: Receiver, job: Job, timeout: float) -> float
 
 # --- figures -------------------------------------------------------------------------------
 
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -409,28 +421,43 @@ def figures(step: Step, receiver: Receiver) -> Figures:
         pull_part.append(pulled - published_out)
         arrivals.append(pulled)
     fifth = max(1, len(latencies) // 5)
-    growth = (statistics.median(latencies[-fifth:]) - statistics.median(latencies[:fifth])
-              if latencies else float("inf"))
+    growth = (
+        statistics.median(latencies[-fifth:]) - statistics.median(latencies[:fifth])
+        if latencies
+        else float("inf")
+    )
     duration = max(step.publish_ended - step.publish_started, 1e-9)
     sent = len(step.published)
     arrivals.sort()
     if step.rate:
         # Output over a span as long as the input's, from the first prediction on.
-        output_rate = sum(1 for a in arrivals if a <= arrivals[0] + duration) / duration \
-            if arrivals else 0.0
+        output_rate = (
+            sum(1 for a in arrivals if a <= arrivals[0] + duration) / duration if arrivals else 0.0
+        )
         capacity = None
     else:
         # A backlog: the rate while working through its middle 80%.
         low, high = len(arrivals) // 10, len(arrivals) * 9 // 10
-        output_rate = capacity = ((high - low) / max(arrivals[high] - arrivals[low], 1e-9)
-                                  if len(arrivals) >= 10 else float("nan"))
+        output_rate = capacity = (
+            (high - low) / max(arrivals[high] - arrivals[low], 1e-9)
+            if len(arrivals) >= 10
+            else float("nan")
+        )
     return Figures(
-        name=step.name, rate=step.rate, sent=sent,
+        name=step.name,
+        rate=step.rate,
+        sent=sent,
         achieved_rate=(sent - 1) / duration if sent > 1 else float(sent),
-        received=len(latencies), missing=sent - len(latencies), latencies=latencies,
-        job_part=job_part, pull_part=pull_part, growth=growth, output_rate=output_rate,
+        received=len(latencies),
+        missing=sent - len(latencies),
+        latencies=latencies,
+        job_part=job_part,
+        pull_part=pull_part,
+        growth=growth,
+        output_rate=output_rate,
         drain=(step.drained_at - step.publish_ended) if step.drained_at else None,
-        capacity=capacity)
+        capacity=capacity,
+    )
 
 
 @dataclass
@@ -438,10 +465,10 @@ class Backlog:
     sent: int
     received: int
     first_output: float  # after the job started, s
-    seconds: float       # first to last output, at the job's publish times
-    rate: float          # (received - 1) / seconds
-    middle_rate: float   # over the middle 80% of the outputs
-    pulled_rate: float   # the same span at the bench's pull times
+    seconds: float  # first to last output, at the job's publish times
+    rate: float  # (received - 1) / seconds
+    middle_rate: float  # over the middle 80% of the outputs
+    pulled_rate: float  # the same span at the bench's pull times
     cpu_per_message: float = float("nan")  # the job's CPU ms per message while draining
 
     @property
@@ -449,14 +476,21 @@ class Backlog:
         return self.received == self.sent and self.rate >= BACKLOG_MUST
 
     def line(self) -> str:
-        verdict = ("goal met" if self.rate >= BACKLOG_GOAL and self.met
-                   else "met" if self.met else "MISSED")
-        return (f"backlog drain of {self.sent} ({self.received} out): {self.rate:.0f} "
-                f"messages/s from first to last output ({self.seconds:.2f} s; middle 80% "
-                f"{self.middle_rate:.0f}/s; at the bench's pulls {self.pulled_rate:.0f}/s); "
-                f"job CPU {self.cpu_per_message:.2f} ms/message; "
-                f"{self.rate / BACKLOG_MUST:.2f}x the must of {BACKLOG_MUST}/s, "
-                f"{self.rate / BACKLOG_GOAL:.2f}x the goal of {BACKLOG_GOAL}/s: {verdict}")
+        verdict = (
+            "goal met"
+            if self.rate >= BACKLOG_GOAL and self.met
+            else "met"
+            if self.met
+            else "MISSED"
+        )
+        return (
+            f"backlog drain of {self.sent} ({self.received} out): {self.rate:.0f} "
+            f"messages/s from first to last output ({self.seconds:.2f} s; middle 80% "
+            f"{self.middle_rate:.0f}/s; at the bench's pulls {self.pulled_rate:.0f}/s); "
+            f"job CPU {self.cpu_per_message:.2f} ms/message; "
+            f"{self.rate / BACKLOG_MUST:.2f}x the must of {BACKLOG_MUST}/s, "
+            f"{self.rate / BACKLOG_GOAL:.2f}x the goal of {BACKLOG_GOAL}/s: {verdict}"
+        )
 
 
 def backlog_figures(step: Step, receiver: Receiver, job_started: float) -> Backlog:
@@ -470,10 +504,14 @@ def backlog_figures(step: Step, receiver: Receiver, job_started: float) -> Backl
     seconds = max(out[-1] - out[0], 1e-9)
     low, high = len(out) // 10, len(out) * 9 // 10
     return Backlog(
-        sent=len(step.published), received=len(out), first_output=out[0] - job_started,
-        seconds=seconds, rate=(len(out) - 1) / seconds,
+        sent=len(step.published),
+        received=len(out),
+        first_output=out[0] - job_started,
+        seconds=seconds,
+        rate=(len(out) - 1) / seconds,
         middle_rate=(high - low) / max(out[high] - out[low], 1e-9),
-        pulled_rate=(len(pulled) - 1) / max(pulled[-1] - pulled[0], 1e-9))
+        pulled_rate=(len(pulled) - 1) / max(pulled[-1] - pulled[0], 1e-9),
+    )
 
 
 def check_digits(receiver: Receiver) -> tuple[int, int]:
@@ -488,22 +526,28 @@ def check_digits(receiver: Receiver) -> tuple[int, int]:
 
 
 def print_table(rows: list[Figures]) -> None:
-    header = (f"{'step':<9} {'sent/s':>7} {'out/s':>7} {'sent':>6} {'missing':>7} "
-              f"{'p50':>6} {'p95':>6} {'p99':>6} {'max':>6} {'job p99':>7} {'pull p99':>8} "
-              f"{'growth':>6} {'drain':>5}  result")
+    header = (
+        f"{'step':<9} {'sent/s':>7} {'out/s':>7} {'sent':>6} {'missing':>7} "
+        f"{'p50':>6} {'p95':>6} {'p99':>6} {'max':>6} {'job p99':>7} {'pull p99':>8} "
+        f"{'growth':>6} {'drain':>5}  result"
+    )
     print(header)
     print("-" * len(header))
     for f in rows:
         drain = f"{f.drain:.1f}" if f.drain is not None else "-"
         result = "-" if f.capacity is not None else ("pass" if f.passed else "FAIL")
-        print(f"{f.name:<9} {f.achieved_rate:>7.1f} {f.output_rate:>7.1f} {f.sent:>6} "
-              f"{f.missing:>7} {f.p(50):>6.3f} {f.p(95):>6.3f} {f.p(99):>6.3f} "
-              f"{f.p(100):>6.3f} {f.p(99, f.job_part):>7.3f} {f.p(99, f.pull_part):>8.3f} "
-              f"{f.growth:>+6.2f} {drain:>5}  {result}")
-    print("seconds from the publish call to the prediction pulled; job = to the job's publish "
-          "of it, pull = from there to the bench; growth = median latency of the last fifth "
-          "minus the first fifth; drain = after the last publish until all were in; missing "
-          "= not in by the end of the drain period")
+        print(
+            f"{f.name:<9} {f.achieved_rate:>7.1f} {f.output_rate:>7.1f} {f.sent:>6} "
+            f"{f.missing:>7} {f.p(50):>6.3f} {f.p(95):>6.3f} {f.p(99):>6.3f} "
+            f"{f.p(100):>6.3f} {f.p(99, f.job_part):>7.3f} {f.p(99, f.pull_part):>8.3f} "
+            f"{f.growth:>+6.2f} {drain:>5}  {result}"
+        )
+    print(
+        "seconds from the publish call to the prediction pulled; job = to the job's publish "
+        "of it, pull = from there to the bench; growth = median latency of the last fifth "
+        "minus the first fifth; drain = after the last publish until all were in; missing "
+        "= not in by the end of the drain period"
+    )
 
 
 def load_average() -> str:
@@ -514,24 +558,33 @@ def load_average() -> str:
 
 # --- main ----------------------------------------------------------------------------------
 
+
 def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
     facts: dict = {}
     with emulator.running_pubsub_emulator(workdir / "emulator.log") as host:
         images, images_sub = emulator.create_topic_with_subscription("mnist_image")
         predict, predict_sub = emulator.create_topic_with_subscription("mnist_predict")
         dead, dead_sub = emulator.create_topic_with_subscription("mnist_dead_letter")
-        job_args = [f"--input={images_sub}", f"--output={predict}", f"--dead_letter={dead}",
-                    *args.job_arg]
-        print(f"emulator {host}; job log {workdir / 'job.log'}"
-              + (f"; job pulls up to {args.pull_max} per bundle" if args.pull_max else ""),
-              flush=True)
+        job_args = [
+            f"--input={images_sub}",
+            f"--output={predict}",
+            f"--dead_letter={dead}",
+            *args.job_arg,
+        ]
+        print(
+            f"emulator {host}; job log {workdir / 'job.log'}"
+            + (f"; job pulls up to {args.pull_max} per bundle" if args.pull_max else ""),
+            flush=True,
+        )
         traffic = Traffic(images)
         backlog = None
         if args.backlog:
             backlog = Step("backlog", 0, 0, count=args.backlog)
             traffic.run(backlog, None)
-            print(f"backlog: {args.backlog} messages on {images_sub} before the job starts",
-                  flush=True)
+            print(
+                f"backlog: {args.backlog} messages on {images_sub} before the job starts",
+                flush=True,
+            )
         env = job_env(host, workdir, args.pull_max, args.sample_stacks)
         with running_job(job_args, env, workdir / "job.log") as job:
             started = time.time()
@@ -543,8 +596,11 @@ def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
                     cpu = drain_cpu(backlog, receiver, job, 180 + backlog.count / 20)
                     facts["backlog"] = backlog_figures(backlog, receiver, started)
                     facts["backlog"].cpu_per_message = 1000 * cpu / backlog.count
-                    print(f"first output {facts['backlog'].first_output:.1f} s after the "
-                          f"job started; {facts['backlog'].rate:.0f}/s", flush=True)
+                    print(
+                        f"first output {facts['backlog'].first_output:.1f} s after the "
+                        f"job started; {facts['backlog'].rate:.0f}/s",
+                        flush=True,
+                    )
                 warm = traffic.warm_up(receiver, job, timeout=180)
                 print(f"first predictions after {warm:.1f} s", flush=True)
                 plan = []
@@ -554,8 +610,11 @@ def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
                     plan.append(Step("capacity", 0, 0, count=args.capacity))
                 plan += [Step(f"{r:g}/s", r, args.step_seconds) for r in args.rates]
                 for step in plan:
-                    what = (f"{step.count} messages at once" if step.count
-                            else f"{step.rate:g} messages/s for {step.seconds:g} s")
+                    what = (
+                        f"{step.count} messages at once"
+                        if step.count
+                        else f"{step.rate:g} messages/s for {step.seconds:g} s"
+                    )
                     print(f"{step.name}: {what} ({load_average()}) ...", end=" ", flush=True)
                     traffic.run(step, job)
                     drain = args.drain_seconds
@@ -567,9 +626,12 @@ def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
                     if f.capacity is not None:
                         print(f"the job put out {f.capacity:.1f} predictions/s", flush=True)
                         continue
-                    print(f"sent {f.sent} at {f.achieved_rate:.1f}/s, {f.missing} missing, "
-                          f"p50 {f.p(50):.3f} s, p99 {f.p(99):.3f} s, growth "
-                          f"{f.growth:+.2f} s: {'pass' if f.passed else 'FAIL'}", flush=True)
+                    print(
+                        f"sent {f.sent} at {f.achieved_rate:.1f}/s, {f.missing} missing, "
+                        f"p50 {f.p(50):.3f} s, p99 {f.p(99):.3f} s, growth "
+                        f"{f.growth:+.2f} s: {'pass' if f.passed else 'FAIL'}",
+                        flush=True,
+                    )
                     if step.name != "latency" and not f.passed and not args.keep_going:
                         break
                 job.check_running()
@@ -590,15 +652,19 @@ def summarize(rows: list[Figures], facts: dict) -> None:
         print(facts["backlog"].line())
     if "digits" in facts:
         right, checked = facts["digits"]
-        print(f"duplicates {facts['duplicates']}, dead letters {facts['dead_letters']}, "
-              f"digits right {right}/{checked} of those checked")
+        print(
+            f"duplicates {facts['duplicates']}, dead letters {facts['dead_letters']}, "
+            f"digits right {right}/{checked} of those checked"
+        )
     for f in rows:
         if f.name == "latency":
             ok = f.p(99) < LATENCY_TARGET_P99 and f.missing == 0
-            print(f"latency at {f.rate:g}/s: p50 {f.p(50):.3f} s, p95 {f.p(95):.3f} s, "
-                  f"p99 {f.p(99):.3f} s, max {f.p(100):.3f} s, {f.missing} missing "
-                  f"(target p99 < {LATENCY_TARGET_P99:g} s, no loss): "
-                  f"{'met' if ok else 'MISSED'}")
+            print(
+                f"latency at {f.rate:g}/s: p50 {f.p(50):.3f} s, p95 {f.p(95):.3f} s, "
+                f"p99 {f.p(99):.3f} s, max {f.p(100):.3f} s, {f.missing} missing "
+                f"(target p99 < {LATENCY_TARGET_P99:g} s, no loss): "
+                f"{'met' if ok else 'MISSED'}"
+            )
         if f.capacity is not None:
             print(f"capacity (draining a backlog of {f.sent}): {f.capacity:.1f} predictions/s")
     steps = [f for f in rows if f.name != "latency" and f.capacity is None]
@@ -608,38 +674,79 @@ def summarize(rows: list[Figures], facts: dict) -> None:
             if not f.passed:
                 break
             best = f.rate
-        print(f"highest sustained rate with no loss: {best:g} messages/s "
-              f"(target >= {RATE_TARGET}): {'met' if best >= RATE_TARGET else 'MISSED'}")
+        print(
+            f"highest sustained rate with no loss: {best:g} messages/s "
+            f"(target >= {RATE_TARGET}): {'met' if best >= RATE_TARGET else 'MISSED'}"
+        )
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[1:]))
-    parser.add_argument("--backlog", type=int, default=6000, metavar="N",
-                        help="messages waiting on the input subscription when the job starts, "
-                             "drained and timed first; 0 skips it (default: 6000)")
-    parser.add_argument("--latency-rate", type=float, default=10.0,
-                        help="messages/s for the latency run (default: 10, the lab's)")
-    parser.add_argument("--latency-seconds", type=float, default=40.0,
-                        help="length of the latency run; 0 skips it (default: 40)")
-    parser.add_argument("--rates", default="50,100,200,300,400",
-                        type=lambda text: [float(r) for r in text.split(",") if r.strip()],
-                        help="comma-separated messages/s of the throughput steps; '' for none")
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=6000,
+        metavar="N",
+        help="messages waiting on the input subscription when the job starts, "
+        "drained and timed first; 0 skips it (default: 6000)",
+    )
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=10.0,
+        help="messages/s for the latency run (default: 10, the lab's)",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=40.0,
+        help="length of the latency run; 0 skips it (default: 40)",
+    )
+    parser.add_argument(
+        "--rates",
+        default="50,100,200,300,400",
+        type=lambda text: [float(r) for r in text.split(",") if r.strip()],
+        help="comma-separated messages/s of the throughput steps; '' for none",
+    )
     parser.add_argument("--step-seconds", type=float, default=25.0)
-    parser.add_argument("--drain-seconds", type=float, default=30.0,
-                        help="how long a step may take to come out after its last publish")
-    parser.add_argument("--capacity", type=int, default=0, metavar="N",
-                        help="also publish N messages at once and time the drain")
-    parser.add_argument("--pull-max", type=int, metavar="N",
-                        help="patch the job's DirectRunner read to pull up to N per bundle")
-    parser.add_argument("--sample-stacks", type=Path, metavar="FILE",
-                        help="sample the job's threads every 5 ms; top functions to FILE")
-    parser.add_argument("--keep-going", action="store_true",
-                        help="run the remaining steps after one fails")
-    parser.add_argument("--job-arg", action="append", default=[],
-                        help="extra argument for the job (repeatable): --job-arg=--model=DIR")
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=30.0,
+        help="how long a step may take to come out after its last publish",
+    )
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also publish N messages at once and time the drain",
+    )
+    parser.add_argument(
+        "--pull-max",
+        type=int,
+        metavar="N",
+        help="patch the job's DirectRunner read to pull up to N per bundle",
+    )
+    parser.add_argument(
+        "--sample-stacks",
+        type=Path,
+        metavar="FILE",
+        help="sample the job's threads every 5 ms; top functions to FILE",
+    )
+    parser.add_argument(
+        "--keep-going", action="store_true", help="run the remaining steps after one fails"
+    )
+    parser.add_argument(
+        "--job-arg",
+        action="append",
+        default=[],
+        help="extra argument for the job (repeatable): --job-arg=--model=DIR",
+    )
     args = parser.parse_args(argv)
 
     # Ctrl-C and SIGTERM unwind through the finally blocks that stop the job and the
@@ -657,8 +764,10 @@ def main(argv=None) -> int:
             summarize(rows, {})
         return 130
     except RuntimeError as error:  # the job died, or would not start
-        print(f"\nerror: {error}\n(the job and the emulator are stopped; files in {workdir})",
-              file=sys.stderr)
+        print(
+            f"\nerror: {error}\n(the job and the emulator are stopped; files in {workdir})",
+            file=sys.stderr,
+        )
         if rows:
             summarize(rows, {})
         return 1

@@ -61,8 +61,14 @@ def as_jpeg(png: bytes) -> bytes:
 
 
 def new_totals() -> dict:
-    return {"frames": 0, "cpu": 0.0, "wall": 0.0, "found": 0, "tiles": 0,
-            "stages": dict.fromkeys(STAGES, 0.0)}
+    return {
+        "frames": 0,
+        "cpu": 0.0,
+        "wall": 0.0,
+        "found": 0,
+        "tiles": 0,
+        "stages": dict.fromkeys(STAGES, 0.0),
+    }
 
 
 def run(detector: PedestrianDetector, decode, payloads, totals: dict) -> dict:
@@ -74,16 +80,27 @@ def run(detector: PedestrianDetector, decode, payloads, totals: dict) -> dict:
         t0 = clock()
         frame = decode(data)
         t1 = clock()
-        w, h = ((frame.shape[1], frame.shape[0]) if hasattr(frame, "shape")
-                else (frame.width, frame.height))
+        w, h = (
+            (frame.shape[1], frame.shape[0])
+            if hasattr(frame, "shape")
+            else (frame.width, frame.height)
+        )
         windows = detector.windows(w, h)
         batch = make_tile_batch(frame, windows)
         t2 = clock()
         outputs = detector.run_model(batch)
         t3 = clock()
-        totals["found"] += len(detections_from_outputs(
-            windows, *outputs, w, h, score_threshold=detector.score_threshold,
-            max_aspect=detector.max_aspect, iou_threshold=detector.iou_threshold))
+        totals["found"] += len(
+            detections_from_outputs(
+                windows,
+                *outputs,
+                w,
+                h,
+                score_threshold=detector.score_threshold,
+                max_aspect=detector.max_aspect,
+                iou_threshold=detector.iou_threshold,
+            )
+        )
         t4 = clock()
         for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             totals["stages"][stage] += dt
@@ -103,7 +120,7 @@ def compare(detectors: dict, payloads, rounds: int) -> dict:
     totals = {path: new_totals() for path in PATHS}
     chunks = [payloads[i::rounds] for i in range(rounds)]
     for i, chunk in enumerate(chunks):
-        for path in (PATHS if i % 2 == 0 else PATHS[::-1]):
+        for path in PATHS if i % 2 == 0 else PATHS[::-1]:
             run(detectors[path], decoders[path], chunk, totals[path])
     return totals
 
@@ -113,21 +130,30 @@ def per_cpu_second(r: dict) -> float:
 
 
 def report(name: str, totals: dict) -> str:
-    lines = [f"{name}:", f"  {'path':9s} {'frames/CPU-s':>12s} {'frames/s':>9s} {'boxes':>5s}"
-             + "".join(f" {stage + ' ms':>10s}" for stage in STAGES) + "   (CPU per frame)"]
+    lines = [
+        f"{name}:",
+        f"  {'path':9s} {'frames/CPU-s':>12s} {'frames/s':>9s} {'boxes':>5s}"
+        + "".join(f" {stage + ' ms':>10s}" for stage in STAGES)
+        + "   (CPU per frame)",
+    ]
     for path in PATHS:
         r = totals[path]
         n = r["frames"]
         cpu = sum(r["stages"].values())
-        lines.append(f"  {path:9s} {per_cpu_second(r):12.2f} {n / r['wall']:9.2f} "
-                     f"{r['found']:5d}" + "".join(
-                         f" {1000 * r['stages'][s] / n:6.1f} {100 * r['stages'][s] / cpu:2.0f}%"
-                         for s in STAGES))
+        lines.append(
+            f"  {path:9s} {per_cpu_second(r):12.2f} {n / r['wall']:9.2f} "
+            f"{r['found']:5d}"
+            + "".join(
+                f" {1000 * r['stages'][s] / n:6.1f} {100 * r['stages'][s] / cpu:2.0f}%"
+                for s in STAGES
+            )
+        )
     rate, base = per_cpu_second(totals["job"]), per_cpu_second(totals["baseline"])
-    verdict = ("goal met" if rate >= GOAL else "must met, goal not" if rate >= MUST
-               else "NOT MET")
-    lines.append(f"  job/baseline {rate / base:.2f}x; job {rate:.2f} frames per CPU-second: "
-                 f"must >= {MUST:g}, goal >= {GOAL:g}: {verdict}")
+    verdict = "goal met" if rate >= GOAL else "must met, goal not" if rate >= MUST else "NOT MET"
+    lines.append(
+        f"  job/baseline {rate / base:.2f}x; job {rate:.2f} frames per CPU-second: "
+        f"must >= {MUST:g}, goal >= {GOAL:g}: {verdict}"
+    )
     return "\n".join(lines)
 
 
@@ -145,8 +171,9 @@ def run_dofn(payloads, graph, tile: int, overlap: float, warmup: int = 2) -> dic
     t0 = time.perf_counter()
     fn.setup()
     load = time.perf_counter() - t0
-    messages = [PubsubMessage(data, {"name": FRAMES[i % len(FRAMES)]})
-                for i, data in enumerate(payloads)]
+    messages = [
+        PubsubMessage(data, {"name": FRAMES[i % len(FRAMES)]}) for i, data in enumerate(payloads)
+    ]
     for message in messages[:warmup]:
         list(fn.process(message))
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -159,16 +186,24 @@ def run_dofn(payloads, graph, tile: int, overlap: float, warmup: int = 2) -> dic
     outputs = [encoded_message(*out) for out in outputs]
     fn.teardown()
     found = sum(len(json.loads(m.data)["pedestrians"]) for m in outputs)
-    return {"frames": len(messages), "results": len(outputs), "wall": wall, "cpu": cpu,
-            "load": load, "found": found}
+    return {
+        "frames": len(messages),
+        "results": len(outputs),
+        "wall": wall,
+        "cpu": cpu,
+        "load": load,
+        "found": found,
+    }
 
 
 def report_dofn(r: dict) -> str:
     n = r["frames"]
-    return (f"job DoFn: {n} messages -> {r['results']} results, {r['found']} boxes; "
-            f"{n / r['wall']:.2f} frames/s wall, {n / r['cpu']:.2f} frames per CPU-second, "
-            f"{1000 * r['wall'] / n:.1f} ms/frame; setup loaded the graph in {r['load']:.1f} s "
-            f"(TensorFlow already imported)")
+    return (
+        f"job DoFn: {n} messages -> {r['results']} results, {r['found']} boxes; "
+        f"{n / r['wall']:.2f} frames/s wall, {n / r['cpu']:.2f} frames per CPU-second, "
+        f"{1000 * r['wall'] / n:.1f} ms/frame; setup loaded the graph in {r['load']:.1f} s "
+        f"(TensorFlow already imported)"
+    )
 
 
 def main(argv=None) -> int:
@@ -180,32 +215,43 @@ def main(argv=None) -> int:
     parser.add_argument("--design-dir", type=Path, default=DESIGN)
     parser.add_argument("--graph", default=None, help="frozen graph (default: models/)")
     parser.add_argument("--formats", default="png,jpeg", help="png, jpeg or both")
-    parser.add_argument("--dofn", action="store_true",
-                        help="also time the pedestrian_depth job's DoFn on the same frames")
+    parser.add_argument(
+        "--dofn",
+        action="store_true",
+        help="also time the pedestrian_depth job's DoFn on the same frames",
+    )
     args = parser.parse_args(argv)
 
     missing = [f for f in FRAMES if not (args.design_dir / f).is_file()]
     if missing:
-        print(f"sample frames missing in {args.design_dir}: {', '.join(missing)}",
-              file=sys.stderr)
+        print(f"sample frames missing in {args.design_dir}: {', '.join(missing)}", file=sys.stderr)
         return 2
     raw = [(args.design_dir / f).read_bytes() for f in FRAMES]
     inputs = {"png": raw, "jpeg": [as_jpeg(data) for data in raw]}
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
 
-    print(f"CPU cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f} "
-          f"(other work on the machine skews these figures; the ratios less so)")
+    print(
+        f"CPU cores visible: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f} "
+        f"(other work on the machine skews these figures; the ratios less so)"
+    )
     rounds = max(1, min(args.rounds, args.frames))
     for setting, threads in (("all cores", 0), ("single core", 1)):
-        detectors = {path: PedestrianDetector(
-            args.graph, tile=args.tile, overlap=args.overlap, intra_op_threads=threads,
-            inter_op_threads=threads, fold_batch_norms=path == "job").load() for path in PATHS}
+        detectors = {
+            path: PedestrianDetector(
+                args.graph,
+                tile=args.tile,
+                overlap=args.overlap,
+                intra_op_threads=threads,
+                inter_op_threads=threads,
+                fold_batch_norms=path == "job",
+            ).load()
+            for path in PATHS
+        }
         try:
             for fmt in formats:
                 frames = inputs[fmt]
                 payloads = [frames[i % len(frames)] for i in range(args.frames)]
-                print(report(f"{setting}, {fmt} 1920x1080",
-                             compare(detectors, payloads, rounds)))
+                print(report(f"{setting}, {fmt} 1920x1080", compare(detectors, payloads, rounds)))
         finally:
             for detector in detectors.values():
                 detector.close()
@@ -213,8 +259,7 @@ def main(argv=None) -> int:
         for fmt in formats:
             frames = inputs[fmt]
             payloads = [frames[i % len(frames)] for i in range(args.frames)]
-            print(f"{fmt}: " + report_dofn(run_dofn(payloads, args.graph, args.tile,
-                                                    args.overlap)))
+            print(f"{fmt}: " + report_dofn(run_dofn(payloads, args.graph, args.tile, args.overlap)))
     return 0
 
 

@@ -28,8 +28,9 @@ def make_text(path: Path, megabytes: float) -> None:
 
 def timed(command: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command, check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
@@ -42,16 +43,31 @@ def main(argv=None) -> int:
         text = Path(tmp) / "text.txt"
         make_text(text, args.megabytes)
         print(f"input: {text.stat().st_size / 1e6:.1f} MB")
-        ours_cmd = [sys.executable, str(REPO / "templates" / "wordcount.py"),
-                    "--input", str(text), "--output", f"{tmp}/ours"]
-        beam_cmd = [sys.executable, "-m", "apache_beam.examples.wordcount",
-                    "--input", str(text), "--output", f"{tmp}/beam"]
+        ours_cmd = [
+            sys.executable,
+            str(REPO / "templates" / "wordcount.py"),
+            "--input",
+            str(text),
+            "--output",
+            f"{tmp}/ours",
+        ]
+        beam_cmd = [
+            sys.executable,
+            "-m",
+            "apache_beam.examples.wordcount",
+            "--input",
+            str(text),
+            "--output",
+            f"{tmp}/beam",
+        ]
         ours, beams = [], []
         for round_ in range(args.rounds):
             beams.append(timed(beam_cmd))
             ours.append(timed(ours_cmd))
-            print(f"round {round_ + 1}: beam example {beams[-1]:.2f} s, ours {ours[-1]:.2f} s, "
-                  f"ratio {ours[-1] / beams[-1]:.2f}")
+            print(
+                f"round {round_ + 1}: beam example {beams[-1]:.2f} s, ours {ours[-1]:.2f} s, "
+                f"ratio {ours[-1] / beams[-1]:.2f}"
+            )
         ratio = statistics.median(o / b for o, b in zip(ours, beams))
         print(f"median ratio ours/beam: {ratio:.2f} (target <= 1.0, goal < 0.8)")
     return 0

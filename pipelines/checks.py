@@ -35,10 +35,13 @@ FILE_EXTENSIONS = (".csv", ".json", ".jsonl", ".txt", ".gz", ".avro", ".parquet"
 LOCATION_RULE = (
     "gs://... is Cloud Storage; PROJECT:DATASET.TABLE or PROJECT.DATASET.TABLE is a BigQuery "
     "table; a value with a / or ending in .csv or .json is a local file (write ./NAME for a "
-    "local file named like a table)")
+    "local file named like a table)"
+)
 
-NO_CREDENTIALS = ("no Google credentials were found: run `gcloud auth application-default "
-                  "login`, or use a local path")
+NO_CREDENTIALS = (
+    "no Google credentials were found: run `gcloud auth application-default "
+    "login`, or use a local path"
+)
 
 
 class Kind(enum.Enum):
@@ -54,8 +57,10 @@ def is_gcs(value: str) -> bool:
 def location_kind(value: str) -> Kind:
     """Which kind of location `value` is, by the module's rule; ValueError if none."""
     if _CONTROL.search(value):
-        raise ValueError(f"{value!r} has a control character (NUL, newline, ...); no path, "
-                         f"object or table name can")
+        raise ValueError(
+            f"{value!r} has a control character (NUL, newline, ...); no path, "
+            f"object or table name can"
+        )
     if is_gcs(value):
         return Kind.GCS
     if "/" in value or value.lower().endswith(FILE_EXTENSIONS):
@@ -63,9 +68,11 @@ def location_kind(value: str) -> Kind:
     if _TABLE.match(value):
         return Kind.TABLE
     if ":" in value:
-        raise ValueError(f"{value!r} is neither a BigQuery table (PROJECT:DATASET.TABLE, "
-                         f"project IDs have 6-30 characters) nor a path (gs://BUCKET/... or "
-                         f"./{value} for a local file)")
+        raise ValueError(
+            f"{value!r} is neither a BigQuery table (PROJECT:DATASET.TABLE, "
+            f"project IDs have 6-30 characters) nor a path (gs://BUCKET/... or "
+            f"./{value} for a local file)"
+        )
     return Kind.LOCAL
 
 
@@ -102,8 +109,10 @@ def check_distinct(*named: tuple[str, str]) -> None:
         place = canonical_location(value)
         if place in seen:
             raise ParameterError(
-                name, f"must differ from --{seen[place]}: both name {value!r} "
-                      f"({place.split(':', 1)[1]}), and one would overwrite the other")
+                name,
+                f"must differ from --{seen[place]}: both name {value!r} "
+                f"({place.split(':', 1)[1]}), and one would overwrite the other",
+            )
         seen[place] = name
 
 
@@ -132,14 +141,18 @@ def check_output_prefix(name: str, value: str, *, on_dataflow: bool) -> None:
         raise ParameterError(name, f"expected a gs:// path ({example}), got {value!r}")
     if is_gcs(value) and not _GCS_PREFIX.match(value):
         raise ParameterError(
-            name, f"expected gs://BUCKET/path with a valid bucket name ({example}), got {value!r}")
+            name, f"expected gs://BUCKET/path with a valid bucket name ({example}), got {value!r}"
+        )
     if on_dataflow and not is_gcs(value):
         raise ParameterError(
-            name, f"expected a gs:// path: Dataflow workers cannot write to a local path "
-                  f"({example}), got {value!r}")
+            name,
+            f"expected a gs:// path: Dataflow workers cannot write to a local path "
+            f"({example}), got {value!r}",
+        )
     if value.endswith("/"):
         raise ParameterError(
-            name, f"expected a file prefix, not a folder ({example}), got {value!r}")
+            name, f"expected a file prefix, not a folder ({example}), got {value!r}"
+        )
     if is_gcs(value):
         check_credentials(name, value)
     else:
@@ -149,26 +162,30 @@ def check_output_prefix(name: str, value: str, *, on_dataflow: bool) -> None:
 def _check_local_output(name: str, value: str) -> None:
     path = os.path.abspath(os.path.expanduser(value))
     if os.path.isdir(path):
-        raise ParameterError(name, f"{value!r} is a folder; expected a file prefix in it, "
-                                   f"e.g. {os.path.join(value, 'out')}")
+        raise ParameterError(
+            name,
+            f"{value!r} is a folder; expected a file prefix in it, "
+            f"e.g. {os.path.join(value, 'out')}",
+        )
     folder = os.path.dirname(path)
     while not os.path.exists(folder):  # Beam creates the missing folders
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
         raise ParameterError(name, f"cannot write {value!r}: {folder!r} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ParameterError(name, f"cannot write {value!r}: no permission to write in "
-                                   f"{folder!r}")
+        raise ParameterError(name, f"cannot write {value!r}: no permission to write in {folder!r}")
 
 
 def check_input_exists(name: str, pattern: str) -> None:
     """The input file (or glob) matches at least one file, locally or in Cloud Storage."""
     from apache_beam.io.filesystems import FileSystems
 
-    if pattern.endswith("/") or (not is_gcs(pattern)
-                                 and os.path.isdir(os.path.expanduser(pattern))):
-        raise ParameterError(name, f"{pattern!r} is a folder; name its files, e.g. "
-                                   f"{pattern.rstrip('/')}/*.csv")
+    if pattern.endswith("/") or (
+        not is_gcs(pattern) and os.path.isdir(os.path.expanduser(pattern))
+    ):
+        raise ParameterError(
+            name, f"{pattern!r} is a folder; name its files, e.g. {pattern.rstrip('/')}/*.csv"
+        )
     if is_gcs(pattern):
         check_credentials(name, pattern)
     try:
@@ -176,8 +193,9 @@ def check_input_exists(name: str, pattern: str) -> None:
     except Exception as error:  # noqa: BLE001 - any failure to list is the user's answer
         raise ParameterError(name, f"cannot read {pattern!r}: {_one_line(error)}") from None
     if not matched:
-        raise ParameterError(name, f"expected an existing file or pattern, no file matches "
-                                   f"{pattern!r}")
+        raise ParameterError(
+            name, f"expected an existing file or pattern, no file matches {pattern!r}"
+        )
 
 
 def _one_line(error: Exception) -> str:

@@ -18,13 +18,23 @@ import difflib
 import logging
 import os
 import sys
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
-from apache_beam.options.pipeline_options import (PipelineOptions, SetupOptions,
-                                                  StandardOptions, WorkerOptions)
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+    WorkerOptions,
+)
 
-from pipelines.params import (OneLineErrorParser, ParameterError, Template,
-                              add_to_parser, check_required)
+from pipelines.params import (
+    OneLineErrorParser,
+    ParameterError,
+    Template,
+    add_to_parser,
+    check_required,
+)
 
 # Baked into each template's image by the Dockerfile (build argument IMAGE_URI), so that
 # workers run the image that holds TensorFlow and the models without the user naming it.
@@ -64,7 +74,7 @@ def unknown_options(pipeline_args: Sequence[str]) -> list[str]:
 
     parser = _BeamArgumentParser(allow_abbrev=False)
     for options_class in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
-        options_class._add_argparse_args(parser)  # noqa: SLF001 - how Beam builds its parser
+        options_class._add_argparse_args(parser)
     _, unknown = parser.parse_known_args(list(pipeline_args))
     return unknown
 
@@ -84,8 +94,10 @@ def parse(template: Template, argv: Sequence[str]):
         # Beam's Pub/Sub source is native to Dataflow and the DirectRunner: elsewhere (the
         # portable runner's embedded job service, say) the job ends at once, having read
         # nothing, and exits 0 as if it had worked.
-        parser.error(f"--runner: {runner} cannot run a streaming job: Beam reads Pub/Sub on "
-                     f"Dataflow (DataflowRunner) and locally on the DirectRunner only")
+        parser.error(
+            f"--runner: {runner} cannot run a streaming job: Beam reads Pub/Sub on "
+            f"Dataflow (DataflowRunner) and locally on the DirectRunner only"
+        )
     return parser, args, options
 
 
@@ -98,8 +110,10 @@ def _unknown_message(unknown: list[str], template: Template) -> str:
         if close:
             hints.append(f"{flag.split('=', 1)[0]} -> --{close[0]}?")
     hint = f" (did you mean: {', '.join(hints)})" if hints else ""
-    return (f"unrecognized arguments: {' '.join(unknown)}{hint}; the parameters of "
-            f"{template.name} are {', '.join('--' + n for n in names)}")
+    return (
+        f"unrecognized arguments: {' '.join(unknown)}{hint}; the parameters of "
+        f"{template.name} are {', '.join('--' + n for n in names)}"
+    )
 
 
 def apply_defaults(options: PipelineOptions, *, streaming: bool) -> None:

@@ -35,8 +35,9 @@ BLOCK_BYTES = 1 << 20
 WORD_PIECE_BYTES = 1 << 18
 
 
-_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_'"
-                        + bytes(range(0x80, 0x100)))
+_WORD_BYTES = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_'" + bytes(range(0x80, 0x100))
+)
 # translate() maps each byte after which a line may be cut to 0, every other byte to 1; then
 # bytes.find/rfind locate cut points at C speed.
 _CUT_MARKS = bytes(1 if byte in _WORD_BYTES else 0 for byte in range(256))
@@ -44,6 +45,7 @@ _CUT_MARKS = bytes(1 if byte in _WORD_BYTES else 0 for byte in range(256))
 
 class Line(NamedTuple):
     """A line (or a piece of one) with where it starts: ReadLines(..., with_position=True)."""
+
     path: str
     offset: int
     data: bytes
@@ -54,8 +56,10 @@ def decode_line(data: bytes) -> tuple[str, str | None]:
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError as error:
-        return (data.decode("utf-8", errors="replace"),
-                f"not UTF-8: byte 0x{data[error.start]:02X} at offset {error.start} of the line")
+        return (
+            data.decode("utf-8", errors="replace"),
+            f"not UTF-8: byte 0x{data[error.start]:02X} at offset {error.start} of the line",
+        )
 
 
 def dead_letter_row(original: Any, reason: str) -> dict:
@@ -63,8 +67,10 @@ def dead_letter_row(original: Any, reason: str) -> dict:
     (bytes that are not UTF-8 as `\\xNN` escapes)."""
     if isinstance(original, (bytes, bytearray)):
         original = bytes(original).decode("utf-8", errors="backslashreplace")
-    return {"Error": reason, "Row": original if isinstance(original, str)
-            else json.dumps(original, default=str)}
+    return {
+        "Error": reason,
+        "Row": original if isinstance(original, str) else json.dumps(original, default=str),
+    }
 
 
 def to_json_line(row: Mapping[str, Any]) -> str:
@@ -80,7 +86,7 @@ def _next_cut(data: bytes, start: int) -> int | None:
     # Growing windows: the cost is linear in the distance to the cut, not in len(data).
     size = 1 << 16
     while start < len(data):
-        found = data[start:start + size].translate(_CUT_MARKS).find(0)
+        found = data[start : start + size].translate(_CUT_MARKS).find(0)
         if found >= 0:
             return start + found + 1
         start += size
@@ -96,8 +102,7 @@ def split_pieces(data: bytes, piece_bytes: int) -> tuple[list[bytes], bytes]:
     pieces = []
     start = 0
     while len(data) - start > piece_bytes:
-        end = (_last_cut(data, start, start + piece_bytes)
-               or _next_cut(data, start + piece_bytes))
+        end = _last_cut(data, start, start + piece_bytes) or _next_cut(data, start + piece_bytes)
         if end is None:
             break
         pieces.append(data[start:end])
@@ -113,8 +118,9 @@ def cut_line(line: bytes, piece_bytes: int | None) -> list[bytes]:
     return pieces + [rest] if rest or not pieces else pieces
 
 
-def iter_lines(stream: BinaryIO, start: int = 0, piece_bytes: int | None = None,
-               block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes, bool]]:
+def iter_lines(
+    stream: BinaryIO, start: int = 0, piece_bytes: int | None = None, block_bytes: int = BLOCK_BYTES
+) -> Iterator[tuple[int, bytes, bool]]:
     """(offset, bytes, starts_a_line) for each line, or piece of a line, read from `stream`
     (positioned at offset `start`, the start of a line). Linear in the bytes read."""
     chunks: list[bytes] = []  # the part of the current line not yet emitted

@@ -70,7 +70,7 @@ _log = logging.getLogger(__name__)
 
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class AckLedger:
@@ -108,14 +108,20 @@ class AckLedger:
             entries = [e for i in message_ids if i is not None for e in self._held.pop(i, ())]
             for message_id in message_ids:
                 self._bytes.pop(message_id, None)
-        self._send(entries, lambda client, sub, ids: client.acknowledge(
-            subscription=sub, ack_ids=ids, timeout=30))
+        self._send(
+            entries,
+            lambda client, sub, ids: client.acknowledge(subscription=sub, ack_ids=ids, timeout=30),
+        )
 
     def lease(self, seconds: int = LEASE_SECONDS) -> None:
         with self._lock:
             entries = [e for group in self._held.values() for e in group]
-        self._send(entries, lambda client, sub, ids: client.modify_ack_deadline(
-            subscription=sub, ack_ids=ids, ack_deadline_seconds=seconds, timeout=30))
+        self._send(
+            entries,
+            lambda client, sub, ids: client.modify_ack_deadline(
+                subscription=sub, ack_ids=ids, ack_deadline_seconds=seconds, timeout=30
+            ),
+        )
 
     def hand_back(self, entries=None) -> int:
         """Every held message back to its subscription now (ack deadline 0)."""
@@ -127,8 +133,12 @@ class AckLedger:
                 self._bytes.clear()
         else:
             count = len(entries)
-        self._send(entries, lambda client, sub, ids: client.modify_ack_deadline(
-            subscription=sub, ack_ids=ids, ack_deadline_seconds=0, timeout=30))
+        self._send(
+            entries,
+            lambda client, sub, ids: client.modify_ack_deadline(
+                subscription=sub, ack_ids=ids, ack_deadline_seconds=0, timeout=30
+            ),
+        )
         return count
 
     @staticmethod
@@ -136,15 +146,19 @@ class AckLedger:
         groups: dict = {}
         for client, subscription, ack_id in entries:
             groups.setdefault((id(client), subscription), (client, subscription, []))[2].append(
-                ack_id)
+                ack_id
+            )
         for client, subscription, ack_ids in groups.values():
             for chunk in _chunks(ack_ids, _ACK_CHUNK):
                 try:
                     call(client, subscription, chunk)
                 except Exception as error:  # noqa: BLE001 - the deadline will hand them back
-                    _log.warning("Pub/Sub acknowledgement call on %s failed (%s): these "
-                                 "messages come back after their ack deadline", subscription,
-                                 error)
+                    _log.warning(
+                        "Pub/Sub acknowledgement call on %s failed (%s): these "
+                        "messages come back after their ack deadline",
+                        subscription,
+                        error,
+                    )
 
 
 LEDGER = AckLedger()
@@ -169,20 +183,25 @@ class _LocalSubscriber:
         response = self._client.pull(**kwargs)
         received = list(response.received_messages)
         last = len(received)
-        while FULL_PAGE <= last and len(received) < wanted and not (
-                ledger.holding and (ledger.stopping or ledger.full())):
+        while (
+            FULL_PAGE <= last
+            and len(received) < wanted
+            and not (ledger.holding and (ledger.stopping or ledger.full()))
+        ):
             # A backlog: more at once, never waiting for it (a pull that returns fewer than
             # FULL_PAGE, at a low rate the first, ends the bundle).
-            more = self._client.pull(**{**kwargs, "max_messages": wanted - len(received),
-                                        "return_immediately": True})
+            more = self._client.pull(
+                **{**kwargs, "max_messages": wanted - len(received), "return_immediately": True}
+            )
             last = len(more.received_messages)
             received += more.received_messages
         if len(received) > len(response.received_messages):
             response = _Pulled(received)
         if ledger.holding:
             if ledger.stopping:  # stopped while this pull waited: give them back now
-                ledger.hand_back([(self._client, kwargs["subscription"], m.ack_id)
-                                  for m in received])
+                ledger.hand_back(
+                    [(self._client, kwargs["subscription"], m.ack_id) for m in received]
+                )
                 return _empty_pull()
             ledger.hold(self._client, kwargs["subscription"], received)
         return response
@@ -222,8 +241,10 @@ def use_local_subscriber(max_messages: int = PULL_MAX_MESSAGES) -> bool:
         evaluator = _read_evaluator()
         get_client = evaluator.__dict__["_get_subscriber_client"].__func__
     except (ImportError, AttributeError, KeyError):
-        _log.warning("DirectRunner Pub/Sub read not recognised; keeping its 10-message pulls "
-                     "and its acknowledgement on pull")
+        _log.warning(
+            "DirectRunner Pub/Sub read not recognised; keeping its 10-message pulls "
+            "and its acknowledgement on pull"
+        )
         return False
     if getattr(evaluator, "_local_subscriber", False):
         return True
@@ -236,8 +257,8 @@ def use_local_subscriber(max_messages: int = PULL_MAX_MESSAGES) -> bool:
     return True
 
 
-
 # --- publishing ---------------------------------------------------------------------------
+
 
 class PublishFailed(RuntimeError):
     def __init__(self, topic: str, error: Exception):
@@ -322,9 +343,14 @@ def publish_and_acknowledge(client, topic: str, messages, ledger: AckLedger = LE
                 problem = publish_problem(message)
                 if problem:
                     raise ValueError(f"Pub/Sub would refuse a message: {problem}")
-            client.api.publish(topic=topic, messages=[
-                types.PubsubMessage(data=m.data or b"", attributes=m.attributes or {})
-                for m in chunk], timeout=PUBLISH_TIMEOUT_SECONDS)
+            client.api.publish(
+                topic=topic,
+                messages=[
+                    types.PubsubMessage(data=m.data or b"", attributes=m.attributes or {})
+                    for m in chunk
+                ],
+                timeout=PUBLISH_TIMEOUT_SECONDS,
+            )
         except Exception as error:
             failure = PublishFailed(topic, error)
             if not SUPERVISOR.active:
@@ -338,7 +364,8 @@ def _publish_chunks(messages):
     chunk, size = [], 0
     for message in messages:
         message_size = len(message.data or b"") + sum(
-            len(k) + len(v) for k, v in (message.attributes or {}).items())
+            len(k) + len(v) for k, v in (message.attributes or {}).items()
+        )
         if chunk and (len(chunk) >= _PUBLISH_CHUNK or size + message_size > _PUBLISH_CHUNK_BYTES):
             yield chunk
             chunk, size = [], 0
@@ -349,6 +376,7 @@ def _publish_chunks(messages):
 
 
 # --- the run ------------------------------------------------------------------------------
+
 
 def pipeline_answers_every_message(pipeline) -> bool:
     """Whether every outcome leaves through a step that acknowledges its input (our publish
@@ -380,8 +408,11 @@ def run_local_stream(pipeline, name: str):
     use_local_subscriber()
     LEDGER.holding = pipeline_answers_every_message(pipeline)
     if not LEDGER.holding:
-        _log.warning("%s: some outcome is published by Beam's WriteToPubSub: the local runner "
-                     "acknowledges input on pull (a stop may lose what was pulled)", name)
+        _log.warning(
+            "%s: some outcome is published by Beam's WriteToPubSub: the local runner "
+            "acknowledges input on pull (a stop may lose what was pulled)",
+            name,
+        )
     SUPERVISOR.active = True
     stop = {"signal": None}
 
@@ -414,13 +445,19 @@ def run_local_stream(pipeline, name: str):
         _drain(name, stop["signal"], ended)
     if SUPERVISOR.failure is not None:
         left = LEDGER.hand_back()
-        _end(1, f"{name}: error: {SUPERVISOR.failure}; the job stopped, and its {left} "
-                f"unfinished input messages stay on the subscription")
+        _end(
+            1,
+            f"{name}: error: {SUPERVISOR.failure}; the job stopped, and its {left} "
+            f"unfinished input messages stay on the subscription",
+        )
     if "failure" in error:
         left = LEDGER.hand_back()
         sys.stderr.write(error["trace"])
-        _end(1, f"{name}: error: {type(error['failure']).__name__}: {error['failure']}; "
-                f"{left} unfinished input messages stay on the subscription")
+        _end(
+            1,
+            f"{name}: error: {type(error['failure']).__name__}: {error['failure']}; "
+            f"{left} unfinished input messages stay on the subscription",
+        )
     _end(0, None)
 
 
@@ -434,19 +471,29 @@ def _lease():
 def _drain(name: str, signal_name: str, ended: threading.Event) -> None:
     LEDGER.stopping = True
     if not LEDGER.holding:
-        _log.warning("%s: %s: stopping; messages pulled but not yet published are lost",
-                     name, signal_name)
+        _log.warning(
+            "%s: %s: stopping; messages pulled but not yet published are lost", name, signal_name
+        )
         return
     deadline = time.monotonic() + DRAIN_SECONDS
-    _log.info("%s: %s: stopped pulling; finishing %d messages", name, signal_name,
-              LEDGER.held_count())
-    while (LEDGER.held_count() and time.monotonic() < deadline and SUPERVISOR.failure is None
-           and not _HURRY.is_set() and not ended.is_set()):
+    _log.info(
+        "%s: %s: stopped pulling; finishing %d messages", name, signal_name, LEDGER.held_count()
+    )
+    while (
+        LEDGER.held_count()
+        and time.monotonic() < deadline
+        and SUPERVISOR.failure is None
+        and not _HURRY.is_set()
+        and not ended.is_set()
+    ):
         time.sleep(0.1)
     if SUPERVISOR.failure is None:
         left = LEDGER.hand_back()
-        _log.info("%s: stopped cleanly; %d unfinished messages handed back to the "
-                  "subscription", name, left)
+        _log.info(
+            "%s: stopped cleanly; %d unfinished messages handed back to the subscription",
+            name,
+            left,
+        )
 
 
 def _end(status: int, line: str | None):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 # The console checks these before it launches. They are written to mean the same in POSIX
 # ERE, Java, JavaScript and Python regex (no backslash escapes, which differ: in POSIX ERE
@@ -47,12 +47,12 @@ class Parameter:
     help_text: str
     param_type: str = "TEXT"
     optional: bool = False
-    default: Optional[str] = None
+    default: str | None = None
     regexes: tuple[str, ...] = ()
     # argparse conversion (str -> value); metadata always carries strings.
     type: Callable[[str], object] = str
     enum_options: tuple[tuple[str, str], ...] = ()
-    group: Optional[str] = None
+    group: str | None = None
     extra: dict = field(default_factory=dict)
 
     def metadata(self) -> dict:
@@ -69,7 +69,8 @@ class Parameter:
             entry["defaultValue"] = self.default
         if self.enum_options:
             entry["enumOptions"] = [
-                {"value": value, "label": label} for value, label in self.enum_options]
+                {"value": value, "label": label} for value, label in self.enum_options
+            ]
         if self.group:
             entry["groupName"] = self.group
         entry.update(self.extra)
@@ -94,12 +95,14 @@ class Template:
         if self.streaming:
             # gcloud drops these when it renders the spec; tools/register_template.py puts them
             # back.
-            data.update({
-                "streaming": True,
-                "supportsAtLeastOnce": True,
-                "supportsExactlyOnce": True,
-                "defaultStreamingMode": "EXACTLY_ONCE",
-            })
+            data.update(
+                {
+                    "streaming": True,
+                    "supportsAtLeastOnce": True,
+                    "supportsExactlyOnce": True,
+                    "defaultStreamingMode": "EXACTLY_ONCE",
+                }
+            )
         return data
 
 
@@ -123,7 +126,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str):  # noqa: D401 - argparse API
+    def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 

@@ -60,8 +60,9 @@ STAGE_ATTRIBUTE = "error_stage"
 TRUNCATED_ATTRIBUTE = "truncated_from_bytes"
 ENVELOPE_ATTRIBUTE = "error_envelope"
 ENVELOPE_JSON = "json"
-OUR_ATTRIBUTES = frozenset({ERROR_ATTRIBUTE, STAGE_ATTRIBUTE, TRUNCATED_ATTRIBUTE,
-                            ENVELOPE_ATTRIBUTE})
+OUR_ATTRIBUTES = frozenset(
+    {ERROR_ATTRIBUTE, STAGE_ATTRIBUTE, TRUNCATED_ATTRIBUTE, ENVELOPE_ATTRIBUTE}
+)
 
 # Pub/Sub's limits (https://cloud.google.com/pubsub/quotas#resource_limits), in bytes of UTF-8.
 MAX_ATTRIBUTES = 100
@@ -91,42 +92,61 @@ def input_source_parameters(what: str, example: str, message_format: str) -> tup
     topic = f"projects/PROJECT/topics/{example}"
     return (
         Parameter(
-            name="input_subscription", label="Input subscription (recommended)",
-            help_text=(f"The subscription the {what} arrive on, e.g. {subscription}: nothing "
-                       f"is lost across restarts and updates. Give this or input_topic. "
-                       f"{message_format}"),
-            param_type="PUBSUB_SUBSCRIPTION", optional=True,
-            regexes=(PUBSUB_SUBSCRIPTION_REGEX,)),
+            name="input_subscription",
+            label="Input subscription (recommended)",
+            help_text=(
+                f"The subscription the {what} arrive on, e.g. {subscription}: nothing "
+                f"is lost across restarts and updates. Give this or input_topic. "
+                f"{message_format}"
+            ),
+            param_type="PUBSUB_SUBSCRIPTION",
+            optional=True,
+            regexes=(PUBSUB_SUBSCRIPTION_REGEX,),
+        ),
         Parameter(
-            name="input_topic", label="Input topic",
-            help_text=(f"Instead of input_subscription, the topic itself, e.g. {topic}: Dataflow "
-                       f"then makes a subscription of its own (which needs roles/pubsub.editor), "
-                       f"so {what} published while the job is not running are lost."),
-            param_type="PUBSUB_TOPIC", optional=True, regexes=(PUBSUB_TOPIC_REGEX,)),
+            name="input_topic",
+            label="Input topic",
+            help_text=(
+                f"Instead of input_subscription, the topic itself, e.g. {topic}: Dataflow "
+                f"then makes a subscription of its own (which needs roles/pubsub.editor), "
+                f"so {what} published while the job is not running are lost."
+            ),
+            param_type="PUBSUB_TOPIC",
+            optional=True,
+            regexes=(PUBSUB_TOPIC_REGEX,),
+        ),
         Parameter(
-            name="input", label="Input topic or subscription (either)",
-            help_text=(f"A topic or a subscription, as the lab's commands give it, e.g. "
-                       f"{subscription}. Give it instead of input_subscription or input_topic, "
-                       f"not with them."),
-            param_type="TEXT", optional=True, regexes=(PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX,)),
+            name="input",
+            label="Input topic or subscription (either)",
+            help_text=(
+                f"A topic or a subscription, as the lab's commands give it, e.g. "
+                f"{subscription}. Give it instead of input_subscription or input_topic, "
+                f"not with them."
+            ),
+            param_type="TEXT",
+            optional=True,
+            regexes=(PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX,),
+        ),
     )
 
 
 def resolve_input(args) -> str:
     """Exactly one input parameter was given: checks it, sets `args.input` to it and returns
     its name (for the messages of later checks)."""
-    given = [(name, getattr(args, name, None)) for name in INPUT_NAMES
-             if getattr(args, name, None)]
+    given = [(name, getattr(args, name, None)) for name in INPUT_NAMES if getattr(args, name, None)]
     if not given:
-        raise ParameterError("input_subscription", "is required: where the input arrives "
-                                                   "(or give --input_topic)")
+        raise ParameterError(
+            "input_subscription", "is required: where the input arrives (or give --input_topic)"
+        )
     if len(given) > 1:
-        raise ParameterError(given[1][0], f"give one input, not both --{given[0][0]} and "
-                                          f"--{given[1][0]}")
+        raise ParameterError(
+            given[1][0], f"give one input, not both --{given[0][0]} and --{given[1][0]}"
+        )
     name, value = given[0]
     if name == "input_subscription" and not matches(PUBSUB_SUBSCRIPTION_REGEX, value):
-        raise ParameterError(name, f"expected projects/PROJECT/subscriptions/SUBSCRIPTION, "
-                                   f"got {value!r}")
+        raise ParameterError(
+            name, f"expected projects/PROJECT/subscriptions/SUBSCRIPTION, got {value!r}"
+        )
     if name == "input_topic":
         check_topic(name, value)
     else:
@@ -136,21 +156,28 @@ def resolve_input(args) -> str:
 
 
 def output_topic_parameter(label: str, help_text: str) -> Parameter:
-    return Parameter(name="output", label=label, help_text=help_text,
-                     param_type="PUBSUB_TOPIC", regexes=(PUBSUB_TOPIC_REGEX,))
+    return Parameter(
+        name="output",
+        label=label,
+        help_text=help_text,
+        param_type="PUBSUB_TOPIC",
+        regexes=(PUBSUB_TOPIC_REGEX,),
+    )
 
 
 def dead_letter_topic_parameter(example_topic: str) -> Parameter:
     return Parameter(
         name="dead_letter",
         label="Dead-letter topic",
-        help_text=(f"Optional topic for messages that cannot be processed, e.g. "
-                   f"projects/PROJECT/topics/{example_topic}; it must differ from the input's "
-                   f"topic. Each is published with the attributes error (why) and "
-                   f"error_stage, and the original data and attributes (unchanged, or in a "
-                   f"JSON envelope marked error_envelope=json when they would not fit). "
-                   f"Without it, such messages are counted and logged, and never stop the "
-                   f"job."),
+        help_text=(
+            f"Optional topic for messages that cannot be processed, e.g. "
+            f"projects/PROJECT/topics/{example_topic}; it must differ from the input's "
+            f"topic. Each is published with the attributes error (why) and "
+            f"error_stage, and the original data and attributes (unchanged, or in a "
+            f"JSON envelope marked error_envelope=json when they would not fit). "
+            f"Without it, such messages are counted and logged, and never stop the "
+            f"job."
+        ),
         param_type="PUBSUB_TOPIC",
         optional=True,
         regexes=(PUBSUB_TOPIC_REGEX,),
@@ -163,8 +190,11 @@ def is_subscription(source: str) -> bool:
 
 def check_input_source(name: str, value: str) -> None:
     if not matches(PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX, value):
-        raise ParameterError(name, "expected projects/PROJECT/topics/TOPIC or "
-                                   f"projects/PROJECT/subscriptions/SUBSCRIPTION, got {value!r}")
+        raise ParameterError(
+            name,
+            "expected projects/PROJECT/topics/TOPIC or "
+            f"projects/PROJECT/subscriptions/SUBSCRIPTION, got {value!r}",
+        )
     _check_with_beam(name, value, parse_subscription if is_subscription(value) else parse_topic)
 
 
@@ -195,15 +225,18 @@ def same_topic(a: str | None, b: str | None) -> bool:
         return False
 
 
-def check_differs_from_input(name: str, topic: str | None, input_topic: str | None,
-                             input_source: str) -> None:
+def check_differs_from_input(
+    name: str, topic: str | None, input_topic: str | None, input_source: str
+) -> None:
     """`topic` (an output) must not be the topic the job reads: a dead letter published
     there would come back as input, fail again, and loop for ever."""
     if same_topic(topic, input_topic):
         behind = "" if input_topic == input_source else f" (the topic of {input_source})"
         raise ParameterError(
-            name, f"must differ from the input's topic {input_topic}{behind}, or every "
-                  f"message published there would be read again")
+            name,
+            f"must differ from the input's topic {input_topic}{behind}, or every "
+            f"message published there would be read again",
+        )
 
 
 class PubsubLookup:
@@ -218,8 +251,9 @@ class PubsubLookup:
         self._publisher = self._subscriber = None
         self.skip_reason = self._credentials_problem()
         if on_dataflow and os.environ.get("PUBSUB_EMULATOR_HOST"):
-            self.skip_reason = ("PUBSUB_EMULATOR_HOST is set, but a Dataflow job reads "
-                                "Google's Pub/Sub")
+            self.skip_reason = (
+                "PUBSUB_EMULATOR_HOST is set, but a Dataflow job reads Google's Pub/Sub"
+            )
         if self.skip_reason:
             _log.info("Pub/Sub launch checks skipped: %s", self.skip_reason)
 
@@ -229,6 +263,7 @@ class PubsubLookup:
             return None
         try:
             import google.auth
+
             google.auth.default()
         except Exception as error:  # noqa: BLE001 - no credentials: skip, never refuse
             return f"no Google credentials ({type(error).__name__})"
@@ -244,35 +279,51 @@ class PubsubLookup:
         except exceptions.NotFound:
             return False
         except Exception as error:  # noqa: BLE001 - PermissionDenied, timeouts: cannot tell
-            _log.info("Pub/Sub launch check of %s skipped: %s: %s", what,
-                      type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+            _log.info(
+                "Pub/Sub launch check of %s skipped: %s: %s",
+                what,
+                type(error).__name__,
+                str(error).splitlines()[0] if str(error) else "",
+            )
             return None
 
     def topic_exists(self, topic: str) -> bool | None:
         def call():
             if self._publisher is None:
                 from google.cloud import pubsub_v1
+
                 self._publisher = pubsub_v1.PublisherClient()
-            self._publisher.get_topic(request={"topic": topic}, retry=None,
-                                      timeout=_LOOKUP_TIMEOUT_SECONDS)
+            self._publisher.get_topic(
+                request={"topic": topic}, retry=None, timeout=_LOOKUP_TIMEOUT_SECONDS
+            )
             return True
+
         return self._call(topic, call)
 
     def subscription_topic(self, subscription: str) -> str | bool | None:
         """The topic behind `subscription`; False if the subscription does not exist."""
+
         def call():
             if self._subscriber is None:
                 from google.cloud import pubsub_v1
+
                 self._subscriber = pubsub_v1.SubscriberClient()
             return self._subscriber.get_subscription(
-                request={"subscription": subscription}, retry=None,
-                timeout=_LOOKUP_TIMEOUT_SECONDS).topic
+                request={"subscription": subscription}, retry=None, timeout=_LOOKUP_TIMEOUT_SECONDS
+            ).topic
+
         return self._call(subscription, call)
 
 
-def check_streaming_topics(input_source: str, output: str, dead_letter: str | None, *,
-                           on_dataflow: bool, lookup: PubsubLookup | None = None,
-                           input_name: str = "input") -> None:
+def check_streaming_topics(
+    input_source: str,
+    output: str,
+    dead_letter: str | None,
+    *,
+    on_dataflow: bool,
+    lookup: PubsubLookup | None = None,
+    input_name: str = "input",
+) -> None:
     """The launch checks every Pub/Sub stream job shares, after the format checks: the
     outputs differ from the input's topic, and what can be looked up exists."""
     lookup = lookup or PubsubLookup(on_dataflow=on_dataflow)
@@ -293,6 +344,7 @@ def check_streaming_topics(input_source: str, output: str, dead_letter: str | No
 
 # --- reading ------------------------------------------------------------------------------
 
+
 class ReadMessages(beam.PTransform):
     """Messages (with attributes) from a topic or from an existing subscription."""
 
@@ -309,6 +361,7 @@ class ReadMessages(beam.PTransform):
 
 
 # --- messages: limits, dead letters -------------------------------------------------------
+
 
 def utf8_prefix(text: str, max_bytes: int) -> str:
     """`text` cut to at most `max_bytes` of UTF-8, never inside a character; characters
@@ -361,7 +414,8 @@ def publish_problem(message: PubsubMessage) -> str | None:
 def _fits_beside_ours(attributes: Mapping) -> bool:
     return len(attributes) <= MAX_KEPT_ATTRIBUTES and all(
         key not in OUR_ATTRIBUTES and attribute_problem(key, value) is None
-        for key, value in attributes.items())
+        for key, value in attributes.items()
+    )
 
 
 def _as_bytes(data) -> bytes:
@@ -372,21 +426,25 @@ def _as_bytes(data) -> bytes:
     return bytes(data)
 
 
-def dead_letter_message(data, attributes, reason, *, stage: str,
-                        source_id: str | None = None) -> PubsubMessage:
+def dead_letter_message(
+    data, attributes, reason, *, stage: str, source_id: str | None = None
+) -> PubsubMessage:
     """The dead letter for the message (`data`, `attributes`) that failed at `stage` for
     `reason`, under the module's rule. Total: always publishable, never raises."""
     data = _as_bytes(data)
     originals = dict(attributes or {})
-    ours = {ERROR_ATTRIBUTE: utf8_prefix(str(reason), MAX_VALUE_BYTES),
-            STAGE_ATTRIBUTE: utf8_prefix(str(stage), MAX_VALUE_BYTES)}
+    ours = {
+        ERROR_ATTRIBUTE: utf8_prefix(str(reason), MAX_VALUE_BYTES),
+        STAGE_ATTRIBUTE: utf8_prefix(str(stage), MAX_VALUE_BYTES),
+    }
     if _fits_beside_ours(originals):
         kept = {**originals, **ours}
         data, cut_from = _cut(data, _DEAD_LETTER_BYTES - _attributes_bytes(kept) - _MARK_BYTES)
     else:
         kept = {**ours, ENVELOPE_ATTRIBUTE: ENVELOPE_JSON}
-        data, cut_from = _envelope(data, originals, _DEAD_LETTER_BYTES
-                                   - _attributes_bytes(kept) - _MARK_BYTES)
+        data, cut_from = _envelope(
+            data, originals, _DEAD_LETTER_BYTES - _attributes_bytes(kept) - _MARK_BYTES
+        )
     if cut_from is not None:
         kept[TRUNCATED_ATTRIBUTE] = str(cut_from)
     return PubsubMessage(data=data, attributes=kept, message_id=source_id)
@@ -427,13 +485,21 @@ def dead_letter(message: PubsubMessage, reason: str, *, stage: str) -> PubsubMes
     """The dead letter of an input `message`, answering it (see the module docstring)."""
     source_id = getattr(message, "message_id", None)
     try:
-        return dead_letter_message(message.data, message.attributes, reason, stage=stage,
-                                   source_id=source_id)
+        return dead_letter_message(
+            message.data, message.attributes, reason, stage=stage, source_id=source_id
+        )
     except Exception as error:  # noqa: BLE001 - not a Pub/Sub message at all: say so, still
-        return PubsubMessage(data=b"", message_id=source_id, attributes={
-            ERROR_ATTRIBUTE: utf8_prefix(f"{reason}; and the message could not be kept: "
-                                         f"{type(error).__name__}: {error}", MAX_VALUE_BYTES),
-            STAGE_ATTRIBUTE: utf8_prefix(str(stage), MAX_VALUE_BYTES)})
+        return PubsubMessage(
+            data=b"",
+            message_id=source_id,
+            attributes={
+                ERROR_ATTRIBUTE: utf8_prefix(
+                    f"{reason}; and the message could not be kept: {type(error).__name__}: {error}",
+                    MAX_VALUE_BYTES,
+                ),
+                STAGE_ATTRIBUTE: utf8_prefix(str(stage), MAX_VALUE_BYTES),
+            },
+        )
 
 
 def answering(source_id: str | None, message: PubsubMessage) -> PubsubMessage:
@@ -443,6 +509,7 @@ def answering(source_id: str | None, message: PubsubMessage) -> PubsubMessage:
 
 
 # --- publishing ---------------------------------------------------------------------------
+
 
 def publish_to(topic: str, options) -> beam.PTransform:
     """The step that publishes outgoing messages to `topic`. On Dataflow, Beam's
@@ -464,8 +531,12 @@ class _LogDeadLetterFn(beam.DoFn):
 
     def process(self, message: PubsubMessage):
         self._logged.inc()
-        _log.warning("dead letter (%s, %d bytes): %s", message.attributes.get(STAGE_ATTRIBUTE),
-                     len(message.data or b""), message.attributes.get(ERROR_ATTRIBUTE))
+        _log.warning(
+            "dead letter (%s, %d bytes): %s",
+            message.attributes.get(STAGE_ATTRIBUTE),
+            len(message.data or b""),
+            message.attributes.get(ERROR_ATTRIBUTE),
+        )
         local_pubsub.LEDGER.release([message.message_id])
 
 
@@ -479,5 +550,6 @@ class PublishDeadLetters(beam.PTransform):
     def expand(self, messages):
         if self._topic:
             return messages | "PublishDeadLetters" >> publish_to(
-                self._topic, messages.pipeline.options)
+                self._topic, messages.pipeline.options
+            )
         return messages | "LogDeadLetters" >> beam.ParDo(_LogDeadLetterFn())

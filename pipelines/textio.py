@@ -24,8 +24,7 @@ DEAD_LETTERS = "dead_letters"
 
 
 class _LineSource(FileBasedSource):
-    def __init__(self, pattern: str, piece_bytes: int | None, with_position: bool,
-                 validate: bool):
+    def __init__(self, pattern: str, piece_bytes: int | None, with_position: bool, validate: bool):
         super().__init__(pattern, compression_type=CompressionTypes.AUTO, validate=validate)
         self._piece_bytes = piece_bytes
         self._with_position = with_position
@@ -59,8 +58,14 @@ class ReadLines(beam.PTransform):
     every line whole (read in linear time all the same).
     """
 
-    def __init__(self, pattern: str, *, piece_bytes: int | None = None,
-                 with_position: bool = False, validate: bool = True):
+    def __init__(
+        self,
+        pattern: str,
+        *,
+        piece_bytes: int | None = None,
+        with_position: bool = False,
+        validate: bool = True,
+    ):
         super().__init__()
         if piece_bytes is not None and piece_bytes < 1:
             raise ValueError(f"piece_bytes must be positive, got {piece_bytes}")
@@ -93,7 +98,8 @@ class DecodeLines(beam.PTransform):
 
     def expand(self, lines):
         decoded = lines | "Decode" >> beam.ParDo(_DecodeLines()).with_outputs(
-            DEAD_LETTERS, main="text")
+            DEAD_LETTERS, main="text"
+        )
         return decoded.text, decoded[DEAD_LETTERS]
 
 
@@ -110,7 +116,9 @@ class WriteDeadLetters(beam.PTransform):
         self._prefix = prefix
 
     def expand(self, rows):
-        return (rows
-                | "ToJson" >> beam.Map(to_json_line)
-                | "WriteFiles" >> WriteToText(self._prefix, file_name_suffix=".json",
-                                              skip_if_empty=True))
+        return (
+            rows
+            | "ToJson" >> beam.Map(to_json_line)
+            | "WriteFiles"
+            >> WriteToText(self._prefix, file_name_suffix=".json", skip_if_empty=True)
+        )

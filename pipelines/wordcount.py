@@ -25,8 +25,10 @@ DEFAULT_INPUT = "gs://dataflow-samples/shakespeare/kinglear.txt"
 INPUT = Parameter(
     name="input",
     label="Input text file",
-    help_text=("The text to count, a Cloud Storage file or pattern, e.g. "
-               "gs://dataflow-samples/shakespeare/kinglear.txt (the default)."),
+    help_text=(
+        "The text to count, a Cloud Storage file or pattern, e.g. "
+        "gs://dataflow-samples/shakespeare/kinglear.txt (the default)."
+    ),
     param_type="GCS_READ_FILE",
     optional=True,
     default=DEFAULT_INPUT,
@@ -35,10 +37,12 @@ INPUT = Parameter(
 OUTPUT = Parameter(
     name="output",
     label="Output file prefix",
-    help_text=("Where to write the `word: count` lines: a path prefix in Cloud Storage, "
-               "e.g. gs://PROJECT-bucket/result/wordcount (files get a -NNNNN-of-NNNNN suffix). "
-               "Lines that are not valid UTF-8 still have their words counted and are also "
-               "written, with the reason, to <output>_errors-NNNNN-of-NNNNN.json."),
+    help_text=(
+        "Where to write the `word: count` lines: a path prefix in Cloud Storage, "
+        "e.g. gs://PROJECT-bucket/result/wordcount (files get a -NNNNN-of-NNNNN suffix). "
+        "Lines that are not valid UTF-8 still have their words counted and are also "
+        "written, with the reason, to <output>_errors-NNNNN-of-NNNNN.json."
+    ),
     param_type="GCS_WRITE_FILE",
     regexes=(GCS_PATH_REGEX,),
 )
@@ -64,18 +68,22 @@ class CountWords(CountOccurrences):
 
 def read_text(pipeline, pattern: str):
     """(text lines, dead-letter rows) of the files matching `pattern`; shared by wordcount2."""
-    return (pipeline
-            | "Read" >> ReadLines(pattern, piece_bytes=WORD_PIECE_BYTES, with_position=True)
-            | "Decode" >> DecodeLines())
+    return (
+        pipeline
+        | "Read" >> ReadLines(pattern, piece_bytes=WORD_PIECE_BYTES, with_position=True)
+        | "Decode" >> DecodeLines()
+    )
 
 
 def build_pipeline(pipeline, args):
     lines, dead_letters = read_text(pipeline, args.input)
     dead_letters | "WriteDeadLetters" >> WriteDeadLetters(dead_letter_prefix(args.output))
-    return (lines
-            | "CountWords" >> CountWords()
-            | "Format" >> beam.Map(format_count)
-            | "Write" >> WriteToText(args.output))
+    return (
+        lines
+        | "CountWords" >> CountWords()
+        | "Format" >> beam.Map(format_count)
+        | "Write" >> WriteToText(args.output)
+    )
 
 
 def run(argv=None):

@@ -24,26 +24,32 @@ from pipelines.words import CountOccurrences, format_count, split_lower_words
 OUTPUT2 = Parameter(
     name="output2",
     label="Output file prefix for first-letter counts",
-    help_text=("Where to write the `c: count` lines (words per first character): a path "
-               "prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/letters."),
+    help_text=(
+        "Where to write the `c: count` lines (words per first character): a path "
+        "prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/letters."
+    ),
     param_type="GCS_WRITE_FILE",
     regexes=(GCS_PATH_REGEX,),
 )
 OUTPUT = Parameter(
     name="output",
     label="Output file prefix for a-f words",
-    help_text=("Where to write the `word: count` lines for words starting with a to f: a "
-               "path prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/wordcount2. Lines "
-               "that are not valid UTF-8 still count and are also written, with the reason, "
-               "to <output>_errors-NNNNN-of-NNNNN.json."),
+    help_text=(
+        "Where to write the `word: count` lines for words starting with a to f: a "
+        "path prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/wordcount2. Lines "
+        "that are not valid UTF-8 still count and are also written, with the reason, "
+        "to <output>_errors-NNNNN-of-NNNNN.json."
+    ),
     param_type="GCS_WRITE_FILE",
     regexes=(GCS_PATH_REGEX,),
 )
 
 TEMPLATE = Template(
     name="wordcount2",
-    description=("Lower-cases the words of a text and writes two counts from one read: "
-                 "words starting with a-f, and words per first character."),
+    description=(
+        "Lower-cases the words of a text and writes two counts from one read: "
+        "words starting with a-f, and words per first character."
+    ),
     parameters=(wordcount.INPUT, OUTPUT, OUTPUT2),
 )
 
@@ -82,14 +88,18 @@ def build_pipeline(pipeline, args):
     lines, dead_letters = wordcount.read_text(pipeline, args.input)
     dead_letters | "WriteDeadLetters" >> WriteDeadLetters(dead_letter_prefix(args.output))
     words = lines | "ExtractWords" >> beam.FlatMap(split_lower_words)
-    a_to_f = (words
-              | "CountAToFWords" >> CountAToFWords()
-              | "FormatWords" >> beam.Map(format_count)
-              | "WriteWords" >> WriteToText(args.output))
-    letters = (words
-               | "CountFirstCharacters" >> CountFirstCharacters()
-               | "FormatCharacters" >> beam.Map(format_count)
-               | "WriteCharacters" >> WriteToText(args.output2))
+    a_to_f = (
+        words
+        | "CountAToFWords" >> CountAToFWords()
+        | "FormatWords" >> beam.Map(format_count)
+        | "WriteWords" >> WriteToText(args.output)
+    )
+    letters = (
+        words
+        | "CountFirstCharacters" >> CountFirstCharacters()
+        | "FormatCharacters" >> beam.Map(format_count)
+        | "WriteCharacters" >> WriteToText(args.output2)
+    )
     return a_to_f, letters
 
 

@@ -58,6 +58,8 @@ class CountOccurrences(beam.PTransform):
     def expand(self, pcoll):
         if not isinstance(pcoll.windowing.windowfn, GlobalWindows):
             raise TypeError("CountOccurrences pre-sums per bundle: it needs global windows")
-        return (pcoll
-                | "CountInBundle" >> beam.ParDo(_CountKeysInBundle(self._keys_of))
-                | "SumCounts" >> beam.CombinePerKey(sum))
+        return (
+            pcoll
+            | "CountInBundle" >> beam.ParDo(_CountKeysInBundle(self._keys_of))
+            | "SumCounts" >> beam.CombinePerKey(sum)
+        )

@@ -33,9 +33,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from tools.pubsub_emulator import free_port
 
@@ -89,7 +90,7 @@ def _tail(path: Path, max_chars: int = 6000) -> str:
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return 200 <= resp.status < 500
     except urllib.error.HTTPError as exc:
         return exc.code < 500
@@ -158,10 +159,12 @@ def _die_with_parent() -> None:  # runs in the child before exec (Linux)
         pass
 
 
-def _spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path) -> subprocess.Popen:
+def _spawn(
+    argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path
+) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -272,9 +275,7 @@ def start_gcs_emulator(
             time.sleep(0.1)
         last_error = "exited early" if not server.alive() else f"not ready in {timeout}s"
         server.stop()
-    raise EmulatorError(
-        f"gcp-storage-emulator {last_error}; log {log_path}:\n{_tail(log_path)}"
-    )
+    raise EmulatorError(f"gcp-storage-emulator {last_error}; log {log_path}:\n{_tail(log_path)}")
 
 
 # --------------------------------------------------------------------------
@@ -442,7 +443,9 @@ def start_bigquery_emulator(
 # data helpers (google-cloud-bigquery client pointed at the emulator)
 # --------------------------------------------------------------------------
 
-SchemaSpec = Sequence[Any]  # SchemaField | (name, type) | (name, type, mode) | {"name":..,"type":..}
+SchemaSpec = Sequence[
+    Any
+]  # SchemaField | (name, type) | (name, type, mode) | {"name":..,"type":..}
 
 
 def table_id(spec: str, project: str | None = None) -> str:
@@ -539,8 +542,15 @@ def list_datasets(client) -> list[str]:
     return sorted(d.dataset_id for d in client.list_datasets(timeout=30))
 
 
-def run_script(env: dict, script: Path, args: list[str], cwd: Path, timeout: float,
-               label: str, log_dir: Path | None = None) -> tuple[float, str]:
+def run_script(
+    env: dict,
+    script: Path,
+    args: list[str],
+    cwd: Path,
+    timeout: float,
+    label: str,
+    log_dir: Path | None = None,
+) -> tuple[float, str]:
     """`script ARGS` in a fresh interpreter with `env`; returns (seconds, output).
 
     Never hangs: stdin is closed (an auth prompt reads EOF instead of waiting) and the
@@ -551,9 +561,15 @@ def run_script(env: dict, script: Path, args: list[str], cwd: Path, timeout: flo
     log_path = Path(log_dir or cwd) / f"{label}-{time.monotonic_ns()}.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, str(script), *args], stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, env=env, cwd=str(cwd), start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(cwd),
+            start_new_session=True,
+        )
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

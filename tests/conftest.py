@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support.gcs_emulator import running_gcs_emulator
-from tests.support.pubsub_emulator import running_pubsub_emulator
 from tests.support.processes import REPO
+from tests.support.pubsub_emulator import running_pubsub_emulator
 
 
 @pytest.fixture(scope="session")

@@ -16,18 +16,21 @@ from pipelines.params import ParameterError
 from tests.support.properties import PROPERTY
 
 
-@pytest.mark.parametrize("value, kind", [
-    ("lab-project:MNIST.Images", Kind.TABLE),
-    ("lab-project.MNIST.Images", Kind.TABLE),
-    ("example.com:lab-project:MNIST.Predict", Kind.TABLE),
-    ("gs://lab-bucket/mnist.csv", Kind.GCS),
-    ("mnist.v2.csv", Kind.LOCAL),           # project "mnist" is too short, and .csv is a file
-    ("results.v1.json", Kind.LOCAL),        # a valid table name, but .json says file
-    ("lab-project.MNIST.Images.csv", Kind.LOCAL),
-    ("./lab-project:MNIST.Images", Kind.LOCAL),
-    ("out/predict", Kind.LOCAL),
-    ("predict", Kind.LOCAL),
-])
+@pytest.mark.parametrize(
+    "value, kind",
+    [
+        ("lab-project:MNIST.Images", Kind.TABLE),
+        ("lab-project.MNIST.Images", Kind.TABLE),
+        ("example.com:lab-project:MNIST.Predict", Kind.TABLE),
+        ("gs://lab-bucket/mnist.csv", Kind.GCS),
+        ("mnist.v2.csv", Kind.LOCAL),  # project "mnist" is too short, and .csv is a file
+        ("results.v1.json", Kind.LOCAL),  # a valid table name, but .json says file
+        ("lab-project.MNIST.Images.csv", Kind.LOCAL),
+        ("./lab-project:MNIST.Images", Kind.LOCAL),
+        ("out/predict", Kind.LOCAL),
+        ("predict", Kind.LOCAL),
+    ],
+)
 def test_the_location_rule(value, kind):
     assert location_kind(value) is kind
 
@@ -64,19 +67,22 @@ def test_local_paths_are_compared_after_normalisation(parts):
 
 
 def test_tables_in_either_spelling_are_one_place_and_gcs_names_are_literal():
-    assert canonical_location("lab-project:MNIST.Predict") == \
-        canonical_location("lab-project.MNIST.Predict")
+    assert canonical_location("lab-project:MNIST.Predict") == canonical_location(
+        "lab-project.MNIST.Predict"
+    )
     assert canonical_location("gs://b/x/./m") != canonical_location("gs://b/x/m")
-    check_distinct(("output", "lab-project:MNIST.Predict"),
-                   ("dead_letter", "lab-project:MNIST.Predict_errors"))
+    check_distinct(
+        ("output", "lab-project:MNIST.Predict"), ("dead_letter", "lab-project:MNIST.Predict_errors")
+    )
 
 
 def test_a_link_is_the_place_it_points_to(tmp_path):
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     with pytest.raises(ParameterError, match="--output2"):
-        check_distinct(("output", str(tmp_path / "real" / "o")),
-                       ("output2", str(tmp_path / "link" / "o")))
+        check_distinct(
+            ("output", str(tmp_path / "real" / "o")), ("output2", str(tmp_path / "link" / "o"))
+        )
 
 
 def test_credentials_are_not_asked_of_emulators_or_local_paths(monkeypatch):
@@ -85,27 +91,49 @@ def test_credentials_are_not_asked_of_emulators_or_local_paths(monkeypatch):
     checks.check_credentials("input", "data/x.csv")
 
 
-@pytest.mark.parametrize("args, unknown", [
-    (["--runner=DirectRunner", "--project=p", "--temp_location=gs://b/t",
-      "--experiments=use_runner_v2", "--sdk_container_image=i", "--labels=a=b",
-      "--service_account_email=x@y", "--staging_location=gs://b/s"], []),
-    (["--outptu=x"], ["--outptu=x"]),
-    (["--temp_locatio=gs://b/t"], ["--temp_locatio=gs://b/t"]),  # no abbreviations
-    (["stray"], ["stray"]),
-])
+@pytest.mark.parametrize(
+    "args, unknown",
+    [
+        (
+            [
+                "--runner=DirectRunner",
+                "--project=p",
+                "--temp_location=gs://b/t",
+                "--experiments=use_runner_v2",
+                "--sdk_container_image=i",
+                "--labels=a=b",
+                "--service_account_email=x@y",
+                "--staging_location=gs://b/s",
+            ],
+            [],
+        ),
+        (["--outptu=x"], ["--outptu=x"]),
+        (["--temp_locatio=gs://b/t"], ["--temp_locatio=gs://b/t"]),  # no abbreviations
+        (["stray"], ["stray"]),
+    ],
+)
 def test_unknown_options_are_what_beam_does_not_take(args, unknown):
     assert unknown_options(args) == unknown
 
 
-@pytest.mark.parametrize("runner, refused", [
-    ("PortableRunner", True), ("FlinkRunner", True), ("DirectRunner", False),
-    ("apache_beam.runners.direct.direct_runner.DirectRunner", False)])
+@pytest.mark.parametrize(
+    "runner, refused",
+    [
+        ("PortableRunner", True),
+        ("FlinkRunner", True),
+        ("DirectRunner", False),
+        ("apache_beam.runners.direct.direct_runner.DirectRunner", False),
+    ],
+)
 def test_stream_jobs_refuse_runners_without_a_pubsub_source(runner, refused, capsys):
     from pipelines.launch import parse
     from pipelines.mnist import stream
 
-    argv = ["--input=projects/lab-project/topics/in", "--output=projects/lab-project/topics/out",
-            f"--runner={runner}"]
+    argv = [
+        "--input=projects/lab-project/topics/in",
+        "--output=projects/lab-project/topics/out",
+        f"--runner={runner}",
+    ]
     if not refused:
         parse(stream.TEMPLATE, argv)
         return

@@ -25,33 +25,72 @@ def launch_cases(gcs_host):
     text = upload(gcs_host, "in/kinglear.txt", (REPO / "data" / "kinglear.txt").read_bytes())
     mnist_csv = upload(gcs_host, "in/mnist.csv", (REPO / "data" / "mnist_sample.csv").read_bytes())
     return {
-        "wordcount": ([f"--input={text}", f"--output=gs://{BUCKET}/result/wordcount"],
-                      {"Read", "Decode", "WriteDeadLetters", "CountWords", "Format", "Write"},
-                      "FNAPI_BATCH"),
-        "wordcount2": ([f"--input={text}", f"--output=gs://{BUCKET}/result/words",
-                        f"--output2=gs://{BUCKET}/result/letters"],
-                       {"Read", "Decode", "WriteDeadLetters", "ExtractWords", "CountAToFWords",
-                        "FormatWords", "WriteWords",
-                        "CountFirstCharacters", "FormatCharacters", "WriteCharacters"},
-                       "FNAPI_BATCH"),
-        "mnist_batch": ([f"--input={mnist_csv}", f"--output=gs://{BUCKET}/result/predict"],
-                        {"Read", "ParseImages", "PredictDigits", "WritePredictions",
-                         "MergeDeadLetters", "WriteDeadLetters"}, "FNAPI_BATCH"),
-        "mnist_stream": (["--input_subscription=projects/lab-project/subscriptions/mnist_image-sub",
-                          "--output=projects/lab-project/topics/mnist_predict",
-                          "--dead_letter=projects/lab-project/topics/mnist_dead_letter"],
-                         {"Read", "Classify", "Publish", "DeadLetters"}, "FNAPI_STREAMING"),
-        "pedestrian_depth": (["--input_subscription=projects/lab-project/subscriptions/"
-                              "camera_frames-sub",
-                              "--output=projects/lab-project/topics/pedestrian_depth",
-                              "--dead_letter=projects/lab-project/topics/pedestrian_dead_letter"],
-                             {"Read", "Detect", "Publish", "DeadLetters"}, "FNAPI_STREAMING"),
+        "wordcount": (
+            [f"--input={text}", f"--output=gs://{BUCKET}/result/wordcount"],
+            {"Read", "Decode", "WriteDeadLetters", "CountWords", "Format", "Write"},
+            "FNAPI_BATCH",
+        ),
+        "wordcount2": (
+            [
+                f"--input={text}",
+                f"--output=gs://{BUCKET}/result/words",
+                f"--output2=gs://{BUCKET}/result/letters",
+            ],
+            {
+                "Read",
+                "Decode",
+                "WriteDeadLetters",
+                "ExtractWords",
+                "CountAToFWords",
+                "FormatWords",
+                "WriteWords",
+                "CountFirstCharacters",
+                "FormatCharacters",
+                "WriteCharacters",
+            },
+            "FNAPI_BATCH",
+        ),
+        "mnist_batch": (
+            [f"--input={mnist_csv}", f"--output=gs://{BUCKET}/result/predict"],
+            {
+                "Read",
+                "ParseImages",
+                "PredictDigits",
+                "WritePredictions",
+                "MergeDeadLetters",
+                "WriteDeadLetters",
+            },
+            "FNAPI_BATCH",
+        ),
+        "mnist_stream": (
+            [
+                "--input_subscription=projects/lab-project/subscriptions/mnist_image-sub",
+                "--output=projects/lab-project/topics/mnist_predict",
+                "--dead_letter=projects/lab-project/topics/mnist_dead_letter",
+            ],
+            {"Read", "Classify", "Publish", "DeadLetters"},
+            "FNAPI_STREAMING",
+        ),
+        "pedestrian_depth": (
+            [
+                "--input_subscription=projects/lab-project/subscriptions/camera_frames-sub",
+                "--output=projects/lab-project/topics/pedestrian_depth",
+                "--dead_letter=projects/lab-project/topics/pedestrian_dead_letter",
+            ],
+            {"Read", "Detect", "Publish", "DeadLetters"},
+            "FNAPI_STREAMING",
+        ),
     }
 
 
 # Anything here would make workers install packages at start, which the image exists to avoid.
-INSTALLED_AT_START = ("requirements.txt", "workflow.tar.gz", "dataflow_python_sdk.tar",
-                      "extra_packages.txt", "setup.py")
+INSTALLED_AT_START = (
+    "requirements.txt",
+    "workflow.tar.gz",
+    "dataflow_python_sdk.tar",
+    "extra_packages.txt",
+    "setup.py",
+)
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
@@ -84,7 +123,8 @@ def required_only(name: str, parameters: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_console_launch_with_only_required_parameters_gets_the_spec_defaults(
-        name, gcs_emulator, tmp_path):
+    name, gcs_emulator, tmp_path
+):
     """A console launch names the spec and fills in the required parameters, nothing else:
     the service account, locations, worker cap, labels and Streaming Engine all come from
     the registered spec's defaultEnvironment, which the launcher hands the job."""
@@ -94,7 +134,8 @@ def test_console_launch_with_only_required_parameters_gets_the_spec_defaults(
     if not samples.exists():
         samples.create()
         samples.blob("shakespeare/kinglear.txt").upload_from_string(
-            (REPO / "data" / "kinglear.txt").read_bytes())
+            (REPO / "data" / "kinglear.txt").read_bytes()
+        )
     parameters = required_only(name, launch_cases(gcs_emulator)[name][0])
     job = simulate_launch(gcs_emulator, name, parameters, environment=environment_options(spec))
 
@@ -104,8 +145,10 @@ def test_console_launch_with_only_required_parameters_gets_the_spec_defaults(
     assert environment["tempStoragePrefix"].startswith(f"storage.googleapis.com/{BUCKET}/temp/")
     assert {p["location"].split("/")[2] for p in job.worker_pool["packages"]} == {"staging"}
     assert job.worker_pool["autoscalingSettings"]["maxNumWorkers"] == 2
-    assert job.request["labels"] == {"template": name, "tag": spec["defaultEnvironment"][
-        "additionalUserLabels"]["tag"]}
+    assert job.request["labels"] == {
+        "template": name,
+        "tag": spec["defaultEnvironment"]["additionalUserLabels"]["tag"],
+    }
     streaming = job_module(name).TEMPLATE.streaming
     assert ("enable_streaming_engine" in environment["experiments"]) is streaming
     assert job.container_images == {image_uri(name)}
@@ -116,6 +159,12 @@ def test_stream_time_limit_reaches_dataflow_as_a_service_option(name, gcs_emulat
     # ops/flex run passes it with --additional-pipeline-options; the job must accept it
     # (it refuses unknown options) and hand it on, or the limit would silently not exist.
     parameters = required_only(name, launch_cases(gcs_emulator)[name][0])
-    job = simulate_launch(gcs_emulator, name, [
-        *parameters, "--dataflow_service_options=max_workflow_runtime_walltime_seconds=14400"])
-    assert "max_workflow_runtime_walltime_seconds=14400" in job.request["environment"]["serviceOptions"]
+    job = simulate_launch(
+        gcs_emulator,
+        name,
+        [*parameters, "--dataflow_service_options=max_workflow_runtime_walltime_seconds=14400"],
+    )
+    assert (
+        "max_workflow_runtime_walltime_seconds=14400"
+        in job.request["environment"]["serviceOptions"]
+    )

@@ -19,8 +19,10 @@ from pipelines.local_pubsub import (
 
 
 def received(*ids):
-    return [SimpleNamespace(ack_id=f"ack-{i}", message=SimpleNamespace(message_id=i, data=b"x"))
-            for i in ids]
+    return [
+        SimpleNamespace(ack_id=f"ack-{i}", message=SimpleNamespace(message_id=i, data=b"x"))
+        for i in ids
+    ]
 
 
 class FakeSubscriber:
@@ -76,8 +78,7 @@ def test_pulls_pause_when_stopping_and_hand_back_what_a_late_pull_brings():
     ledger.holding = True
     ledger.stopping = True
     fake = FakeSubscriber(received("1"))
-    assert list(_LocalSubscriber(fake, 100, ledger).pull(subscription="s").received_messages) \
-        == []
+    assert list(_LocalSubscriber(fake, 100, ledger).pull(subscription="s").received_messages) == []
     assert fake.pulls == []  # did not even ask
 
 
@@ -111,8 +112,7 @@ def test_publishing_acknowledges_the_inputs_answered():
     ledger.holding = True
     subscriber = FakeSubscriber()
     ledger.hold(subscriber, "s", received("a", "b"))
-    out = [PubsubMessage(b"x", {"data": "attribute names are free", "topic": "t"},
-                         message_id="a")]
+    out = [PubsubMessage(b"x", {"data": "attribute names are free", "topic": "t"}, message_id="a")]
     publish_and_acknowledge(FakePublisher(), "projects/p/topics/out", out, ledger)
     assert subscriber.acks == ["ack-a"] and ledger.held_count() == 1
 
@@ -124,9 +124,12 @@ def test_a_refused_publish_acknowledges_nothing_and_names_the_topic():
     subscriber = FakeSubscriber()
     ledger.hold(subscriber, "s", received("a"))
     with pytest.raises(PublishFailed, match="cannot publish to projects/p/topics/out: NotFound"):
-        publish_and_acknowledge(FakePublisher(NotFound("Topic not found")),
-                                "projects/p/topics/out",
-                                [PubsubMessage(b"x", {}, message_id="a")], ledger)
+        publish_and_acknowledge(
+            FakePublisher(NotFound("Topic not found")),
+            "projects/p/topics/out",
+            [PubsubMessage(b"x", {}, message_id="a")],
+            ledger,
+        )
     assert subscriber.acks == [] and ledger.held_count() == 1
 
 
@@ -152,8 +155,12 @@ def test_pulls_pause_while_too_many_bytes_are_unanswered(monkeypatch):
 def test_a_message_pub_sub_would_refuse_is_not_published_locally_either():
     publisher = FakePublisher()
     with pytest.raises(PublishFailed, match="would refuse a message: 101 attributes"):
-        publish_and_acknowledge(publisher, "projects/p/topics/out", [
-            PubsubMessage(b"x", {str(i): "" for i in range(101)}, message_id="a")], AckLedger())
+        publish_and_acknowledge(
+            publisher,
+            "projects/p/topics/out",
+            [PubsubMessage(b"x", {str(i): "" for i in range(101)}, message_id="a")],
+            AckLedger(),
+        )
     assert publisher.requests == []
 
 

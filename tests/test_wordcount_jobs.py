@@ -26,9 +26,20 @@ def source_text(name, tmp_path):
 
 
 def beams_own_wordcount(input_path, output_prefix):
-    subprocess.run([sys.executable, "-m", "apache_beam.examples.wordcount",
-                    "--input", str(input_path), "--output", str(output_prefix)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "apache_beam.examples.wordcount",
+            "--input",
+            str(input_path),
+            "--output",
+            str(output_prefix),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return read_shards(output_prefix)
 
 
@@ -47,15 +58,23 @@ def expected_wordcount2(text):
     words = [w.lower() for w in re.findall(r"[\w']+", text)]
     a_to_f = collections.Counter(w for w in words if "a" <= w[0] <= "f")
     letters = collections.Counter(w[0] for w in words)
-    return ({f"{w}: {n}" for w, n in a_to_f.items()},
-            {f"{c}: {n}" for c, n in letters.items()})
+    return ({f"{w}: {n}" for w, n in a_to_f.items()}, {f"{c}: {n}" for c, n in letters.items()})
 
 
 @pytest.mark.parametrize("text", ["kinglear", "unicode"])
 def test_wordcount2_matches_an_independent_count(tmp_path, text):
     source = source_text(text, tmp_path)
-    run_template("wordcount2", ["--input", str(source), "--output", str(tmp_path / "words"),
-                                "--output2", str(tmp_path / "letters")])
+    run_template(
+        "wordcount2",
+        [
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "words"),
+            "--output2",
+            str(tmp_path / "letters"),
+        ],
+    )
     want_words, want_letters = expected_wordcount2(source.read_text(encoding="utf-8"))
     assert set(read_shards(tmp_path / "words")) == want_words
     assert set(read_shards(tmp_path / "letters")) == want_letters
@@ -66,13 +85,16 @@ def test_wordcount2_matches_an_independent_count(tmp_path, text):
         assert {"é: 1", "ç: 1", "ñ: 1", "': 1", "東: 1"} <= want_letters
 
 
-@pytest.mark.parametrize("args, parameter", [
-    ([], "--output"),
-    (["--output", "gs://bucket/result/"], "--output"),
-    (["--output", "s3://bucket/result/out"], "--output"),
-    (["--output", "gs://Bad_Bucket!/out"], "--output"),
-    (["--input", "does/not/exist-*.txt", "--output", "OUT"], "--input"),
-])
+@pytest.mark.parametrize(
+    "args, parameter",
+    [
+        ([], "--output"),
+        (["--output", "gs://bucket/result/"], "--output"),
+        (["--output", "s3://bucket/result/out"], "--output"),
+        (["--output", "gs://Bad_Bucket!/out"], "--output"),
+        (["--input", "does/not/exist-*.txt", "--output", "OUT"], "--input"),
+    ],
+)
 def test_bad_parameters_fail_fast_with_one_line(tmp_path, args, parameter):
     args = [a.replace("OUT", str(tmp_path / "o")) for a in args]
     completed = run_template("wordcount", args, check=False, timeout=120)
@@ -84,17 +106,39 @@ def test_bad_parameters_fail_fast_with_one_line(tmp_path, args, parameter):
 
 
 def test_wordcount2_rejects_a_local_output_on_dataflow(tmp_path):
-    completed = run_template("wordcount2", [
-        "--runner", "DataflowRunner", "--input", str(REPO / "data" / "kinglear.txt"),
-        "--output", str(tmp_path / "a"), "--output2", "gs://bucket/b"], check=False, timeout=120)
+    completed = run_template(
+        "wordcount2",
+        [
+            "--runner",
+            "DataflowRunner",
+            "--input",
+            str(REPO / "data" / "kinglear.txt"),
+            "--output",
+            str(tmp_path / "a"),
+            "--output2",
+            "gs://bucket/b",
+        ],
+        check=False,
+        timeout=120,
+    )
     assert completed.returncode == 2
     assert "--output: expected a gs:// path" in completed.stderr
 
 
 def test_wordcount2_refuses_one_output_spelled_two_ways(tmp_path):
-    completed = run_template("wordcount2", [
-        "--input", str(REPO / "data" / "kinglear.txt"), "--output", str(tmp_path / "x" / "m"),
-        "--output2", str(tmp_path / "x" / "." / "m")], check=False, timeout=120)
+    completed = run_template(
+        "wordcount2",
+        [
+            "--input",
+            str(REPO / "data" / "kinglear.txt"),
+            "--output",
+            str(tmp_path / "x" / "m"),
+            "--output2",
+            str(tmp_path / "x" / "." / "m"),
+        ],
+        check=False,
+        timeout=120,
+    )
     assert completed.returncode == 2
     assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
     assert "--output2: must differ from --output" in completed.stderr
@@ -131,14 +175,18 @@ def test_wordcount_counts_awkward_text_and_dead_letters_bad_lines(tmp_path, name
     source.write_bytes(AWKWARD_FILES[name])
     run_template("wordcount", ["--input", str(source), "--output", str(tmp_path / "out")])
     words = collections.Counter(
-        w for line in independent_lines(AWKWARD_FILES[name]) for w in re.findall(r"[\w']+", line))
+        w for line in independent_lines(AWKWARD_FILES[name]) for w in re.findall(r"[\w']+", line)
+    )
     assert sorted(read_shards(tmp_path / "out")) == sorted(f"{w}: {n}" for w, n in words.items())
     if name == "latin1":
         assert {"caf: 1", "café: 1", "The: 1", "naïve: 1"} <= set(read_shards(tmp_path / "out"))
-        assert dead_letters(tmp_path / "out") == [{
-            "Error": f"not UTF-8: byte 0xE9 at offset 7 of the line starting at byte 0 of "
-                     f"{source}",
-            "Row": "The caf\\xe9 is open"}]
+        assert dead_letters(tmp_path / "out") == [
+            {
+                "Error": f"not UTF-8: byte 0xE9 at offset 7 of the line starting at byte 0 of "
+                f"{source}",
+                "Row": "The caf\\xe9 is open",
+            }
+        ]
     else:
         assert not list(tmp_path.glob("out_errors*")), "no dead-letter file when all is well"
 
@@ -147,10 +195,20 @@ def test_wordcount_counts_awkward_text_and_dead_letters_bad_lines(tmp_path, name
 def test_wordcount2_counts_awkward_text_and_dead_letters_bad_lines(tmp_path, name):
     source = tmp_path / f"{name}.txt"
     source.write_bytes(AWKWARD_FILES[name])
-    run_template("wordcount2", ["--input", str(source), "--output", str(tmp_path / "words"),
-                                "--output2", str(tmp_path / "letters")])
+    run_template(
+        "wordcount2",
+        [
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "words"),
+            "--output2",
+            str(tmp_path / "letters"),
+        ],
+    )
     want_words, want_letters = expected_wordcount2(
-        "\n".join(independent_lines(AWKWARD_FILES[name])))
+        "\n".join(independent_lines(AWKWARD_FILES[name]))
+    )
     assert set(read_shards(tmp_path / "words")) == want_words
     assert set(read_shards(tmp_path / "letters")) == want_letters
     errors = dead_letters(tmp_path / "words")

@@ -28,8 +28,12 @@ def step(title: str) -> None:
 
 def run_template(name: str, *args: str) -> None:
     started = time.monotonic()
-    completed = subprocess.run([sys.executable, str(REPO / "templates" / f"{name}.py"), *args],
-                               cwd=REPO, capture_output=True, text=True)
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "templates" / f"{name}.py"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     if completed.returncode != 0:
         sys.exit(f"{name} failed:\n{completed.stderr[-4000:]}")
     print(f"{name}: done in {time.monotonic() - started:.1f} s")
@@ -43,9 +47,17 @@ def stream_job(name: str, source: str, sink: str, log_path: Path):
 
     with open(log_path, "wb") as log:
         job = subprocess.Popen(
-            [sys.executable, str(REPO / "templates" / f"{name}.py"),
-             f"--input={source}", f"--output={sink}"],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                str(REPO / "templates" / f"{name}.py"),
+                f"--input={source}",
+                f"--output={sink}",
+            ],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         try:
             wait_for_subscriber(source, timeout=180)
             yield job
@@ -55,8 +67,11 @@ def stream_job(name: str, source: str, sink: str, log_path: Path):
 
 
 def shard_lines(prefix: Path) -> list[str]:
-    return [line for shard in sorted(prefix.parent.glob(prefix.name + "-*-of-*"))
-            for line in shard.read_text(encoding="utf-8").splitlines()]
+    return [
+        line
+        for shard in sorted(prefix.parent.glob(prefix.name + "-*-of-*"))
+        for line in shard.read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def top(lines: list[str], count: int) -> str:
@@ -71,8 +86,15 @@ def word_counts(out: Path) -> None:
     print(f"{len(lines)} distinct words; most frequent: {top(lines, 8)}")
 
     step("wordcount2: two outputs from one read")
-    run_template("wordcount2", "--input", "data/kinglear.txt", "--output", str(out / "a_to_f"),
-                 "--output2", str(out / "first_letters"))
+    run_template(
+        "wordcount2",
+        "--input",
+        "data/kinglear.txt",
+        "--output",
+        str(out / "a_to_f"),
+        "--output2",
+        str(out / "first_letters"),
+    )
     print(f"words a-f, most frequent: {top(shard_lines(out / 'a_to_f'), 8)}")
     print(f"first letters: {top(shard_lines(out / 'first_letters'), 8)}")
 
@@ -80,8 +102,12 @@ def word_counts(out: Path) -> None:
 def mnist_batch(out: Path) -> None:
     step("mnist_batch: 200 images of the MNIST test set, plus two bad rows")
     source = out / "mnist_with_bad_rows.csv"
-    source.write_text((REPO / "data" / "mnist_sample.csv").read_text()
-                      + '9001,"0.0,0.5"\n9002,"' + ",".join(["1.5"] * 784) + '"\n')
+    source.write_text(
+        (REPO / "data" / "mnist_sample.csv").read_text()
+        + '9001,"0.0,0.5"\n9002,"'
+        + ",".join(["1.5"] * 784)
+        + '"\n'
+    )
     run_template("mnist_batch", "--input", str(source), "--output", str(out / "predict"))
     with open(REPO / "data" / "mnist_sample_labels.csv") as handle:
         labels = {int(r["ID"]): int(r["Label"]) for r in csv.DictReader(handle)}
@@ -103,7 +129,8 @@ def mnist_stream(out: Path) -> None:
         with stream_job("mnist_stream", images, predict, out / "mnist_stream.log"):
             rows = list(mnist_producer.read_rows(REPO / "data" / "mnist_sample.csv", 30))
             published = mnist_producer.publish(
-                images, (mnist_producer.encode(r) for r in rows), rate=10)
+                images, (mnist_producer.encode(r) for r in rows), rate=10
+            )
             print(f"published {published} images to {images} (emulator at {host})")
             seen = []
             print(f"{'ID':>8}  digit  confidence")
@@ -116,8 +143,12 @@ def mnist_stream(out: Path) -> None:
             mnist_consumer.receive(predict_sub, limit=published, timeout=60, on_message=show)
             grid = out / "mnist_stream.png"
             mnist_consumer.draw_grid(
-                seen, mnist_consumer.load_images(REPO / "data" / "mnist_sample.csv",
-                                                 {i for i, _, _ in seen}), grid)
+                seen,
+                mnist_consumer.load_images(
+                    REPO / "data" / "mnist_sample.csv", {i for i, _, _ in seen}
+                ),
+                grid,
+            )
             print(f"received {len(seen)} predictions; picture: {grid}")
 
 
@@ -141,8 +172,7 @@ def pedestrian_depth(out: Path) -> None:
         depth, depth_sub = emulator.create_topic_with_subscription("pedestrian_depth")
         with stream_job("pedestrian_depth", camera, depth, out / "pedestrian_depth.log"):
             paths = frame_producer.list_frames(frames)
-            published = frame_producer.publish(
-                camera, frame_producer.frame_messages(paths), rate=2)
+            published = frame_producer.publish(camera, frame_producer.frame_messages(paths), rate=2)
             print(f"published {published} frames to {camera}")
             drawn = out / "pedestrians"
             drawn.mkdir(exist_ok=True)

@@ -15,8 +15,8 @@ import argparse
 import csv
 import math
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,23 +37,27 @@ class Sample:
     distance_m: float
 
 
-def load_labels(path) -> List[Sample]:
+def load_labels(path) -> list[Sample]:
     samples = []
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             dx = float(row["pedestrian_Location_X"]) - float(row["Car1_Location_X"])
             dy = float(row["pedestrian_Location_Y"]) - float(row["Car1_Location_Y"])
-            samples.append(Sample(
-                name=row.get("Occluded_Image_View") or row.get("Timestamp", ""),
-                box=tuple(float(row[c]) for c in BOX_COLUMNS),
-                distance_m=math.hypot(dx, dy)))
+            samples.append(
+                Sample(
+                    name=row.get("Occluded_Image_View") or row.get("Timestamp", ""),
+                    box=tuple(float(row[c]) for c in BOX_COLUMNS),
+                    distance_m=math.hypot(dx, dy),
+                )
+            )
     if not samples:
         raise ValueError(f"{path}: no labelled rows")
     return samples
 
 
-def predict(params: Sequence[float], boxes: np.ndarray, cut: np.ndarray,
-            base: CameraModel) -> np.ndarray:
+def predict(
+    params: Sequence[float], boxes: np.ndarray, cut: np.ndarray, base: CameraModel
+) -> np.ndarray:
     """Vectorised `CameraModel.distance` for a fixed cut/whole split (nan where undefined)."""
     f, v0, hc, off = params
     x1, y1, x2, y2 = boxes.T
@@ -99,7 +103,8 @@ def levenberg_marquardt(params, residuals, weights, iterations=200):
             c_new = _cost(r_new, weights)
             if c_new < cost:
                 converged = cost - c_new <= 1e-15 * max(cost, 1e-300) or np.all(
-                    np.abs(delta) <= 1e-12 * np.maximum(1.0, np.abs(p)))
+                    np.abs(delta) <= 1e-12 * np.maximum(1.0, np.abs(p))
+                )
                 p, r, cost, lam = candidate, r_new, c_new, max(lam / 3, 1e-12)
                 improved = True
                 break
@@ -149,8 +154,11 @@ def fit_params(boxes, distances, cut, base: CameraModel, loss="huber", huber_m=H
         if not np.all(np.isfinite(r)):
             continue
         a = np.abs(r)
-        total = float(np.sum(np.where(a <= huber_m, 0.5 * a * a, huber_m * (a - 0.5 * huber_m)))
-                      if loss == "huber" else np.sum(a * a))
+        total = float(
+            np.sum(np.where(a <= huber_m, 0.5 * a * a, huber_m * (a - 0.5 * huber_m)))
+            if loss == "huber"
+            else np.sum(a * a)
+        )
         if total < best_cost:
             best, best_cost = p, total
     if best is None:
@@ -158,9 +166,13 @@ def fit_params(boxes, distances, cut, base: CameraModel, loss="huber", huber_m=H
     return best
 
 
-def fit_camera(samples: Sequence[Sample], base: Optional[CameraModel] = None,
-               loss: str = "huber", huber_m: float = HUBER_M,
-               max_rounds: int = 5) -> CameraModel:
+def fit_camera(
+    samples: Sequence[Sample],
+    base: CameraModel | None = None,
+    loss: str = "huber",
+    huber_m: float = HUBER_M,
+    max_rounds: int = 5,
+) -> CameraModel:
     """Fit a CameraModel whose `distance()` matches the samples' true distances.
 
     Which cue a box uses depends on the constants (a low head means the feet are out of
@@ -197,9 +209,11 @@ def evaluate(model: CameraModel, samples: Iterable[Sample]) -> dict:
     summary = {}
     for kind, e in errors.items():
         e = np.asarray(e)
-        summary[kind] = {"n": int(e.size),
-                         "mean": float(e.mean()) if e.size else float("nan"),
-                         "max": float(e.max()) if e.size else float("nan")}
+        summary[kind] = {
+            "n": int(e.size),
+            "mean": float(e.mean()) if e.size else float("nan"),
+            "max": float(e.max()) if e.size else float("nan"),
+        }
     summary["no_estimate"] = missing
     return summary
 
@@ -208,9 +222,11 @@ def format_report(model: CameraModel, summary: dict) -> str:
     lines = ["Fitted constants (pipelines/pedestrian/geometry.py):"]
     for name in PARAMS:
         lines.append(f"  {name:18s} = {getattr(model, name):.4g}")
-    lines.append(f"  (pedestrian_height_m = {model.pedestrian_height_m}, image "
-                 f"{model.image_width}x{model.image_height}, bottom_margin_px = "
-                 f"{model.bottom_margin_px})")
+    lines.append(
+        f"  (pedestrian_height_m = {model.pedestrian_height_m}, image "
+        f"{model.image_width}x{model.image_height}, bottom_margin_px = "
+        f"{model.bottom_margin_px})"
+    )
     lines.append("")
     lines.append(f"{'estimate':10s} {'boxes':>5s} {'mean |err| m':>13s} {'max |err| m':>12s}")
     for kind in ("all", HEIGHT, HEAD_TOP):
@@ -224,13 +240,25 @@ def format_report(model: CameraModel, summary: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", required=True, help="the lab's Labels.csv")
-    parser.add_argument("--loss", choices=("huber", "linear"), default="huber",
-                        help="huber: least squares reweighted so outlier labels count "
-                             "linearly (default); linear: plain least squares")
-    parser.add_argument("--huber-m", type=float, default=HUBER_M,
-                        help="residual (m) beyond which the huber loss is linear")
-    parser.add_argument("--bottom-margin", type=float, default=None,
-                        help="rows from the frame bottom within which a box counts as cut")
+    parser.add_argument(
+        "--loss",
+        choices=("huber", "linear"),
+        default="huber",
+        help="huber: least squares reweighted so outlier labels count "
+        "linearly (default); linear: plain least squares",
+    )
+    parser.add_argument(
+        "--huber-m",
+        type=float,
+        default=HUBER_M,
+        help="residual (m) beyond which the huber loss is linear",
+    )
+    parser.add_argument(
+        "--bottom-margin",
+        type=float,
+        default=None,
+        help="rows from the frame bottom within which a box counts as cut",
+    )
     parser.add_argument("--pedestrian-height", type=float, default=None)
     args = parser.parse_args(argv)
 

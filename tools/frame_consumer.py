@@ -40,8 +40,9 @@ def count_text(count: int) -> str:
 def describe(result: dict) -> list[str]:
     """The lines printed for one result message."""
     found = result["pedestrians"]
-    lines = [f"{result['name']}  {result.get('width')}x{result.get('height')}  "
-             f"{count_text(len(found))}"]
+    lines = [
+        f"{result['name']}  {result.get('width')}x{result.get('height')}  {count_text(len(found))}"
+    ]
     lines += [f"    {describe_pedestrian(p)}" for p in found]
     return lines
 
@@ -64,8 +65,11 @@ def draw(result: dict, frame_path: Path, out_path: Path) -> None:
     line = max(2, round(4 * scale))
     font = ImageFont.load_default(size=max(12, round(36 * scale)))
     if (result.get("width"), result.get("height")) not in ((None, None), image.size):
-        print(f"warning: {frame_path} is {image.width}x{image.height}, the result says "
-              f"{result.get('width')}x{result.get('height')}", file=sys.stderr)
+        print(
+            f"warning: {frame_path} is {image.width}x{image.height}, the result says "
+            f"{result.get('width')}x{result.get('height')}",
+            file=sys.stderr,
+        )
     for pedestrian in result["pedestrians"]:
         x1, y1, x2, y2 = (int(v) for v in pedestrian["box"])
         canvas.rectangle((x1, y1, x2 - 1, y2 - 1), outline=BOX_COLOUR, width=line)
@@ -79,8 +83,14 @@ def draw(result: dict, frame_path: Path, out_path: Path) -> None:
         canvas.rectangle((lx, ly, lx + width, ly + height), fill=BOX_COLOUR)
         canvas.text((lx + pad - left, ly + pad - top), text, fill=TEXT_COLOUR, font=font)
     caption = f"{result['name']}: {count_text(len(result['pedestrians']))}"
-    canvas.text((line * 3, line * 3), caption, fill=TEXT_COLOUR, font=font,
-                stroke_width=max(1, line // 2), stroke_fill=(0, 0, 0))
+    canvas.text(
+        (line * 3, line * 3),
+        caption,
+        fill=TEXT_COLOUR,
+        font=font,
+        stroke_width=max(1, line // 2),
+        stroke_fill=(0, 0, 0),
+    )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     image.save(out_path, format="PNG")
 
@@ -93,16 +103,21 @@ def drawn_path(out_dir: Path, name: str) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_project_argument(parser)
-    parser.add_argument("--subscription", default="pedestrian_depth-sub",
-                        help="subscription name or projects/P/subscriptions/S "
-                             "(default: pedestrian_depth-sub)")
+    parser.add_argument(
+        "--subscription",
+        default="pedestrian_depth-sub",
+        help="subscription name or projects/P/subscriptions/S (default: pedestrian_depth-sub)",
+    )
     parser.add_argument("--limit", type=int, help="stop after this many results")
-    parser.add_argument("--timeout", type=float,
-                        help="stop after this many seconds without a message")
-    parser.add_argument("--frames", type=Path,
-                        help="the folder the producer published (for --draw)")
-    parser.add_argument("--draw", type=Path,
-                        help="write each frame with its boxes and distances to this folder")
+    parser.add_argument(
+        "--timeout", type=float, help="stop after this many seconds without a message"
+    )
+    parser.add_argument(
+        "--frames", type=Path, help="the folder the producer published (for --draw)"
+    )
+    parser.add_argument(
+        "--draw", type=Path, help="write each frame with its boxes and distances to this folder"
+    )
     args = parser.parse_args(argv)
     if args.draw and not args.frames:
         parser.error("--draw needs --frames, the folder the frames came from")

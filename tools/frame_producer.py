@@ -17,8 +17,8 @@ import argparse
 import base64
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from tools.mnist_producer import publish, stop_cleanly_on_signals  # the same paced publish
 from tools.pubsub_cli import Progress, add_project_argument, resource_path
@@ -31,30 +31,36 @@ MAX_MESSAGE_BYTES = 10_000_000
 
 def list_frames(folder: Path) -> list[Path]:
     """The PNG and JPEG files directly in `folder`, in name order."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
+    return sorted(
+        p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES
+    )
 
 
 def encode_frame(name: str, image: bytes, as_json: bool = False) -> tuple[bytes, dict]:
     """(message data, attributes) of one frame."""
     if as_json:
-        data = json.dumps({"name": name, "image": base64.b64encode(image).decode("ascii")},
-                          separators=(",", ":")).encode("utf-8")
+        data = json.dumps(
+            {"name": name, "image": base64.b64encode(image).decode("ascii")}, separators=(",", ":")
+        ).encode("utf-8")
     else:
         data = image
     return data, {NAME_ATTRIBUTE: name}
 
 
-def frame_messages(paths: Iterable[Path], as_json: bool = False,
-                   repeat: int = 1) -> Iterator[tuple[bytes, dict]]:
+def frame_messages(
+    paths: Iterable[Path], as_json: bool = False, repeat: int = 1
+) -> Iterator[tuple[bytes, dict]]:
     """Messages for `paths`, `repeat` times over; read lazily, one file at a time."""
     for _ in range(repeat):
         for path in paths:
             data, attributes = encode_frame(path.name, path.read_bytes(), as_json)
             size = len(data) + sum(len(k) + len(v.encode()) for k, v in attributes.items())
             if size > MAX_MESSAGE_BYTES:
-                print(f"skipping {path}: {size} bytes, over Pub/Sub's limit of "
-                      f"{MAX_MESSAGE_BYTES} bytes per message", file=sys.stderr)
+                print(
+                    f"skipping {path}: {size} bytes, over Pub/Sub's limit of "
+                    f"{MAX_MESSAGE_BYTES} bytes per message",
+                    file=sys.stderr,
+                )
                 continue
             yield data, attributes
 
@@ -62,16 +68,31 @@ def frame_messages(paths: Iterable[Path], as_json: bool = False,
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_project_argument(parser)
-    parser.add_argument("--topic", default="camera_frames",
-                        help="topic name or projects/P/topics/T (default: camera_frames)")
-    parser.add_argument("--folder", type=Path, required=True,
-                        help="folder of .png/.jpg/.jpeg frames, published in name order")
-    parser.add_argument("--rate", type=float, default=1.0,
-                        help="frames per second; 0 = as fast as possible (default: 1)")
-    parser.add_argument("--json", action="store_true",
-                        help='publish {"name": ..., "image": <base64>} JSON instead of raw bytes')
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="publish the folder this many times (default: 1)")
+    parser.add_argument(
+        "--topic",
+        default="camera_frames",
+        help="topic name or projects/P/topics/T (default: camera_frames)",
+    )
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        required=True,
+        help="folder of .png/.jpg/.jpeg frames, published in name order",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        help="frames per second; 0 = as fast as possible (default: 1)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='publish {"name": ..., "image": <base64>} JSON instead of raw bytes',
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="publish the folder this many times (default: 1)"
+    )
     parser.add_argument("--limit", type=int, help="publish at most this many frames")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():

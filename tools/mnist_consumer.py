@@ -95,12 +95,16 @@ def grid_size(count: int, columns: int = 8, scale: int = 3) -> tuple[int, int]:
     tile = 28 * scale
     columns = max(1, min(columns, count))
     rows = max(1, -(-count // columns))
-    return (_PAD + columns * (tile + _PAD),
-            _LEGEND + _PAD + rows * (tile + _CAPTION + _PAD))
+    return (_PAD + columns * (tile + _PAD), _LEGEND + _PAD + rows * (tile + _CAPTION + _PAD))
 
 
-def draw_grid(predictions: list[tuple[int, int, float]], images: dict, path: Path,
-              columns: int = 8, scale: int = 3) -> None:
+def draw_grid(
+    predictions: list[tuple[int, int, float]],
+    images: dict,
+    path: Path,
+    columns: int = 8,
+    scale: int = 3,
+) -> None:
     """A PNG of the digits in a grid; under each, the predicted digit in large type, its
     confidence, and the image ID. Predictions under 90% confidence are red."""
     from PIL import Image, ImageDraw
@@ -110,8 +114,12 @@ def draw_grid(predictions: list[tuple[int, int, float]], images: dict, path: Pat
     sheet = Image.new("RGB", grid_size(len(predictions), columns, scale), "white")
     draw = ImageDraw.Draw(sheet)
     big, small = _font(_DIGIT_FONT), _font(_SMALL_FONT)
-    draw.text((_PAD, _PAD // 2), f"predicted digit, confidence, ID "
-              f"(red: under {CONFIDENT:.0%})", fill="dimgray", font=small)
+    draw.text(
+        (_PAD, _PAD // 2),
+        f"predicted digit, confidence, ID (red: under {CONFIDENT:.0%})",
+        fill="dimgray",
+        font=small,
+    )
     for index, (image_id, digit, confidence) in enumerate(predictions):
         x = _PAD + (index % columns) * (tile + _PAD)
         y = _LEGEND + _PAD + (index // columns) * (tile + _CAPTION + _PAD)
@@ -119,30 +127,39 @@ def draw_grid(predictions: list[tuple[int, int, float]], images: dict, path: Pat
         pixels = images.get(image_id)
         if pixels is not None:
             ink = (255 - pixels.reshape(28, 28) * 255).clip(0, 255).astype("uint8")
-            sheet.paste(Image.fromarray(ink).resize((tile, tile), Image.NEAREST).convert("RGB"),
-                        (x, y))
+            sheet.paste(
+                Image.fromarray(ink).resize((tile, tile), Image.NEAREST).convert("RGB"), (x, y)
+            )
         else:
-            draw.text((x + tile // 2, y + tile // 2), "no image", fill="gray", font=small,
-                      anchor="mm")
-        draw.rectangle((x - 1, y - 1, x + tile, y + tile),
-                       outline="lightgray" if colour == "black" else "red")
+            draw.text(
+                (x + tile // 2, y + tile // 2), "no image", fill="gray", font=small, anchor="mm"
+            )
+        draw.rectangle(
+            (x - 1, y - 1, x + tile, y + tile), outline="lightgray" if colour == "black" else "red"
+        )
         draw.text((x, y + tile + 4), str(digit), fill=colour, font=big)
-        draw.text((x + _DIGIT_FONT, y + tile + 4 + (_DIGIT_FONT - _SMALL_FONT)),
-                  f"{confidence:.1%}", fill=colour, font=small)
-        draw.text((x, y + tile + 6 + _DIGIT_FONT), f"ID {image_id}", fill="dimgray",
-                  font=small)
+        draw.text(
+            (x + _DIGIT_FONT, y + tile + 4 + (_DIGIT_FONT - _SMALL_FONT)),
+            f"{confidence:.1%}",
+            fill=colour,
+            font=small,
+        )
+        draw.text((x, y + tile + 6 + _DIGIT_FONT), f"ID {image_id}", fill="dimgray", font=small)
     sheet.save(path)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_project_argument(parser)
-    parser.add_argument("--subscription", default="mnist_predict-sub",
-                        help="subscription name or projects/P/subscriptions/S "
-                             "(default: mnist_predict-sub)")
+    parser.add_argument(
+        "--subscription",
+        default="mnist_predict-sub",
+        help="subscription name or projects/P/subscriptions/S (default: mnist_predict-sub)",
+    )
     parser.add_argument("--limit", type=int, help="stop after this many predictions")
-    parser.add_argument("--timeout", type=float,
-                        help="stop after this many seconds without a message")
+    parser.add_argument(
+        "--timeout", type=float, help="stop after this many seconds without a message"
+    )
     parser.add_argument("--grid", type=Path, help="write a PNG grid of the digits here")
     parser.add_argument("--csv", type=Path, help="the CSV the producer published (for --grid)")
     args = parser.parse_args(argv)

@@ -15,8 +15,8 @@ import csv
 import json
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from tools.pubsub_cli import Pacer, Progress, add_project_argument, resource_path
 
@@ -35,8 +35,9 @@ def encode(row: dict) -> bytes:
     return json.dumps(row, separators=(",", ":")).encode("utf-8")
 
 
-def publish(topic: str, messages, rate: float, *, progress: Progress | None = None,
-            publisher=None) -> int:
+def publish(
+    topic: str, messages, rate: float, *, progress: Progress | None = None, publisher=None
+) -> int:
     """Publishes `messages` (bytes, or (bytes, attributes)) at `rate` per second; returns
     how many the service acknowledged. Stops early, cleanly, on Ctrl-C."""
     futures = []
@@ -76,16 +77,29 @@ def stop_cleanly_on_signals() -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_project_argument(parser)
-    parser.add_argument("--topic", default="mnist_image",
-                        help="topic name or projects/P/topics/T (default: mnist_image)")
-    parser.add_argument("--csv", type=Path, default=Path("mnist.csv"),
-                        help="the lab's CSV with header ID,Image (default: mnist.csv)")
-    parser.add_argument("--rate", type=float, default=10.0,
-                        help="messages per second; 0 = as fast as possible (default: 10)")
+    parser.add_argument(
+        "--topic",
+        default="mnist_image",
+        help="topic name or projects/P/topics/T (default: mnist_image)",
+    )
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        default=Path("mnist.csv"),
+        help="the lab's CSV with header ID,Image (default: mnist.csv)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=10.0,
+        help="messages per second; 0 = as fast as possible (default: 10)",
+    )
     parser.add_argument("--limit", type=int, help="publish at most this many rows")
     args = parser.parse_args(argv)
     if not args.csv.exists():
-        parser.error(f"--csv: no such file: {args.csv} (make one with python -m tools.make_mnist_csv)")
+        parser.error(
+            f"--csv: no such file: {args.csv} (make one with python -m tools.make_mnist_csv)"
+        )
     topic = resource_path(args.project, args.topic, "topics")
     total = args.limit
     if total is None:

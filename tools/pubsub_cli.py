@@ -15,8 +15,10 @@ import time
 
 def add_project_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("PROJECT"),
-        help="Google Cloud project ID (default: $GOOGLE_CLOUD_PROJECT or $PROJECT)")
+        "--project",
+        default=os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("PROJECT"),
+        help="Google Cloud project ID (default: $GOOGLE_CLOUD_PROJECT or $PROJECT)",
+    )
 
 
 def resource_path(project: str | None, name: str, kind: str) -> str:
@@ -47,8 +49,9 @@ class Pacer:
             delay = self._next - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            self._next = max(self._next + self._interval,
-                             time.monotonic() - max(self._interval, self.MAX_LAG))
+            self._next = max(
+                self._next + self._interval, time.monotonic() - max(self._interval, self.MAX_LAG)
+            )
 
 
 class Progress:

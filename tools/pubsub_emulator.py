@@ -44,12 +44,18 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen | None = 
 def running_pubsub_emulator(log_path: Path):
     """Yields host:port; sets PUBSUB_EMULATOR_HOST for this process while it runs."""
     if not EMULATOR.exists():
-        raise FileNotFoundError(f"the Pub/Sub emulator is not installed at {EMULATOR} "
-                                f"(Debian package google-cloud-cli-pubsub-emulator)")
+        raise FileNotFoundError(
+            f"the Pub/Sub emulator is not installed at {EMULATOR} "
+            f"(Debian package google-cloud-cli-pubsub-emulator)"
+        )
     port = free_port()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([str(EMULATOR), "--host=127.0.0.1", f"--port={port}"],
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [str(EMULATOR), "--host=127.0.0.1", f"--port={port}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     host = f"127.0.0.1:{port}"
     previous = os.environ.get("PUBSUB_EMULATOR_HOST")
     try:
@@ -89,7 +95,8 @@ def create_topic_with_subscription(name: str) -> tuple[str, str]:
 
     create_topic(name)
     pubsub_v1.SubscriberClient().create_subscription(
-        name=subscription(name + "-sub"), topic=topic(name))
+        name=subscription(name + "-sub"), topic=topic(name)
+    )
     return topic(name), subscription(name + "-sub")
 
 
@@ -115,10 +122,13 @@ def pull(subscription_path: str, count: int, timeout: float) -> list:
     received = []
     deadline = time.monotonic() + timeout
     while len(received) < count and time.monotonic() < deadline:
-        response = subscriber.pull(subscription=subscription_path, max_messages=100,
-                                   timeout=5, return_immediately=False)
+        response = subscriber.pull(
+            subscription=subscription_path, max_messages=100, timeout=5, return_immediately=False
+        )
         if response.received_messages:
-            subscriber.acknowledge(subscription=subscription_path,
-                                   ack_ids=[m.ack_id for m in response.received_messages])
+            subscriber.acknowledge(
+                subscription=subscription_path,
+                ack_ids=[m.ack_id for m in response.received_messages],
+            )
             received += [m.message for m in response.received_messages]
     return received

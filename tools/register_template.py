@@ -25,16 +25,33 @@ import sys
 import tempfile
 from pathlib import Path
 
-STREAMING_FIELDS = ("streaming", "supportsAtLeastOnce", "supportsExactlyOnce",
-                    "defaultStreamingMode")
+STREAMING_FIELDS = (
+    "streaming",
+    "supportsAtLeastOnce",
+    "supportsExactlyOnce",
+    "defaultStreamingMode",
+)
 
 
-def render_spec(gcloud: str, spec_path: str, image: str, metadata_file: Path,
-                build_flags: list[str] = ()) -> dict:
-    command = [gcloud, "dataflow", "flex-template", "build", spec_path,
-               "--image", image, "--sdk-language", "PYTHON",
-               "--metadata-file", str(metadata_file), *build_flags,
-               "--print-only", "--format=json"]
+def render_spec(
+    gcloud: str, spec_path: str, image: str, metadata_file: Path, build_flags: list[str] = ()
+) -> dict:
+    command = [
+        gcloud,
+        "dataflow",
+        "flex-template",
+        "build",
+        spec_path,
+        "--image",
+        image,
+        "--sdk-language",
+        "PYTHON",
+        "--metadata-file",
+        str(metadata_file),
+        *build_flags,
+        "--print-only",
+        "--format=json",
+    ]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
         sys.exit(f"gcloud could not render the spec:\n{completed.stderr}")
@@ -53,18 +70,24 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metadata", type=Path, required=True)
     parser.add_argument("--image", required=True)
-    parser.add_argument("--spec", required=True, help="gs://BUCKET/templates/NAME.json or a local file")
+    parser.add_argument(
+        "--spec", required=True, help="gs://BUCKET/templates/NAME.json or a local file"
+    )
     parser.add_argument("--gcloud", default="gcloud")
-    parser.add_argument("build_flags", nargs="*", metavar="-- GCLOUD_BUILD_FLAG",
-                        help="passed to gcloud dataflow flex-template build")
+    parser.add_argument(
+        "build_flags",
+        nargs="*",
+        metavar="-- GCLOUD_BUILD_FLAG",
+        help="passed to gcloud dataflow flex-template build",
+    )
     args = parser.parse_args(argv)
 
     metadata = json.loads(args.metadata.read_text(encoding="utf-8"))
     # gcloud insists on a gs:// location even with --print-only, and never touches it.
     render_path = args.spec if args.spec.startswith("gs://") else "gs://render-only/spec.json"
     spec = restore_streaming_fields(
-        render_spec(args.gcloud, render_path, args.image, args.metadata, args.build_flags),
-        metadata)
+        render_spec(args.gcloud, render_path, args.image, args.metadata, args.build_flags), metadata
+    )
     text = json.dumps(spec, indent=2) + "\n"
     if not args.spec.startswith("gs://"):
         Path(args.spec).write_text(text, encoding="utf-8")

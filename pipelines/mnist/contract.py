@@ -17,7 +17,7 @@ launcher costs seconds and gigabytes the launcher does not have to spare.
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 NUM_PIXELS = 784  # 28x28, row-major, in [0, 1]
 NUM_CLASSES = 10
@@ -35,7 +35,8 @@ EXPECTED = (
     f"a TensorFlow SavedModel ({SAVED_MODEL_FILE} with a '{SIGNATURE_KEY}' signature taking "
     f"'{INPUT_NAME}' float32 [None, {NUM_PIXELS}] and returning '{OUTPUT_NAME}' "
     f"[None, {NUM_CLASSES}]) or the lab's TF1 checkpoint ({CHECKPOINT_META}, {CHECKPOINT_INDEX}, "
-    f"{CHECKPOINT_DATA_GLOB})")
+    f"{CHECKPOINT_DATA_GLOB})"
+)
 
 _DT_FLOAT = 1  # tensorflow DataType enum
 
@@ -45,6 +46,7 @@ class ModelFormatError(ValueError):
 
 
 # ---- protobuf wire format -----------------------------------------------------------------
+
 
 def _varint(buffer: bytes, position: int) -> tuple[int, int]:
     result = shift = 0
@@ -73,10 +75,10 @@ def _fields(buffer: bytes) -> Iterator[tuple[int, object]]:
             value, position = _varint(buffer, position)
         elif wire_type in (1, 5):
             size = 8 if wire_type == 1 else 4
-            value, position = buffer[position:position + size], position + size
+            value, position = buffer[position : position + size], position + size
         elif wire_type == 2:
             size, position = _varint(buffer, position)
-            value, position = buffer[position:position + size], position + size
+            value, position = buffer[position : position + size], position + size
         else:
             raise ModelFormatError(f"corrupt protobuf (wire type {wire_type})")
         if position > len(buffer):
@@ -123,6 +125,7 @@ def _shape(tensor_info: bytes) -> list[int] | None:
 
 # ---- the checks ---------------------------------------------------------------------------
 
+
 def check_saved_model(data: bytes) -> None:
     """`data` is a saved_model.pb with the contract's signature; ModelFormatError if not."""
     graphs = _field(data, 2)
@@ -132,17 +135,21 @@ def check_saved_model(data: bytes) -> None:
     for graph in graphs:
         signatures.update(_map(graph, 5))
     if SIGNATURE_KEY not in signatures:
-        raise ModelFormatError(f"{SAVED_MODEL_FILE} has no '{SIGNATURE_KEY}' signature "
-                               f"(it has {sorted(signatures)})")
+        raise ModelFormatError(
+            f"{SAVED_MODEL_FILE} has no '{SIGNATURE_KEY}' signature (it has {sorted(signatures)})"
+        )
     signature = signatures[SIGNATURE_KEY]
     inputs, outputs = _map(signature, 1), _map(signature, 2)
     if set(inputs) != {INPUT_NAME} or OUTPUT_NAME not in outputs:
-        raise ModelFormatError(f"signature '{SIGNATURE_KEY}' takes {sorted(inputs)} and returns "
-                               f"{sorted(outputs)}; expected '{INPUT_NAME}' -> '{OUTPUT_NAME}'")
+        raise ModelFormatError(
+            f"signature '{SIGNATURE_KEY}' takes {sorted(inputs)} and returns "
+            f"{sorted(outputs)}; expected '{INPUT_NAME}' -> '{OUTPUT_NAME}'"
+        )
     dtypes = _field(inputs[INPUT_NAME], 2)
     if dtypes and dtypes[0] != _DT_FLOAT:
-        raise ModelFormatError(f"'{INPUT_NAME}' must be float32 (DataType {_DT_FLOAT}), "
-                               f"got DataType {dtypes[0]}")
+        raise ModelFormatError(
+            f"'{INPUT_NAME}' must be float32 (DataType {_DT_FLOAT}), got DataType {dtypes[0]}"
+        )
     for name, size in ((INPUT_NAME, NUM_PIXELS), (OUTPUT_NAME, NUM_CLASSES)):
         tensor = inputs.get(name) or outputs[name]
         shape = _shape(tensor)
@@ -166,5 +173,6 @@ def check_checkpoint_meta(data: bytes) -> None:
                 except (ValueError, TypeError):
                     raise ModelFormatError(f"collection '{collection}' is not JSON") from None
         if tensor not in names:
-            raise ModelFormatError(f"collection '{collection}' names {sorted(names)}, "
-                                   f"not '{tensor}'")
+            raise ModelFormatError(
+                f"collection '{collection}' names {sorted(names)}, not '{tensor}'"
+            )

@@ -16,15 +16,23 @@ import logging
 import os
 import tempfile
 import time
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from pipelines.mnist.contract import (CHECKPOINT_INDEX, CHECKPOINT_META, CHECKPOINT_PREFIX,
-                                      EXPECTED as _EXPECTED, INPUT_NAME, NUM_PIXELS,
-                                      OUTPUT_NAME, SAVED_MODEL_FILE, SIGNATURE_KEY)
-
+from pipelines.mnist.contract import (
+    CHECKPOINT_INDEX,
+    CHECKPOINT_META,
+    CHECKPOINT_PREFIX,
+    INPUT_NAME,
+    NUM_PIXELS,
+    OUTPUT_NAME,
+    SAVED_MODEL_FILE,
+    SIGNATURE_KEY,
+)
+from pipelines.mnist.contract import EXPECTED as _EXPECTED
 
 # Model-only speed on 10k rows, 2 cores: ~1.7k rows/s in batches of 1, ~18k at 32, ~23k at
 # 256. Inside a pipeline each batch also pays a fixed cost (the worker thread getting the GIL
@@ -81,7 +89,7 @@ class SavedModelMnist:
 class LabCheckpointMnist:
     """The lab's TF1 checkpoint, run in a tf.compat.v1 Session on its own graph."""
 
-    def __init__(self, folder: str, source: Optional[str] = None):
+    def __init__(self, folder: str, source: str | None = None):
         tf = _tf()
         v1 = tf.compat.v1
         source = source or folder  # where the user's files are, for messages
@@ -167,7 +175,8 @@ def load_model(path: str):
 
     prefix = os.path.join(path, CHECKPOINT_PREFIX)
     if gfile.exists(os.path.join(path, CHECKPOINT_META)) and gfile.exists(
-            os.path.join(path, CHECKPOINT_INDEX)):
+        os.path.join(path, CHECKPOINT_INDEX)
+    ):
         shards = gfile.glob(prefix + ".data-*")
         if not shards:
             raise ValueError(f"{path}: checkpoint has no {CHECKPOINT_PREFIX}.data-* file")
@@ -197,9 +206,9 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         *,
         min_batch_size: int = DEFAULT_MIN_BATCH_SIZE,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-        max_batch_duration_secs: Optional[int] = None,
+        max_batch_duration_secs: int | None = None,
         large_model: bool = False,
-        model_copies: Optional[int] = None,
+        model_copies: int | None = None,
         **kwargs,
     ):
         super().__init__(
@@ -222,15 +231,19 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         # each worker process loads its model once, and from where.
         started = time.monotonic()
         model = load_model(self._model_path)
-        _log.info("MNIST model loaded from %s in %.1f s (pid %d)", self._model_path,
-                  time.monotonic() - started, os.getpid())
+        _log.info(
+            "MNIST model loaded from %s in %.1f s (pid %d)",
+            self._model_path,
+            time.monotonic() - started,
+            os.getpid(),
+        )
         return model
 
     def run_inference(
         self,
         batch: Sequence[np.ndarray],
         model,
-        inference_args: Optional[dict[str, Any]] = None,
+        inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
         if not batch:
             return []
@@ -239,16 +252,22 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         arrays = [np.asarray(x, dtype=np.float32) for x in batch]
         for array in arrays:
             if array.ndim not in (1, 2) or array.shape[-1] != NUM_PIXELS:
-                raise ValueError(f"each example must be {NUM_PIXELS} pixels or a batch "
-                                 f"[N, {NUM_PIXELS}]; got shape {array.shape}")
-        images = arrays[0] if len(arrays) == 1 and arrays[0].ndim == 2 else np.concatenate(
-            [a.reshape(-1, NUM_PIXELS) for a in arrays])
+                raise ValueError(
+                    f"each example must be {NUM_PIXELS} pixels or a batch "
+                    f"[N, {NUM_PIXELS}]; got shape {array.shape}"
+                )
+        images = (
+            arrays[0]
+            if len(arrays) == 1 and arrays[0].ndim == 2
+            else np.concatenate([a.reshape(-1, NUM_PIXELS) for a in arrays])
+        )
         probabilities = model.predict(images)
         results, start = [], 0
         for example, array in zip(batch, arrays):
             rows = 1 if array.ndim == 1 else len(array)
-            inference = probabilities[start] if array.ndim == 1 else \
-                probabilities[start:start + rows]
+            inference = (
+                probabilities[start] if array.ndim == 1 else probabilities[start : start + rows]
+            )
             results.append(PredictionResult(example, inference))
             start += rows
         return results
@@ -259,10 +278,10 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     def get_metrics_namespace(self) -> str:
         return "BeamML_MNIST"
 
-    def validate_inference_args(self, inference_args: Optional[dict[str, Any]]):
+    def validate_inference_args(self, inference_args: dict[str, Any] | None):
         if inference_args:
             raise ValueError(f"MnistModelHandler takes no inference_args: {inference_args}")
 
-    def update_model_path(self, model_path: Optional[str] = None):
+    def update_model_path(self, model_path: str | None = None):
         if model_path:
             self._model_path = model_path

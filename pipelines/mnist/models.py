@@ -14,10 +14,12 @@ IMAGE_MODEL_DIR = "/opt/models/mnist"
 MODEL = Parameter(
     name="model",
     label="Model folder",
-    help_text=(f"The TensorFlow model to classify with. Leave empty for the model baked into "
-               f"the image at {IMAGE_MODEL_DIR} (a Keras CNN, 99.2% on the MNIST test set). "
-               f"Otherwise a folder, e.g. gs://PROJECT-bucket/model, holding "
-               f"{contract.EXPECTED}."),
+    help_text=(
+        f"The TensorFlow model to classify with. Leave empty for the model baked into "
+        f"the image at {IMAGE_MODEL_DIR} (a Keras CNN, 99.2% on the MNIST test set). "
+        f"Otherwise a folder, e.g. gs://PROJECT-bucket/model, holding "
+        f"{contract.EXPECTED}."
+    ),
     # The console's folder picker: a form user can only name a gs:// folder anyway.
     param_type="GCS_READ_FOLDER",
     optional=True,

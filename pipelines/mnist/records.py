@@ -11,7 +11,8 @@ import csv
 import json
 import math
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,12 +22,16 @@ from pipelines.mnist.contract import NUM_CLASSES, NUM_PIXELS
 PROBABILITY_FIELDS = tuple(f"P{digit}" for digit in range(NUM_CLASSES))
 
 # The lab's schemas, as BigQuery takes them.
-PREDICTION_SCHEMA = {"fields": [{"name": "ID", "type": "INTEGER", "mode": "REQUIRED"}] + [
-    {"name": name, "type": "FLOAT", "mode": "REQUIRED"} for name in PROBABILITY_FIELDS]}
-DEAD_LETTER_SCHEMA = {"fields": [
-    {"name": "Error", "type": "STRING", "mode": "REQUIRED"},
-    {"name": "Row", "type": "STRING", "mode": "NULLABLE"},
-]}
+PREDICTION_SCHEMA = {
+    "fields": [{"name": "ID", "type": "INTEGER", "mode": "REQUIRED"}]
+    + [{"name": name, "type": "FLOAT", "mode": "REQUIRED"} for name in PROBABILITY_FIELDS]
+}
+DEAD_LETTER_SCHEMA = {
+    "fields": [
+        {"name": "Error", "type": "STRING", "mode": "REQUIRED"},
+        {"name": "Row", "type": "STRING", "mode": "NULLABLE"},
+    ]
+}
 CSV_HEADER = ("ID", "Image")
 
 
@@ -35,7 +40,7 @@ class BadRecord(ValueError):
 
 
 # BigQuery's INTEGER is 64-bit: one larger ID would fail the whole load job.
-ID_RANGE = (-(2 ** 63), 2 ** 63 - 1)
+ID_RANGE = (-(2**63), 2**63 - 1)
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
@@ -57,15 +62,17 @@ def parse_id(value: Any) -> int:
 
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_image(value: Any) -> np.ndarray:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise BadRecord("missing Image")
     if not isinstance(value, str):
-        raise BadRecord(f"Image must be a string of {NUM_PIXELS} comma-separated numbers, "
-                        f"got {type(value).__name__}")
+        raise BadRecord(
+            f"Image must be a string of {NUM_PIXELS} comma-separated numbers, "
+            f"got {type(value).__name__}"
+        )
     pixels = _plain_decimals(value, NUM_PIXELS)
     if pixels is None:  # not plain decimals: the general path, with its detailed reasons
         parts = value.split(",")
@@ -82,10 +89,10 @@ def parse_image(value: Any) -> np.ndarray:
         position = int(np.flatnonzero(~((pixels >= 0.0) & (pixels <= 1.0)))[0])
         bad = float(pixels[position])
         if not math.isfinite(bad):
-            raise BadRecord(f"Image value {position} is {parts[position].strip()!r}, "
-                            f"not a finite number")
-        raise BadRecord(f"Image value {position} is {parts[position].strip()}, "
-                        f"outside [0, 1]")
+            raise BadRecord(
+                f"Image value {position} is {parts[position].strip()!r}, not a finite number"
+            )
+        raise BadRecord(f"Image value {position} is {parts[position].strip()}, outside [0, 1]")
     return pixels
 
 
@@ -160,8 +167,9 @@ def parse_csv_line(line: str) -> dict:
     except csv.Error as error:
         raise BadRecord(f"not a CSV line: {error}") from None
     if len(fields) > len(CSV_HEADER):
-        raise BadRecord(f"expected 2 CSV fields (ID, Image), got {len(fields)}: "
-                        f"is the Image field unquoted?")
+        raise BadRecord(
+            f"expected 2 CSV fields (ID, Image), got {len(fields)}: is the Image field unquoted?"
+        )
     return dict(zip(CSV_HEADER, fields))
 
 
@@ -193,8 +201,15 @@ def split_csv_line(line: bytes) -> tuple[Any, Any]:
     (parse_csv_bytes, the reference), so both give the same outcome for every line."""
     body = line.removesuffix(b"\r")
     image_id, comma, rest = body.partition(b",")
-    if (comma and len(rest) >= 2 and rest[0] == rest[-1] == _QUOTE and body.count(b'"') == 2
-            and body.isascii() and b"\n" not in body and b"\r" not in body):
+    if (
+        comma
+        and len(rest) >= 2
+        and rest[0] == rest[-1] == _QUOTE
+        and body.count(b'"') == 2
+        and body.isascii()
+        and b"\n" not in body
+        and b"\r" not in body
+    ):
         return image_id.decode("ascii"), rest[1:-1].decode("ascii")
     row = parse_csv_bytes(line)
     return row.get("ID"), row.get("Image")
@@ -249,8 +264,11 @@ def _parse_arrow(texts, rows: np.ndarray, out: np.ndarray) -> list[int]:
             return left_over + list(rows)
         half = len(rows) // 2
         texts = pc.binary_join(parts, ",")
-        return (left_over + _parse_arrow(texts[:half], rows[:half], out)
-                + _parse_arrow(texts[half:], rows[half:], out))
+        return (
+            left_over
+            + _parse_arrow(texts[:half], rows[:half], out)
+            + _parse_arrow(texts[half:], rows[half:], out)
+        )
     values = values.astype(np.float32).reshape(len(rows), NUM_PIXELS)
     in_range = np.all((values >= 0.0) & (values <= 1.0), axis=1)
     out[rows[in_range]] = values[in_range]
@@ -265,8 +283,9 @@ def parse_json_message(data: bytes) -> dict:
     except json.JSONDecodeError as error:
         raise BadRecord(f"message is not JSON: {error.msg} at position {error.pos}") from None
     if not isinstance(row, dict):
-        raise BadRecord(f"message must be a JSON object with ID and Image, "
-                        f"got {type(row).__name__}")
+        raise BadRecord(
+            f"message must be a JSON object with ID and Image, got {type(row).__name__}"
+        )
     return row
 
 
@@ -275,8 +294,9 @@ def prediction_row(image_id: int, probabilities) -> dict:
     (JSON cannot carry NaN, and a BigQuery load would fail on the whole file)."""
     values = [float(p) for p in probabilities]
     if len(values) != NUM_CLASSES or not all(math.isfinite(p) for p in values):
-        raise BadRecord(f"the model returned {_short(values, 200)}, not {NUM_CLASSES} finite "
-                        f"probabilities")
+        raise BadRecord(
+            f"the model returned {_short(values, 200)}, not {NUM_CLASSES} finite probabilities"
+        )
     return {"ID": int(image_id), **dict(zip(PROBABILITY_FIELDS, values))}
 
 
@@ -287,16 +307,19 @@ def image_row(image_id, pixels) -> dict:
 
 # One prediction as a JSON line: what to_json_line(prediction_row(...)) writes, with the
 # floats in repr form as json.dumps gives them, formatted for a whole batch at once.
-_PREDICTION_LINE = ("{\"ID\":%d," + ",".join(f'"{name}":%r' for name in PROBABILITY_FIELDS)
-                    + "}")
+_PREDICTION_LINE = '{"ID":%d,' + ",".join(f'"{name}":%r' for name in PROBABILITY_FIELDS) + "}"
 
 
 def prediction_lines(ids: np.ndarray, probabilities: np.ndarray) -> str:
     """JSON lines of a batch of predictions (all finite), joined by newlines."""
-    return "\n".join(_PREDICTION_LINE % (image_id, *p)
-                     for image_id, p in zip(ids.tolist(), probabilities.tolist()))
+    return "\n".join(
+        _PREDICTION_LINE % (image_id, *p)
+        for image_id, p in zip(ids.tolist(), probabilities.tolist())
+    )
 
 
 def prediction_rows(ids: np.ndarray, probabilities: np.ndarray) -> list[dict]:
-    return [{"ID": image_id, **dict(zip(PROBABILITY_FIELDS, p))}
-            for image_id, p in zip(ids.tolist(), probabilities.tolist())]
+    return [
+        {"ID": image_id, **dict(zip(PROBABILITY_FIELDS, p))}
+        for image_id, p in zip(ids.tolist(), probabilities.tolist())
+    ]

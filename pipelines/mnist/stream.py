@@ -64,19 +64,22 @@ from pipelines.pubsub import (
 )
 
 INPUTS = input_source_parameters(
-    "images", "mnist_image",
-    "Each message is UTF-8 JSON {\"ID\": 7, \"Image\": \"...\"}.")
+    "images", "mnist_image", 'Each message is UTF-8 JSON {"ID": 7, "Image": "..."}.'
+)
 OUTPUT = output_topic_parameter(
     "Output topic",
     "Where the predictions go, e.g. projects/PROJECT/topics/mnist_predict: one UTF-8 JSON "
-    "message {\"ID\": 7, \"P0\": ..., \"P9\": ...} per image, with the ID also as attribute.")
+    'message {"ID": 7, "P0": ..., "P9": ...} per image, with the ID also as attribute.',
+)
 
 DEAD_LETTER_TOPIC = dead_letter_topic_parameter("mnist_dead_letter")
 
 TEMPLATE = Template(
     name="mnist_stream",
-    description=("Classifies the lab's handwritten digits as they arrive on Pub/Sub, with the "
-                 "TensorFlow model baked into the image, and publishes P0..P9 per ID."),
+    description=(
+        "Classifies the lab's handwritten digits as they arrive on Pub/Sub, with the "
+        "TensorFlow model baked into the image, and publishes P0..P9 per ID."
+    ),
     parameters=(*INPUTS, OUTPUT, MODEL, DEAD_LETTER_TOPIC),
     streaming=True,
 )
@@ -92,13 +95,17 @@ def preflight(args, options) -> None:
     check_topic("output", args.output)
     check_topic("dead_letter", args.dead_letter)
     check_model(args.model, on_dataflow=is_dataflow(options))
-    check_streaming_topics(args.input, args.output, args.dead_letter,
-                           on_dataflow=is_dataflow(options), input_name=input_name)
+    check_streaming_topics(
+        args.input,
+        args.output,
+        args.dead_letter,
+        on_dataflow=is_dataflow(options),
+        input_name=input_name,
+    )
 
 
 def prediction_message(row: dict) -> PubsubMessage:
-    return PubsubMessage(data=to_json_line(row).encode("utf-8"),
-                         attributes={"ID": str(row["ID"])})
+    return PubsubMessage(data=to_json_line(row).encode("utf-8"), attributes={"ID": str(row["ID"])})
 
 
 def answer_prediction(message: PubsubMessage, image_id: int, probabilities) -> PubsubMessage:
@@ -119,6 +126,7 @@ def _reason(error: Exception) -> str:
 class MessageBatch(NamedTuple):
     """The valid messages of one batch, in order, with their IDs: the key of their pixels
     through RunInference, so that every outcome answers its own input message."""
+
     messages: tuple
     ids: np.ndarray  # int64 [N]
 
@@ -164,13 +172,19 @@ class _ParseMessagesFn(beam.DoFn):
         if dead:
             self._dead_letters.inc(len(dead))
             for message, error in dead:
-                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                    message, _reason(error), stage="parse"))
+                yield beam.pvalue.TaggedOutput(
+                    DEAD_LETTERS, dead_letter(message, _reason(error), stage="parse")
+                )
         if len(failures) < len(kept):
             good = np.ones(len(kept), dtype=bool)
             good[list(failures)] = False
-            yield (MessageBatch(tuple(m for m, ok in zip(kept, good, strict=True) if ok),
-                                np.array(ids, dtype=np.int64)[good]), pixels[good])
+            yield (
+                MessageBatch(
+                    tuple(m for m, ok in zip(kept, good, strict=True) if ok),
+                    np.array(ids, dtype=np.int64)[good],
+                ),
+                pixels[good],
+            )
 
 
 class _ToPredictionMessagesFn(beam.DoFn):
@@ -186,8 +200,9 @@ class _ToPredictionMessagesFn(beam.DoFn):
         batch, result = keyed_result
         probabilities = np.asarray(result.inference)
         rows = len(batch.messages)
-        if (probabilities.shape == (rows, NUM_CLASSES)
-                and np.issubdtype(probabilities.dtype, np.floating)):
+        if probabilities.shape == (rows, NUM_CLASSES) and np.issubdtype(
+            probabilities.dtype, np.floating
+        ):
             finite = np.all(np.isfinite(probabilities), axis=1)
         else:  # not one row of probabilities per image: each row's reason, the slow way
             finite = np.zeros(rows, dtype=bool)
@@ -197,8 +212,9 @@ class _ToPredictionMessagesFn(beam.DoFn):
                 prediction = answer_prediction(message, batch.ids[row], probabilities[row])
             except Exception as error:  # noqa: BLE001 - one odd output must not stop a stream
                 self._dead_letters.inc()
-                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                    message, _reason(error), stage="format"))
+                yield beam.pvalue.TaggedOutput(
+                    DEAD_LETTERS, dead_letter(message, _reason(error), stage="format")
+                )
             else:
                 self._predictions.inc()
                 yield prediction
@@ -208,14 +224,16 @@ class _ToPredictionMessagesFn(beam.DoFn):
         lines = prediction_lines(ids, probabilities[finite]).split("\n")
         messages = [m for m, ok in zip(batch.messages, finite, strict=True) if ok]
         for message, image_id, line in zip(messages, ids.tolist(), lines, strict=True):
-            prediction = PubsubMessage(data=line.encode("utf-8"),
-                                       attributes={"ID": str(image_id)})
+            prediction = PubsubMessage(data=line.encode("utf-8"), attributes={"ID": str(image_id)})
             problem = publish_problem(prediction)
             if problem:  # never for the lab's IDs; the reason answer_prediction gives
                 self._dead_letters.inc()
-                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                    message, f"the prediction cannot be published: {problem}",
-                    stage="format"))
+                yield beam.pvalue.TaggedOutput(
+                    DEAD_LETTERS,
+                    dead_letter(
+                        message, f"the prediction cannot be published: {problem}", stage="format"
+                    ),
+                )
                 continue
             self._predictions.inc()
             yield answering(message.message_id, prediction)
@@ -243,11 +261,14 @@ class _ParseMessages(beam.PTransform):
     pulls)."""
 
     def expand(self, messages):
-        return (messages
-                | "Batch" >> beam.BatchElements(min_batch_size=MAX_BATCH_MESSAGES,
-                                                max_batch_size=MAX_BATCH_MESSAGES)
-                | "Parse" >> beam.ParDo(_ParseMessagesFn()).with_outputs(
-                    DEAD_LETTERS, main="valid"))
+        return (
+            messages
+            | "Batch"
+            >> beam.BatchElements(
+                min_batch_size=MAX_BATCH_MESSAGES, max_batch_size=MAX_BATCH_MESSAGES
+            )
+            | "Parse" >> beam.ParDo(_ParseMessagesFn()).with_outputs(DEAD_LETTERS, main="valid")
+        )
 
 
 class _PredictMessages(beam.PTransform):
@@ -262,14 +283,19 @@ class _PredictMessages(beam.PTransform):
     def expand(self, keyed_images):
         results, failed = (
             keyed_images
-            | "RunInference" >> RunInference(
-                KeyedModelHandler(self._model_handler)).with_exception_handling())
-        formatted = results | "ToMessage" >> beam.ParDo(
-            _ToPredictionMessagesFn()).with_outputs(DEAD_LETTERS, main="predictions")
+            | "RunInference"
+            >> RunInference(KeyedModelHandler(self._model_handler)).with_exception_handling()
+        )
+        formatted = results | "ToMessage" >> beam.ParDo(_ToPredictionMessagesFn()).with_outputs(
+            DEAD_LETTERS, main="predictions"
+        )
         inference_failed = failed.failed_inferences | "FailedInferences" >> beam.ParDo(
-            _FailedInferenceFn())
-        dead_letters = ((formatted[DEAD_LETTERS], inference_failed)
-                        | "MergeDeadLetters" >> beam.Flatten())
+            _FailedInferenceFn()
+        )
+        dead_letters = (
+            formatted[DEAD_LETTERS],
+            inference_failed,
+        ) | "MergeDeadLetters" >> beam.Flatten()
         return formatted.predictions, dead_letters
 
 
@@ -287,15 +313,17 @@ class ClassifyMessages(beam.PTransform):
     def expand(self, messages):
         parsed = messages | "ParseImages" >> _ParseMessages()
         predictions, failed = parsed.valid | "PredictDigits" >> _PredictMessages(
-            self._model_handler)
-        dead_letters = ((parsed[DEAD_LETTERS], failed) | "MergeDeadLetters" >> beam.Flatten())
+            self._model_handler
+        )
+        dead_letters = (parsed[DEAD_LETTERS], failed) | "MergeDeadLetters" >> beam.Flatten()
         return predictions, dead_letters
 
 
 def build_pipeline(pipeline, args):
     messages = pipeline | "Read" >> ReadMessages(args.input)
     predictions, dead_letters = messages | "Classify" >> ClassifyMessages(
-        MnistModelHandler(resolve_model(args.model), min_batch_size=1, max_batch_size=1))
+        MnistModelHandler(resolve_model(args.model), min_batch_size=1, max_batch_size=1)
+    )
     predictions | "Publish" >> publish_to(args.output, pipeline.options)
     dead_letters | "DeadLetters" >> PublishDeadLetters(args.dead_letter)
     return predictions

@@ -15,7 +15,8 @@ Every input element leaves through exactly one output: rows_read = predictions +
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -23,8 +24,15 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from pipelines.mnist.contract import NUM_PIXELS
-from pipelines.mnist.records import (BadRecord, dead_letter_row, image_row, parse_id,
-                                     parse_image, parse_image_batch, prediction_row)
+from pipelines.mnist.records import (
+    BadRecord,
+    dead_letter_row,
+    image_row,
+    parse_id,
+    parse_image,
+    parse_image_batch,
+    prediction_row,
+)
 
 METRICS_NAMESPACE = "mnist"
 VALID = "valid"
@@ -57,8 +65,9 @@ def _unexpected(error: Exception) -> str:
 
 
 class _ParseBatchFn(beam.DoFn):
-    def __init__(self, to_pair: Callable[[Any], tuple[Any, Any]],
-                 to_dead_letter: Callable[[Any, str], Any]):
+    def __init__(
+        self, to_pair: Callable[[Any], tuple[Any, Any]], to_dead_letter: Callable[[Any, str], Any]
+    ):
         self._to_pair = to_pair
         self._to_dead_letter = to_dead_letter
         self._rows_read = Metrics.counter(METRICS_NAMESPACE, "rows_read")
@@ -100,8 +109,9 @@ def _parse_images(images: list) -> tuple[np.ndarray, dict[int, Exception]]:
             try:
                 pixels[i] = parse_image(image)
             except Exception as error:  # noqa: BLE001
-                failures[i] = error if isinstance(error, BadRecord) else BadRecord(
-                    _unexpected(error))
+                failures[i] = (
+                    error if isinstance(error, BadRecord) else BadRecord(_unexpected(error))
+                )
         return pixels, failures
 
 
@@ -113,20 +123,26 @@ class ParseImages(beam.PTransform):
     raw element, so nothing of the original is lost.
     """
 
-    def __init__(self, to_pair: Callable[[Any], tuple[Any, Any]] = row_pair,
-                 to_dead_letter: Callable[[Any, str], Any] = dead_letter_row,
-                 label: str | None = None):
+    def __init__(
+        self,
+        to_pair: Callable[[Any], tuple[Any, Any]] = row_pair,
+        to_dead_letter: Callable[[Any, str], Any] = dead_letter_row,
+        label: str | None = None,
+    ):
         super().__init__(label)
         self._to_pair = to_pair
         self._to_dead_letter = to_dead_letter
 
     def expand(self, elements):
-        return (elements
-                | "Batch" >> beam.BatchElements(min_batch_size=MIN_BATCH_ROWS,
-                                                max_batch_size=MAX_BATCH_ROWS)
-                | "Validate" >> beam.ParDo(
-                    _ParseBatchFn(self._to_pair, self._to_dead_letter)).with_outputs(
-                        DEAD_LETTERS, main=VALID))
+        return (
+            elements
+            | "Batch"
+            >> beam.BatchElements(min_batch_size=MIN_BATCH_ROWS, max_batch_size=MAX_BATCH_ROWS)
+            | "Validate"
+            >> beam.ParDo(_ParseBatchFn(self._to_pair, self._to_dead_letter)).with_outputs(
+                DEAD_LETTERS, main=VALID
+            )
+        )
 
 
 class _ToPredictionsFn(beam.DoFn):
@@ -143,8 +159,10 @@ class _ToPredictionsFn(beam.DoFn):
                 prediction_row(ids[row], probabilities[row])  # for its reason
             except BadRecord as error:
                 self._dead_letters.inc()
-                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter_row(
-                    image_row(ids[row], result.example[row]), str(error)))
+                yield beam.pvalue.TaggedOutput(
+                    DEAD_LETTERS,
+                    dead_letter_row(image_row(ids[row], result.example[row]), str(error)),
+                )
         if finite.any():
             self._predictions.inc(int(finite.sum()))
             yield PredictionBatch(ids[finite], probabilities[finite])
@@ -189,11 +207,12 @@ class PredictDigits(beam.PTransform):
     def expand(self, image_batches):
         results, failed = (
             image_batches
-            | "RunInference" >> RunInference(
-                KeyedModelHandler(self._model_handler)).with_exception_handling())
+            | "RunInference"
+            >> RunInference(KeyedModelHandler(self._model_handler)).with_exception_handling()
+        )
         predictions = results | "ToPredictions" >> beam.ParDo(_ToPredictionsFn()).with_outputs(
-            DEAD_LETTERS, main=VALID)
+            DEAD_LETTERS, main=VALID
+        )
         failed_rows = failed.failed_inferences | "FailedBatches" >> beam.ParDo(_FailedBatchFn())
-        dead_letters = ((predictions[DEAD_LETTERS], failed_rows)
-                        | "MergeFailures" >> beam.Flatten())
+        dead_letters = (predictions[DEAD_LETTERS], failed_rows) | "MergeFailures" >> beam.Flatten()
         return predictions[VALID], dead_letters

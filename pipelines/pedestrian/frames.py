@@ -40,7 +40,7 @@ class BadFrame(ValueError):
 
 def _check_name(name) -> str:
     if not isinstance(name, str):
-        raise BadFrame(f"\"name\" must be a string, got {type(name).__name__}")
+        raise BadFrame(f'"name" must be a string, got {type(name).__name__}')
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:  # a lone surrogate, which JSON's \\ud800 escapes can carry
@@ -50,8 +50,9 @@ def _check_name(name) -> str:
     return name
 
 
-def frame_from_message(data: bytes, attributes: Mapping[str, str] | None = None,
-                       message_id: str | None = None) -> tuple[str, bytes]:
+def frame_from_message(
+    data: bytes, attributes: Mapping[str, str] | None = None, message_id: str | None = None
+) -> tuple[str, bytes]:
     """(frame name, image bytes) of one input message; BadFrame saying why otherwise.
 
     Data that starts with `{` is the JSON form {"name": ..., "image": <base64>}; anything
@@ -72,11 +73,11 @@ def frame_from_message(data: bytes, attributes: Mapping[str, str] | None = None,
             raise BadFrame(f"message is not valid JSON: {error}") from None
         image = document.get("image")
         if not isinstance(image, str) or not image:
-            raise BadFrame("JSON message has no \"image\" (base64 of a PNG or JPEG) string")
+            raise BadFrame('JSON message has no "image" (base64 of a PNG or JPEG) string')
         try:
             data = base64.b64decode(image, validate=True)
         except (binascii.Error, ValueError) as error:
-            raise BadFrame(f"\"image\" is not valid base64: {error}") from None
+            raise BadFrame(f'"image" is not valid base64: {error}') from None
         if document.get("name") not in (None, ""):
             name = document["name"]
     return _check_name(name), data
@@ -123,8 +124,14 @@ def _distance(camera: CameraModel, box: list[int], height: int) -> tuple[float |
     return round(estimate.distance_m, 3), estimate.kind
 
 
-def frame_result(name: str, width: int, height: int, detections,
-                 camera: CameraModel = geometry.DEFAULT_CAMERA, model: str = MODEL_NAME) -> dict:
+def frame_result(
+    name: str,
+    width: int,
+    height: int,
+    detections,
+    camera: CameraModel = geometry.DEFAULT_CAMERA,
+    model: str = MODEL_NAME,
+) -> dict:
     """The output record of one frame from the detector's [([x1, y1, x2, y2], score)].
 
     Every value in it can be published as JSON; BadFrame says why otherwise.
@@ -135,17 +142,29 @@ def frame_result(name: str, width: int, height: int, detections,
     for box, score in detections:
         box = _box(box, width, height)
         distance_m, method = _distance(camera, box, height)
-        pedestrians.append({"box": box, "score": _score(score), "distance_m": distance_m,
-                            "distance_method": method})
-    return {"name": name, "model": model, "width": width, "height": height,
-            "pedestrians": pedestrians}
+        pedestrians.append(
+            {
+                "box": box,
+                "score": _score(score),
+                "distance_m": distance_m,
+                "distance_method": method,
+            }
+        )
+    return {
+        "name": name,
+        "model": model,
+        "width": width,
+        "height": height,
+        "pedestrians": pedestrians,
+    }
 
 
 def result_data(result: dict) -> bytes:
     """The output message's data: compact UTF-8 JSON. ValueError if the record holds what
     JSON cannot carry (NaN, infinity), which frame_result never produces."""
-    return json.dumps(result, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
 def encoded_message(name: str, data: bytes) -> PubsubMessage:

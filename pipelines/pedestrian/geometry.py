@@ -68,7 +68,9 @@ class CameraModel:
         if not self.focal_px > 0:
             raise ValueError(f"focal_px must be positive, got {self.focal_px}")
         if not self.pedestrian_height_m > 0:
-            raise ValueError(f"pedestrian_height_m must be positive, got {self.pedestrian_height_m}")
+            raise ValueError(
+                f"pedestrian_height_m must be positive, got {self.pedestrian_height_m}"
+            )
         if not (self.image_height > 0 and self.image_width > 0):
             raise ValueError("image_height and image_width must be positive")
 
@@ -93,7 +95,8 @@ class CameraModel:
         if self.head_drop_m <= 0 or top_row <= self.horizon_row:
             return None
         return self.horizon_row + (top_row - self.horizon_row) * (
-            self.camera_height_m / self.head_drop_m)
+            self.camera_height_m / self.head_drop_m
+        )
 
     def is_cut(self, box: Sequence[float], image_height: float | None = None) -> bool:
         """True when the box (x1, y1, x2, y2) does not reach the pedestrian's feet.
@@ -121,8 +124,9 @@ class CameraModel:
             return None
         return self.focal_px * self.head_drop_m / (top_row - self.horizon_row)
 
-    def distance(self, box: Sequence[float],
-                 image_height: float | None = None) -> DistanceEstimate | None:
+    def distance(
+        self, box: Sequence[float], image_height: float | None = None
+    ) -> DistanceEstimate | None:
         """Ground-plane distance to the pedestrian in `box` (pixels x1, y1, x2, y2).
 
         `image_height` is the height of the frame the box is in (default: the camera's).
@@ -141,7 +145,10 @@ class CameraModel:
         lateral = ((x1 + x2) / 2.0 - self.image_width / 2.0) * depth / self.focal_px
         return DistanceEstimate(
             distance_m=math.hypot(depth + self.forward_offset_m, lateral),
-            kind=kind, depth_m=depth, lateral_m=lateral)
+            kind=kind,
+            depth_m=depth,
+            lateral_m=lateral,
+        )
 
 
 DEFAULT_CAMERA = CameraModel()

@@ -40,9 +40,11 @@ def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[Window
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
     tw, th = min(tile, width), min(tile, height)
-    return [(x, y, x + tw, y + th)
-            for y in _starts(height, tile, overlap)
-            for x in _starts(width, tile, overlap)]
+    return [
+        (x, y, x + tw, y + th)
+        for y in _starts(height, tile, overlap)
+        for x in _starts(width, tile, overlap)
+    ]
 
 
 def to_frame_coords(normalised_boxes, window: Sequence[float]) -> np.ndarray:
@@ -51,8 +53,9 @@ def to_frame_coords(normalised_boxes, window: Sequence[float]) -> np.ndarray:
     b = np.clip(np.asarray(normalised_boxes, dtype=np.float64).reshape(-1, 4), 0.0, 1.0)
     x0, y0, x1, y1 = (float(v) for v in window)
     w, h = x1 - x0, y1 - y0
-    return np.stack([x0 + b[:, 1] * w, y0 + b[:, 0] * h,
-                     x0 + b[:, 3] * w, y0 + b[:, 2] * h], axis=1)
+    return np.stack(
+        [x0 + b[:, 1] * w, y0 + b[:, 0] * h, x0 + b[:, 3] * w, y0 + b[:, 2] * h], axis=1
+    )
 
 
 def area(box: Sequence[float]) -> float:
@@ -78,8 +81,9 @@ def containment(inner: Sequence[float], outer: Sequence[float]) -> float:
     return intersection(inner, outer) / a if a > 0 else 0.0
 
 
-def merge_boxes(boxes, scores, iou_threshold: float = 0.5,
-                contain_threshold: float = 0.8) -> list[tuple[tuple[float, ...], float]]:
+def merge_boxes(
+    boxes, scores, iou_threshold: float = 0.5, contain_threshold: float = 0.8
+) -> list[tuple[tuple[float, ...], float]]:
     """Merge the boxes that several tiles found for the same object.
 
     Greedy non-max suppression, highest score first, with one change: a box mostly inside
@@ -102,8 +106,7 @@ def merge_boxes(boxes, scores, iou_threshold: float = 0.5,
             if containment(k[0], box) >= contain_threshold and area(box) > area(k[0]):
                 k[0] = box  # the earlier, better-scored box was the cut one
                 break
-            if (iou(box, k[0]) >= iou_threshold
-                    or containment(box, k[0]) >= contain_threshold):
+            if iou(box, k[0]) >= iou_threshold or containment(box, k[0]) >= contain_threshold:
                 break
         else:
             kept.append([box, score])

@@ -55,8 +55,12 @@ class _DetectFn(beam.DoFn):
     bundle for ever and hold up every frame behind it.
     """
 
-    def __init__(self, detector: PedestrianDetector, camera: CameraModel,
-                 max_frame_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(
+        self,
+        detector: PedestrianDetector,
+        camera: CameraModel,
+        max_frame_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
         self._config = detector  # not loaded: pickles small
         # The default graph is looked up where the DoFn runs, not where the pipeline was
         # built: a job launched from a checkout runs on workers whose image has the graph
@@ -84,8 +88,9 @@ class _DetectFn(beam.DoFn):
         self._frames_read.inc()
         stage = "decode"
         try:
-            name, image = frame_from_message(message.data, message.attributes,
-                                             getattr(message, "message_id", None))
+            name, image = frame_from_message(
+                message.data, message.attributes, getattr(message, "message_id", None)
+            )
             # Decoded at the scale the detector's tiles need (half size for 1080p JPEG):
             # the size limit is still checked from the header before any decoding.
             frame = self._detector.decode(image, max_pixels=self._max_frame_pixels)
@@ -95,8 +100,9 @@ class _DetectFn(beam.DoFn):
             data = result_data(result)
         except Exception as error:  # noqa: BLE001 - one odd frame must not stop a stream
             self._dead_letters.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(
-                message, failure_reason(error), stage=stage))
+            yield beam.pvalue.TaggedOutput(
+                DEAD_LETTERS, dead_letter(message, failure_reason(error), stage=stage)
+            )
             return
         self._frames_processed.inc()
         self._pedestrians_found.inc(len(detections))
@@ -111,8 +117,11 @@ class _DetectFn(beam.DoFn):
 def _loaded(detector: PedestrianDetector) -> PedestrianDetector:
     started = time.monotonic()
     detector.load()
-    _log.info("pedestrian detector loaded from %s in %.1f s", detector.graph_path,
-              time.monotonic() - started)
+    _log.info(
+        "pedestrian detector loaded from %s in %.1f s",
+        detector.graph_path,
+        time.monotonic() - started,
+    )
     return detector
 
 
@@ -123,9 +132,13 @@ class DetectPedestrians(beam.PTransform):
     1920x1080, decoded at half size) never leaves the worker thread that decoded it.
     """
 
-    def __init__(self, detector: PedestrianDetector,
-                 camera: CameraModel = geometry.DEFAULT_CAMERA,
-                 max_frame_pixels: int = DEFAULT_MAX_PIXELS, label: str | None = None):
+    def __init__(
+        self,
+        detector: PedestrianDetector,
+        camera: CameraModel = geometry.DEFAULT_CAMERA,
+        max_frame_pixels: int = DEFAULT_MAX_PIXELS,
+        label: str | None = None,
+    ):
         super().__init__(label)
         self._detector = detector
         self._camera = camera
@@ -133,8 +146,9 @@ class DetectPedestrians(beam.PTransform):
 
     def expand(self, messages):
         outputs = messages | "DetectAndMeasure" >> beam.ParDo(
-            _DetectFn(self._detector, self._camera, self._max_frame_pixels)).with_outputs(
-                DEAD_LETTERS, main=RESULTS)
+            _DetectFn(self._detector, self._camera, self._max_frame_pixels)
+        ).with_outputs(DEAD_LETTERS, main=RESULTS)
         results = outputs[RESULTS] | "ToMessage" >> beam.MapTuple(
-            lambda source_id, name, data: answering(source_id, encoded_message(name, data)))
+            lambda source_id, name, data: answering(source_id, encoded_message(name, data))
+        )
         return results, outputs[DEAD_LETTERS]

@@ -89,8 +89,7 @@ def run_template(emulator, args: list[str], workdir: Path) -> tuple[float, str]:
     env = emulator.subprocess_env()
     # The checkout this test lives in, ahead of whatever the venv has installed.
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(REPO)])
-    return bqe.run_script(env, TEMPLATE, args, REPO, JOB_TIMEOUT_S, "mnist_batch",
-                          log_dir=workdir)
+    return bqe.run_script(env, TEMPLATE, args, REPO, JOB_TIMEOUT_S, "mnist_batch", log_dir=workdir)
 
 
 def argmax(row: dict) -> int:
@@ -160,7 +159,9 @@ def test_mnist_batch_template_bigquery_in_and_out(bigquery_emulator, bq_client, 
     bqe.create_table(bq_client, images, IMAGES_SCHEMA, rows1)
     assert len(bqe.read_rows(bq_client, images)) == len(rows1)
     assert bqe.table_schema(bq_client, images) == [
-        ("ID", "INTEGER", "NULLABLE"), ("Image", "STRING", "NULLABLE")]
+        ("ID", "INTEGER", "NULLABLE"),
+        ("Image", "STRING", "NULLABLE"),
+    ]
 
     args = [
         "--input", images,
@@ -200,8 +201,10 @@ def test_mnist_batch_template_bigquery_in_and_out(bigquery_emulator, bq_client, 
 
     # The DIRECT_READ clean-up must not have taken the source dataset with it.
     assert DATASET in bqe.list_datasets(bq_client)
-    print(f"mnist_batch on BigQuery: runs {t1:.1f}s + {t2:.1f}s, "
-          f"accuracy {accuracy1:.3f} / {accuracy2:.3f}")
+    print(
+        f"mnist_batch on BigQuery: runs {t1:.1f}s + {t2:.1f}s, "
+        f"accuracy {accuracy1:.3f} / {accuracy2:.3f}"
+    )
 
 
 class StaleTable(AssertionError):
@@ -220,14 +223,19 @@ def test_a_clean_run_leaves_no_stale_dead_letters(
     samples = sample_rows()
     labels = sample_labels()
     # What an earlier run left behind.
-    bqe.create_table(bq_client, predict, PREDICTION_SCHEMA["fields"],
-                     [{"ID": 999, **{p: 0.1 for p in PROBABILITIES}}])
+    bqe.create_table(
+        bq_client,
+        predict,
+        PREDICTION_SCHEMA["fields"],
+        [{"ID": 999, **{p: 0.1 for p in PROBABILITIES}}],
+    )
     stale = {"Error": "missing Image", "Row": json.dumps({"ID": 998, "Image": None})}
     bqe.create_table(bq_client, errors, DEAD_LETTER_SCHEMA["fields"], [stale])
     # This run: good rows only.
     good_ids = range(10)
-    bqe.create_table(bq_client, images, IMAGES_SCHEMA,
-                     [{"ID": i, "Image": samples[i]} for i in good_ids])
+    bqe.create_table(
+        bq_client, images, IMAGES_SCHEMA, [{"ID": i, "Image": samples[i]} for i in good_ids]
+    )
     run_template(bigquery_emulator, [
         "--input", images, "--output", predict,
         "--project", project,

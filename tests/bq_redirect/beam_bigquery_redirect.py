@@ -55,7 +55,8 @@ import socket
 import sys
 import threading
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _LOG = logging.getLogger("beam_bigquery_redirect")
 
@@ -67,7 +68,7 @@ DEFAULT_PROJECT = "test-project"
 TRIGGER_MODULE = "apache_beam.io.gcp.bigquery"
 
 _lock = threading.RLock()
-_active: "Redirect | None" = None
+_active: Redirect | None = None
 
 
 class _ModuleProxy(types.ModuleType):
@@ -108,7 +109,6 @@ class Redirect:
         import apache_beam
         import httplib2
         from apache_beam.io.gcp.internal.clients import bigquery as bq_v2
-
         from apache_beam.utils.retry import PermanentException
 
         rest_url = self.rest_url
@@ -131,7 +131,7 @@ class Redirect:
             get_credentials=False,
             http=_Http(timeout=self.timeout),
             response_encoding="utf8",
-            additional_http_headers={"user-agent": "apache-beam-%s" % apache_beam.__version__},
+            additional_http_headers={"user-agent": f"apache-beam-{apache_beam.__version__}"},
         )
         # apitools retries socket errors 5 times, waiting up to 60 s each.
         client.num_retries = 2

@@ -34,7 +34,7 @@ if os.environ.get("BIGQUERY_EMULATOR_HOST"):
         import beam_bigquery_redirect
 
         beam_bigquery_redirect.install_from_env()
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - refuse to run at all rather than against real GCP
         import traceback
 
         traceback.print_exc()

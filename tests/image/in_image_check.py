@@ -42,6 +42,7 @@ def check(name):
             detail = "".join(traceback.format_exception_only(type(error), error)).strip()
             results[name] = f"FAILED: {detail}"
         return fn
+
     return run
 
 
@@ -60,11 +61,14 @@ def main() -> None:
     @check("environment")
     def _():
         py_file = os.environ.get("FLEX_TEMPLATE_PYTHON_PY_FILE")
-        assert py_file == f"/template/templates/{args.template}.py", \
+        assert py_file == f"/template/templates/{args.template}.py", (
             f"FLEX_TEMPLATE_PYTHON_PY_FILE={py_file!r}"
+        )
         assert Path(py_file).is_file(), f"{py_file} (FLEX_TEMPLATE_PYTHON_PY_FILE) is missing"
         image = os.environ.get("SDK_CONTAINER_IMAGE")
-        assert image == args.image_uri, f"SDK_CONTAINER_IMAGE={image!r}, built with {args.image_uri!r}"
+        assert image == args.image_uri, (
+            f"SDK_CONTAINER_IMAGE={image!r}, built with {args.image_uri!r}"
+        )
         for name in ("FLEX_TEMPLATE_PYTHON_REQUIREMENTS_FILE", "FLEX_TEMPLATE_PYTHON_SETUP_FILE"):
             # Either would make the launcher stage packages and every worker reinstall them.
             assert name not in os.environ, f"{name} is set: launch would pip-install"
@@ -90,6 +94,7 @@ def main() -> None:
         start = time.monotonic()
         import apache_beam
         import tensorflow as tf
+
         info["apache_beam"] = apache_beam.__version__
         info["tensorflow"] = tf.__version__
         info["import_seconds"] = round(time.monotonic() - start, 1)
@@ -101,23 +106,29 @@ def main() -> None:
         # What the launcher runs: FLEX_TEMPLATE_PYTHON_PY_FILE, with Python. Executing it as a
         # module that is not __main__ runs its whole import chain without starting the job.
         import runpy
+
         py_file = os.environ["FLEX_TEMPLATE_PYTHON_PY_FILE"]
         runpy.run_path(py_file, run_name="flex_template_entry")
         # The job code comes from the installed package, not a copy of the sources.
         import pipelines
-        assert "site-packages" in pipelines.__file__ or "dist-packages" in pipelines.__file__, \
+
+        assert "site-packages" in pipelines.__file__ or "dist-packages" in pipelines.__file__, (
             pipelines.__file__
+        )
         assert not Path("/template/pipelines").exists(), "/template/pipelines left in the image"
 
     @check("entry_help")
     def _():
         # `--help` builds the parser from the job's parameters and formats every help text.
         py_file = os.environ["FLEX_TEMPLATE_PYTHON_PY_FILE"]
-        done = subprocess.run([sys.executable, py_file, "--help"], capture_output=True,
-                              text=True, timeout=300)
-        assert done.returncode == 0, \
+        done = subprocess.run(
+            [sys.executable, py_file, "--help"], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, (
             f"--help exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"
+        )
         from pipelines.registry import job_module
+
         names = [p.name for p in job_module(args.template).TEMPLATE.parameters]
         missing = [n for n in names if f"--{n}" not in done.stdout]
         assert not missing, f"--help does not list {missing}: {done.stdout[-1000:]}"
@@ -126,24 +137,30 @@ def main() -> None:
     def _():
         # The launcher VM has 10 minutes to build the graph: importing the job must not
         # import TensorFlow (models load on workers).
-        code = ("import sys; from pipelines.registry import job_module; "
-                f"job_module({args.template!r}); print('tensorflow' in sys.modules)")
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=300)
+        code = (
+            "import sys; from pipelines.registry import job_module; "
+            f"job_module({args.template!r}); print('tensorflow' in sys.modules)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip() == "False", "importing the job module imports tensorflow"
 
     if "mnist" in args.model:
+
         @check("model_mnist")
         def _():
             from pipelines.mnist.model import load_model
             from pipelines.mnist.models import resolve_model
-            path = resolve_model(None)   # the template's default: no --model given
+
+            path = resolve_model(None)  # the template's default: no --model given
             assert path == "/opt/models/mnist", f"default model path {path!r}"
             start = time.monotonic()
             model = load_model(path)
             info["mnist_load_seconds"] = round(time.monotonic() - start, 1)
             import numpy as np
+
             images, labels = read_mnist_sample()
             scores = model.predict(images)
             assert scores.shape == (len(images), 10), scores.shape
@@ -153,10 +170,13 @@ def main() -> None:
             assert accuracy >= 0.95, f"accuracy {accuracy} on the bundled sample"
 
     if "pedestrian" in args.model:
+
         @check("model_pedestrian")
         def _():
             import numpy as np
+
             from pipelines.pedestrian.detector import PedestrianDetector, default_graph_path
+
             path = default_graph_path()
             assert str(path).startswith("/opt/models/"), f"default graph path {path}"
             assert path.is_file(), f"{path} missing"
@@ -172,6 +192,7 @@ def main() -> None:
 
 def read_mnist_sample():
     import numpy as np
+
     with open(DATA / "mnist_sample.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     with open(DATA / "mnist_sample_labels.csv", newline="") as f:

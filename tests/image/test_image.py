@@ -59,8 +59,11 @@ MODELS_BY_PACKAGE = {"pipelines.mnist": "mnist", "pipelines.pedestrian": "pedest
 
 def models_of(template: str) -> list[str]:
     module = TEMPLATES[template]
-    return [model for package, model in MODELS_BY_PACKAGE.items()
-            if module == package or module.startswith(package + ".")]
+    return [
+        model
+        for package, model in MODELS_BY_PACKAGE.items()
+        if module == package or module.startswith(package + ".")
+    ]
 
 
 def is_streaming(template: str) -> bool:
@@ -76,8 +79,16 @@ def unavailable(reason: str):
 def img(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """buildah on the build cache's storage (the driver build.sh chose for it)."""
     driver = (CACHE / "storage-driver").read_text().strip()
-    command = ["buildah", "--root", str(CACHE / "storage"), "--runroot", str(CACHE / "run"),
-               "--storage-driver", driver, *args]
+    command = [
+        "buildah",
+        "--root",
+        str(CACHE / "storage"),
+        "--runroot",
+        str(CACHE / "run"),
+        "--storage-driver",
+        driver,
+        *args,
+    ]
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     return subprocess.run(command, **kwargs)
@@ -85,12 +96,13 @@ def img(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 # --- building ---------------------------------------------------------------------------
 
+
 class Build:
     def __init__(self, output: str, seconds: float, log: Path):
         self.images: dict[str, str] = {}
         self.seconds_per_template: dict[str, float] = {}
         self.bases: dict[str, str] = {}
-        self.lock_changes: list[str] = []   # `lock ...` lines: the lock vs the Beam base
+        self.lock_changes: list[str] = []  # `lock ...` lines: the lock vs the Beam base
         for line in output.splitlines():
             kind, *rest = line.split()
             if kind == "lock":
@@ -111,13 +123,16 @@ def build(tmp_path_factory) -> Build:
         unavailable("building the image with buildah needs root")
     tools = subprocess.run(["bash", str(BUILD), "--tools"], capture_output=True, text=True)
     if tools.returncode != 0:
-        unavailable(f"buildah/debootstrap missing and apt-get could not install them: "
-                    f"{tools.stderr.strip()[-500:]}")
+        unavailable(
+            f"buildah/debootstrap missing and apt-get could not install them: "
+            f"{tools.stderr.strip()[-500:]}"
+        )
     log = tmp_path_factory.mktemp("image") / "build.log"
     start = time.monotonic()
     with log.open("w") as stderr:
-        done = subprocess.run(["bash", str(BUILD), *TEMPLATES], stdout=subprocess.PIPE,
-                              stderr=stderr, text=True)
+        done = subprocess.run(
+            ["bash", str(BUILD), *TEMPLATES], stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
     seconds = time.monotonic() - start
     if done.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-40:])
@@ -135,8 +150,13 @@ def containers(build):
 
     def get(template: str) -> str:
         if template not in made:
-            done = img("from", "--pull=never", "--name", f"flex-image-test-{template}-{os.getpid()}",
-                       build.images[template])
+            done = img(
+                "from",
+                "--pull=never",
+                "--name",
+                f"flex-image-test-{template}-{os.getpid()}",
+                build.images[template],
+            )
             assert done.returncode == 0, done.stderr
             made[template] = done.stdout.strip()
         return made[template]
@@ -146,13 +166,13 @@ def containers(build):
         img("rm", container)
 
 
-def run_in(container: str, *command: str, mounts: dict[Path, str] | None = None,
-           timeout: float = 900) -> subprocess.CompletedProcess:
+def run_in(
+    container: str, *command: str, mounts: dict[Path, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     volumes = []
     for host, inside in (mounts or {}).items():
         volumes += ["--volume", f"{host}:{inside}"]
-    return img("run", "--isolation", "chroot", *volumes, container, "--", *command,
-               timeout=timeout)
+    return img("run", "--isolation", "chroot", *volumes, container, "--", *command, timeout=timeout)
 
 
 def layer_ids(image: str) -> list[str]:
@@ -172,10 +192,13 @@ def test_lock_installs_over_a_faithful_beam_base(build):
     kept = [c for c in changes if c.startswith("kept ")]
     assert kept and int(kept[0].split()[1]) >= 50, (
         f"the Beam base holds few packages the lock keeps ({changes[-1:]}): not a faithful "
-        f"SDK image stand-in (FLEX_STANDIN_PIP_INSTALL empty?)")
-    assert not [c for c in changes if c.split()[:2] in (["added", "apache-beam"],
-                                                         ["changed", "apache-beam"])], (
-        f"the base's Beam is not the lock's {beam}: {changes}")
+        f"SDK image stand-in (FLEX_STANDIN_PIP_INSTALL empty?)"
+    )
+    assert not [
+        c
+        for c in changes
+        if c.split()[:2] in (["added", "apache-beam"], ["changed", "apache-beam"])
+    ], f"the base's Beam is not the lock's {beam}: {changes}"
     removed = [c for c in changes if c.startswith("removed ")]
     assert not removed, f"installing the lock removed packages of the base: {removed}"
 
@@ -189,6 +212,7 @@ def test_templates_share_every_layer(build):
 
 # --- inside each image ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def in_image_report(build, containers):
     """The JSON report of in_image_check.py run inside a template's image, once per template."""
@@ -199,12 +223,18 @@ def in_image_report(build, containers):
             args = ["--template", template, "--image-uri", build.images[template]]
             for model in models_of(template):
                 args += ["--model", model]
-            done = run_in(containers(template), "python", "/checks/in_image_check.py", *args,
-                          mounts={HERE: "/checks:ro", DATA: "/data:ro"})
+            done = run_in(
+                containers(template),
+                "python",
+                "/checks/in_image_check.py",
+                *args,
+                mounts={HERE: "/checks:ro", DATA: "/data:ro"},
+            )
             assert done.returncode == 0, done.stderr[-3000:]
             reports[template] = json.loads(done.stdout.strip().splitlines()[-1])
             print(f"\n{template}: {reports[template]['info']}")
         return reports[template]
+
     return get
 
 
@@ -232,6 +262,7 @@ def test_pip_check_is_clean(containers, template):
 
 
 # --- the batch templates on the bundled samples -------------------------------------------
+
 
 def read_shards(prefix: Path) -> list[str]:
     shards = sorted(prefix.parent.glob(prefix.name + "-*-of-*"))
@@ -281,12 +312,14 @@ def expect_mnist_batch(out: Path) -> str:
     assert all(set(row) == keys for row in rows), rows[0]
     for row in rows:
         assert abs(sum(row[f"P{d}"] for d in range(10)) - 1) < 1e-4, row
-    right = sum(max(range(10), key=lambda d: row[f"P{d}"]) == labels[int(row["ID"])]
-                for row in rows)
+    right = sum(
+        max(range(10), key=lambda d: row[f"P{d}"]) == labels[int(row["ID"])] for row in rows
+    )
     accuracy = right / len(rows)
     assert accuracy >= 0.95, f"accuracy {accuracy:.3f} on the bundled sample"
-    errors = [line for shard in out.glob("predict_errors-*") for line in
-              shard.read_text().splitlines()]
+    errors = [
+        line for shard in out.glob("predict_errors-*") for line in shard.read_text().splitlines()
+    ]
     assert not errors, errors[:3]
     return f"{len(rows)} predictions, accuracy {accuracy:.3f}"
 
@@ -294,10 +327,14 @@ def expect_mnist_batch(out: Path) -> str:
 # template -> (its parameters as the launcher passes them, the check of its output in /out)
 BATCH_RUNS = {
     "wordcount": (["--input=/data/kinglear.txt", "--output=/out/counts"], expect_wordcount),
-    "wordcount2": (["--input=/data/kinglear.txt", "--output=/out/words",
-                    "--output2=/out/letters"], expect_wordcount2),
-    "mnist_batch": (["--input=/data/mnist_sample.csv", "--output=/out/predict"],
-                    expect_mnist_batch),
+    "wordcount2": (
+        ["--input=/data/kinglear.txt", "--output=/out/words", "--output2=/out/letters"],
+        expect_wordcount2,
+    ),
+    "mnist_batch": (
+        ["--input=/data/mnist_sample.csv", "--output=/out/predict"],
+        expect_mnist_batch,
+    ),
 }
 
 
@@ -306,11 +343,14 @@ LAUNCH = ("sh", "-c", 'exec python "$FLEX_TEMPLATE_PYTHON_PY_FILE" "$@"', "launc
 
 def batch_params(template: str):
     if is_streaming(template):
-        pytest.skip(f"{template} is a streaming (Pub/Sub) template: no bundled sample run; "
-                    f"its entry file and imports are checked above")
+        pytest.skip(
+            f"{template} is a streaming (Pub/Sub) template: no bundled sample run; "
+            f"its entry file and imports are checked above"
+        )
     assert template in BATCH_RUNS, (
         f"batch template {template} has no sample run: add its parameters and expected "
-        f"output to BATCH_RUNS in {Path(__file__).name}")
+        f"output to BATCH_RUNS in {Path(__file__).name}"
+    )
     return BATCH_RUNS[template]
 
 
@@ -325,12 +365,14 @@ def direct_run(containers, tmp_path_factory):
             params, _ = batch_params(template)
             out = tmp_path_factory.mktemp(f"direct-{template}")
             start = time.monotonic()
-            done = run_in(containers(template), *LAUNCH, *params,
-                          mounts={DATA: "/data:ro", out: "/out"})
+            done = run_in(
+                containers(template), *LAUNCH, *params, mounts={DATA: "/data:ro", out: "/out"}
+            )
             assert done.returncode == 0, done.stderr[-4000:]
             print(f"\n{template} (DirectRunner): {time.monotonic() - start:.0f} s")
             outs[template] = out
         return outs[template]
+
     return get
 
 
@@ -359,11 +401,13 @@ WORKER_BOOT = "/checks/worker_boot.py"
 # requirements file, an sdist, wheels, the SDK) would be pip-installed by every worker.
 ALLOWED_ARTIFACTS = {"submission_environment_dependencies.txt"}
 # Log lines that say a model was loaded, and from where (worker side).
-MODEL_LOADED = re.compile(r"(?P<what>mnist model|pedestrian detector) loaded from (?P<path>\S+)",
-                          re.IGNORECASE)
+MODEL_LOADED = re.compile(
+    r"(?P<what>mnist model|pedestrian detector) loaded from (?P<path>\S+)", re.IGNORECASE
+)
 MNIST_LOAD_LINE_NEEDED = (
-    "no \"MNIST model loaded from PATH in S s (pid N)\" line in the worker log: "
-    "pipelines/mnist/model.py MnistModelHandler.load_model must log it on every load")
+    'no "MNIST model loaded from PATH in S s (pid N)" line in the worker log: '
+    "pipelines/mnist/model.py MnistModelHandler.load_model must log it on every load"
+)
 # The embedded job service (apache_beam.runners.portability.local_job_service) runs the job
 # with FnApiRunner.run_via_runner_api, whose worker count is fixed at 1: it asks the worker
 # pool for one worker per environment, whatever --direct_num_workers or
@@ -373,7 +417,8 @@ ONE_WORKER_ONLY = (
     "the PortableRunner's embedded job service starts one SDK worker per environment "
     "(FnApiRunner.run_via_runner_api keeps _num_workers = 1; --direct_num_workers and "
     "--sdk_worker_parallelism are not read there): two worker processes need another job "
-    "server (Flink, Spark or Prism), none of which can be fetched here")
+    "server (Flink, Spark or Prism), none of which can be fetched here"
+)
 # Streaming on the same runner: measured on the host and in the image, the job goes to DONE
 # within seconds having read nothing; pipelines/launch.py now refuses it.
 NO_PORTABLE_STREAMING = (
@@ -381,7 +426,8 @@ NO_PORTABLE_STREAMING = (
     "source: Beam's ReadFromPubSub is a native unbounded source (_PubSubSource) that only "
     "Dataflow and the DirectRunner implement; on the embedded job service its Read is left "
     "with no producer, so the job reaches DONE within seconds having read nothing, and the "
-    "job servers that stream portably (Flink, Spark, Prism) cannot be fetched here")
+    "job servers that stream portably (Flink, Spark, Prism) cannot be fetched here"
+)
 
 
 class WorkerFailed(AssertionError):
@@ -413,8 +459,16 @@ def run_args(mounts: dict[Path, str] | None = None, env: dict[str, str] | None =
 
 def buildah_command(*args: str) -> list[str]:
     driver = (CACHE / "storage-driver").read_text().strip()
-    return ["buildah", "--root", str(CACHE / "storage"), "--runroot", str(CACHE / "run"),
-            "--storage-driver", driver, *args]
+    return [
+        "buildah",
+        "--root",
+        str(CACHE / "storage"),
+        "--runroot",
+        str(CACHE / "run"),
+        "--storage-driver",
+        driver,
+        *args,
+    ]
 
 
 def stop_group(process: subprocess.Popen) -> None:
@@ -432,8 +486,14 @@ def stop_group(process: subprocess.Popen) -> None:
 class WorkerPool:
     """Beam's worker pool in its own container of `image`; its log is the worker's log."""
 
-    def __init__(self, image: str, folder: Path, launcher: str,
-                 env: dict[str, str] | None = None, mounts: dict[Path, str] | None = None):
+    def __init__(
+        self,
+        image: str,
+        folder: Path,
+        launcher: str,
+        env: dict[str, str] | None = None,
+        mounts: dict[Path, str] | None = None,
+    ):
         self.port = free_port()
         self.folder = folder
         self.log = folder / "worker.log"
@@ -442,18 +502,29 @@ class WorkerPool:
         # host name (the container's, its ID's first 12 characters): make it resolve here.
         done = img("inspect", "--type", "container", "--format", "{{.ContainerID}}", launcher)
         assert done.returncode == 0, done.stderr
-        done = img("from", "--pull=never", f"--add-host={done.stdout.strip()[:12]}:127.0.0.1",
-                   image)
+        done = img(
+            "from", "--pull=never", f"--add-host={done.stdout.strip()[:12]}:127.0.0.1", image
+        )
         assert done.returncode == 0, done.stderr
         self.container = done.stdout.strip()
         mounts = {HERE: "/checks:ro", folder: "/worker-log", **(mounts or {})}
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                buildah_command("run", *run_args(mounts, env), self.container, "--",
-                                "python", "-m", "apache_beam.runners.worker.worker_pool_main",
-                                f"--service_port={self.port}",
-                                f"--container_executable={WORKER_BOOT}"),
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                buildah_command(
+                    "run",
+                    *run_args(mounts, env),
+                    self.container,
+                    "--",
+                    "python",
+                    "-m",
+                    "apache_beam.runners.worker.worker_pool_main",
+                    f"--service_port={self.port}",
+                    f"--container_executable={WORKER_BOOT}",
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         # The pool logs nothing when it is ready (its INFO line has no handler): wait for
         # its port.
         deadline = time.monotonic() + 120
@@ -475,10 +546,10 @@ class WorkerPool:
         lines = self.text().splitlines()
         for i, line in enumerate(lines):
             if line.startswith("Traceback (most recent call last)"):
-                for j, after in enumerate(lines[i + 1:], i + 1):
+                for j, after in enumerate(lines[i + 1 :], i + 1):
                     if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*", after):
                         # One line, with what a multi-line message (gRPC's) says next.
-                        more = [m.strip() for m in lines[j + 1:j + 4] if m[:1] in (" ", "\t")]
+                        more = [m.strip() for m in lines[j + 1 : j + 4] if m[:1] in (" ", "\t")]
                         return " ".join([after.strip(), *more])
             exited = re.search(r"boot pid=\d+: worker \S+ exited with status (\d+): (.*)", line)
             if exited and exited.group(1) != "0":
@@ -508,20 +579,38 @@ class WorkerPool:
         img("rm", self.container)
 
 
-def launch_portable(container: str, params: list[str], pool: WorkerPool, log: Path, *,
-                    mounts: dict[Path, str], env: dict[str, str] | None = None,
-                    extra: tuple[str, ...] = (), timeout: float = 600,
-                    until=None) -> int:
+def launch_portable(
+    container: str,
+    params: list[str],
+    pool: WorkerPool,
+    log: Path,
+    *,
+    mounts: dict[Path, str],
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+    timeout: float = 600,
+    until=None,
+) -> int:
     """Launches the template in `container` on the PortableRunner with `pool`'s workers;
     returns its exit status. Fails at once, with the worker's own reason, when a worker
     fails; `until()` returning True also ends the wait (the launcher then keeps running)."""
     command = buildah_command(
-        "run", *run_args(mounts, env), container, "--", *LAUNCH, *params,
-        "--runner=PortableRunner", "--job_endpoint=embed", "--environment_type=EXTERNAL",
-        f"--environment_config=localhost:{pool.port}", *extra)
+        "run",
+        *run_args(mounts, env),
+        container,
+        "--",
+        *LAUNCH,
+        *params,
+        "--runner=PortableRunner",
+        "--job_endpoint=embed",
+        "--environment_type=EXTERNAL",
+        f"--environment_config=localhost:{pool.port}",
+        *extra,
+    )
     with log.open("wb") as out:
-        launcher = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        launcher = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -536,7 +625,8 @@ def launch_portable(container: str, params: list[str], pool: WorkerPool, log: Pa
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"no end after {timeout:.0f} s; launcher log:\n"
-                    f"{log.read_text(errors='replace')[-3000:]}\nworker log:\n{pool.tail()}")
+                    f"{log.read_text(errors='replace')[-3000:]}\nworker log:\n{pool.tail()}"
+                )
             time.sleep(0.5)
     finally:
         stop_group(launcher)
@@ -566,23 +656,27 @@ def portable_run(build, containers, tmp_path_factory):
             # Both containers see the data and the output folder, as launcher and workers
             # both see the bucket on Dataflow.
             shared = {DATA: "/data:ro", out: "/out"}
-            pool = WorkerPool(build.images[template], folder, containers(template),
-                              mounts=shared)
+            pool = WorkerPool(build.images[template], folder, containers(template), mounts=shared)
             try:
                 start = time.monotonic()
                 status = launch_portable(
-                    containers(template), params, pool, folder / "launcher.log",
-                    mounts=shared)
+                    containers(template), params, pool, folder / "launcher.log", mounts=shared
+                )
                 seconds = time.monotonic() - start
             finally:
                 pool.close()
-            assert status == 0, (f"launcher exit {status}:\n"
-                                 f"{(folder / 'launcher.log').read_text()[-4000:]}\n"
-                                 f"worker log:\n{pool.tail()}")
-            print(f"\n{template} (PortableRunner, workers in a second container): "
-                  f"{seconds:.0f} s; worker log {pool.log}")
+            assert status == 0, (
+                f"launcher exit {status}:\n"
+                f"{(folder / 'launcher.log').read_text()[-4000:]}\n"
+                f"worker log:\n{pool.tail()}"
+            )
+            print(
+                f"\n{template} (PortableRunner, workers in a second container): "
+                f"{seconds:.0f} s; worker log {pool.log}"
+            )
             runs[template] = (out, folder / "launcher.log", pool)
         return runs[template]
+
     return get
 
 
@@ -641,9 +735,14 @@ def test_two_worker_processes_match_one(direct_run, containers, tmp_path, templa
     params, _ = batch_params(template)
     out = tmp_path / "out"
     out.mkdir()
-    done = run_in(containers(template), *LAUNCH, *params, "--direct_num_workers=2",
-                  "--direct_running_mode=multi_processing",
-                  mounts={DATA: "/data:ro", out: "/out"})
+    done = run_in(
+        containers(template),
+        *LAUNCH,
+        *params,
+        "--direct_num_workers=2",
+        "--direct_running_mode=multi_processing",
+        mounts={DATA: "/data:ro", out: "/out"},
+    )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
     workers = log.count('message: "Python sdk harness starting."')
@@ -651,8 +750,9 @@ def test_two_worker_processes_match_one(direct_run, containers, tmp_path, templa
     assert lines_by_output(out) == lines_by_output(direct_run(template))
     if not models_of(template):
         return
-    loads = re.findall(r'(?:mnist model|pedestrian detector) loaded from [^"\n]*', log,
-                       re.IGNORECASE)
+    loads = re.findall(
+        r'(?:mnist model|pedestrian detector) loaded from [^"\n]*', log, re.IGNORECASE
+    )
     if not loads and "mnist" in models_of(template):
         pytest.fail(MNIST_LOAD_LINE_NEEDED)
     assert loads and all(" loaded from /opt/models/" in line for line in loads), loads
@@ -660,15 +760,17 @@ def test_two_worker_processes_match_one(direct_run, containers, tmp_path, templa
     if all(pids):
         per_process = collections.Counter(pid.group(1) for pid in pids)
         assert all(n == 1 for n in per_process.values()), per_process
-    else:   # no pid in the line: at most one load per worker process
+    else:  # no pid in the line: at most one load per worker process
         assert len(loads) <= workers, loads
 
 
 BROKEN_WORKERS = {
     # name: (what hides it in the worker container only, expected in the one-line reason)
     "model_missing": ("/opt/models", r"/opt/models/mnist: model folder not found"),
-    "package_missing": ("/usr/local/lib/python3.11/dist-packages/pipelines",
-                        r"No module named 'pipelines"),
+    "package_missing": (
+        "/usr/local/lib/python3.11/dist-packages/pipelines",
+        r"No module named 'pipelines",
+    ),
 }
 
 
@@ -683,13 +785,23 @@ def test_broken_worker_fails_fast_with_its_reason(build, containers, tmp_path, b
     out = tmp_path / "out"
     out.mkdir()
     params, _ = BATCH_RUNS["mnist_batch"]
-    pool = WorkerPool(build.images["mnist_batch"], tmp_path, containers("mnist_batch"),
-                      mounts={DATA: "/data:ro", out: "/out", empty: f"{hidden}:ro"})
+    pool = WorkerPool(
+        build.images["mnist_batch"],
+        tmp_path,
+        containers("mnist_batch"),
+        mounts={DATA: "/data:ro", out: "/out", empty: f"{hidden}:ro"},
+    )
     start = time.monotonic()
     try:
         with pytest.raises(WorkerFailed) as failed:
-            launch_portable(containers("mnist_batch"), params, pool, tmp_path / "launcher.log",
-                            mounts={DATA: "/data:ro", out: "/out"}, timeout=300)
+            launch_portable(
+                containers("mnist_batch"),
+                params,
+                pool,
+                tmp_path / "launcher.log",
+                mounts={DATA: "/data:ro", out: "/out"},
+                timeout=300,
+            )
     finally:
         pool.close()
     seconds = time.monotonic() - start
@@ -700,8 +812,10 @@ def test_broken_worker_fails_fast_with_its_reason(build, containers, tmp_path, b
     assert seconds < 240, f"took {seconds:.0f} s"
 
 
-STREAM_PARAMS = ("--input=projects/lab-project/subscriptions/in-sub",
-                 "--output=projects/lab-project/topics/out")
+STREAM_PARAMS = (
+    "--input=projects/lab-project/subscriptions/in-sub",
+    "--output=projects/lab-project/topics/out",
+)
 
 
 @pytest.mark.parametrize("template", [t for t in TEMPLATES if is_streaming(t)])
@@ -711,17 +825,26 @@ def test_stream_templates_refuse_the_portable_runner(build, containers, template
     launch refuses that runner in one line, exit 2, before anything runs; their workers are
     proven with the DirectRunner on the Pub/Sub emulator (tests/stream) and by the launch
     simulation's job request (tests/test_launch_simulation.py)."""
-    done = run_in(containers(template), *LAUNCH, *STREAM_PARAMS, "--runner=PortableRunner",
-                  "--job_endpoint=embed", "--environment_type=EXTERNAL",
-                  "--environment_config=localhost:1", timeout=300)
+    done = run_in(
+        containers(template),
+        *LAUNCH,
+        *STREAM_PARAMS,
+        "--runner=PortableRunner",
+        "--job_endpoint=embed",
+        "--environment_type=EXTERNAL",
+        "--environment_config=localhost:1",
+        timeout=300,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     # buildah adds its own lines about the exit status after the job's.
     lines = [line for line in done.stderr.strip().splitlines() if "exit" not in line]
-    assert len(lines) == 1 and "--runner: PortableRunner cannot run a streaming job" in lines[0], \
+    assert len(lines) == 1 and "--runner: PortableRunner cannot run a streaming job" in lines[0], (
         done.stderr
+    )
 
 
 # --- what the Dockerfile adds -------------------------------------------------------------
+
 
 def mounted(image: str):
     """(container, root folder) of a new working container of `image`."""
@@ -757,13 +880,15 @@ def test_image_is_lean(build):
         if re.match(r"^/(root/\.cache|tmp|var/cache|var/lib/apt/lists|var/tmp)/", path):
             problems.append(f"cache or temporary file {path}")
         elif re.match(r"^/(usr/)?(local/)?s?bin/", path) and re.fullmatch(
-                r"(cc|c\+\+|gcc|g\+\+|clang|clang\+\+|ld|as|make|x86_64-linux-gnu-.*)(-[\d.]+)?",
-                name):
+            r"(cc|c\+\+|gcc|g\+\+|clang|clang\+\+|ld|as|make|x86_64-linux-gnu-.*)(-[\d.]+)?", name
+        ):
             problems.append(f"compiler or build tool {path}")
         elif name in ("kinglear.txt", "mnist_sample.csv", "mnist_sample_labels.csv"):
             problems.append(f"test data {path}")
         elif path.startswith("/template/") and not re.match(
-                r"^/template/(requirements\.lock|requirements-models\.txt|pyproject\.toml|"
-                r"templates/[^/]+\.py)$", path):
+            r"^/template/(requirements\.lock|requirements-models\.txt|pyproject\.toml|"
+            r"templates/[^/]+\.py)$",
+            path,
+        ):
             problems.append(f"unexpected file {path} in /template")
     assert not problems, "\n".join(problems[:50])

@@ -35,8 +35,13 @@ import time
 from pathlib import Path
 
 # Where boot's staged artifacts would be pip-installed from (their names, as staged).
-INSTALLABLE = ("requirements.txt", "extra_packages.txt", "dataflow_python_sdk.tar",
-               "setup.py", "workflow.tar.gz")
+INSTALLABLE = (
+    "requirements.txt",
+    "extra_packages.txt",
+    "dataflow_python_sdk.tar",
+    "setup.py",
+    "workflow.tar.gz",
+)
 INSTALLABLE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar", ".egg")
 # Where the test reads what each worker was handed (one JSON line per worker).
 STAGED_LOG = Path(os.environ.get("BOOT_STANDIN_STAGED_LOG", "/worker-log/staged.jsonl"))
@@ -59,8 +64,13 @@ def say(line: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    for name in ("id", "provision_endpoint", "artifact_endpoint", "control_endpoint",
-                 "logging_endpoint"):
+    for name in (
+        "id",
+        "provision_endpoint",
+        "artifact_endpoint",
+        "control_endpoint",
+        "logging_endpoint",
+    ):
         parser.add_argument(f"--{name}", required=True)
     args, _ = parser.parse_known_args()
 
@@ -77,8 +87,11 @@ def main() -> int:
 
     metadata = [("worker_id", args.id)]
     with grpc.insecure_channel(args.provision_endpoint) as channel:
-        info = beam_provision_api_pb2_grpc.ProvisionServiceStub(channel).GetProvisionInfo(
-            beam_provision_api_pb2.GetProvisionInfoRequest(), metadata=metadata).info
+        info = (
+            beam_provision_api_pb2_grpc.ProvisionServiceStub(channel)
+            .GetProvisionInfo(beam_provision_api_pb2.GetProvisionInfoRequest(), metadata=metadata)
+            .info
+        )
     options = json_format.MessageToJson(info.pipeline_options)
 
     # 2. The artifacts, fetched as boot fetches them.
@@ -89,45 +102,67 @@ def main() -> int:
     if dependencies:
         with grpc.insecure_channel(args.artifact_endpoint) as channel:
             stub = beam_artifact_api_pb2_grpc.ArtifactRetrievalServiceStub(channel)
-            resolved = stub.ResolveArtifacts(beam_artifact_api_pb2.ResolveArtifactsRequest(
-                artifacts=dependencies), metadata=metadata).replacements
+            resolved = stub.ResolveArtifacts(
+                beam_artifact_api_pb2.ResolveArtifactsRequest(artifacts=dependencies),
+                metadata=metadata,
+            ).replacements
             for artifact in resolved:
                 name = artifact.type_urn
                 if artifact.role_urn == common_urns.artifact_roles.STAGING_TO.urn:
                     name = beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(
-                        artifact.role_payload).staged_name
+                        artifact.role_payload
+                    ).staged_name
                 size = 0
                 with open(staging / Path(name).name, "wb") as out:
-                    for chunk in stub.GetArtifact(beam_artifact_api_pb2.GetArtifactRequest(
-                            artifact=artifact), metadata=metadata):
+                    for chunk in stub.GetArtifact(
+                        beam_artifact_api_pb2.GetArtifactRequest(artifact=artifact),
+                        metadata=metadata,
+                    ):
                         out.write(chunk.data)
                         size += len(chunk.data)
-                staged.append({"name": name, "bytes": size, "type": artifact.type_urn,
-                               "role": artifact.role_urn})
+                staged.append(
+                    {
+                        "name": name,
+                        "bytes": size,
+                        "type": artifact.type_urn,
+                        "role": artifact.role_urn,
+                    }
+                )
                 say(f"staged artifact {name} ({size} bytes)")
-    installable = [a["name"] for a in staged
-                   if a["name"] in INSTALLABLE or a["name"].endswith(INSTALLABLE_SUFFIXES)]
+    installable = [
+        a["name"]
+        for a in staged
+        if a["name"] in INSTALLABLE or a["name"].endswith(INSTALLABLE_SUFFIXES)
+    ]
     if installable:
-        say(f"would pip-install {installable}")   # 3. what boot would install
-    say(f"worker {args.id}: {len(staged)} artifacts, nothing to install" if not installable
-        else f"worker {args.id}: {len(staged)} artifacts")
+        say(f"would pip-install {installable}")  # 3. what boot would install
+    say(
+        f"worker {args.id}: {len(staged)} artifacts, nothing to install"
+        if not installable
+        else f"worker {args.id}: {len(staged)} artifacts"
+    )
     if STAGED_LOG.parent.is_dir():
         with STAGED_LOG.open("a") as log:
-            log.write(json.dumps({"worker": args.id, "artifacts": staged,
-                                  "would_install": installable}) + "\n")
+            log.write(
+                json.dumps({"worker": args.id, "artifacts": staged, "would_install": installable})
+                + "\n"
+            )
 
     # 4. The SDK harness, with the environment boot gives it.
     semi_persistent = Path("/tmp/semi_persistent") / args.id
     semi_persistent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ,
-               WORKER_ID=args.id,
-               PIPELINE_OPTIONS=options,
-               SEMI_PERSISTENT_DIRECTORY=str(semi_persistent),
-               LOGGING_API_SERVICE_DESCRIPTOR=f'url: "{args.logging_endpoint}"',
-               CONTROL_API_SERVICE_DESCRIPTOR=f'url: "{args.control_endpoint}"',
-               RUNNER_CAPABILITIES=" ".join(info.runner_capabilities))
-    worker = subprocess.Popen([sys.executable, "-c", WORKER], env=env, stderr=subprocess.PIPE,
-                              text=True, errors="replace")
+    env = dict(
+        os.environ,
+        WORKER_ID=args.id,
+        PIPELINE_OPTIONS=options,
+        SEMI_PERSISTENT_DIRECTORY=str(semi_persistent),
+        LOGGING_API_SERVICE_DESCRIPTOR=f'url: "{args.logging_endpoint}"',
+        CONTROL_API_SERVICE_DESCRIPTOR=f'url: "{args.control_endpoint}"',
+        RUNNER_CAPABILITIES=" ".join(info.runner_capabilities),
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER], env=env, stderr=subprocess.PIPE, text=True, errors="replace"
+    )
     last = ""
     for line in worker.stderr:
         sys.stderr.write(line)

@@ -11,17 +11,16 @@ import apache_beam as beam
 import numpy as np
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from pipelines.launch import parse
 from pipelines.mnist import batch
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import resolve_model
-from apache_beam.ml.inference.base import PredictionResult
-
 from pipelines.mnist.records import parse_csv_line, parse_row, split_csv_line
 from pipelines.mnist.transforms import ImageBatch, ParseImages, PredictDigits
-from pipelines.launch import parse
 from tests.support.processes import REPO, read_shards, run_template, template_env
 
 SAMPLE = REPO / "data" / "mnist_sample.csv"
@@ -67,7 +66,8 @@ def test_parsed_batches_equal_the_row_by_row_reference():
     with TestPipeline() as p:
         parsed = p | beam.Create(lines) | ParseImages(split_csv_line)
         pixels = parsed.valid | beam.FlatMap(
-            lambda batch: [(int(i), row.tobytes()) for i, row in zip(batch.ids, batch.pixels)])
+            lambda batch: [(int(i), row.tobytes()) for i, row in zip(batch.ids, batch.pixels)]
+        )
         assert_that(pixels, equal_to([(i, v.tobytes()) for i, v in expected.items()]))
 
 
@@ -95,35 +95,52 @@ def image_batch(count):
 
 def test_a_failing_model_sends_rows_to_dead_letters_not_a_crash():
     with TestPipeline() as p:
-        predictions, dead = p | beam.Create([image_batch(5)]) | PredictDigits(
-            BrokenModelHandler(resolve_model(None), max_batch_size=1))
+        predictions, dead = (
+            p
+            | beam.Create([image_batch(5)])
+            | PredictDigits(BrokenModelHandler(resolve_model(None), max_batch_size=1))
+        )
         assert_that(predictions, equal_to([]), label="NoPredictions")
-        assert_that(dead | beam.Map(lambda d: (json.loads(d["Row"])["ID"], d["Error"])),
-                    equal_to([(i, "inference failed: RuntimeError: model exploded")
-                              for i in range(5)]), label="AllDead")
+        assert_that(
+            dead | beam.Map(lambda d: (json.loads(d["Row"])["ID"], d["Error"])),
+            equal_to([(i, "inference failed: RuntimeError: model exploded") for i in range(5)]),
+            label="AllDead",
+        )
 
 
 def test_rows_without_finite_probabilities_are_dead_letters():
     with TestPipeline() as p:
-        predictions, dead = p | beam.Create([image_batch(6)]) | PredictDigits(
-            NaNModelHandler(resolve_model(None), max_batch_size=1))
-        assert_that(predictions | beam.FlatMap(lambda b: b.ids.tolist()), equal_to([0, 2, 4]),
-                    label="FiniteRowsPredicted")
-        assert_that(dead | beam.Map(lambda d: json.loads(d["Row"])["ID"]), equal_to([1, 3, 5]),
-                    label="NaNRowsDead")
+        predictions, dead = (
+            p
+            | beam.Create([image_batch(6)])
+            | PredictDigits(NaNModelHandler(resolve_model(None), max_batch_size=1))
+        )
+        assert_that(
+            predictions | beam.FlatMap(lambda b: b.ids.tolist()),
+            equal_to([0, 2, 4]),
+            label="FiniteRowsPredicted",
+        )
+        assert_that(
+            dead | beam.Map(lambda d: json.loads(d["Row"])["ID"]),
+            equal_to([1, 3, 5]),
+            label="NaNRowsDead",
+        )
 
 
 def test_metrics_prove_every_row_lands_once(tmp_path):
     source = tmp_path / "mixed.csv"
     source.write_text("ID,Image\n" + "\n".join(sample_lines(20) + list(BAD_LINES)) + "\n")
-    _, args, options = parse(batch.TEMPLATE, ["--input", str(source),
-                                              "--output", str(tmp_path / "predict")])
+    _, args, options = parse(
+        batch.TEMPLATE, ["--input", str(source), "--output", str(tmp_path / "predict")]
+    )
     pipeline = beam.Pipeline(options=options)
     batch.build_pipeline(pipeline, args)
     result = pipeline.run()
     result.wait_until_finish()
-    counters = {c.key.metric.name: c.committed for c in
-                result.metrics().query(MetricsFilter().with_namespace("mnist"))["counters"]}
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace("mnist"))["counters"]
+    }
     assert counters == {"rows_read": 28, "predictions": 20, "dead_letters": 8, "csv_headers": 1}
     assert counters["rows_read"] == counters["predictions"] + counters["dead_letters"]
 
@@ -148,40 +165,82 @@ def test_template_end_to_end_on_the_bundled_sample(tmp_path):
     assert len(rows) + len(dead) == len(truth) + len(BAD_LINES)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--input", "data/mnist_sample.csv"], "--output: is required"),
-    (["--input", "nope/*.csv", "--output", "OUT"], "--input: expected an existing file"),
-    (["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "/nonexistent"],
-     "--model: '/nonexistent': no model there"),
-    (["--input", "data/mnist_sample.csv", "--output", "OUT", "--read_method", "FAST"],
-     "--read_method: invalid choice"),
-    (["--input", "data/mnist_sample.csv", "--output", "lab-project:MNIST.Predict",
-      "--dead_letter", "lab-project.MNIST.Predict"], "--dead_letter: must differ from --output"),
-    # Item 5: one place spelled two ways.
-    (["--input", "data/mnist_sample.csv", "--output", "TMP/x/m", "--dead_letter", "TMP/x/./m"],
-     "--dead_letter: must differ from --output"),
-    # Item 9: a folder as input, an output under a file.
-    (["--input", "data", "--output", "OUT"], "--input: 'data' is a folder"),
-    (["--input", "data/mnist_sample.csv", "--output", "data/mnist_sample.csv/out"],
-     "--output: cannot write 'data/mnist_sample.csv/out'"),
-    (["--input", "data/mnist_sample.csv", "--output", "TMP"], "is a folder; expected a file"),
-    # Item 10: a colon that makes no table.
-    (["--input", "data/mnist_sample.csv", "--output=a:b"], "--output: 'a:b' is neither"),
-    # Item 13: a misspelt flag, with the likely one named.
-    (["--input", "data/mnist_sample.csv", "--outptu", "OUT"], "--outptu -> --output?"),
-    (["--input", "data/mnist_sample.csv", "--out", "OUT"], "unrecognized arguments: --out"),
-    # Item 7: a model folder that only looks like one.
-    (["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "GARBAGE"],
-     "--model: 'TMP/garbage': corrupt protobuf"),
-    (["--input", "data/mnist_sample.csv", "--output", "OUT", "--model",
-      "models/mnist/saved_model.pb"], "--model: 'models/mnist/saved_model.pb' is a file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input", "data/mnist_sample.csv"], "--output: is required"),
+        (["--input", "nope/*.csv", "--output", "OUT"], "--input: expected an existing file"),
+        (
+            ["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "/nonexistent"],
+            "--model: '/nonexistent': no model there",
+        ),
+        (
+            ["--input", "data/mnist_sample.csv", "--output", "OUT", "--read_method", "FAST"],
+            "--read_method: invalid choice",
+        ),
+        (
+            [
+                "--input",
+                "data/mnist_sample.csv",
+                "--output",
+                "lab-project:MNIST.Predict",
+                "--dead_letter",
+                "lab-project.MNIST.Predict",
+            ],
+            "--dead_letter: must differ from --output",
+        ),
+        # Item 5: one place spelled two ways.
+        (
+            [
+                "--input",
+                "data/mnist_sample.csv",
+                "--output",
+                "TMP/x/m",
+                "--dead_letter",
+                "TMP/x/./m",
+            ],
+            "--dead_letter: must differ from --output",
+        ),
+        # Item 9: a folder as input, an output under a file.
+        (["--input", "data", "--output", "OUT"], "--input: 'data' is a folder"),
+        (
+            ["--input", "data/mnist_sample.csv", "--output", "data/mnist_sample.csv/out"],
+            "--output: cannot write 'data/mnist_sample.csv/out'",
+        ),
+        (["--input", "data/mnist_sample.csv", "--output", "TMP"], "is a folder; expected a file"),
+        # Item 10: a colon that makes no table.
+        (["--input", "data/mnist_sample.csv", "--output=a:b"], "--output: 'a:b' is neither"),
+        # Item 13: a misspelt flag, with the likely one named.
+        (["--input", "data/mnist_sample.csv", "--outptu", "OUT"], "--outptu -> --output?"),
+        (["--input", "data/mnist_sample.csv", "--out", "OUT"], "unrecognized arguments: --out"),
+        # Item 7: a model folder that only looks like one.
+        (
+            ["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "GARBAGE"],
+            "--model: 'TMP/garbage': corrupt protobuf",
+        ),
+        (
+            [
+                "--input",
+                "data/mnist_sample.csv",
+                "--output",
+                "OUT",
+                "--model",
+                "models/mnist/saved_model.pb",
+            ],
+            "--model: 'models/mnist/saved_model.pb' is a file",
+        ),
+    ],
+)
 def test_bad_parameters_fail_before_the_pipeline(tmp_path, args, message):
     garbage = tmp_path / "garbage"
     garbage.mkdir()
     (garbage / "saved_model.pb").write_bytes(b"\x0f\xff not a SavedModel " * 10)
-    args = [a.replace("OUT", str(tmp_path / "out")).replace("GARBAGE", str(garbage))
-            .replace("TMP", str(tmp_path)) for a in args]
+    args = [
+        a.replace("OUT", str(tmp_path / "out"))
+        .replace("GARBAGE", str(garbage))
+        .replace("TMP", str(tmp_path))
+        for a in args
+    ]
     completed = run_template("mnist_batch", args, check=False, timeout=120)
     assert completed.returncode == 2
     assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr
@@ -191,10 +250,11 @@ def test_bad_parameters_fail_before_the_pipeline(tmp_path, args, message):
 def test_cloud_locations_without_credentials_fail_at_once(tmp_path):
     """Item 11: no credentials anywhere is one line in seconds, not minutes of retries."""
     env = template_env({"HOME": str(tmp_path), "CLOUDSDK_CONFIG": str(tmp_path / "gcloud")})
-    for args, name in ((["--input", "gs://lab-bucket/mnist.csv", "--output", "OUT"], "input"),
-                       (["--input", "data/mnist_sample.csv", "--output", "gs://lab-bucket/p"],
-                        "output"),
-                       (["--input", "lab-project:MNIST.Images", "--output", "OUT"], "input")):
+    for args, name in (
+        (["--input", "gs://lab-bucket/mnist.csv", "--output", "OUT"], "input"),
+        (["--input", "data/mnist_sample.csv", "--output", "gs://lab-bucket/p"], "output"),
+        (["--input", "lab-project:MNIST.Images", "--output", "OUT"], "input"),
+    ):
         args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
         started = time.monotonic()
         completed = run_template("mnist_batch", args, env=env, check=False, timeout=120)
@@ -210,8 +270,10 @@ def test_hostile_csv_rows_end_in_predictions_or_dead_letters(tmp_path):
     good = [line.encode() for line in sample_lines(5)]
     latin1 = b'900,"' + b",".join([b"0.0"] * 783 + [b"0.5\xe9"]) + b'"'
     source = tmp_path / "mnist.v2.csv"  # named like a table: still a file
-    source.write_bytes(b"\n".join([good[0], good[1], latin1, b"id;image", good[2],
-                                   b"ID,Image", good[3], good[4]]) + b"\n")
+    source.write_bytes(
+        b"\n".join([good[0], good[1], latin1, b"id;image", good[2], b"ID,Image", good[3], good[4]])
+        + b"\n"
+    )
     output = tmp_path / "results.v1.json"
     completed = run_template("mnist_batch", ["--input", str(source), "--output", str(output)])
     rows = [json.loads(line) for line in read_shards(output)]
@@ -228,6 +290,9 @@ def test_hostile_csv_rows_end_in_predictions_or_dead_letters(tmp_path):
 def test_importing_the_job_does_not_import_tensorflow():
     import subprocess
     import sys
-    code = ("import sys; import pipelines.mnist.batch; "
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+
+    code = (
+        "import sys; import pipelines.mnist.batch; "
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

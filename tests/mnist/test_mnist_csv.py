@@ -6,14 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools import make_mnist_csv, mnist_data
 from tests.support.markers import needs_mnist_wheel
+from tools import make_mnist_csv, mnist_data
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "mnist_sample.csv"
 SAMPLE_LABELS = ROOT / "data" / "mnist_sample_labels.csv"
-
-
 
 
 def read_images(path):
@@ -61,8 +59,16 @@ def test_cli_writes_a_round_tripping_csv(tmp_path):
     out, labels_out = tmp_path / "mnist.csv", tmp_path / "labels.csv"
     assert (
         make_mnist_csv.main(
-            ["--split", "validation", "--limit", "3", "--output", str(out),
-             "--labels", str(labels_out)]
+            [
+                "--split",
+                "validation",
+                "--limit",
+                "3",
+                "--output",
+                str(out),
+                "--labels",
+                str(labels_out),
+            ]
         )
         == 0
     )

@@ -8,11 +8,9 @@ import pickle
 import numpy as np
 import pytest
 
+from tests.support.markers import needs_mnist_wheel
 from tools import mnist_data
 from tools.mnist_data import RestrictedUnpickler, load_mnist, restricted_loads
-from tests.support.markers import needs_mnist_wheel
-
-
 
 
 class _RunsShell:

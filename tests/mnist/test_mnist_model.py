@@ -28,9 +28,7 @@ def tf():
 @pytest.fixture(scope="module")
 def sample():
     with open(SAMPLE, newline="") as f:
-        images = [
-            np.array(row["Image"].split(","), dtype=np.float32) for row in csv.DictReader(f)
-        ]
+        images = [np.array(row["Image"].split(","), dtype=np.float32) for row in csv.DictReader(f)]
     with open(SAMPLE_LABELS, newline="") as f:
         labels = np.array([int(row["Label"]) for row in csv.DictReader(f)])
     return images, labels
@@ -164,7 +162,9 @@ def test_lab_checkpoint_loads_and_matches_a_direct_session(
 ):
     w, b = write_lab_checkpoint(tf, tmp_path, key_dtype=key_dtype, use_resource=use_resource)
     assert {p.name for p in tmp_path.iterdir()} >= {
-        "export.meta", "export.index", "export.data-00000-of-00001"
+        "export.meta",
+        "export.index",
+        "export.data-00000-of-00001",
     }
     images = sample[0][:37]
 
@@ -204,8 +204,10 @@ def test_remote_checkpoint_is_copied_to_a_local_folder_first(tf, tmp_path, sampl
     model = mnist_model.load_model(remote)
     images = sample[0][:4]
     np.testing.assert_allclose(
-        model.predict(np.stack(images)), reference_probabilities(images, w, b),
-        rtol=1e-4, atol=1e-5,
+        model.predict(np.stack(images)),
+        reference_probabilities(images, w, b),
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 

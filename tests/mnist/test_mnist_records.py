@@ -27,29 +27,32 @@ def image_with(position, text):
     return ",".join(values)
 
 
-@pytest.mark.parametrize("row, reason", [
-    ({"Image": GOOD_IMAGE}, "missing ID"),
-    ({"ID": None, "Image": GOOD_IMAGE}, "missing ID"),
-    ({"ID": "", "Image": GOOD_IMAGE}, "missing ID"),
-    ({"ID": "7.5", "Image": GOOD_IMAGE}, "ID must be an integer, got '7.5'"),
-    ({"ID": "seven", "Image": GOOD_IMAGE}, "ID must be an integer"),
-    ({"ID": 7.5, "Image": GOOD_IMAGE}, "ID must be an integer"),
-    ({"ID": True, "Image": GOOD_IMAGE}, "ID must be an integer"),
-    ({"ID": 1}, "missing Image"),
-    ({"ID": 1, "Image": "  "}, "missing Image"),
-    ({"ID": 1, "Image": [0.0] * 784}, "Image must be a string"),
-    ({"ID": 1, "Image": "0.0,0.5"}, "Image must have 784 values, got 2"),
-    ({"ID": 1, "Image": GOOD_IMAGE + ",0.0"}, "Image must have 784 values, got 785"),
-    ({"ID": 1, "Image": image_with(12, "abc")}, "Image value 12 is not a number: 'abc'"),
-    ({"ID": 1, "Image": image_with(3, "")}, "Image value 3 is not a number: ''"),
-    ({"ID": 1, "Image": image_with(5, "nan")}, "Image value 5 is 'nan', not a finite number"),
-    ({"ID": 1, "Image": image_with(6, "inf")}, "Image value 6 is 'inf', not a finite number"),
-    ({"ID": 1, "Image": image_with(7, "-inf")}, "not a finite number"),
-    ({"ID": 1, "Image": image_with(8, "1.5")}, "Image value 8 is 1.5, outside [0, 1]"),
-    ({"ID": 1, "Image": image_with(9, "-0.1")}, "Image value 9 is -0.1, outside [0, 1]"),
-    ({"ID": 1, "Image": image_with(0, "255")}, "outside [0, 1]"),
-    ("not a row", "expected an object with ID and Image"),
-])
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ({"Image": GOOD_IMAGE}, "missing ID"),
+        ({"ID": None, "Image": GOOD_IMAGE}, "missing ID"),
+        ({"ID": "", "Image": GOOD_IMAGE}, "missing ID"),
+        ({"ID": "7.5", "Image": GOOD_IMAGE}, "ID must be an integer, got '7.5'"),
+        ({"ID": "seven", "Image": GOOD_IMAGE}, "ID must be an integer"),
+        ({"ID": 7.5, "Image": GOOD_IMAGE}, "ID must be an integer"),
+        ({"ID": True, "Image": GOOD_IMAGE}, "ID must be an integer"),
+        ({"ID": 1}, "missing Image"),
+        ({"ID": 1, "Image": "  "}, "missing Image"),
+        ({"ID": 1, "Image": [0.0] * 784}, "Image must be a string"),
+        ({"ID": 1, "Image": "0.0,0.5"}, "Image must have 784 values, got 2"),
+        ({"ID": 1, "Image": GOOD_IMAGE + ",0.0"}, "Image must have 784 values, got 785"),
+        ({"ID": 1, "Image": image_with(12, "abc")}, "Image value 12 is not a number: 'abc'"),
+        ({"ID": 1, "Image": image_with(3, "")}, "Image value 3 is not a number: ''"),
+        ({"ID": 1, "Image": image_with(5, "nan")}, "Image value 5 is 'nan', not a finite number"),
+        ({"ID": 1, "Image": image_with(6, "inf")}, "Image value 6 is 'inf', not a finite number"),
+        ({"ID": 1, "Image": image_with(7, "-inf")}, "not a finite number"),
+        ({"ID": 1, "Image": image_with(8, "1.5")}, "Image value 8 is 1.5, outside [0, 1]"),
+        ({"ID": 1, "Image": image_with(9, "-0.1")}, "Image value 9 is -0.1, outside [0, 1]"),
+        ({"ID": 1, "Image": image_with(0, "255")}, "outside [0, 1]"),
+        ("not a row", "expected an object with ID and Image"),
+    ],
+)
 def test_bad_rows_say_why(row, reason):
     with pytest.raises(BadRecord, match=None) as error:
         records.parse_row(row)

@@ -41,7 +41,7 @@ def sample_messages(limit: int) -> list[bytes]:
 MALFORMED = {
     b"\xff\xfe not utf-8": "message is not UTF-8",
     b"ID=7;Image=0.0": "message is not JSON",
-    b"[7, \"0.0\"]": "JSON object",
+    b'[7, "0.0"]': "JSON object",
     json.dumps({"ID": 9001, "Image": "0.5,0.5"}).encode(): "784 values, got 2",
     json.dumps({"ID": "x", "Image": ",".join(["0"] * 784)}).encode(): "ID must be an integer",
     json.dumps({"ID": 9002, "Image": ",".join(["2"] * 784)}).encode(): "outside [0, 1]",
@@ -57,23 +57,33 @@ def test_classify_messages_under_test_stream():
     good = sample_messages(6)
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
-    stream = (TestStream()
-              .add_elements([PubsubMessage(m, {"source": "a"}) for m in good[:3]])
-              .add_elements([PubsubMessage(m, {"source": "bad"}) for m in MALFORMED])
-              .advance_watermark_to(10)
-              .add_elements([PubsubMessage(m, {}) for m in good[3:]])
-              .advance_watermark_to_infinity())
+    stream = (
+        TestStream()
+        .add_elements([PubsubMessage(m, {"source": "a"}) for m in good[:3]])
+        .add_elements([PubsubMessage(m, {"source": "bad"}) for m in MALFORMED])
+        .advance_watermark_to(10)
+        .add_elements([PubsubMessage(m, {}) for m in good[3:]])
+        .advance_watermark_to_infinity()
+    )
     truth = labels()
     with TestPipeline(options=options) as p:
-        predictions, dead = p | stream | ClassifyMessages(
-            MnistModelHandler(resolve_model(None)))
-        assert_that(predictions | beam.Map(lambda m: (m.attributes["ID"], argmax(m.data))),
-                    equal_to([(str(i), (i, truth[i])) for i in range(6)]), label="Predictions")
-        assert_that(dead | beam.Map(lambda m: (m.data, m.attributes["source"],
-                                               m.attributes["error_stage"])),
-                    equal_to([(m, "bad", "parse") for m in MALFORMED]), label="DeadLetters")
-        assert_that(dead | beam.Map(lambda m: MALFORMED[m.data] in m.attributes["error"]),
-                    equal_to([True] * len(MALFORMED)), label="Reasons")
+        predictions, dead = p | stream | ClassifyMessages(MnistModelHandler(resolve_model(None)))
+        assert_that(
+            predictions | beam.Map(lambda m: (m.attributes["ID"], argmax(m.data))),
+            equal_to([(str(i), (i, truth[i])) for i in range(6)]),
+            label="Predictions",
+        )
+        assert_that(
+            dead
+            | beam.Map(lambda m: (m.data, m.attributes["source"], m.attributes["error_stage"])),
+            equal_to([(m, "bad", "parse") for m in MALFORMED]),
+            label="DeadLetters",
+        )
+        assert_that(
+            dead | beam.Map(lambda m: MALFORMED[m.data] in m.attributes["error"]),
+            equal_to([True] * len(MALFORMED)),
+            label="Reasons",
+        )
 
 
 @pytest.mark.slow
@@ -81,9 +91,11 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
     images = emulator.create_topic("mnist_image")
     predict, predict_sub = emulator.create_topic_with_subscription("mnist_predict")
     dead, dead_sub = emulator.create_topic_with_subscription("mnist_dead_letter")
-    job = RunningTemplate("mnist_stream", [
-        f"--input={images}", f"--output={predict}", f"--dead_letter={dead}"],
-        env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}))
+    job = RunningTemplate(
+        "mnist_stream",
+        [f"--input={images}", f"--output={predict}", f"--dead_letter={dead}"],
+        env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}),
+    )
     try:
         # The job reads the topic through its own subscription: publish once it exists.
         emulator.wait_for_subscriber(images, timeout=180)
@@ -98,8 +110,10 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
         log = job.stop()
     assert job.process.returncode == 0, log[-3000:]  # SIGTERM is a clean stop
     from google.cloud import pubsub_v1
-    assert list(pubsub_v1.PublisherClient().list_topic_subscriptions(topic=images)) == [], \
+
+    assert list(pubsub_v1.PublisherClient().list_topic_subscriptions(topic=images)) == [], (
         "the job's own subscription to its input topic outlived it"
+    )
     truth = labels()
     ids = [int(m.attributes["ID"]) for m in outputs]
     assert sorted(ids) == list(range(count)), log[-3000:]  # each valid ID exactly once
@@ -127,43 +141,71 @@ class _FailingModel(ModelHandler):
             raise RuntimeError("the model is broken")
         # One row of probabilities per image, as MnistModelHandler gives for an example
         # that is one image [784] or a batch of them [N, 784].
-        return [PredictionResult(x, np.full(np.shape(x)[:-1] + (10,), np.nan, np.float32))
-                for x in batch]
+        return [
+            PredictionResult(x, np.full(np.shape(x)[:-1] + (10,), np.nan, np.float32))
+            for x in batch
+        ]
 
 
-@pytest.mark.parametrize("nan, stage, reason", [
-    (False, "inference", "RuntimeError: the model is broken"),
-    (True, "format", "not 10 finite probabilities"),
-])
+@pytest.mark.parametrize(
+    "nan, stage, reason",
+    [
+        (False, "inference", "RuntimeError: the model is broken"),
+        (True, "format", "not 10 finite probabilities"),
+    ],
+)
 def test_later_dead_letters_keep_the_original_message(nan, stage, reason):
     good = sample_messages(3)
-    inputs = [PubsubMessage(m, {"source": "cam", "error": "sender's own"}, message_id=str(i))
-              for i, m in enumerate(good)]
+    inputs = [
+        PubsubMessage(m, {"source": "cam", "error": "sender's own"}, message_id=str(i))
+        for i, m in enumerate(good)
+    ]
     with TestPipeline() as p:
         predictions, dead = p | beam.Create(inputs) | ClassifyMessages(_FailingModel(nan))
         assert_that(predictions, equal_to([]), label="NoPredictions")
-        assert_that(dead | beam.Map(lambda m: (
-            m.message_id, original_message(m)[:2], m.attributes["error_stage"],
-            reason in m.attributes["error"])),
-            equal_to([(str(i), (good[i], {"source": "cam", "error": "sender's own"}), stage,
-                       True) for i in range(3)]), label="DeadLetters")
+        assert_that(
+            dead
+            | beam.Map(
+                lambda m: (
+                    m.message_id,
+                    original_message(m)[:2],
+                    m.attributes["error_stage"],
+                    reason in m.attributes["error"],
+                )
+            ),
+            equal_to(
+                [
+                    (str(i), (good[i], {"source": "cam", "error": "sender's own"}), stage, True)
+                    for i in range(3)
+                ]
+            ),
+            label="DeadLetters",
+        )
 
 
 def test_every_outcome_of_the_job_acknowledges_its_input():
     from pipelines.mnist import stream
 
-    args = SimpleNamespace(input="projects/lab-project/subscriptions/s", model=None,
-                           output="projects/lab-project/topics/out", dead_letter=None)
+    args = SimpleNamespace(
+        input="projects/lab-project/subscriptions/s",
+        model=None,
+        output="projects/lab-project/topics/out",
+        dead_letter=None,
+    )
     pipeline = beam.Pipeline(options=PipelineOptions(streaming=True))
     stream.build_pipeline(pipeline, args)
     assert pipeline_answers_every_message(pipeline)
     pipeline = beam.Pipeline(options=PipelineOptions(streaming=True))
-    pipeline | beam.Create([PubsubMessage(b"x", {})]) | WriteToPubSub(
-        "projects/lab-project/topics/t", with_attributes=True)
+    (
+        pipeline
+        | beam.Create([PubsubMessage(b"x", {})])
+        | WriteToPubSub("projects/lab-project/topics/t", with_attributes=True)
+    )
     assert not pipeline_answers_every_message(pipeline)
 
 
 # --- the batched path gives what parsing and formatting message by message gave ---------
+
 
 def _reference_outcomes(messages, model) -> dict:
     """message_id -> the outcome the per-message path (before batching) gave: the
@@ -210,7 +252,7 @@ def _random_messages(count: int, seed: int = 13) -> list[bytes]:
         elif kind == 7:
             image_id = str(image_id)  # an ID as text
         elif kind == 8:
-            image_id = [True, 2 ** 70, 1.5, None, ""][i % 5]  # bad IDs
+            image_id = [True, 2**70, 1.5, None, ""][i % 5]  # bad IDs
         elif kind == 9:
             image = good[i % len(good)]  # the lab's own rows
         elif kind == 10:
@@ -229,8 +271,7 @@ def test_batched_stream_gives_the_per_message_outcomes():
     from pipelines.mnist.stream import MAX_BATCH_MESSAGES
 
     datas = sample_messages(200) + list(MALFORMED) + _random_messages(240)
-    messages = [PubsubMessage(d, {"n": str(i)}, message_id=f"m{i}")
-                for i, d in enumerate(datas)]
+    messages = [PubsubMessage(d, {"n": str(i)}, message_id=f"m{i}") for i, d in enumerate(datas)]
     handler = MnistModelHandler(resolve_model(None), min_batch_size=1, max_batch_size=1)
     expected = _reference_outcomes(messages, handler.load_model())
     assert 150 < sum("error" not in m.attributes for m in expected.values()) < len(datas) - 100
@@ -248,15 +289,18 @@ def test_batched_stream_gives_the_per_message_outcomes():
             assert have.attributes == want.attributes, message_id
             have_row, want_row = json.loads(have.data), json.loads(want.data)
             assert list(have_row) == list(want_row) and have_row["ID"] == want_row["ID"]
-            np.testing.assert_allclose([have_row[f"P{d}"] for d in range(10)],
-                                       [want_row[f"P{d}"] for d in range(10)],
-                                       rtol=1e-5, atol=2e-7)
+            np.testing.assert_allclose(
+                [have_row[f"P{d}"] for d in range(10)],
+                [want_row[f"P{d}"] for d in range(10)],
+                rtol=1e-5,
+                atol=2e-7,
+            )
 
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     stream = TestStream()
     for start, size in ((0, 1), (1, 7), (8, 150), (158, 300)):  # bundles of various sizes
-        stream = stream.add_elements(messages[start:start + size])
+        stream = stream.add_elements(messages[start : start + size])
     stream = stream.add_elements(messages[458:]).advance_watermark_to_infinity()
     with TestPipeline(options=options) as p:
         predictions, dead = p | stream | ClassifyMessages(handler)

@@ -56,6 +56,7 @@ def clock(monkeypatch) -> FakeClock:
 
 # --- Pacer ---------------------------------------------------------------------------------
 
+
 def test_pacer_keeps_a_fixed_schedule_despite_slow_publishes_and_late_wakeups(clock):
     clock.late = 0.004
     pacer = pubsub_cli.Pacer(rate=10)
@@ -105,11 +106,12 @@ def test_pacer_without_a_rate_never_sleeps(clock):
 
 # --- Progress ------------------------------------------------------------------------------
 
+
 def screen(written: str) -> str:
     """What a terminal shows after `written`: each \\r returns to the line's start."""
     shown = ""
     for part in written.split("\r"):
-        shown = part + shown[len(part):]
+        shown = part + shown[len(part) :]
     return shown
 
 
@@ -129,9 +131,9 @@ def test_progress_draws_a_bar_with_count_and_rate(clock, capsys):
 def test_progress_leaves_no_trace_of_a_longer_line(clock, capsys):
     progress = pubsub_cli.Progress(None, "publishing", enabled=True)
     clock.now += 1.0
-    progress.update(10)   # "... 10 10.0/s"
+    progress.update(10)  # "... 10 10.0/s"
     clock.now += 1.0
-    progress.update(11)   # "... 11 5.5/s": one character shorter
+    progress.update(11)  # "... 11 5.5/s": one character shorter
     assert screen(capsys.readouterr().err).rstrip() == "publishing 11 5.5/s"
 
 
@@ -151,6 +153,7 @@ def test_progress_is_throttled_and_silent_when_disabled(clock, capsys):
 
 # --- the consumer's pieces -----------------------------------------------------------------
 
+
 def prediction(image_id: int, digit: int, confidence: float) -> dict:
     rest = (1.0 - confidence) / 9
     return {"ID": image_id, **{f"P{d}": confidence if d == digit else rest for d in range(10)}}
@@ -162,21 +165,38 @@ def test_summarize_takes_the_most_probable_digit():
 
 # --- the CLIs on the emulator --------------------------------------------------------------
 
+
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def run_tool(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
 def test_producer_publishes_rows_as_json_at_the_rate(pubsub_emulator):
     topic, subscription = emulator.create_topic_with_subscription(unique("images"))
     count = 15
-    done = run_tool("tools.mnist_producer", "--project", PROJECT, "--topic", topic.rsplit("/")[-1],
-                    "--csv", str(SAMPLE), "--rate", "20", "--limit", str(count))
+    done = run_tool(
+        "tools.mnist_producer",
+        "--project",
+        PROJECT,
+        "--topic",
+        topic.rsplit("/")[-1],
+        "--csv",
+        str(SAMPLE),
+        "--rate",
+        "20",
+        "--limit",
+        str(count),
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"published {count} messages to {topic}"
     messages = emulator.pull(subscription, count, timeout=30)
@@ -196,9 +216,24 @@ def test_producer_publishes_rows_as_json_at_the_rate(pubsub_emulator):
 
 def start_producer(topic: str, rate: float) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "tools.mnist_producer", "--project", PROJECT, "--topic", topic,
-         "--csv", str(SAMPLE), "--rate", str(rate)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tools.mnist_producer",
+            "--project",
+            PROJECT,
+            "--topic",
+            topic,
+            "--csv",
+            str(SAMPLE),
+            "--rate",
+            str(rate),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow
@@ -243,14 +278,27 @@ def test_consumer_prints_predictions_and_draws_a_readable_grid(pubsub_emulator, 
     truth = labels()
     confidences = [0.999, 0.98, 0.62, 0.95, 0.45, 0.999, 0.91, 0.97, 0.88, 1.0, 0.93, 0.99]
     expected = {i: (truth[i], c) for i, c in enumerate(confidences)}
-    messages = [(json.dumps(prediction(i, d, c)).encode(), {"ID": str(i)})
-                for i, (d, c) in expected.items()]
+    messages = [
+        (json.dumps(prediction(i, d, c)).encode(), {"ID": str(i)}) for i, (d, c) in expected.items()
+    ]
     assert mnist_producer.publish(topic, messages, rate=0) == len(messages)
 
     grid = tmp_path / "out.png"
-    done = run_tool("tools.mnist_consumer", "--project", PROJECT,
-                    "--subscription", subscription.rsplit("/")[-1], "--limit", str(len(messages)),
-                    "--timeout", "60", "--csv", str(SAMPLE), "--grid", str(grid))
+    done = run_tool(
+        "tools.mnist_consumer",
+        "--project",
+        PROJECT,
+        "--subscription",
+        subscription.rsplit("/")[-1],
+        "--limit",
+        str(len(messages)),
+        "--timeout",
+        "60",
+        "--csv",
+        str(SAMPLE),
+        "--grid",
+        str(grid),
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["ID", "digit", "confidence"]
@@ -278,8 +326,13 @@ def test_consumer_prints_predictions_and_draws_a_readable_grid(pubsub_emulator, 
 
 
 def test_stream_template_help_lists_its_parameters():
-    done = subprocess.run([sys.executable, str(REPO / "templates" / "mnist_stream.py"), "--help"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "templates" / "mnist_stream.py"), "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     for name in ("--input", "--output", "--model", "--dead_letter"):
         assert name in done.stdout

@@ -24,9 +24,13 @@ import sys
 
 CHECK_VERBS = {"describe", "show"}
 CHECK_JOB_ID = "2026-01-01_00_00_00-99"  # the job a graph check starts
-PROJECT_ROLES = ["roles/dataflow.worker", "roles/bigquery.jobUser",
-                 "roles/bigquery.readSessionUser", "roles/logging.logWriter",
-                 "roles/secretmanager.admin"]
+PROJECT_ROLES = [
+    "roles/dataflow.worker",
+    "roles/bigquery.jobUser",
+    "roles/bigquery.readSessionUser",
+    "roles/logging.logWriter",
+    "roles/secretmanager.admin",
+]
 
 
 def main() -> int:
@@ -45,9 +49,15 @@ def main() -> int:
     present = os.environ.get("FAKE_STATE", "absent") == "present"
     words = [a for a in args if not a.startswith("-")]
     fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), "")
-    jobs = [dict(zip(("id", "name", "state", "template"), r.split("\t")),
-                 type="Streaming", creationTime="2026-01-01 00:00:00")
-            for r in os.environ.get("FAKE_JOBS", "").splitlines() if r]
+    jobs = [
+        dict(
+            zip(("id", "name", "state", "template"), r.split("\t")),
+            type="Streaming",
+            creationTime="2026-01-01 00:00:00",
+        )
+        for r in os.environ.get("FAKE_JOBS", "").splitlines()
+        if r
+    ]
     if words[:3] == ["dataflow", "jobs", "list"]:
         # Once something was cancelled, it and the jobs already stopping are gone.
         with open(os.environ["FAKE_LOG"], encoding="utf-8") as log:
@@ -62,8 +72,11 @@ def main() -> int:
     if words[:3] == ["dataflow", "jobs", "describe"]:
         job_id = words[3]
         if "currentState" in fmt:
-            print(os.environ.get("FAKE_CHECK", "JOB_STATE_DONE") if job_id == CHECK_JOB_ID
-                  else "JOB_STATE_RUNNING")
+            print(
+                os.environ.get("FAKE_CHECK", "JOB_STATE_DONE")
+                if job_id == CHECK_JOB_ID
+                else "JOB_STATE_RUNNING"
+            )
         elif "originalPipelineTransform" in fmt:
             for step in json.loads(os.environ.get("FAKE_STEPS", "{}")).get(job_id, []):
                 print(step)

@@ -36,10 +36,20 @@ TEMPLATES = list(REGISTERED)
 STREAMING = [name for name in TEMPLATES if job_module(name).TEMPLATE.streaming]
 BATCH = [name for name in TEMPLATES if name not in STREAMING]
 # Roles that would give the workers or the build far more than the jobs need.
-BROAD_ROLES = {"roles/owner", "roles/editor", "roles/viewer", "roles/pubsub.editor",
-               "roles/pubsub.admin", "roles/storage.admin", "roles/bigquery.admin",
-               "roles/bigquery.user", "roles/dataflow.admin", "roles/iam.serviceAccountUser",
-               "roles/artifactregistry.admin", "roles/cloudbuild.builds.builder"}
+BROAD_ROLES = {
+    "roles/owner",
+    "roles/editor",
+    "roles/viewer",
+    "roles/pubsub.editor",
+    "roles/pubsub.admin",
+    "roles/storage.admin",
+    "roles/bigquery.admin",
+    "roles/bigquery.user",
+    "roles/dataflow.admin",
+    "roles/iam.serviceAccountUser",
+    "roles/artifactregistry.admin",
+    "roles/cloudbuild.builds.builder",
+}
 JOB_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,62}[a-z0-9])?$")
 
 
@@ -85,16 +95,44 @@ def flex(tmp_path, fake_path):
 
     def run(*args: str, env: dict | None = None, dry: bool = True, stdin=subprocess.DEVNULL):
         log.write_text("")
-        full_env = {k: v for k, v in os.environ.items()
-                    if k not in {"PROJECT", "REGION", "BUCKET", "BUILD_REGION", "DRY_RUN", "YES",
-                                 "GOOGLE_CLOUD_PROJECT", "GITHUB_REPO", "CSV", "MAX_WORKERS",
-                                 "MAX_HOURS", "CHECK_MINUTES", "TEMPLATES_FILE"}}
-        full_env.update({"PATH": f"{fake_path}{os.pathsep}{os.environ['PATH']}",
-                         "FAKE_LOG": str(log), "PYTHON": "python3"})
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in {
+                "PROJECT",
+                "REGION",
+                "BUCKET",
+                "BUILD_REGION",
+                "DRY_RUN",
+                "YES",
+                "GOOGLE_CLOUD_PROJECT",
+                "GITHUB_REPO",
+                "CSV",
+                "MAX_WORKERS",
+                "MAX_HOURS",
+                "CHECK_MINUTES",
+                "TEMPLATES_FILE",
+            }
+        }
+        full_env.update(
+            {
+                "PATH": f"{fake_path}{os.pathsep}{os.environ['PATH']}",
+                "FAKE_LOG": str(log),
+                "PYTHON": "python3",
+            }
+        )
         full_env.update(env or {})
         argv = [str(FLEX)] + (["--dry-run"] if dry else []) + list(args)
-        done = subprocess.run(argv, capture_output=True, text=True, env=full_env, cwd=tmp_path,
-                              stdin=stdin, timeout=120)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=tmp_path,
+            stdin=stdin,
+            timeout=120,
+        )
         calls = [json.loads(line) for line in log.read_text().splitlines() if line]
         return Result(done.returncode, done.stdout, done.stderr, calls)
 
@@ -132,7 +170,7 @@ def bindings(result: Result) -> set[tuple[str, str, str]]:
             continue
         i = c.index("add-iam-policy-binding")
         resource = "bigquery dataset" if c[0] == "bq" else " ".join(c[1:i])  # e.g. "pubsub topics"
-        target = [a for a in c[i + 1:] if not a.startswith("-")][0]
+        target = [a for a in c[i + 1 :] if not a.startswith("-")][0]
         found.add((f"{resource} {target}".strip(), flag(c, "member"), flag(c, "role")))
     return found
 
@@ -144,8 +182,19 @@ def test_setup_creates_everything_with_the_lab_names(flex, tmp_path):
     r = ok(flex("--project", PROJECT, "--csv", str(tmp_path / "mnist.csv"), "setup"))
 
     apis = r.one("gcloud", "services", "enable")
-    for api in ["dataflow", "compute", "storage", "artifactregistry", "cloudbuild", "pubsub",
-                "bigquery", "bigquerystorage", "iam", "cloudresourcemanager", "logging"]:
+    for api in [
+        "dataflow",
+        "compute",
+        "storage",
+        "artifactregistry",
+        "cloudbuild",
+        "pubsub",
+        "bigquery",
+        "bigquerystorage",
+        "iam",
+        "cloudresourcemanager",
+        "logging",
+    ]:
         assert f"{api}.googleapis.com" in apis
     assert flag(apis, "project") == PROJECT
 
@@ -159,8 +208,14 @@ def test_setup_creates_everything_with_the_lab_names(flex, tmp_path):
     assert flag(repo, "repository-format") == "docker" and flag(repo, "location") == REGION
 
     topics = {c[4] for c in r.find("gcloud", "pubsub", "topics", "create")}
-    assert topics == {"mnist_image", "mnist_predict", "mnist_dead_letter", "camera_frames",
-                      "pedestrian_depth", "pedestrian_dead_letter"}
+    assert topics == {
+        "mnist_image",
+        "mnist_predict",
+        "mnist_dead_letter",
+        "camera_frames",
+        "pedestrian_depth",
+        "pedestrian_dead_letter",
+    }
     subs = {c[4]: flag(c, "topic") for c in r.find("gcloud", "pubsub", "subscriptions", "create")}
     assert subs["mnist_predict-sub"] == "mnist_predict"  # the lab's consumer reads this one
     assert subs == {f"{t}-sub": t for t in topics}
@@ -171,14 +226,19 @@ def test_setup_creates_everything_with_the_lab_names(flex, tmp_path):
     assert "--dataset" in dataset and dataset[-1] == f"{PROJECT}:MNIST"
     load = r.one("bq", f"--project_id={PROJECT}", f"--location={REGION}", "load")
     assert flag(load, "source_format") == "CSV" and flag(load, "skip_leading_rows") == "1"
-    assert load[-3:] == [f"{PROJECT}:MNIST.Images", f"gs://{BUCKET}/data/mnist.csv",
-                         "ID:INTEGER,Image:STRING"]
+    assert load[-3:] == [
+        f"{PROJECT}:MNIST.Images",
+        f"gs://{BUCKET}/data/mnist.csv",
+        "ID:INTEGER,Image:STRING",
+    ]
     # The CSV is made by the lab's tool when missing, then uploaded where the load reads it.
     make = [c for c in r.commands if c[1:3] == ["-m", "tools.make_mnist_csv"]]
     assert len(make) == 1
     assert make[0][3:] == ["--split", "test", "--output", str(tmp_path / "mnist.csv")]
-    assert r.one("gcloud", "storage", "cp")[3:5] == [str(tmp_path / "mnist.csv"),
-                                                     f"gs://{BUCKET}/data/mnist.csv"]
+    assert r.one("gcloud", "storage", "cp")[3:5] == [
+        str(tmp_path / "mnist.csv"),
+        f"gs://{BUCKET}/data/mnist.csv",
+    ]
 
     accounts = {c[4] for c in r.find("gcloud", "iam", "service-accounts", "create")}
     assert accounts == {"dataflow-worker", "flex-builder"}
@@ -221,7 +281,9 @@ def test_setup_creates_before_it_grants(flex, tmp_path):
     r = ok(flex("--project", PROJECT, "--csv", str(tmp_path / "mnist.csv"), "setup"))
     lines = [" ".join(c) for c in r.commands]
     first_grant = next(i for i, line in enumerate(lines) if "add-iam-policy-binding" in line)
-    last_create = max(i for i, line in enumerate(lines) if " create " in f" {line} " or " mk " in line)
+    last_create = max(
+        i for i, line in enumerate(lines) if " create " in f" {line} " or " mk " in line
+    )
     assert last_create < first_grant
 
 
@@ -236,7 +298,7 @@ def test_setup_checks_before_every_create(flex, tmp_path):
 
 def test_setup_skips_making_the_csv_when_it_exists(flex, tmp_path):
     csv = tmp_path / "mnist.csv"
-    csv.write_text("ID,Image\n0,\"0.0,0.0\"\n")
+    csv.write_text('ID,Image\n0,"0.0,0.0"\n')
     r = ok(flex("--project", PROJECT, "--csv", str(csv), "setup"))
     assert not [c for c in r.commands if "tools.make_mnist_csv" in c]
     assert r.one("gcloud", "storage", "cp")[3] == str(csv)
@@ -249,8 +311,18 @@ def test_project_region_and_bucket_come_from_options_or_environment(flex, tmp_pa
     assert bucket[4] == "gs://my-own-bucket" and flag(bucket, "location") == "europe-west1"
     assert flag(r.one("gcloud", "services", "enable"), "project") == "other-project-9"
     # Options win over the environment.
-    r = ok(flex("--project", PROJECT, "--region", "us-east1", "--csv", str(tmp_path / "m.csv"),
-                "setup", env=env))
+    r = ok(
+        flex(
+            "--project",
+            PROJECT,
+            "--region",
+            "us-east1",
+            "--csv",
+            str(tmp_path / "m.csv"),
+            "setup",
+            env=env,
+        )
+    )
     assert flag(r.one("gcloud", "storage", "buckets", "create"), "location") == "us-east1"
     assert flag(r.one("gcloud", "services", "enable"), "project") == PROJECT
 
@@ -265,11 +337,14 @@ def test_no_project_is_a_clear_error(flex):
     assert r.returncode != 0 and "no project" in r.stderr and not r.commands
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"WORKER_SA": f"{PROJECT}-DFSA"}, "service account ID"),
-    ({"BUILDER_SA": "x" * 31}, "service account ID"),
-    ({"PROJECT": "Bad_Project"}, "not a valid project ID"),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"WORKER_SA": f"{PROJECT}-DFSA"}, "service account ID"),
+        ({"BUILDER_SA": "x" * 31}, "service account ID"),
+        ({"PROJECT": "Bad_Project"}, "not a valid project ID"),
+    ],
+)
 def test_invalid_names_stop_before_any_command(flex, env, expected):
     r = flex("setup", env={"PROJECT": PROJECT, **env})
     assert r.returncode != 0 and expected in r.stderr
@@ -290,19 +365,27 @@ def test_deploy_submits_cloudbuild_yaml_as_the_build_account(flex):
     assert flag(build, "config") == "cloudbuild.yaml"
     assert flag(build, "project") == PROJECT
     assert flag(build, "service-account") == (
-        f"projects/{PROJECT}/serviceAccounts/flex-builder@{PROJECT}.iam.gserviceaccount.com")
+        f"projects/{PROJECT}/serviceAccounts/flex-builder@{PROJECT}.iam.gserviceaccount.com"
+    )
     assert flag(build, "gcs-source-staging-dir") == f"gs://{BUCKET}/source"
     subs = dict(s.split("=", 1) for s in flag(build, "substitutions").split(","))
     # The account and the worker cap become every spec's defaults, which console launches get.
-    assert subs == {"_REGION": REGION, "_BUCKET": BUCKET, "_REPOSITORY": "dataflow-templates",
-                    "_SERVICE_ACCOUNT": WORKER.split(":", 1)[1], "_MAX_WORKERS": "2"}
+    assert subs == {
+        "_REGION": REGION,
+        "_BUCKET": BUCKET,
+        "_REPOSITORY": "dataflow-templates",
+        "_SERVICE_ACCOUNT": WORKER.split(":", 1)[1],
+        "_MAX_WORKERS": "2",
+    }
     # Cloud Build rejects substitutions the config does not declare.
     assert set(subs) <= cloudbuild_substitutions()
     assert len(r.commands) == 1
 
 
 def test_deploy_max_workers_sets_the_specs_worker_cap(flex):
-    build = ok(flex("--project", PROJECT, "--max-workers", "5", "deploy")).one("gcloud", "builds", "submit")
+    build = ok(flex("--project", PROJECT, "--max-workers", "5", "deploy")).one(
+        "gcloud", "builds", "submit"
+    )
     subs = dict(s.split("=", 1) for s in flag(build, "substitutions").split(","))
     assert subs["_MAX_WORKERS"] == "5"
 
@@ -329,7 +412,8 @@ def test_trigger_builds_main_with_the_same_substitutions_as_deploy(flex):
     assert flag(trigger, "branch-pattern") == "^main$"
     assert flag(trigger, "build-config") == "cloudbuild.yaml"
     assert flag(trigger, "repository") == (
-        f"projects/{PROJECT}/locations/us-central1/connections/github/repositories/{link[4]}")
+        f"projects/{PROJECT}/locations/us-central1/connections/github/repositories/{link[4]}"
+    )
     deploy = ok(flex("--project", PROJECT, "deploy")).one("gcloud", "builds", "submit")
     for name in ("substitutions", "service-account"):
         assert flag(trigger, name) == flag(deploy, name)
@@ -341,8 +425,15 @@ def test_trigger_builds_main_with_the_same_substitutions_as_deploy(flex):
 
 
 def test_trigger_stops_with_the_link_until_github_is_authorised(flex):
-    r = flex("--project", PROJECT, "--github", "someone/lab", "trigger", dry=False,
-             env={"FAKE_STAGE": "PENDING_USER_OAUTH", "FAKE_STATE": "present"})
+    r = flex(
+        "--project",
+        PROJECT,
+        "--github",
+        "someone/lab",
+        "trigger",
+        dry=False,
+        env={"FAKE_STAGE": "PENDING_USER_OAUTH", "FAKE_STATE": "present"},
+    )
     assert r.returncode == 3
     assert "https://github.com/apps/google-cloud-build" in r.stderr
     assert "run the same command again" in r.stderr
@@ -353,18 +444,26 @@ def test_trigger_stops_with_the_link_until_github_is_authorised(flex):
 # run, update, drain
 # ------------------------------------------------------------------------------------------
 EXPECTED_PARAMETERS = {
-    "wordcount": {"input": "gs://dataflow-samples/shakespeare/kinglear.txt",
-                  "output": f"gs://{BUCKET}/result/wordcount"},
-    "wordcount2": {"input": "gs://dataflow-samples/shakespeare/kinglear.txt",
-                   "output": f"gs://{BUCKET}/result/wordcount2",
-                   "output2": f"gs://{BUCKET}/result/letters"},
+    "wordcount": {
+        "input": "gs://dataflow-samples/shakespeare/kinglear.txt",
+        "output": f"gs://{BUCKET}/result/wordcount",
+    },
+    "wordcount2": {
+        "input": "gs://dataflow-samples/shakespeare/kinglear.txt",
+        "output": f"gs://{BUCKET}/result/wordcount2",
+        "output2": f"gs://{BUCKET}/result/letters",
+    },
     "mnist_batch": {"input": f"{PROJECT}:MNIST.Images", "output": f"{PROJECT}:MNIST.Predict"},
-    "mnist_stream": {"input": f"projects/{PROJECT}/subscriptions/mnist_image-sub",
-                     "output": f"projects/{PROJECT}/topics/mnist_predict",
-                     "dead_letter": f"projects/{PROJECT}/topics/mnist_dead_letter"},
-    "pedestrian_depth": {"input": f"projects/{PROJECT}/subscriptions/camera_frames-sub",
-                         "output": f"projects/{PROJECT}/topics/pedestrian_depth",
-                         "dead_letter": f"projects/{PROJECT}/topics/pedestrian_dead_letter"},
+    "mnist_stream": {
+        "input": f"projects/{PROJECT}/subscriptions/mnist_image-sub",
+        "output": f"projects/{PROJECT}/topics/mnist_predict",
+        "dead_letter": f"projects/{PROJECT}/topics/mnist_dead_letter",
+    },
+    "pedestrian_depth": {
+        "input": f"projects/{PROJECT}/subscriptions/camera_frames-sub",
+        "output": f"projects/{PROJECT}/topics/pedestrian_depth",
+        "dead_letter": f"projects/{PROJECT}/topics/pedestrian_dead_letter",
+    },
 }
 
 
@@ -408,12 +507,28 @@ def test_run_parameters_are_declared_by_the_template_metadata(template):
 
 
 def test_run_param_overrides_and_extra_flags(flex):
-    r = ok(flex("--project", PROJECT, "run", "mnist_batch", "--param", "model=gs://b/model",
-                "--param", "input=gs://b/data/mnist.csv", "--max-workers", "5",
-                "--", "--worker-machine-type=n1-standard-4"))
+    r = ok(
+        flex(
+            "--project",
+            PROJECT,
+            "run",
+            "mnist_batch",
+            "--param",
+            "model=gs://b/model",
+            "--param",
+            "input=gs://b/data/mnist.csv",
+            "--max-workers",
+            "5",
+            "--",
+            "--worker-machine-type=n1-standard-4",
+        )
+    )
     launch = r.one("gcloud", "dataflow", "flex-template", "run")
-    assert parameters(launch) == {"input": "gs://b/data/mnist.csv",
-                                  "output": f"{PROJECT}:MNIST.Predict", "model": "gs://b/model"}
+    assert parameters(launch) == {
+        "input": "gs://b/data/mnist.csv",
+        "output": f"{PROJECT}:MNIST.Predict",
+        "model": "gs://b/model",
+    }
     assert flag(launch, "max-workers") == "5"
     assert launch[-1] == "--worker-machine-type=n1-standard-4"
 
@@ -427,8 +542,14 @@ def test_run_parameter_values_with_commas_use_another_separator(flex):
 
 def test_run_of_a_running_stream_job_does_nothing(flex):
     jobs = "2026-01-01_00_00_00-42\tmnist-stream\tRunning\n"
-    r = flex("--project", PROJECT, "run", "mnist_stream", dry=False,
-             env={"FAKE_STATE": "present", "FAKE_JOBS": jobs})
+    r = flex(
+        "--project",
+        PROJECT,
+        "run",
+        "mnist_stream",
+        dry=False,
+        env={"FAKE_STATE": "present", "FAKE_JOBS": jobs},
+    )
     assert r.returncode == 0, r.stderr
     assert "already active" in r.stderr and "ops/flex update mnist_stream" in r.stderr
     assert not [c for c in r.calls if c[1:4] == ["dataflow", "flex-template", "run"]]
@@ -452,8 +573,9 @@ def test_stream_runs_stop_after_four_hours_by_default_and_say_how_to_drain(flex,
     assert "--additional-experiments=streaming_mode_at_least_once" not in launch
 
 
-@pytest.mark.parametrize("hours, option", [("1", WALLTIME + "3600"), ("72", WALLTIME + "259200"),
-                                           ("0", None)])
+@pytest.mark.parametrize(
+    "hours, option", [("1", WALLTIME + "3600"), ("72", WALLTIME + "259200"), ("0", None)]
+)
 def test_max_hours_sets_or_lifts_the_limit(flex, hours, option):
     r = ok(flex("--project", PROJECT, "run", "mnist_stream", "--max-hours", hours))
     launch = r.one("gcloud", "dataflow", "flex-template", "run")
@@ -465,7 +587,9 @@ def test_max_hours_sets_or_lifts_the_limit(flex, hours, option):
 
 @pytest.mark.parametrize("template", BATCH)
 def test_batch_runs_have_no_stream_limits(flex, template):
-    launch = ok(flex("--project", PROJECT, "run", template)).one("gcloud", "dataflow", "flex-template", "run")
+    launch = ok(flex("--project", PROJECT, "run", template)).one(
+        "gcloud", "dataflow", "flex-template", "run"
+    )
     assert not [a for a in launch if a.startswith(("--additional-", "--flexrs-goal"))]
 
 
@@ -477,39 +601,43 @@ def test_at_least_once_for_stream_runs_and_updates(flex):
 
 
 def test_flexrs_goal_for_batch_runs(flex):
-    launch = ok(flex("--project", PROJECT, "run", "mnist_batch", "--flexrs-goal", "COST_OPTIMIZED")
-                ).one("gcloud", "dataflow", "flex-template", "run")
+    launch = ok(
+        flex("--project", PROJECT, "run", "mnist_batch", "--flexrs-goal", "COST_OPTIMIZED")
+    ).one("gcloud", "dataflow", "flex-template", "run")
     assert flag(launch, "flexrs-goal") == "COST_OPTIMIZED"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "mnist_stream", "--max-hours", "-1"], "--max-hours must be a whole number"),
-    (["run", "mnist_stream", "--max-hours", "1.5"], "--max-hours must be a whole number"),
-    (["run", "mnist_stream", "--max-hours", "4h"], "--max-hours must be a whole number"),
-    (["run", "mnist_stream", "--max-hours", "99999"], "--max-hours must be a whole number"),
-    (["run", "mnist_stream", "--max-hours"], "--max-hours needs a value"),
-    (["run", "wordcount", "--max-workers", "0"], "--max-workers must be a whole number"),
-    (["run", "wordcount", "--max-workers", "two"], "--max-workers must be a whole number"),
-    (["run", "wordcount", "--at-least-once"], "wordcount is a batch template"),
-    (["drain", "mnist_stream", "--at-least-once"], "--at-least-once is for run and update"),
-    (["run", "wordcount", "--flexrs-goal", "CHEAP"], "COST_OPTIMIZED or SPEED_OPTIMIZED"),
-    (["run", "mnist_stream", "--flexrs-goal", "COST_OPTIMIZED"], "mnist_stream streams"),
-    (["update", "mnist_stream", "--check-minutes", "0"], "--check-minutes must be"),
-    (["run", "wordcount", "--max-hours", "2"], "wordcount is a batch template"),
-    (["drain", "mnist_stream", "--max-hours", "2"], "--max-hours is for run and update"),
-    (["run", "mnist_stream", "--skip-check"], "--skip-check is for update"),
-    (["run", "mnist_stream", "--check-minutes", "5"], "--check-minutes is for update"),
-    (["update", "mnist_stream", "--transform-name-mappings", "Classify"], "OLD=NEW"),
-    (["update", "mnist_stream", "--transform-name-mappings", "A=B,"], "OLD=NEW"),
-    (["budget", "--amount", "0"], "--amount must be a positive amount"),
-    (["budget", "--amount", "-5"], "--amount must be a positive amount"),
-    (["budget", "--amount", "12.345"], "--amount must be a positive amount"),
-    (["budget", "--amount", "ten"], "--amount must be a positive amount"),
-    (["budget"], "budget needs --amount"),
-    (["run", "wordcount", "--amount", "5"], "--amount is for budget"),
-    (["logs"], "logs needs a template, job name or job ID"),
-    (["jobs", "--frobnicate"], "unknown option: --frobnicate"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "mnist_stream", "--max-hours", "-1"], "--max-hours must be a whole number"),
+        (["run", "mnist_stream", "--max-hours", "1.5"], "--max-hours must be a whole number"),
+        (["run", "mnist_stream", "--max-hours", "4h"], "--max-hours must be a whole number"),
+        (["run", "mnist_stream", "--max-hours", "99999"], "--max-hours must be a whole number"),
+        (["run", "mnist_stream", "--max-hours"], "--max-hours needs a value"),
+        (["run", "wordcount", "--max-workers", "0"], "--max-workers must be a whole number"),
+        (["run", "wordcount", "--max-workers", "two"], "--max-workers must be a whole number"),
+        (["run", "wordcount", "--at-least-once"], "wordcount is a batch template"),
+        (["drain", "mnist_stream", "--at-least-once"], "--at-least-once is for run and update"),
+        (["run", "wordcount", "--flexrs-goal", "CHEAP"], "COST_OPTIMIZED or SPEED_OPTIMIZED"),
+        (["run", "mnist_stream", "--flexrs-goal", "COST_OPTIMIZED"], "mnist_stream streams"),
+        (["update", "mnist_stream", "--check-minutes", "0"], "--check-minutes must be"),
+        (["run", "wordcount", "--max-hours", "2"], "wordcount is a batch template"),
+        (["drain", "mnist_stream", "--max-hours", "2"], "--max-hours is for run and update"),
+        (["run", "mnist_stream", "--skip-check"], "--skip-check is for update"),
+        (["run", "mnist_stream", "--check-minutes", "5"], "--check-minutes is for update"),
+        (["update", "mnist_stream", "--transform-name-mappings", "Classify"], "OLD=NEW"),
+        (["update", "mnist_stream", "--transform-name-mappings", "A=B,"], "OLD=NEW"),
+        (["budget", "--amount", "0"], "--amount must be a positive amount"),
+        (["budget", "--amount", "-5"], "--amount must be a positive amount"),
+        (["budget", "--amount", "12.345"], "--amount must be a positive amount"),
+        (["budget", "--amount", "ten"], "--amount must be a positive amount"),
+        (["budget"], "budget needs --amount"),
+        (["run", "wordcount", "--amount", "5"], "--amount is for budget"),
+        (["logs"], "logs needs a template, job name or job ID"),
+        (["jobs", "--frobnicate"], "unknown option: --frobnicate"),
+    ],
+)
 def test_a_bad_flag_is_one_line_and_exit_2(flex, args, message):
     r = flex("--project", PROJECT, *args)
     assert r.returncode == 2, r.stderr
@@ -522,7 +650,9 @@ CHECK = "--additional-experiments=graph_validate_only"
 
 def update_launch(result: Result) -> list[str]:
     """The launch that replaces the job (the other one only checks the graph)."""
-    (launch,) = [c for c in result.find("gcloud", "dataflow", "flex-template", "run") if CHECK not in c]
+    (launch,) = [
+        c for c in result.find("gcloud", "dataflow", "flex-template", "run") if CHECK not in c
+    ]
     return launch
 
 
@@ -533,14 +663,22 @@ def check_launch(result: Result) -> list[str]:
 
 @pytest.mark.parametrize("template", STREAMING)
 def test_update_relaunches_the_same_job_in_place(flex, template):
-    run = ok(flex("--project", PROJECT, "run", template)).one("gcloud", "dataflow", "flex-template", "run")
+    run = ok(flex("--project", PROJECT, "run", template)).one(
+        "gcloud", "dataflow", "flex-template", "run"
+    )
     r = ok(flex("--project", PROJECT, "update", template))
     update = update_launch(r)
     assert update[4] == run[4], "the update must keep the job name"
     assert "--update" in update
     assert parameters(update) == parameters(run)
-    for name in ("template-file-gcs-location", "region", "service-account-email",
-                 "staging-location", "temp-location", "additional-pipeline-options"):
+    for name in (
+        "template-file-gcs-location",
+        "region",
+        "service-account-email",
+        "staging-location",
+        "temp-location",
+        "additional-pipeline-options",
+    ):
         assert flag(update, name) == flag(run, name)
     assert "--enable-streaming-engine" in update
     # It looks the running job up first.
@@ -559,7 +697,9 @@ def test_update_asks_dataflow_to_check_the_graph_before_replacing(flex, template
     described = [c for c in r.checks if c[:4] == ["gcloud", "dataflow", "jobs", "describe"]]
     assert any(c[4] == "CHECK_JOB_ID" and "--format=value(currentState)" in c for c in described)
     assert {c[4] for c in described if "--full" in c} == {
-        f"JOB_ID_OF_{template.replace('_', '-')}", "CHECK_JOB_ID"}
+        f"JOB_ID_OF_{template.replace('_', '-')}",
+        "CHECK_JOB_ID",
+    }
 
 
 def test_update_names_the_steps_the_new_graph_lacks(flex):
@@ -567,8 +707,16 @@ def test_update_names_the_steps_the_new_graph_lacks(flex):
     r = ok(flex("--project", PROJECT, "update", "mnist_stream"))
     assert "does not have: Classify" in r.stderr and "only the new graph has: Predict" in r.stderr
     assert "--transform-name-mappings OLD=NEW" in r.stderr
-    mapped = ok(flex("--project", PROJECT, "update", "mnist_stream",
-                     "--transform-name-mappings", "Classify=Predict"))
+    mapped = ok(
+        flex(
+            "--project",
+            PROJECT,
+            "update",
+            "mnist_stream",
+            "--transform-name-mappings",
+            "Classify=Predict",
+        )
+    )
     assert "does not have" not in mapped.stderr
 
 
@@ -579,8 +727,16 @@ def test_update_skip_check_replaces_without_checking(flex):
 
 
 def test_update_passes_transform_name_mappings(flex):
-    r = ok(flex("--project", PROJECT, "update", "mnist_stream",
-                "--transform-name-mappings", "Predict=RunInference,Parse=ParseJson"))
+    r = ok(
+        flex(
+            "--project",
+            PROJECT,
+            "update",
+            "mnist_stream",
+            "--transform-name-mappings",
+            "Predict=RunInference,Parse=ParseJson",
+        )
+    )
     for launch in (update_launch(r), check_launch(r)):
         assert flag(launch, "transform-name-mappings") == "Predict=RunInference,Parse=ParseJson"
 
@@ -591,7 +747,9 @@ def test_update_of_a_batch_template_is_refused(flex):
 
 
 def test_update_without_a_running_job_is_a_clear_error(flex):
-    r = flex("--project", PROJECT, "update", "mnist_stream", dry=False, env={"FAKE_STATE": "present"})
+    r = flex(
+        "--project", PROJECT, "update", "mnist_stream", dry=False, env={"FAKE_STATE": "present"}
+    )
     assert r.returncode != 0 and "no active job named mnist-stream" in r.stderr
     assert not [c for c in r.calls if "flex-template" in c]
 
@@ -600,8 +758,14 @@ RUNNING = "2026-01-01_00_00_00-42\tmnist-stream\tRunning\n"
 
 
 def test_update_of_a_running_job_checks_then_runs_with_update(flex):
-    r = flex("--project", PROJECT, "update", "mnist_stream", dry=False,
-             env={"FAKE_STATE": "present", "FAKE_JOBS": RUNNING})
+    r = flex(
+        "--project",
+        PROJECT,
+        "update",
+        "mnist_stream",
+        dry=False,
+        env={"FAKE_STATE": "present", "FAKE_JOBS": RUNNING},
+    )
     assert r.returncode == 0, r.stderr
     launches = [c for c in r.calls if c[1:4] == ["dataflow", "flex-template", "run"]]
     assert [CHECK in c for c in launches] == [True, False]
@@ -610,11 +774,25 @@ def test_update_of_a_running_job_checks_then_runs_with_update(flex):
 
 
 def test_update_refused_by_the_check_leaves_the_job_alone(flex):
-    steps = json.dumps({"2026-01-01_00_00_00-42": ["Read", "Classify", "Classify/Parse", "Publish"],
-                        "2026-01-01_00_00_00-99": ["Read", "Predict", "Publish"]})
-    r = flex("--project", PROJECT, "update", "mnist_stream", dry=False,
-             env={"FAKE_STATE": "present", "FAKE_JOBS": RUNNING, "FAKE_CHECK": "JOB_STATE_FAILED",
-                  "FAKE_STEPS": steps})
+    steps = json.dumps(
+        {
+            "2026-01-01_00_00_00-42": ["Read", "Classify", "Classify/Parse", "Publish"],
+            "2026-01-01_00_00_00-99": ["Read", "Predict", "Publish"],
+        }
+    )
+    r = flex(
+        "--project",
+        PROJECT,
+        "update",
+        "mnist_stream",
+        dry=False,
+        env={
+            "FAKE_STATE": "present",
+            "FAKE_JOBS": RUNNING,
+            "FAKE_CHECK": "JOB_STATE_FAILED",
+            "FAKE_STEPS": steps,
+        },
+    )
     assert r.returncode == 1
     assert "incompatible" in r.stderr and "mnist-stream is untouched" in r.stderr
     assert "ops/flex logs 2026-01-01_00_00_00-99" in r.stderr
@@ -638,13 +816,24 @@ def test_drain_by_job_id(flex):
 
 
 def test_drain_real_run_uses_the_running_jobs_id_and_is_idempotent(flex):
-    jobs = ("2026-01-01_00_00_00-41\tmnist-stream-old\tRunning\n"
-            "2026-01-01_00_00_00-42\tmnist-stream\tRunning\n")
+    jobs = (
+        "2026-01-01_00_00_00-41\tmnist-stream-old\tRunning\n"
+        "2026-01-01_00_00_00-42\tmnist-stream\tRunning\n"
+    )
     r = flex("--project", PROJECT, "drain", "mnist_stream", dry=False, env={"FAKE_JOBS": jobs})
     assert r.returncode == 0, r.stderr
     drains = [c for c in r.calls if c[1:4] == ["dataflow", "jobs", "drain"]]
-    assert drains == [["gcloud", "dataflow", "jobs", "drain", "2026-01-01_00_00_00-42",
-                       f"--project={PROJECT}", f"--region={REGION}"]]
+    assert drains == [
+        [
+            "gcloud",
+            "dataflow",
+            "jobs",
+            "drain",
+            "2026-01-01_00_00_00-42",
+            f"--project={PROJECT}",
+            f"--region={REGION}",
+        ]
+    ]
     # Already draining, or gone: nothing to do, and no error.
     for jobs in ("2026-01-01_00_00_00-42\tmnist-stream\tDraining\n", ""):
         r = flex("--project", PROJECT, "drain", "mnist_stream", dry=False, env={"FAKE_JOBS": jobs})
@@ -675,8 +864,10 @@ def test_jobs_lists_active_jobs_with_template_age_and_workers(flex):
 
 
 def test_jobs_real_run_prints_one_row_per_job(flex):
-    jobs = ("2026-01-01_00_00_00-42\tmnist-stream\tRunning\tmnist_stream\n"
-            "2026-01-01_00_00_00-43\tsomeone-else\tRunning\n")
+    jobs = (
+        "2026-01-01_00_00_00-42\tmnist-stream\tRunning\tmnist_stream\n"
+        "2026-01-01_00_00_00-43\tsomeone-else\tRunning\n"
+    )
     r = flex("--project", PROJECT, "jobs", dry=False, env={"FAKE_JOBS": jobs})
     assert r.returncode == 0, r.stderr
     rows = [line.split() for line in r.stdout.splitlines()]
@@ -695,16 +886,20 @@ def test_jobs_with_none_active_says_so(flex):
 def test_logs_reads_the_jobs_warnings_and_errors_launcher_included(flex):
     r = ok(flex("--project", PROJECT, "logs", "2026-01-01_00_00_00-42"))
     read = r.one("gcloud", "logging", "read")
-    assert read[3] == ('resource.type="dataflow_step" AND '
-                       'resource.labels.job_id="2026-01-01_00_00_00-42" AND severity>=WARNING')
+    assert read[3] == (
+        'resource.type="dataflow_step" AND '
+        'resource.labels.job_id="2026-01-01_00_00_00-42" AND severity>=WARNING'
+    )
     assert flag(read, "project") == PROJECT and flag(read, "order") == "asc"
     assert not r.checks  # a job ID needs no lookup
 
 
 def test_logs_of_a_template_is_its_newest_job_in_any_state(flex):
-    jobs = ("2026-01-02_00_00_00-50\twordcount-20260102-000000\tFailed\n"
-            "2026-01-01_00_00_00-42\twordcount-20260101-000000\tDone\n"
-            "2026-01-01_00_00_00-41\twordcount2-20260101-000000\tDone\n")
+    jobs = (
+        "2026-01-02_00_00_00-50\twordcount-20260102-000000\tFailed\n"
+        "2026-01-01_00_00_00-42\twordcount-20260101-000000\tDone\n"
+        "2026-01-01_00_00_00-41\twordcount2-20260101-000000\tDone\n"
+    )
     r = flex("--project", PROJECT, "logs", "wordcount", dry=False, env={"FAKE_JOBS": jobs})
     assert r.returncode == 0, r.stderr
     (listing,) = [c for c in r.calls if c[1:4] == ["dataflow", "jobs", "list"]]
@@ -723,7 +918,10 @@ def test_budget_alerts_on_the_projects_billing_account(flex):
     assert flag(budget, "budget-amount") == "25" and flag(budget, "calendar-period") == "month"
     assert flag(budget, "filter-projects") == f"projects/{PROJECT}"
     assert [a for a in budget if a.startswith("--threshold-rule=")] == [
-        "--threshold-rule=percent=0.5", "--threshold-rule=percent=0.9", "--threshold-rule=percent=1.0"]
+        "--threshold-rule=percent=0.5",
+        "--threshold-rule=percent=0.9",
+        "--threshold-rule=percent=1.0",
+    ]
     assert "stops nothing" in r.stderr
     real = flex("--project", PROJECT, "budget", "--amount", "25", dry=False)
     assert real.returncode == 0, real.stderr
@@ -735,21 +933,40 @@ def test_budget_alerts_on_the_projects_billing_account(flex):
 # teardown
 # ------------------------------------------------------------------------------------------
 def test_teardown_refuses_while_someone_elses_job_runs(flex):
-    jobs = ("2026-01-01_00_00_00-42\tmnist-stream\tRunning\n"
-            "2026-01-01_00_00_00-43\tnightly-export\tRunning\n")
-    r = flex("--project", PROJECT, "--yes", "teardown", dry=False,
-             env={"FAKE_STATE": "present", "FAKE_JOBS": jobs})
+    jobs = (
+        "2026-01-01_00_00_00-42\tmnist-stream\tRunning\n"
+        "2026-01-01_00_00_00-43\tnightly-export\tRunning\n"
+    )
+    r = flex(
+        "--project",
+        PROJECT,
+        "--yes",
+        "teardown",
+        dry=False,
+        env={"FAKE_STATE": "present", "FAKE_JOBS": jobs},
+    )
     assert r.returncode == 1
-    assert "nightly-export (2026-01-01_00_00_00-43)" in r.stderr and "then run teardown again" in r.stderr
+    assert (
+        "nightly-export (2026-01-01_00_00_00-43)" in r.stderr
+        and "then run teardown again" in r.stderr
+    )
     assert not [c for c in r.calls if {"delete", "rm", "cancel"} & set(c)]
 
 
 def test_teardown_cancels_console_launches_of_our_templates(flex):
     # A console launch has the user's job name, and our spec's template label.
-    jobs = ("2026-01-01_00_00_00-42\tmy-digits\tRunning\tmnist_stream\n"
-            "2026-01-01_00_00_00-44\tmnist-stream\tCancelling\n")
-    r = flex("--project", PROJECT, "--yes", "teardown", dry=False,
-             env={"FAKE_JOBS": jobs, "FAKE_STATE": "present"})
+    jobs = (
+        "2026-01-01_00_00_00-42\tmy-digits\tRunning\tmnist_stream\n"
+        "2026-01-01_00_00_00-44\tmnist-stream\tCancelling\n"
+    )
+    r = flex(
+        "--project",
+        PROJECT,
+        "--yes",
+        "teardown",
+        dry=False,
+        env={"FAKE_JOBS": jobs, "FAKE_STATE": "present"},
+    )
     cancels = [c for c in r.calls if c[1:4] == ["dataflow", "jobs", "cancel"]]
     assert r.returncode == 0, r.stderr
     # The one already stopping is waited for, not cancelled again.
@@ -770,7 +987,9 @@ def test_teardown_deletes_everything_in_a_safe_order(flex):
 
     cancel = r.one("gcloud", "dataflow", "jobs", "cancel")
     assert {"JOB_ID_OF_mnist-stream", "JOB_ID_OF_pedestrian-depth"} <= set(cancel)
-    assert at("dataflow jobs cancel") < at("pubsub subscriptions delete") < at("pubsub topics delete")
+    assert (
+        at("dataflow jobs cancel") < at("pubsub subscriptions delete") < at("pubsub topics delete")
+    )
     assert at("dataflow jobs cancel") < at("storage rm")
     assert r.one("gcloud", "storage", "rm")[3:5] == ["--recursive", f"gs://{BUCKET}"]
     assert r.one("bq", f"--project_id={PROJECT}", "rm")[-1] == f"{PROJECT}:MNIST"
@@ -780,9 +999,14 @@ def test_teardown_deletes_everything_in_a_safe_order(flex):
     deleted_topics = {c[4] for c in r.find("gcloud", "pubsub", "topics", "delete")}
     assert "mnist_predict-sub" in deleted_subs and len(deleted_topics) == 6
     assert {f"{t}-sub" for t in deleted_topics} == deleted_subs
-    removed = {(flag(c, "member"), flag(c, "role"))
-               for c in r.find("gcloud", "projects", "remove-iam-policy-binding")}
-    assert (WORKER, "roles/dataflow.worker") in removed and (BUILDER, "roles/logging.logWriter") in removed
+    removed = {
+        (flag(c, "member"), flag(c, "role"))
+        for c in r.find("gcloud", "projects", "remove-iam-policy-binding")
+    }
+    assert (WORKER, "roles/dataflow.worker") in removed and (
+        BUILDER,
+        "roles/logging.logWriter",
+    ) in removed
     accounts = [c[4] for c in r.find("gcloud", "iam", "service-accounts", "delete")]
     assert accounts == [WORKER.split(":")[1], BUILDER.split(":")[1]]
     assert at("remove-iam-policy-binding") < at("service-accounts delete")
@@ -808,7 +1032,9 @@ def test_teardown_of_nothing_deletes_nothing(flex):
 def test_second_setup_creates_nothing(flex, tmp_path):
     csv = tmp_path / "mnist.csv"
     csv.write_text("ID,Image\n")
-    r = flex("--project", PROJECT, "--csv", str(csv), "setup", dry=False, env={"FAKE_STATE": "present"})
+    r = flex(
+        "--project", PROJECT, "--csv", str(csv), "setup", dry=False, env={"FAKE_STATE": "present"}
+    )
     assert r.returncode == 0, r.stderr
     made = [c for c in r.calls if "create" in c or "mk" in c or "load" in c or "cp" in c]
     assert made == [], made
@@ -830,8 +1056,15 @@ def test_first_setup_runs_what_the_dry_run_printed(flex, tmp_path):
 def test_setup_stops_at_the_first_failing_command(flex, tmp_path):
     csv = tmp_path / "mnist.csv"
     csv.write_text("ID,Image\n")
-    r = flex("--project", PROJECT, "--csv", str(csv), "setup", dry=False,
-             env={"FAKE_FAIL": "artifacts repositories create"})
+    r = flex(
+        "--project",
+        PROJECT,
+        "--csv",
+        str(csv),
+        "setup",
+        dry=False,
+        env={"FAKE_FAIL": "artifacts repositories create"},
+    )
     assert r.returncode != 0
     assert "this command failed" in r.stderr
     assert "gcloud artifacts repositories create dataflow-templates" in r.stderr
@@ -840,8 +1073,14 @@ def test_setup_stops_at_the_first_failing_command(flex, tmp_path):
 
 def test_a_failing_lookup_stops_the_command(flex):
     # The job lookup inside $(...) fails: no launch may follow.
-    r = flex("--project", PROJECT, "run", "mnist_stream", dry=False,
-             env={"FAKE_STATE": "present", "FAKE_FAIL": "dataflow jobs list"})
+    r = flex(
+        "--project",
+        PROJECT,
+        "run",
+        "mnist_stream",
+        dry=False,
+        env={"FAKE_STATE": "present", "FAKE_FAIL": "dataflow jobs list"},
+    )
     assert r.returncode != 0 and "dataflow jobs list" in r.stderr
     assert not [c for c in r.calls if "flex-template" in c]
 
@@ -850,11 +1089,13 @@ def test_a_failing_lookup_stops_the_command(flex):
 # consistency with the rest of the repository
 # ------------------------------------------------------------------------------------------
 def test_ops_knows_every_registered_template_and_which_stream():
-    listed = subprocess.run([str(FLEX), "templates"], capture_output=True, text=True,
-                            check=True).stdout.split()
+    listed = subprocess.run(
+        [str(FLEX), "templates"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert listed == list(REGISTERED)
-    help_text = subprocess.run([str(FLEX), "help"], capture_output=True, text=True,
-                               check=True).stdout
+    help_text = subprocess.run(
+        [str(FLEX), "help"], capture_output=True, text=True, check=True
+    ).stdout
     assert f"(streaming: {' '.join(STREAMING)})" in help_text
 
 
@@ -868,7 +1109,8 @@ def test_ops_reads_the_template_list_it_is_given(flex, tmp_path):
     assert launch[4] == "sensor-alerts" and "--enable-streaming-engine" in launch
     assert parameters(launch) == {"input": "x"}
     launch = ok(flex("--project", PROJECT, "run", "sensor_alerts", env=env)).one(
-        "gcloud", "dataflow", "flex-template", "run")
+        "gcloud", "dataflow", "flex-template", "run"
+    )
     assert not [a for a in launch if a.startswith("--parameters")]
     r = flex("--project", PROJECT, "run", "mnist_stream", env=env)
     assert r.returncode != 0 and "unknown template 'mnist_stream'" in r.stderr
@@ -877,58 +1119,114 @@ def test_ops_reads_the_template_list_it_is_given(flex, tmp_path):
     assert r.returncode != 0 and "NAME batch|streaming" in r.stderr and not r.commands
 
 
-NEW_FLAGS = ("--max-hours", "--at-least-once", "--flexrs-goal", "--skip-check", "--check-minutes",
-             "--amount")
+NEW_FLAGS = (
+    "--max-hours",
+    "--at-least-once",
+    "--flexrs-goal",
+    "--skip-check",
+    "--check-minutes",
+    "--amount",
+)
 
 
 def test_help_lists_every_command():
     text = subprocess.run([str(FLEX), "help"], capture_output=True, text=True, check=True).stdout
-    for command in ("setup", "deploy", "trigger", "run", "update", "drain", "status", "teardown",
-                    "jobs", "logs", "budget", "--dry-run", "--project", "--region", "--bucket",
-                    *NEW_FLAGS):
+    for command in (
+        "setup",
+        "deploy",
+        "trigger",
+        "run",
+        "update",
+        "drain",
+        "status",
+        "teardown",
+        "jobs",
+        "logs",
+        "budget",
+        "--dry-run",
+        "--project",
+        "--region",
+        "--bucket",
+        *NEW_FLAGS,
+    ):
         assert command in text
 
 
 def test_the_guide_names_every_role_and_command(flex, tmp_path):
     text = DOC.read_text(encoding="utf-8")
-    roles = {role for _, _, role in bindings(ok(flex("--project", PROJECT, "--csv",
-                                                      str(tmp_path / "m.csv"), "setup")))}
+    roles = {
+        role
+        for _, _, role in bindings(
+            ok(flex("--project", PROJECT, "--csv", str(tmp_path / "m.csv"), "setup"))
+        )
+    }
     roles.add("roles/secretmanager.admin")
     for role in roles:
         assert f"`{role}`" in text, f"{role} is granted but not explained in {DOC.name}"
-    for command in ("ops/flex setup", "ops/flex deploy", "ops/flex trigger", "ops/flex update",
-                    "ops/flex drain", "ops/flex teardown", "ops/flex jobs", "ops/flex logs",
-                    "ops/flex budget", "--dry-run", *NEW_FLAGS):
+    for command in (
+        "ops/flex setup",
+        "ops/flex deploy",
+        "ops/flex trigger",
+        "ops/flex update",
+        "ops/flex drain",
+        "ops/flex teardown",
+        "ops/flex jobs",
+        "ops/flex logs",
+        "ops/flex budget",
+        "--dry-run",
+        *NEW_FLAGS,
+    ):
         assert command in text
     for template in TEMPLATES:
         assert f"ops/flex run {template}" in text
-    for tool in ("python -m tools.mnist_producer", "python -m tools.mnist_consumer",
-                 "mnist_predict-sub", "Custom template"):
+    for tool in (
+        "python -m tools.mnist_producer",
+        "python -m tools.mnist_consumer",
+        "mnist_predict-sub",
+        "Custom template",
+    ):
         assert tool in text
 
 
 # ------------------------------------------------------------------------------------------
 # the real CLIs accept every printed command
 # ------------------------------------------------------------------------------------------
-ALL_RUNS = [("setup", "--csv", "/nonexistent/mnist.csv"), ("deploy",),
-            ("trigger", "--github", "someone/lab"), ("status",), ("teardown",),
-            ("drain", "mnist_stream"), ("update", "mnist_stream", "--transform-name-mappings", "A=B"),
-            ("run", "mnist_batch", "--param", "camera=1,2", "--", "--worker-machine-type=n1-standard-2")]
+ALL_RUNS = [
+    ("setup", "--csv", "/nonexistent/mnist.csv"),
+    ("deploy",),
+    ("trigger", "--github", "someone/lab"),
+    ("status",),
+    ("teardown",),
+    ("drain", "mnist_stream"),
+    ("update", "mnist_stream", "--transform-name-mappings", "A=B"),
+    ("run", "mnist_batch", "--param", "camera=1,2", "--", "--worker-machine-type=n1-standard-2"),
+]
 ALL_RUNS += [("run", t) for t in TEMPLATES]
-ALL_RUNS += [("jobs",), ("logs", "mnist_stream"), ("logs", "2026-01-01_00_00_00-42"),
-             ("budget", "--amount", "50"), ("run", "mnist_stream", "--at-least-once"),
-             ("run", "mnist_stream", "--max-hours", "0"),
-             ("run", "wordcount", "--flexrs-goal", "COST_OPTIMIZED")]
+ALL_RUNS += [
+    ("jobs",),
+    ("logs", "mnist_stream"),
+    ("logs", "2026-01-01_00_00_00-42"),
+    ("budget", "--amount", "50"),
+    ("run", "mnist_stream", "--at-least-once"),
+    ("run", "mnist_stream", "--max-hours", "0"),
+    ("run", "wordcount", "--flexrs-goal", "COST_OPTIMIZED"),
+]
 
 
 def cli_env(tmp_path) -> dict:
     config = tmp_path / "gcloud-config"
     config.mkdir(exist_ok=True)
-    return {**os.environ, "CLOUDSDK_CONFIG": str(config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-            # Never borrow a VM's credentials, never reach the network.
-            "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false", "NO_GCE_CHECK": "True",
-            "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-            "CLOUDSDK_CORE_PROJECT": ""}
+    return {
+        **os.environ,
+        "CLOUDSDK_CONFIG": str(config),
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+        # Never borrow a VM's credentials, never reach the network.
+        "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+        "NO_GCE_CHECK": "True",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "CLOUDSDK_CORE_PROJECT": "",
+    }
 
 
 def printed_cli_commands(flex, tool: str) -> list[list[str]]:
@@ -963,8 +1261,11 @@ def test_gcloud_accepts_every_command_it_is_given(flex, tmp_path):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(attempt, commands))
-    rejected = [(shlex.join(argv), err.strip().splitlines()[-3:]) for argv, code, err in results
-                if code == 0 or "authenticated account" not in err]
+    rejected = [
+        (shlex.join(argv), err.strip().splitlines()[-3:])
+        for argv, code, err in results
+        if code == 0 or "authenticated account" not in err
+    ]
     assert not rejected, rejected
     assert len(results) > 35
 
@@ -977,20 +1278,26 @@ def test_bq_knows_every_flag_it_is_given(flex, tmp_path):
     env = cli_env(tmp_path)
 
     def help_flags(*args: str) -> set[str]:
-        text = subprocess.run(["bq", *args], capture_output=True, text=True, env=env,
-                              timeout=120).stdout
+        text = subprocess.run(
+            ["bq", *args], capture_output=True, text=True, env=env, timeout=120
+        ).stdout
         return {m.group(2) for m in re.finditer(r"(-\w,)?--(?:\[no\])?(\w+):", text)}
 
     global_flags = help_flags("--helpfull")
     assert {"project_id", "location"} <= global_flags
     commands = printed_cli_commands(flex, "bq")
     assert {c[c.index(next(a for a in c[1:] if not a.startswith("-")))] for c in commands} == {
-        "show", "mk", "load", "add-iam-policy-binding", "rm"}
+        "show",
+        "mk",
+        "load",
+        "add-iam-policy-binding",
+        "rm",
+    }
     for argv in commands:
         i = next(i for i, a in enumerate(argv) if i > 0 and not a.startswith("-"))
         command_flags = help_flags("help", argv[i])
         for a in argv[1:i]:
             assert a.lstrip("-").split("=")[0] in global_flags, (a, shlex.join(argv))
-        for a in argv[i + 1:]:
+        for a in argv[i + 1 :]:
             if a.startswith("--"):
                 assert a[2:].split("=")[0] in command_flags, (a, shlex.join(argv))

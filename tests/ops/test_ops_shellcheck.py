@@ -31,8 +31,11 @@ def test_there_are_scripts_to_check():
 def test_shellcheck_is_clean(script):
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (Debian: apt-get install -y shellcheck)")
-    done = subprocess.run(["shellcheck", "--external-sources", "--severity=style", str(script)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["shellcheck", "--external-sources", "--severity=style", str(script)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -40,6 +40,7 @@ def encode(array, fmt="PNG", mode=None):
 
 # ---- decode_image ---------------------------------------------------------------------
 
+
 def test_decode_png_rgba_to_rgb():
     rgba = np.zeros((4, 6, 4), dtype=np.uint8)
     rgba[..., 0], rgba[..., 3] = 200, 255
@@ -57,11 +58,14 @@ def test_decode_jpeg_and_grey():
     assert decode_image(bytearray(encode(grey))).shape == (5, 7, 3)
 
 
-@pytest.mark.parametrize("data,reason", [
-    (b"", "empty"),
-    (b"hello, not an image", "not a PNG or JPEG"),
-    ("A_001.png", "must be bytes"),
-])
+@pytest.mark.parametrize(
+    "data,reason",
+    [
+        (b"", "empty"),
+        (b"hello, not an image", "not a PNG or JPEG"),
+        ("A_001.png", "must be bytes"),
+    ],
+)
 def test_decode_rejects_non_images(data, reason):
     with pytest.raises(ValueError, match=reason):
         decode_image(data)
@@ -89,8 +93,8 @@ def png_claiming(width, height):
     """A small PNG whose header claims width x height (the pixel data stays 1x1)."""
     png = bytearray(encode(np.zeros((1, 1, 3), dtype=np.uint8)))
     start = 8 + 8  # signature, then the IHDR chunk's length and type
-    png[start:start + 8] = struct.pack(">II", width, height)
-    png[start + 13:start + 17] = struct.pack(">I", zlib.crc32(bytes(png[start - 4:start + 13])))
+    png[start : start + 8] = struct.pack(">II", width, height)
+    png[start + 13 : start + 17] = struct.pack(">I", zlib.crc32(bytes(png[start - 4 : start + 13])))
     return bytes(png)
 
 
@@ -102,15 +106,19 @@ def test_decode_rejects_huge_images_from_the_header(width, height):
 
 # ---- decode_frame: pixels at the scale the tiles need -----------------------------------
 
-@pytest.mark.parametrize("width,height,tile,expected", [
-    (1920, 1080, 720, 2),  # the lab's frames: 360 px tiles, still above 300
-    (3840, 2160, 720, 2),  # 180 px would be upsampled
-    (3840, 2160, 2400, 4),  # min side 2160: 540 px at 1/4, 270 px at 1/8
-    (960, 540, 720, 1),  # 540 px tiles: 270 px at half size
-    (599, 1000, 720, 1),
-    (600, 1000, 720, 2),
-    (100, 50, 720, 1),
-])
+
+@pytest.mark.parametrize(
+    "width,height,tile,expected",
+    [
+        (1920, 1080, 720, 2),  # the lab's frames: 360 px tiles, still above 300
+        (3840, 2160, 720, 2),  # 180 px would be upsampled
+        (3840, 2160, 2400, 4),  # min side 2160: 540 px at 1/4, 270 px at 1/8
+        (960, 540, 720, 1),  # 540 px tiles: 270 px at half size
+        (599, 1000, 720, 1),
+        (600, 1000, 720, 2),
+        (100, 50, 720, 1),
+    ],
+)
 def test_reduction_never_shrinks_a_tile_below_the_model_input(width, height, tile, expected):
     assert reduction_for(width, height, tile) == expected
 
@@ -139,8 +147,7 @@ def test_decode_frame_odd_sizes_and_grey_jpeg():
     frame = decode_frame(encode(gradient_frame(1921, 1081), "JPEG"), reduce_for_tile=720)
     assert (frame.width, frame.height) == (1921, 1081)
     assert frame.image.size == (961, 541)  # libjpeg rounds the scaled size up
-    grey = decode_frame(encode(np.full((1080, 1920), 90, np.uint8), "JPEG"),
-                        reduce_for_tile=720)
+    grey = decode_frame(encode(np.full((1080, 1920), 90, np.uint8), "JPEG"), reduce_for_tile=720)
     assert grey.image.mode == "RGB" and grey.image.size == (960, 540)
     assert np.abs(np.asarray(grey.image, dtype=np.int16) - 90).max() <= 2
 
@@ -167,8 +174,11 @@ def test_a_png_decoder_failure_is_a_reason():
     def broken(data):
         raise RuntimeError("{{function_node X}} Invalid PNG data, size 12 [Op:DecodePng]")
 
-    with pytest.raises(ValueError, match=r"^PNG image could not be decoded: Invalid PNG "
-                                         r"data, size 12$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^PNG image could not be decoded: Invalid PNG "
+        r"data, size 12$",
+    ):
         decode_frame(png, png_decoder=broken)
     with pytest.raises(ValueError, match="decoded to"):
         decode_frame(png, png_decoder=lambda data: np.zeros((40, 49, 3), np.uint8))
@@ -185,12 +195,16 @@ def png_rgb16(pixels):
     rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
 
     def chunk(kind, body):
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body)))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2,
-                                                                 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_tiles_of_a_reduced_frame_are_cut_where_the_full_frame_is():
@@ -204,10 +218,13 @@ def test_tiles_of_a_reduced_frame_are_cut_where_the_full_frame_is():
 
 # ---- pure parts of the detector ---------------------------------------------------------
 
+
 def test_importing_the_package_does_not_import_tensorflow():
-    code = ("import sys, pipelines.pedestrian, pipelines.pedestrian.detector, "
-            "pipelines.pedestrian.geometry, pipelines.pedestrian.tiling, tools.fit_camera; "
-            "sys.exit('tensorflow' in sys.modules)")
+    code = (
+        "import sys, pipelines.pedestrian, pipelines.pedestrian.detector, "
+        "pipelines.pedestrian.geometry, pipelines.pedestrian.tiling, tools.fit_camera; "
+        "sys.exit('tensorflow' in sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
@@ -231,8 +248,7 @@ def test_missing_graph_names_the_path_and_the_fix(tmp_path):
         d.run_model(np.zeros((1, 300, 300, 3), np.uint8))
 
 
-@pytest.mark.parametrize("kwargs", [{"score_threshold": 1.5}, {"tile": 0},
-                                    {"overlap": 1.0}])
+@pytest.mark.parametrize("kwargs", [{"score_threshold": 1.5}, {"tile": 0}, {"overlap": 1.0}])
 def test_constructor_validates(kwargs):
     with pytest.raises(ValueError):
         PedestrianDetector(**kwargs)
@@ -266,12 +282,14 @@ def test_detections_from_outputs_maps_filters_and_merges():
     boxes[1, 0] = [0.1, 0.1, 0.9, 0.3]  # x 60-80 again, from the second tile: merged
     boxes[1, 1] = [0.2, 0.7, 0.8, 0.8]  # x 120-130, another class
     classes = np.array([[1, 1, 1, 1], [1, 2, 1, 1]], dtype=np.float32)
-    out = detections_from_outputs(windows, num, scores, boxes, classes, 150, 100,
-                                  score_threshold=0.5)
+    out = detections_from_outputs(
+        windows, num, scores, boxes, classes, 150, 100, score_threshold=0.5
+    )
     assert out == [([60, 10, 80, 90], pytest.approx(0.9))]
     assert all(isinstance(v, int) for v in out[0][0])
-    everything = detections_from_outputs(windows, num, scores, boxes, classes, 150, 100,
-                                         score_threshold=0.5, person_class=None)
+    everything = detections_from_outputs(
+        windows, num, scores, boxes, classes, 150, 100, score_threshold=0.5, person_class=None
+    )
     assert [b for b, _ in everything] == [[120, 20, 130, 80], [60, 10, 80, 90]]
 
 
@@ -279,11 +297,12 @@ def test_detections_from_outputs_maps_filters_and_merges():
 
 needs_model = pytest.mark.skipif(
     not det.default_graph_path().is_file(),
-    reason=f"detector graph not installed at {det.default_graph_path()} "
-           f"({det.INSTALL_HINT})")
+    reason=f"detector graph not installed at {det.default_graph_path()} ({det.INSTALL_HINT})",
+)
 needs_design = pytest.mark.skipif(
     not (DESIGN / "Labels.csv").is_file(),
-    reason=f"the lab's design sample is not here ({DESIGN}); it is not ours to copy")
+    reason=f"the lab's design sample is not here ({DESIGN}); it is not ours to copy",
+)
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +315,7 @@ def detector():
 @pytest.fixture(scope="module")
 def labels():
     from tools.fit_camera import load_labels
+
     return {s.name: s for s in load_labels(DESIGN / "Labels.csv")}
 
 
@@ -330,8 +350,10 @@ def test_finds_the_child_in_the_a_frames(detector, labels, source):
         for box, score in found:
             overlap = iou(box, truth.box)
             est = DEFAULT_CAMERA.distance(box, image_height=1080)
-            print(f"{name}: box {box} score {score:.2f} IoU {overlap:.2f} "
-                  f"distance {est.distance_m:.2f} m ({est.kind}) truth {truth.distance_m:.2f} m")
+            print(
+                f"{name}: box {box} score {score:.2f} IoU {overlap:.2f} "
+                f"distance {est.distance_m:.2f} m ({est.kind}) truth {truth.distance_m:.2f} m"
+            )
             assert overlap >= 0.5, f"{name}: box {box} is not the child {truth.box}"
             assert abs(est.distance_m - truth.distance_m) <= 0.5
             matched += 1

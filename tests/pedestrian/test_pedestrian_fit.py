@@ -16,10 +16,16 @@ REPO = Path(__file__).resolve().parents[2]
 LABELS = REPO.parent / "shared" / "design" / "Labels.csv"
 needs_labels = pytest.mark.skipif(
     not LABELS.is_file(),
-    reason=f"the lab's design sample is not here ({LABELS}); it is not ours to copy")
+    reason=f"the lab's design sample is not here ({LABELS}); it is not ours to copy",
+)
 
-TRUE = CameraModel(focal_px=1500.0, horizon_row=560.0, camera_height_m=1.6,
-                   forward_offset_m=1.0, bottom_margin_px=20.0)
+TRUE = CameraModel(
+    focal_px=1500.0,
+    horizon_row=560.0,
+    camera_height_m=1.6,
+    forward_offset_m=1.0,
+    bottom_margin_px=20.0,
+)
 PARAMS = ("focal_px", "horizon_row", "camera_height_m", "forward_offset_m")
 
 
@@ -33,8 +39,13 @@ def synthetic(cam, n=80, seed=7):
         foot = min(v0 + f * cam.camera_height_m / depth, cam.image_height)
         xc = cam.image_width / 2 + f * lateral / depth
         half = 0.12 * f / depth
-        samples.append(Sample(f"S{i}", (xc - half, top, xc + half, foot),
-                              float(np.hypot(depth + cam.forward_offset_m, lateral))))
+        samples.append(
+            Sample(
+                f"S{i}",
+                (xc - half, top, xc + half, foot),
+                float(np.hypot(depth + cam.forward_offset_m, lateral)),
+            )
+        )
     return samples
 
 
@@ -60,8 +71,9 @@ def test_huber_loss_shrugs_off_a_few_bad_labels():
     assert got.horizon_row == pytest.approx(TRUE.horizon_row, abs=3)
     assert got.camera_height_m == pytest.approx(TRUE.camera_height_m, abs=0.02)
     assert got.forward_offset_m == pytest.approx(TRUE.forward_offset_m, abs=0.1)
-    errors = sorted(abs(TRUE.distance(s.box).distance_m - got.distance(s.box).distance_m)
-                    for s in samples)
+    errors = sorted(
+        abs(TRUE.distance(s.box).distance_m - got.distance(s.box).distance_m) for s in samples
+    )
     assert errors[-1] < 0.1
 
 

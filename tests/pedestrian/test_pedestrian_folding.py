@@ -12,9 +12,15 @@ tf = pytest.importorskip("tensorflow")
 
 def norm_params(rng, channels, prefix):
     # Variances well away from 1 and non-zero means, so that a wrong fold shows.
-    return [tf.constant(v.astype(np.float32), name=f"{prefix}_{n}") for n, v in (
-        ("gamma", rng.uniform(0.5, 2.0, channels)), ("beta", rng.normal(0, 1, channels)),
-        ("mean", rng.normal(0, 1, channels)), ("variance", rng.uniform(0.1, 3.0, channels)))]
+    return [
+        tf.constant(v.astype(np.float32), name=f"{prefix}_{n}")
+        for n, v in (
+            ("gamma", rng.uniform(0.5, 2.0, channels)),
+            ("beta", rng.normal(0, 1, channels)),
+            ("mean", rng.normal(0, 1, channels)),
+            ("variance", rng.uniform(0.1, 3.0, channels)),
+        )
+    ]
 
 
 def small_graph(read_batch_mean=False, shared_conv=False):
@@ -27,13 +33,15 @@ def small_graph(read_batch_mean=False, shared_conv=False):
         conv = tf.nn.conv2d(x, w, strides=1, padding="SAME")
         g, b, m, v = norm_params(rng, 4, "a")
         y, batch_mean, _ = tf.compat.v1.nn.fused_batch_norm(
-            conv, g, b, mean=m, variance=v, epsilon=1e-3, is_training=False)
+            conv, g, b, mean=m, variance=v, epsilon=1e-3, is_training=False
+        )
         y = tf.nn.relu6(y)
         dw = tf.identity(tf.constant(rng.normal(0, 1, (3, 3, 4, 2)).astype(np.float32)))
         depth = tf.nn.depthwise_conv2d(y, dw, strides=[1, 1, 1, 1], padding="SAME")
         g, b, m, v = norm_params(rng, 8, "b")
         z, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            depth, g, b, mean=m, variance=v, epsilon=1e-3, is_training=False)
+            depth, g, b, mean=m, variance=v, epsilon=1e-3, is_training=False
+        )
         outputs = [tf.nn.relu6(z, name="out")]
         if read_batch_mean:
             outputs.append(tf.identity(batch_mean, name="stats"))
@@ -50,11 +58,14 @@ def run(graph_def, fetches, feed):
         return session.run(fetches, {"x:0": feed})
 
 
-@pytest.mark.parametrize("kwargs,expected", [
-    ({}, 2),
-    ({"read_batch_mean": True}, 1),  # the first norm's statistics are read: kept
-    ({"shared_conv": True}, 1),  # the first convolution has another reader: kept
-])
+@pytest.mark.parametrize(
+    "kwargs,expected",
+    [
+        ({}, 2),
+        ({"read_batch_mean": True}, 1),  # the first norm's statistics are read: kept
+        ({"shared_conv": True}, 1),  # the first convolution has another reader: kept
+    ],
+)
 def test_folding_keeps_the_outputs(kwargs, expected):
     graph_def, fetches = small_graph(**kwargs)
     folded, count = fold_batch_norms(graph_def)
@@ -79,8 +90,11 @@ def test_the_detector_graph_folds_every_norm_and_scores_the_same():
     # blank image would.
     tiles = np.random.default_rng(2).integers(0, 255, (2, 300, 300, 3), dtype=np.uint8)
     # Every anchor's box and class scores before suppression, and the detections after.
-    fetches = ["Postprocessor/raw_box_scores:0", "Postprocessor/raw_box_encodings:0",
-               "detection_scores:0"]
+    fetches = [
+        "Postprocessor/raw_box_scores:0",
+        "Postprocessor/raw_box_encodings:0",
+        "detection_scores:0",
+    ]
     before = run_image(graph_def, fetches, tiles)
     after = run_image(folded, fetches, tiles)
     for a, b in zip(before, after):

@@ -7,9 +7,16 @@ import pytest
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.geometry import HEAD_TOP, HEIGHT, CameraModel
 
-CAM = CameraModel(focal_px=1500.0, horizon_row=560.0, camera_height_m=1.6,
-                  forward_offset_m=1.0, pedestrian_height_m=1.3, image_height=1080,
-                  image_width=1920, bottom_margin_px=20.0)
+CAM = CameraModel(
+    focal_px=1500.0,
+    horizon_row=560.0,
+    camera_height_m=1.6,
+    forward_offset_m=1.0,
+    pedestrian_height_m=1.3,
+    image_height=1080,
+    image_width=1920,
+    bottom_margin_px=20.0,
+)
 
 
 def project(cam, depth, lateral=0.0, half_width=40.0):
@@ -70,7 +77,8 @@ def test_resized_frames_give_the_same_distance():
     box = project(CAM, 3.5, lateral=0.5)
     half = tuple(v / 2 for v in box)
     assert CAM.distance(half, image_height=540).distance_m == pytest.approx(
-        CAM.distance(box).distance_m)
+        CAM.distance(box).distance_m
+    )
     assert CAM.distance(box, image_height=1080) == CAM.distance(box)
 
 
@@ -96,7 +104,10 @@ def test_defaults_are_the_fitted_constants():
     cam = geometry.DEFAULT_CAMERA
     assert cam == CameraModel()
     assert (cam.focal_px, cam.horizon_row, cam.camera_height_m, cam.forward_offset_m) == (
-        geometry.FOCAL_PX, geometry.HORIZON_ROW, geometry.CAMERA_HEIGHT_M,
-        geometry.FORWARD_OFFSET_M)
+        geometry.FOCAL_PX,
+        geometry.HORIZON_ROW,
+        geometry.CAMERA_HEIGHT_M,
+        geometry.FORWARD_OFFSET_M,
+    )
     assert cam.pedestrian_height_m == 1.30
     assert (cam.image_width, cam.image_height) == (1920, 1080)

@@ -23,8 +23,10 @@ from pipelines.pedestrian.transforms import DEAD_LETTERS, _DetectFn
 from tests.support.processes import run_template
 from tests.support.properties import PROPERTY
 
-REQUIRED = ["--input=projects/lab-project/topics/camera_frames",
-            "--output=projects/lab-project/topics/pedestrian_depth"]
+REQUIRED = [
+    "--input=projects/lab-project/topics/camera_frames",
+    "--output=projects/lab-project/topics/pedestrian_depth",
+]
 NUMBERS = [p for p in job.TEMPLATE.parameters if p.param_type == "NUMBER"]
 FLOATS = [p.name for p in NUMBERS if p.type is not int]
 
@@ -42,6 +44,7 @@ def test_every_number_has_a_range_a_console_regex_and_a_default_inside_both():
 
 # ---- the parser: not a finite number -------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", FLOATS)
 @pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-Infinity", "1e999", "four"])
 def test_parser_refuses_what_is_not_a_finite_number(name, text, capsys):
@@ -58,10 +61,13 @@ def test_parser_refuses_a_fractional_pixel_count(capsys):
     assert "--max_frame_pixels" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, name", [
-    (["--forward_offset_m=nan"], "forward_offset_m"),
-    (["--horizon_row=5000"], "horizon_row"),
-])
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["--forward_offset_m=nan"], "forward_offset_m"),
+        (["--horizon_row=5000"], "horizon_row"),
+    ],
+)
 def test_template_refuses_a_bad_number_in_one_line_before_building(argv, name):
     completed = run_template("pedestrian_depth", [*REQUIRED, *argv], check=False, timeout=120)
     assert completed.returncode == 2, completed.stderr[-2000:]
@@ -71,6 +77,7 @@ def test_template_refuses_a_bad_number_in_one_line_before_building(argv, name):
 
 
 # ---- preflight: in range -------------------------------------------------------------------
+
 
 def defaults() -> dict:
     return {p.name: p.type(p.default) for p in NUMBERS}
@@ -89,8 +96,9 @@ def finite_or_in_range(name):
 @given(st.fixed_dictionaries({name: finite_or_in_range(name) for name in job.RANGES}))
 def test_numbers_are_accepted_exactly_when_in_range(values):
     args = SimpleNamespace(**values)
-    out_of_range = {name for name, (low, high) in job.RANGES.items()
-                    if not low <= values[name] <= high}
+    out_of_range = {
+        name for name, (low, high) in job.RANGES.items() if not low <= values[name] <= high
+    }
     too_low = values["camera_height_m"] <= values["pedestrian_height_m"]
     try:
         job.check_numbers(args)
@@ -103,12 +111,23 @@ def test_numbers_are_accepted_exactly_when_in_range(values):
         assert all(math.isfinite(getattr(camera, p.name)) for p in job.CAMERA_PARAMETERS)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("score_threshold", -0.1), ("score_threshold", 1.01), ("focal_px", 0.5),
-    ("horizon_row", -1), ("horizon_row", 1081), ("camera_height_m", 0),
-    ("forward_offset_m", -10.5), ("pedestrian_height_m", 0.1), ("pedestrian_height_m", 3),
-    ("max_frame_pixels", 0), ("max_frame_pixels", 100_000_001), ("focal_px", math.nan),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("score_threshold", -0.1),
+        ("score_threshold", 1.01),
+        ("focal_px", 0.5),
+        ("horizon_row", -1),
+        ("horizon_row", 1081),
+        ("camera_height_m", 0),
+        ("forward_offset_m", -10.5),
+        ("pedestrian_height_m", 0.1),
+        ("pedestrian_height_m", 3),
+        ("max_frame_pixels", 0),
+        ("max_frame_pixels", 100_000_001),
+        ("focal_px", math.nan),
+    ],
+)
 def test_each_out_of_range_number_is_named(name, value):
     with pytest.raises(ParameterError) as error:
         job.check_numbers(SimpleNamespace(**{**defaults(), name: value}))
@@ -123,9 +142,15 @@ def test_the_camera_must_be_above_the_pedestrians_head():
 
 # ---- a frame's result: always publishable, or a BadFrame -----------------------------------
 
+
 def any_number():
-    return st.one_of(st.floats(), st.integers(min_value=-10**400, max_value=10**400),
-                     st.integers(min_value=0, max_value=3000), st.text(max_size=3), st.none())
+    return st.one_of(
+        st.floats(),
+        st.integers(min_value=-(10**400), max_value=10**400),
+        st.integers(min_value=0, max_value=3000),
+        st.text(max_size=3),
+        st.none(),
+    )
 
 
 def mostly(valid, odd):
@@ -140,8 +165,9 @@ def cameras():
     positive = st.floats(min_value=0, exclude_min=True)
     wild = {p.name: st.floats() for p in job.CAMERA_PARAMETERS}
     wild.update(focal_px=positive, pedestrian_height_m=positive)
-    return mostly(st.builds(geometry.CameraModel, **in_range),
-                  st.builds(geometry.CameraModel, **wild))
+    return mostly(
+        st.builds(geometry.CameraModel, **in_range), st.builds(geometry.CameraModel, **wild)
+    )
 
 
 @st.composite
@@ -152,9 +178,10 @@ def frames(draw):
     for _ in range(draw(st.integers(0, 4))):
         if type(width) is int and type(height) is int and 0 < width <= 4000 and 0 < height <= 4000:
             xs, ys = st.floats(0, width), st.floats(0, height)
-            inside = st.tuples(st.lists(xs, min_size=2, max_size=2).map(sorted),
-                               st.lists(ys, min_size=2, max_size=2).map(sorted)).map(
-                lambda xy: [xy[0][0], xy[1][0], xy[0][1], xy[1][1]])
+            inside = st.tuples(
+                st.lists(xs, min_size=2, max_size=2).map(sorted),
+                st.lists(ys, min_size=2, max_size=2).map(sorted),
+            ).map(lambda xy: [xy[0][0], xy[1][0], xy[0][1], xy[1][1]])
         else:
             inside = st.lists(st.integers(0, 3000), min_size=4, max_size=4)
         box = draw(mostly(inside, st.lists(any_number(), max_size=5)))
@@ -208,11 +235,14 @@ class OddDetector:
         return self.detections
 
 
-@pytest.mark.parametrize("detections, reason", [
-    ([([10, 10, 20, 40], math.nan)], "score that is not in [0, 1]"),
-    ([([10, 10, 20, 4000], 0.9)], "outside the 64x48 frame"),
-    ([([10, math.inf, 20, 40], 0.9)], "outside the 64x48 frame"),
-])
+@pytest.mark.parametrize(
+    "detections, reason",
+    [
+        ([([10, 10, 20, 40], math.nan)], "score that is not in [0, 1]"),
+        ([([10, 10, 20, 4000], 0.9)], "outside the 64x48 frame"),
+        ([([10, math.inf, 20, 40], 0.9)], "outside the 64x48 frame"),
+    ],
+)
 def test_a_detector_fault_is_a_dead_letter_not_a_crash(detections, reason):
     import io
 

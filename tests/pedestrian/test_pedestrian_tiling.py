@@ -17,13 +17,19 @@ def coverage(width, height, windows):
 
 def test_grid_for_the_lab_frames():
     windows = tile_grid(1920, 1080, 720, 0.25)
-    assert windows == [(x, y, x + 720, y + 720)
-                       for y in (0, 360) for x in (0, 400, 800, 1200)]
+    assert windows == [(x, y, x + 720, y + 720) for y in (0, 360) for x in (0, 400, 800, 1200)]
 
 
-@pytest.mark.parametrize("width,height,tile,overlap", [
-    (1920, 1080, 720, 0.25), (1920, 1080, 640, 0.4), (1000, 700, 300, 0.0),
-    (1281, 721, 500, 0.5), (100, 50, 64, 0.1)])
+@pytest.mark.parametrize(
+    "width,height,tile,overlap",
+    [
+        (1920, 1080, 720, 0.25),
+        (1920, 1080, 640, 0.4),
+        (1000, 700, 300, 0.0),
+        (1281, 721, 500, 0.5),
+        (100, 50, 64, 0.1),
+    ],
+)
 def test_grid_covers_every_pixel_with_at_least_the_overlap(width, height, tile, overlap):
     windows = tile_grid(width, height, tile, overlap)
     assert coverage(width, height, windows).min() >= 1
@@ -40,12 +46,16 @@ def test_grid_covers_every_pixel_with_at_least_the_overlap(width, height, tile, 
 def test_tile_larger_than_the_image_is_the_whole_image():
     assert tile_grid(300, 200, 720, 0.25) == [(0, 0, 300, 200)]
     # One axis shorter than the tile: a single row of full-height windows.
-    assert tile_grid(1500, 500, 720, 0.25) == [(0, 0, 720, 500), (390, 0, 1110, 500),
-                                               (780, 0, 1500, 500)]
+    assert tile_grid(1500, 500, 720, 0.25) == [
+        (0, 0, 720, 500),
+        (390, 0, 1110, 500),
+        (780, 0, 1500, 500),
+    ]
 
 
-@pytest.mark.parametrize("args", [(0, 10, 5, 0.1), (10, 10, 0, 0.1), (10, 10, 5, 1.0),
-                                  (10, 10, 5, -0.1)])
+@pytest.mark.parametrize(
+    "args", [(0, 10, 5, 0.1), (10, 10, 0, 0.1), (10, 10, 5, 1.0), (10, 10, 5, -0.1)]
+)
 def test_grid_rejects_bad_arguments(args):
     with pytest.raises(ValueError):
         tile_grid(*args)
@@ -81,8 +91,7 @@ def test_containment():
 
 
 def test_merge_keeps_the_best_of_overlapping_boxes():
-    merged = merge_boxes([(0, 0, 10, 20), (1, 1, 11, 21), (100, 0, 110, 20)],
-                         [0.6, 0.9, 0.7])
+    merged = merge_boxes([(0, 0, 10, 20), (1, 1, 11, 21), (100, 0, 110, 20)], [0.6, 0.9, 0.7])
     assert merged == [((1, 1, 11, 21), 0.9), ((100, 0, 110, 20), 0.7)]
 
 
@@ -112,7 +121,8 @@ def test_merge_edge_cases():
     assert merge_boxes([(0, 0, 0, 10)], [0.9]) == []  # empty box
     with pytest.raises(ValueError):
         merge_boxes([(0, 0, 1, 1)], [])
-    out = merge_boxes(np.array([[0, 0, 5, 5], [50, 50, 60, 60], [20, 0, 25, 5]]),
-                      np.array([0.3, 0.8, 0.5]))
+    out = merge_boxes(
+        np.array([[0, 0, 5, 5], [50, 50, 60, 60], [20, 0, 25, 5]]), np.array([0.3, 0.8, 0.5])
+    )
     assert [s for _, s in out] == [0.8, 0.5, 0.3]
     assert all(isinstance(v, float) for b, _ in out for v in b)

@@ -29,12 +29,17 @@ def unique(name: str) -> str:
 
 # ---- producer -----------------------------------------------------------------------------
 
+
 def test_list_frames_takes_png_and_jpeg_in_name_order(tmp_path):
     for name in ("b.PNG", "a.png", "c.jpg", "d.jpeg", "notes.txt", "e.gif"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub.png").mkdir()
-    assert [p.name for p in frame_producer.list_frames(tmp_path)] == \
-        ["a.png", "b.PNG", "c.jpg", "d.jpeg"]
+    assert [p.name for p in frame_producer.list_frames(tmp_path)] == [
+        "a.png",
+        "b.PNG",
+        "c.jpg",
+        "d.jpeg",
+    ]
 
 
 @pytest.mark.parametrize("as_json", [False, True])
@@ -47,14 +52,12 @@ def test_what_the_producer_sends_is_what_the_job_reads(tmp_path, as_json):
     assert frame_from_message(data, {})[0] == ("A_001.png" if as_json else "unnamed")
 
 
-def test_frames_over_the_pubsub_limit_are_skipped_with_a_warning(tmp_path, capsys,
-                                                                 monkeypatch):
+def test_frames_over_the_pubsub_limit_are_skipped_with_a_warning(tmp_path, capsys, monkeypatch):
     small = write_png(tmp_path / "a.png", 4, 4)
     noise = np.random.default_rng(0).integers(0, 255, (300, 300, 3), np.uint8)
     Image.fromarray(noise).save(tmp_path / "b.png")  # PNG cannot compress noise: large
     monkeypatch.setattr(frame_producer, "MAX_MESSAGE_BYTES", len(small) + 100)
-    messages = list(frame_producer.frame_messages(frame_producer.list_frames(tmp_path),
-                                                  repeat=2))
+    messages = list(frame_producer.frame_messages(frame_producer.list_frames(tmp_path), repeat=2))
     assert messages == [(small, {"name": "a.png"})] * 2
     err = capsys.readouterr().err
     assert err.count("skipping") == 2 and "b.png" in err and "over Pub/Sub's limit" in err
@@ -70,13 +73,24 @@ def test_producer_rejects_a_missing_or_empty_folder(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("as_json", [False, True])
-def test_producer_publishes_a_folder_to_the_emulator(pubsub_emulator, tmp_path, capsys,
-                                                     as_json):
+def test_producer_publishes_a_folder_to_the_emulator(pubsub_emulator, tmp_path, capsys, as_json):
     topic, subscription = emulator.create_topic_with_subscription(unique("frames"))
-    images = {name: write_png(tmp_path / name, value=i * 40)
-              for i, name in enumerate(("x_1.png", "x_2.png", "x_3.png"))}
-    argv = ["--project", PROJECT, "--topic", topic.rsplit("/", 1)[1],
-            "--folder", str(tmp_path), "--rate", "0", "--limit", "2"]
+    images = {
+        name: write_png(tmp_path / name, value=i * 40)
+        for i, name in enumerate(("x_1.png", "x_2.png", "x_3.png"))
+    }
+    argv = [
+        "--project",
+        PROJECT,
+        "--topic",
+        topic.rsplit("/", 1)[1],
+        "--folder",
+        str(tmp_path),
+        "--rate",
+        "0",
+        "--limit",
+        "2",
+    ]
     assert frame_producer.main(argv + (["--json"] if as_json else [])) == 0
     assert f"published 2 frames to {topic}" in capsys.readouterr().out
     received = emulator.pull(subscription, 2, timeout=30)
@@ -88,10 +102,21 @@ def test_producer_publishes_a_folder_to_the_emulator(pubsub_emulator, tmp_path, 
 
 # ---- consumer -----------------------------------------------------------------------------
 
-RESULT = {"name": "A_001.png", "model": "m", "width": 400, "height": 300, "pedestrians": [
-    {"box": [100, 80, 160, 280], "score": 0.93, "distance_m": 4.123,
-     "distance_method": "head_top"},
-    {"box": [300, 10, 330, 60], "score": 0.51, "distance_m": None, "distance_method": None}]}
+RESULT = {
+    "name": "A_001.png",
+    "model": "m",
+    "width": 400,
+    "height": 300,
+    "pedestrians": [
+        {
+            "box": [100, 80, 160, 280],
+            "score": 0.93,
+            "distance_m": 4.123,
+            "distance_method": "head_top",
+        },
+        {"box": [300, 10, 330, 60], "score": 0.51, "distance_m": None, "distance_method": None},
+    ],
+}
 EMPTY = {"name": "B_001.png", "model": "m", "width": 400, "height": 300, "pedestrians": []}
 
 
@@ -99,7 +124,8 @@ def test_consumer_lines():
     assert frame_consumer.describe(RESULT) == [
         "A_001.png  400x300  2 pedestrians",
         "    [100, 80, 160, 280]  score 0.93   4.12 m (head_top)",
-        "    [300, 10, 330, 60]  score 0.51  distance unknown"]
+        "    [300, 10, 330, 60]  score 0.51  distance unknown",
+    ]
     assert frame_consumer.describe(EMPTY) == ["B_001.png  400x300  no pedestrian"]
     assert frame_consumer.label_text(RESULT["pedestrians"][0]) == "4.1 m  93%"
     assert frame_consumer.label_text(RESULT["pedestrians"][1]) == "? m  51%"
@@ -129,12 +155,29 @@ def test_consumer_prints_and_draws_from_the_emulator(pubsub_emulator, tmp_path, 
     write_png(frames / "A_001.png", 400, 300)
     write_png(frames / "B_001.png", 400, 300)
     messages = [result_message(r) for r in (RESULT, EMPTY)]
-    frame_producer.publish(topic, [(m.data, m.attributes) for m in messages]
-                           + [(b'{"not": "a result"}', {})], rate=0)
+    frame_producer.publish(
+        topic, [(m.data, m.attributes) for m in messages] + [(b'{"not": "a result"}', {})], rate=0
+    )
     drawn = tmp_path / "drawn"
-    assert frame_consumer.main([
-        "--project", PROJECT, "--subscription", subscription.rsplit("/", 1)[1],
-        "--limit", "3", "--timeout", "20", "--frames", str(frames), "--draw", str(drawn)]) == 0
+    assert (
+        frame_consumer.main(
+            [
+                "--project",
+                PROJECT,
+                "--subscription",
+                subscription.rsplit("/", 1)[1],
+                "--limit",
+                "3",
+                "--timeout",
+                "20",
+                "--frames",
+                str(frames),
+                "--draw",
+                str(drawn),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     for line in frame_consumer.describe(RESULT) + frame_consumer.describe(EMPTY):
         assert line in captured.out

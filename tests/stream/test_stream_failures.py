@@ -26,8 +26,10 @@ def unique(name: str) -> str:
 
 def good_messages(count: int, first_id: int = 0) -> list[bytes]:
     rows = list(mnist_producer.read_rows(SAMPLE, min(count, 200)))
-    return [mnist_producer.encode({"ID": first_id + i, "Image": rows[i % len(rows)]["Image"]})
-            for i in range(count)]
+    return [
+        mnist_producer.encode({"ID": first_id + i, "Image": rows[i % len(rows)]["Image"]})
+        for i in range(count)
+    ]
 
 
 def publish(topic: str, messages) -> None:
@@ -46,11 +48,13 @@ def drain(subscription: str, quiet_seconds: float = 4) -> list:
     received = []
     last = time.monotonic()
     while time.monotonic() - last < quiet_seconds:
-        response = subscriber.pull(subscription=subscription, max_messages=500, timeout=5,
-                                   return_immediately=True)
+        response = subscriber.pull(
+            subscription=subscription, max_messages=500, timeout=5, return_immediately=True
+        )
         if response.received_messages:
-            subscriber.acknowledge(subscription=subscription,
-                                   ack_ids=[m.ack_id for m in response.received_messages])
+            subscriber.acknowledge(
+                subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages]
+            )
             received += [m.message for m in response.received_messages]
             last = time.monotonic()
         else:
@@ -62,8 +66,9 @@ def start(pubsub_emulator, source: str, output: str, dead: str | None = None):
     args = [f"--input={source}", f"--output={output}"]
     if dead:
         args.append(f"--dead_letter={dead}")
-    return RunningTemplate("mnist_stream", args,
-                           env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}))
+    return RunningTemplate(
+        "mnist_stream", args, env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator})
+    )
 
 
 def wait_exit(job: RunningTemplate, timeout: float) -> int:
@@ -80,7 +85,7 @@ def test_poison_with_99_attributes_then_good_messages(pubsub_emulator):
     predict, predict_sub = emulator.create_topic_with_subscription(unique("predict"))
     dead, dead_sub = emulator.create_topic_with_subscription(unique("dead"))
     poison = [
-        (b"not json", {f"a{i}": "v" * 1000 for i in range(99)}),        # 99 attributes
+        (b"not json", {f"a{i}": "v" * 1000 for i in range(99)}),  # 99 attributes
         (b"\xff also not json", {"error": "the sender's own", "x": "y"}),  # our name
         (json.dumps({"ID": 5, "Image": "0.5"}).encode(), {"k": "é" * 512}),  # 1024-byte value
     ]
@@ -109,22 +114,38 @@ def test_dead_letter_equal_to_the_input_topic_is_refused(pubsub_emulator, via_su
     images, images_sub = input_with_subscription("images")
     predict = emulator.create_topic(unique("predict"))
     started = time.monotonic()
-    done = run_template("mnist_stream", [
-        f"--input={images_sub if via_subscription else images}", f"--output={predict}",
-        f"--dead_letter={images}"], check=False, timeout=120,
-        env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}))
+    done = run_template(
+        "mnist_stream",
+        [
+            f"--input={images_sub if via_subscription else images}",
+            f"--output={predict}",
+            f"--dead_letter={images}",
+        ],
+        check=False,
+        timeout=120,
+        env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}),
+    )
     assert done.returncode == 2, done.stderr[-3000:]
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        f"mnist_stream: error: --dead_letter: must differ from the input's topic {images}")
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"mnist_stream: error: --dead_letter: must differ from the input's topic {images}"
+        )
+    )
     assert time.monotonic() - started < 60
 
 
 @pytest.mark.slow
 def test_a_missing_output_topic_is_refused_at_launch(pubsub_emulator):
     _, images_sub = input_with_subscription("images")
-    done = run_template("mnist_stream", [
-        f"--input={images_sub}", f"--output={emulator.topic(unique('never-made'))}"],
-        check=False, timeout=120, env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}))
+    done = run_template(
+        "mnist_stream",
+        [f"--input={images_sub}", f"--output={emulator.topic(unique('never-made'))}"],
+        check=False,
+        timeout=120,
+        env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}),
+    )
     assert done.returncode == 2
     assert "--output: topic" in done.stderr and "does not exist" in done.stderr
 
@@ -173,7 +194,9 @@ def test_sigterm_mid_backlog_loses_nothing(pubsub_emulator):
     predicted = first + drain(predict_sub)
     left = drain(images_sub)
     ids = {int(m.attributes["ID"]) for m in predicted} | {json.loads(m.data)["ID"] for m in left}
-    print(f"SIGTERM: {len(predicted)} predicted, {len(left)} left on the subscription, "
-          f"stopped in {stop_seconds:.1f} s")
+    print(
+        f"SIGTERM: {len(predicted)} predicted, {len(left)} left on the subscription, "
+        f"stopped in {stop_seconds:.1f} s"
+    )
     assert ids == set(range(published))  # duplicates allowed, loss not
     assert stop_seconds < 30

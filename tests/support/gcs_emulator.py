@@ -15,7 +15,8 @@ PROJECT = "some-project-123"
 
 def emulator_command() -> list[str] | None:
     found = shutil.which("gcp-storage-emulator") or str(
-        Path(sys.executable).parent / "gcp-storage-emulator")
+        Path(sys.executable).parent / "gcp-storage-emulator"
+    )
     return [found] if Path(found).exists() else None
 
 
@@ -28,7 +29,9 @@ def running_gcs_emulator(log_path: Path):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [*command, "start", "--host=127.0.0.1", f"--port={port}", "--in-memory"],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_port(port, timeout=30, process=process)
         yield f"http://127.0.0.1:{port}"
@@ -44,5 +47,6 @@ def storage_client(host: str):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    return storage.Client(project=PROJECT, credentials=AnonymousCredentials(),
-                          client_options={"api_endpoint": host})
+    return storage.Client(
+        project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": host}
+    )

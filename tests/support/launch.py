@@ -32,7 +32,7 @@ BUILD_SUBSTITUTIONS = {"PROJECT_ID": PROJECT, "BUILD_ID": "0f3c2a9e-1b2d-4c5e-8f
 
 
 def _substituted(text: str, subs: dict) -> str:
-    while (match := re.search(r"\$\{(\w+)\}", text)):
+    while match := re.search(r"\$\{(\w+)\}", text):
         text = text.replace(match.group(0), subs[match.group(1)])
     return text
 
@@ -45,6 +45,7 @@ def render_registered_spec(name: str, out_dir: Path, *, overrides: dict | None =
     gcloud = shutil.which("gcloud")
     if gcloud is None:
         import pytest
+
         pytest.skip("the Google Cloud CLI (gcloud) is not installed")
     config = yaml.safe_load((REPO / "cloudbuild.yaml").read_text(encoding="utf-8"))
     subs = {**BUILD_SUBSTITUTIONS}
@@ -101,21 +102,31 @@ class LaunchedJob:
     def top_level_steps(self) -> set[str]:
         transforms = self.pipeline.components.transforms
         # Beam wraps the graph in one unnamed root; the user's steps are its parts.
-        return {transforms[part].unique_name
-                for root in self.pipeline.root_transform_ids
-                for part in transforms[root].subtransforms}
+        return {
+            transforms[part].unique_name
+            for root in self.pipeline.root_transform_ids
+            for part in transforms[root].subtransforms
+        }
 
     @property
     def job_type(self) -> str:
         return self.request["environment"]["version"]["job_type"]
 
 
-DEFAULT_LOCATIONS = (f"--temp_location=gs://{BUCKET}/tmp", f"--staging_location=gs://{BUCKET}/staging")
+DEFAULT_LOCATIONS = (
+    f"--temp_location=gs://{BUCKET}/tmp",
+    f"--staging_location=gs://{BUCKET}/staging",
+)
 
 
-def simulate_launch(gcs_host: str, name: str, parameters: list[str], *,
-                    extra_env: dict | None = None,
-                    environment: list[str] | tuple = DEFAULT_LOCATIONS) -> LaunchedJob:
+def simulate_launch(
+    gcs_host: str,
+    name: str,
+    parameters: list[str],
+    *,
+    extra_env: dict | None = None,
+    environment: list[str] | tuple = DEFAULT_LOCATIONS,
+) -> LaunchedJob:
     """Runs templates/<name>.py as the launcher would, with the image's SDK_CONTAINER_IMAGE;
     `environment` is the options the launcher adds from the launch's and spec's environment."""
     from apache_beam.portability.api import beam_runner_api_pb2
@@ -124,17 +135,33 @@ def simulate_launch(gcs_host: str, name: str, parameters: list[str], *,
     if not client.bucket(BUCKET).exists():
         client.create_bucket(BUCKET)
     location = f"templates/jobs/{name}"
-    env = template_env({"STORAGE_EMULATOR_HOST": gcs_host,
-                        "SDK_CONTAINER_IMAGE": image_uri(name), **(extra_env or {})},
-                       anonymous_gcp=True)
-    completed = run_template(name, [
-        "--runner=DataflowRunner", f"--project={PROJECT}", f"--region={REGION}", *environment,
-        f"--template_location=gs://{BUCKET}/{location}", *parameters], env=env, timeout=300)
+    env = template_env(
+        {
+            "STORAGE_EMULATOR_HOST": gcs_host,
+            "SDK_CONTAINER_IMAGE": image_uri(name),
+            **(extra_env or {}),
+        },
+        anonymous_gcp=True,
+    )
+    completed = run_template(
+        name,
+        [
+            "--runner=DataflowRunner",
+            f"--project={PROJECT}",
+            f"--region={REGION}",
+            *environment,
+            f"--template_location=gs://{BUCKET}/{location}",
+            *parameters,
+        ],
+        env=env,
+        timeout=300,
+    )
     request = json.loads(client.bucket(BUCKET).blob(location).download_as_text())
     pipeline_url = request["environment"]["sdkPipelineOptions"]["options"]["pipelineUrl"]
     blob_name = pipeline_url.removeprefix(f"gs://{BUCKET}/")
     pipeline = beam_runner_api_pb2.Pipeline.FromString(
-        client.bucket(BUCKET).blob(blob_name).download_as_bytes())
+        client.bucket(BUCKET).blob(blob_name).download_as_bytes()
+    )
     return LaunchedJob(request=request, pipeline=pipeline, stderr=completed.stderr)
 
 

@@ -19,20 +19,29 @@ def template_env(extra: dict | None = None, *, anonymous_gcp: bool = False) -> d
     if anonymous_gcp:
         env["BEAM_TEST_ANONYMOUS_GCP"] = "1"
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(ANONYMOUS_GCP), env.get("PYTHONPATH", "")) if p)
+            p for p in (str(ANONYMOUS_GCP), env.get("PYTHONPATH", "")) if p
+        )
     env.update(extra or {})
     return env
 
 
-def run_template(name: str, args: list[str], *, env: dict | None = None,
-                 timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+def run_template(
+    name: str, args: list[str], *, env: dict | None = None, timeout: float = 600, check: bool = True
+) -> subprocess.CompletedProcess:
     command = [sys.executable, str(REPO / "templates" / f"{name}.py"), *args]
-    completed = subprocess.run(command, cwd=REPO, env=env or template_env(),
-                               capture_output=True, text=True, timeout=timeout)
+    completed = subprocess.run(
+        command,
+        cwd=REPO,
+        env=env or template_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and completed.returncode != 0:
         raise AssertionError(
             f"{name} exited {completed.returncode}\nSTDOUT:\n{completed.stdout[-4000:]}\n"
-            f"STDERR:\n{completed.stderr[-8000:]}")
+            f"STDERR:\n{completed.stderr[-8000:]}"
+        )
     return completed
 
 
@@ -50,11 +59,16 @@ class RunningTemplate:
 
     def __init__(self, name: str, args: list[str], env: dict | None = None):
         import tempfile
+
         self.log = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
-            [sys.executable, str(REPO / "templates" / f"{name}.py"), *args], cwd=REPO,
-            env=env or template_env(), stdout=self.log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+            [sys.executable, str(REPO / "templates" / f"{name}.py"), *args],
+            cwd=REPO,
+            env=env or template_env(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
     def output(self) -> str:
         self.log.flush()
@@ -62,8 +76,9 @@ class RunningTemplate:
 
     def assert_running(self) -> None:
         if self.process.poll() is not None:
-            raise AssertionError(f"the job exited with {self.process.returncode}:\n"
-                                 f"{self.output()[-6000:]}")
+            raise AssertionError(
+                f"the job exited with {self.process.returncode}:\n{self.output()[-6000:]}"
+            )
 
     def stop(self) -> str:
         if self.process.poll() is None:

@@ -3,5 +3,8 @@ in CI as locally, with no per-example deadline (a loaded 2-core CI machine is sl
 
 from hypothesis import HealthCheck, settings
 
-PROPERTY = settings(max_examples=1000, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)

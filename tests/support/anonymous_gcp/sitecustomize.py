@@ -12,6 +12,7 @@ if os.environ.get("BEAM_TEST_ANONYMOUS_GCP") == "1":
         from apache_beam.internal.gcp import auth as _beam_auth
 
         _beam_auth._Credentials._get_service_credentials = classmethod(
-            lambda cls, pipeline_options=None: None)
+            lambda cls, pipeline_options=None: None
+        )
     except ImportError:  # Beam not installed in this interpreter: nothing to patch.
         pass
