@@ -315,6 +315,27 @@ class PubsubLookup:
         return self._call(subscription, call)
 
 
+def check_stream_parameters(args) -> str:
+    """The format checks every stream job makes first: exactly one input, well-formed
+    topics. Returns the name of the input parameter given, for the later checks' messages."""
+    input_name = resolve_input(args)
+    check_topic("output", args.output)
+    check_topic("dead_letter", args.dead_letter)
+    return input_name
+
+
+def look_up_stream_topics(args, input_name: str, *, on_dataflow: bool) -> None:
+    """check_streaming_topics on a stream job's parsed parameters (its last launch check:
+    the only one that may ask Pub/Sub)."""
+    check_streaming_topics(
+        args.input,
+        args.output,
+        args.dead_letter,
+        on_dataflow=on_dataflow,
+        input_name=input_name,
+    )
+
+
 def check_streaming_topics(
     input_source: str,
     output: str,

