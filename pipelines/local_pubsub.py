@@ -60,6 +60,9 @@ MAX_HELD_BYTES = 256 * 2**20  # camera frames are megabytes each
 LEASE_EVERY_SECONDS = 5
 LEASE_SECONDS = 60
 DRAIN_SECONDS = 15
+# With a backlog a pull returns at once; one still waiting after this found nothing (and
+# whatever the server hands it afterwards returns when its ack deadline passes).
+PULL_WAIT_SECONDS = 3
 PUBLISH_TIMEOUT_SECONDS = 60
 _ACK_CHUNK = 500  # ack ids per acknowledge / modify request, well under its size limit
 _PUBLISH_CHUNK = 1000  # messages per publish request (Pub/Sub's maximum)
@@ -87,6 +90,25 @@ class AckLedger:
         self._bytes: dict[str, int] = {}
         self.holding = False
         self.stopping = False
+        self._pulls = 0
+        self._no_pulls = threading.Condition(self._lock)
+
+    def pull_started(self) -> None:
+        with self._lock:
+            self._pulls += 1
+
+    def pull_ended(self) -> None:
+        with self._lock:
+            self._pulls -= 1
+            if not self._pulls:
+                self._no_pulls.notify_all()
+
+    def wait_for_pulls(self, timeout: float) -> bool:
+        """Until no pull is in flight (one that returns after a stop hands its messages back
+        itself); False if one still is after `timeout`. Exiting before would leave what the
+        server already gave that pull leased to nobody until its ack deadline passes."""
+        with self._lock:
+            return self._no_pulls.wait_for(lambda: not self._pulls, timeout)
 
     def held_count(self) -> int:
         with self._lock:
@@ -174,6 +196,13 @@ class _LocalSubscriber:
         self._ledger = ledger
 
     def pull(self, **kwargs):
+        self._ledger.pull_started()
+        try:
+            return self._pull(**kwargs)
+        finally:
+            self._ledger.pull_ended()
+
+    def _pull(self, **kwargs):
         ledger = self._ledger
         if ledger.holding and (ledger.stopping or ledger.full()):
             time.sleep(0.05)  # the runner asks again at once: do not spin
@@ -444,14 +473,14 @@ def run_local_stream(pipeline, name: str):
     if SUPERVISOR.failure is None and "failure" not in error and stop["signal"]:
         _drain(name, stop["signal"], ended)
     if SUPERVISOR.failure is not None:
-        left = LEDGER.hand_back()
+        left = _stop_pulling_and_hand_back()
         _end(
             1,
             f"{name}: error: {SUPERVISOR.failure}; the job stopped, and its {left} "
             f"unfinished input messages stay on the subscription",
         )
     if "failure" in error:
-        left = LEDGER.hand_back()
+        left = _stop_pulling_and_hand_back()
         sys.stderr.write(error["trace"])
         _end(
             1,
@@ -459,6 +488,16 @@ def run_local_stream(pipeline, name: str):
             f"{left} unfinished input messages stay on the subscription",
         )
     _end(0, None)
+
+
+def _stop_pulling_and_hand_back() -> int:
+    LEDGER.stopping = True
+    if not LEDGER.wait_for_pulls(PULL_WAIT_SECONDS):
+        _log.warning(
+            "a Pub/Sub pull is still in flight; what it brings comes back to the "
+            "subscription when its ack deadline passes"
+        )
+    return LEDGER.hand_back()
 
 
 def _lease():
@@ -488,7 +527,7 @@ def _drain(name: str, signal_name: str, ended: threading.Event) -> None:
     ):
         time.sleep(0.1)
     if SUPERVISOR.failure is None:
-        left = LEDGER.hand_back()
+        left = _stop_pulling_and_hand_back()
         _log.info(
             "%s: stopped cleanly; %d unfinished messages handed back to the subscription",
             name,

@@ -198,3 +198,29 @@ def test_a_short_pull_is_the_whole_bundle(monkeypatch):
     response = client.pull(subscription="s", max_messages=10, timeout=30)
     assert len(response.received_messages) == 3
     assert len(fake.pulls) == 1  # at a low rate a bundle never waits for, or asks for, more
+
+
+def test_a_stop_waits_for_a_pull_in_flight_which_hands_back_what_it_brings():
+    import threading
+
+    ledger = AckLedger()
+    ledger.holding = True
+    release = threading.Event()
+
+    class SlowSubscriber(FakeSubscriber):
+        def pull(self, **kwargs):
+            release.wait(5)  # the server is handing this pull a page while the job stops
+            return super().pull(**kwargs)
+
+    fake = SlowSubscriber(received("1", "2"))
+    pulling = threading.Thread(
+        target=_LocalSubscriber(fake, 100, ledger).pull, kwargs={"subscription": "s"}
+    )
+    pulling.start()
+    ledger.stopping = True
+    assert not ledger.wait_for_pulls(0.2)  # still in flight: an exit now would strand it
+    release.set()
+    assert ledger.wait_for_pulls(5)
+    pulling.join(5)
+    assert fake.deadlines == [("ack-1", 0), ("ack-2", 0)]  # handed back, not held
+    assert ledger.held_count() == 0
