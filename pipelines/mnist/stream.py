@@ -33,13 +33,12 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
 from pipelines.launch import is_dataflow, run_job
-from pipelines.mnist.contract import NUM_CLASSES, NUM_PIXELS
+from pipelines.mnist.contract import NUM_CLASSES
 from pipelines.mnist.model import MnistModelHandler
 from pipelines.mnist.models import MODEL, check_model, resolve_model
 from pipelines.mnist.records import (
     BadRecord,
     parse_id,
-    parse_image,
     parse_image_batch,
     parse_json_message,
     prediction_lines,
@@ -122,21 +121,6 @@ class MessageBatch(NamedTuple):
     ids: np.ndarray  # int64 [N]
 
 
-def _parse_images(images: list) -> tuple[np.ndarray, dict[int, Exception]]:
-    """parse_image_batch, or row by row (for each row's reason) if it fails as a whole."""
-    try:
-        return parse_image_batch(images)
-    except Exception:  # noqa: BLE001 - never expected: the reference, row by row
-        pixels = np.zeros((len(images), NUM_PIXELS), dtype=np.float32)
-        failures: dict[int, Exception] = {}
-        for i, image in enumerate(images):
-            try:
-                pixels[i] = parse_image(image)
-            except Exception as error:  # noqa: BLE001 - one odd message must not stop a stream
-                failures[i] = error
-        return pixels, failures
-
-
 class _ParseMessagesFn(beam.DoFn):
     """A batch of messages -> (MessageBatch, float32 [N, 784]) of the valid ones, and a dead
     letter (stage parse) for each of the others. The JSON is decoded and the ID checked per
@@ -158,7 +142,7 @@ class _ParseMessagesFn(beam.DoFn):
             else:
                 kept.append(message)
                 images.append(raw_image)
-        pixels, failures = _parse_images(images) if images else (None, {})
+        pixels, failures = parse_image_batch(images) if images else (None, {})
         dead += [(kept[i], error) for i, error in failures.items()]
         if dead:
             self._dead_letters.inc(len(dead))

@@ -23,13 +23,11 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from pipelines.mnist.contract import NUM_PIXELS
 from pipelines.mnist.records import (
     BadRecord,
     dead_letter_row,
     image_row,
     parse_id,
-    parse_image,
     parse_image_batch,
     prediction_row,
 )
@@ -87,7 +85,7 @@ class _ParseBatchFn(beam.DoFn):
             else:
                 kept.append(element)
                 images.append(raw_image)
-        pixels, failures = _parse_images(images)
+        pixels, failures = parse_image_batch(images)
         dead += [(kept[i], str(error)) for i, error in failures.items()]
         if dead:
             self._dead_letters.inc(len(dead))
@@ -97,22 +95,6 @@ class _ParseBatchFn(beam.DoFn):
         good[list(failures)] = False
         if good.any():
             yield ImageBatch(np.array(ids, dtype=np.int64)[good], pixels[good])
-
-
-def _parse_images(images: list) -> tuple[np.ndarray, dict[int, Exception]]:
-    try:
-        return parse_image_batch(images)
-    except Exception:  # noqa: BLE001 - the vectorised path failed as a whole: row by row
-        pixels = np.zeros((len(images), NUM_PIXELS), dtype=np.float32)
-        failures: dict[int, Exception] = {}
-        for i, image in enumerate(images):
-            try:
-                pixels[i] = parse_image(image)
-            except Exception as error:  # noqa: BLE001
-                failures[i] = (
-                    error if isinstance(error, BadRecord) else BadRecord(_unexpected(error))
-                )
-        return pixels, failures
 
 
 class ParseImages(beam.PTransform):
