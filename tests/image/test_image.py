@@ -76,10 +76,9 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-def img(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    """buildah on the build cache's storage (the driver build.sh chose for it)."""
+def buildah_command(*args: str) -> list[str]:
     driver = (CACHE / "storage-driver").read_text().strip()
-    command = [
+    return [
         "buildah",
         "--root",
         str(CACHE / "storage"),
@@ -89,6 +88,11 @@ def img(*args: str, **kwargs) -> subprocess.CompletedProcess:
         driver,
         *args,
     ]
+
+
+def img(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """buildah on the build cache's storage (the driver build.sh chose for it)."""
+    command = buildah_command(*args)
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     return subprocess.run(command, **kwargs)
@@ -455,20 +459,6 @@ def run_args(mounts: dict[Path, str] | None = None, env: dict[str, str] | None =
     for name, value in (env or {}).items():
         args += ["--env", f"{name}={value}"]
     return args
-
-
-def buildah_command(*args: str) -> list[str]:
-    driver = (CACHE / "storage-driver").read_text().strip()
-    return [
-        "buildah",
-        "--root",
-        str(CACHE / "storage"),
-        "--runroot",
-        str(CACHE / "run"),
-        "--storage-driver",
-        driver,
-        *args,
-    ]
 
 
 def stop_group(process: subprocess.Popen) -> None:
