@@ -4,7 +4,7 @@
 # our package, all installed here so that neither launch nor workers install anything.
 #
 # The base images are build arguments so the image can be built with local stand-ins
-# (tests/image/build.sh). Beam's tag must equal apache-beam in requirements.lock, and its
+# (tests/system/image/build.sh). Beam's tag must equal apache-beam in requirements.lock, and its
 # Python (3.11) must match, or workers refuse to start.
 ARG BEAM_SDK_IMAGE=apache/beam_python3.11_sdk:2.77.0
 ARG LAUNCHER_IMAGE=gcr.io/dataflow-templates-base/python311-template-launcher-base:20230622_RC00

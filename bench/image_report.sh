@@ -8,7 +8,7 @@
 #   bench/image_report.sh --compressed also the gzip size of each layer as a registry stores
 #                                      it (buildah push to an OCI layout; about a minute more)
 #
-# Builds every template in pipelines/registry.py with tests/image/build.sh, and times, too, a
+# Builds every template in pipelines/registry.py with tests/system/image/build.sh, and times, too, a
 # warm build after a code change (a copy of the build context with pipelines/ touched).
 # Sizes come from buildah's storage: the image's layers with their uncompressed sizes and the
 # Dockerfile instruction that made each. Also lists which packages the lock adds or changes
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=$REPO_ROOT/tests/image/build.sh
+BUILD=$REPO_ROOT/tests/system/image/build.sh
 cold=0 compressed=0
 for arg in "$@"; do
     case $arg in
@@ -59,7 +59,7 @@ rm -rf "$context"
 
 CACHE_DIR=${FLEX_IMAGE_CACHE:-/var/cache/flex-image}
 DRIVER=$(cat "$CACHE_DIR/storage-driver")
-img() {   # buildah on the build cache's storage, as tests/image/build.sh uses it
+img() {   # buildah on the build cache's storage, as tests/system/image/build.sh uses it
     buildah --root "$CACHE_DIR/storage" --runroot "$CACHE_DIR/run" --storage-driver "$DRIVER" "$@"
 }
 image=$(awk '$1 == "built" { print $3; exit }' "$LOG.warm")

@@ -43,7 +43,7 @@ LOCAL_PARAMETERS = {
 BUILD_GRAPH = """
 import sys
 import apache_beam as beam
-from pipelines.launch import parse
+from pipelines.core.launch import parse
 from pipelines.registry import job_module
 job = job_module({name!r})
 _, args, options = parse(job.TEMPLATE, {argv!r})

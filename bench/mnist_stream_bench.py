@@ -25,7 +25,7 @@ slow bench.
 
 Diagnostics:
   --capacity N   publish N messages at once and time how fast the job drains them.
-  --pull-max N   override the job's DirectRunner pull size (pipelines/local_pubsub.py,
+  --pull-max N   override the job's DirectRunner pull size (pipelines/local/runtime.py,
                  PULL_MAX_MESSAGES; injected as a sitecustomize) to compare pull sizes.
   --sample-stacks FILE  sample every thread of the job every 5 ms (a sitecustomize, the
                  poor man's py-spy) and write the functions seen most, by self and total
@@ -37,9 +37,9 @@ What limits a local stream job (Beam 2.77): the DirectRunner's own Pub/Sub read 
 10 messages per bundle, and every bundle pays the runner's fixed per-step cost (DoFn pickle
 round trip, signature introspection, setup/teardown) in each of the job's ~14 steps, one at
 a time on one thread: ~100-160 messages/s on an idle 2-core machine. The job therefore pulls
-more per bundle on the DirectRunner (pipelines/local_pubsub.py: up to 500, in follow-up
+more per bundle on the DirectRunner (pipelines/local/runtime.py: up to 500, in follow-up
 pulls while the emulator's pages of 100 come full), and works per batch (one batch per
-bundle: parse, score, format; pipelines/mnist/stream.py). Measured with this bench on 2
+bundle: parse, score, format; pipelines/jobs/mnist_stream.py). Measured with this bench on 2
 busy cores, alternating the code before and after: a 6,000 backlog drained at 1,200/s
 with 100-message bundles and per-message parsing (0.72 ms of job CPU a message), 2,800-2,900/s
 with both (0.28 ms), with the same latency at 10 messages/s.

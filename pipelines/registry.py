@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib
 
 TEMPLATES = {
-    "wordcount": "pipelines.wordcount",
-    "wordcount2": "pipelines.wordcount2",
-    "mnist_batch": "pipelines.mnist.batch",
-    "mnist_stream": "pipelines.mnist.stream",
-    "pedestrian_depth": "pipelines.pedestrian.job",
+    "wordcount": "pipelines.jobs.wordcount",
+    "wordcount2": "pipelines.jobs.wordcount2",
+    "mnist_batch": "pipelines.jobs.mnist_batch",
+    "mnist_stream": "pipelines.jobs.mnist_stream",
+    "pedestrian_depth": "pipelines.jobs.pedestrian_depth",
 }
 
 

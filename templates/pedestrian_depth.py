@@ -1,6 +1,6 @@
 """Flex Template entry point (FLEX_TEMPLATE_PYTHON_PY_FILE) for the pedestrian_depth job."""
 
-from pipelines.pedestrian import job
+from pipelines.core.launch import run_template
 
 if __name__ == "__main__":
-    job.run()
+    run_template("pedestrian_depth")

@@ -20,13 +20,12 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from pipelines.core.deadletters import MAX_MESSAGE_BYTES
+from pipelines.pedestrian.frames import NAME_ATTRIBUTE
 from tools.mnist_producer import publish, stop_cleanly_on_signals  # the same paced publish
 from tools.pubsub_cli import Progress, add_project_argument, resource_path
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
-NAME_ATTRIBUTE = "name"  # pipelines.pedestrian.job.NAME_ATTRIBUTE (not imported: no Beam here)
-# Pub/Sub's limit on a published message (data and attributes).
-MAX_MESSAGE_BYTES = 10_000_000
 
 
 def list_frames(folder: Path) -> list[Path]:

@@ -36,12 +36,11 @@ def template(name: str):
 
 
 def entry_file(name: str) -> str:
-    package, _, leaf = TEMPLATES[name].rpartition(".")
     return (
         f'"""Flex Template entry point (FLEX_TEMPLATE_PYTHON_PY_FILE) for the {name} job."""\n\n'
-        f"from {package} import {leaf}\n\n"
+        f"from pipelines.core.launch import run_template\n\n"
         f'if __name__ == "__main__":\n'
-        f"    {leaf}.run()\n"
+        f'    run_template("{name}")\n'
     )
 
 

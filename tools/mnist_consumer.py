@@ -17,9 +17,8 @@ import queue
 import sys
 from pathlib import Path
 
+from pipelines.mnist.records import PROBABILITY_FIELDS
 from tools.pubsub_cli import add_project_argument, resource_path
-
-PROBABILITY_FIELDS = [f"P{d}" for d in range(10)]
 
 
 def summarize(prediction: dict) -> tuple[int, int, float]:

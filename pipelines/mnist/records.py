@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.lines import dead_letter_row, to_json_line  # noqa: F401 - one shape for all jobs
 from pipelines.mnist.contract import NUM_CLASSES, NUM_PIXELS
 
 PROBABILITY_FIELDS = tuple(f"P{digit}" for digit in range(NUM_CLASSES))

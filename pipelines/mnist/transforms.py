@@ -23,9 +23,9 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
+from pipelines.core.deadletters import DEAD_LETTERS, dead_letter_row
 from pipelines.mnist.records import (
     BadRecord,
-    dead_letter_row,
     image_row,
     parse_id,
     parse_image_batch,
@@ -34,7 +34,6 @@ from pipelines.mnist.records import (
 
 METRICS_NAMESPACE = "mnist"
 VALID = "valid"
-DEAD_LETTERS = "dead_letters"
 # Rows per batch. Below ~64, Beam's and TensorFlow's fixed costs per call dominate; above a
 # few thousand, a batch's arrays (3 kB of pixels a row) stop fitting in cache for no gain.
 MIN_BATCH_ROWS = 64

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipelines.models import MODELS_DIR_ENV, models_dir
+from pipelines.core.models import MODELS_DIR_ENV, models_dir
 from pipelines.pedestrian.folding import fold_batch_norms
 from pipelines.pedestrian.tiling import Window, merge_boxes, tile_grid, to_frame_coords
 

@@ -24,6 +24,7 @@ from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
+from pipelines.core.deadletters import DEAD_LETTERS, answering, dead_letter
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.detector import (
     DEFAULT_MAX_PIXELS,
@@ -38,13 +39,11 @@ from pipelines.pedestrian.frames import (
     result_data,
 )
 from pipelines.pedestrian.geometry import CameraModel
-from pipelines.pubsub import answering, dead_letter
 
 _log = logging.getLogger(__name__)
 
 METRICS_NAMESPACE = "pedestrian"
 RESULTS = "results"
-DEAD_LETTERS = "dead_letters"
 
 
 class _DetectFn(beam.DoFn):

@@ -1,0 +1,163 @@
+"""From a command line to a running pipeline, the same way for every job.
+
+The Flex Template launcher runs `templates/<job>.py` with each template parameter as
+`--name=value` plus Dataflow's own options; locally a user runs the same file with just the
+parameters. Both come through `run_job`, which
+  1. splits the job's parameters from the pipeline options (`parse_known_args`),
+  2. runs the job's preflight checks, so a bad parameter is one clear line and exit 2
+     before anything is built,
+  3. fills in what a user should not have to type: the DirectRunner locally, and on
+     Dataflow the image this template was built into as the workers' SDK container,
+  4. builds the graph and runs it, waiting only where waiting is the point (locally).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Protocol
+
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+    WorkerOptions,
+)
+
+from pipelines.core.params import (
+    OneLineErrorParser,
+    ParameterError,
+    Template,
+    add_to_parser,
+    check_required,
+)
+
+# Baked into each template's image by the Dockerfile (build argument IMAGE_URI), so that
+# workers run the image that holds TensorFlow and the models without the user naming it.
+SDK_CONTAINER_IMAGE_ENV = "SDK_CONTAINER_IMAGE"
+DATAFLOW_RUNNERS = {"DataflowRunner", "dataflowrunner", "dataflow"}
+DIRECT_RUNNERS = {"directrunner", "direct", "bundlebaseddirectrunner", "switchingdirectrunner"}
+
+
+class Job(Protocol):
+    TEMPLATE: Template
+
+    def preflight(self, args: argparse.Namespace, options: PipelineOptions) -> None: ...
+
+    def build_pipeline(self, pipeline, args: argparse.Namespace): ...
+
+
+def is_direct(options: PipelineOptions) -> bool:
+    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
+    return runner in DIRECT_RUNNERS
+
+
+def is_dataflow(options: PipelineOptions) -> bool:
+    return (options.view_as(StandardOptions).runner or "") in DATAFLOW_RUNNERS
+
+
+def make_parser(template: Template) -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog=template.name, description=template.description)
+    add_to_parser(parser, template.parameters)
+    return parser
+
+
+def unknown_options(pipeline_args: Sequence[str]) -> list[str]:
+    """The arguments that neither the job nor any Beam pipeline option (Dataflow's included,
+    which is all the Flex launcher adds) takes. Beam itself only warns about them, so a
+    misspelt `--outptu` would run the job without its output."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for options_class in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        options_class._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(list(pipeline_args))
+    return unknown
+
+
+def parse(template: Template, argv: Sequence[str]):
+    """Returns (parser, job arguments, pipeline options); exits 2, in one line, on an argument
+    that is neither the job's nor a pipeline option."""
+    parser = make_parser(template)
+    args, pipeline_args = parser.parse_known_args(list(argv))
+    unknown = unknown_options(pipeline_args)
+    if unknown:
+        parser.error(_unknown_message(unknown, template))
+    options = PipelineOptions(pipeline_args)
+    apply_defaults(options, streaming=template.streaming)
+    runner = options.view_as(StandardOptions).runner
+    if template.streaming and not (is_dataflow(options) or is_direct(options)):
+        # Beam's Pub/Sub source is native to Dataflow and the DirectRunner: elsewhere (the
+        # portable runner's embedded job service, say) the job ends at once, having read
+        # nothing, and exits 0 as if it had worked.
+        parser.error(
+            f"--runner: {runner} cannot run a streaming job: Beam reads Pub/Sub on "
+            f"Dataflow (DataflowRunner) and locally on the DirectRunner only"
+        )
+    return parser, args, options
+
+
+def _unknown_message(unknown: list[str], template: Template) -> str:
+    names = [p.name for p in template.parameters]
+    flags = [a for a in unknown if a.startswith("-")] or unknown
+    hints = []
+    for flag in flags:
+        close = difflib.get_close_matches(flag.lstrip("-").split("=", 1)[0], names, n=1)
+        if close:
+            hints.append(f"{flag.split('=', 1)[0]} -> --{close[0]}?")
+    hint = f" (did you mean: {', '.join(hints)})" if hints else ""
+    return (
+        f"unrecognized arguments: {' '.join(unknown)}{hint}; the parameters of "
+        f"{template.name} are {', '.join('--' + n for n in names)}"
+    )
+
+
+def apply_defaults(options: PipelineOptions, *, streaming: bool) -> None:
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    if streaming:
+        standard.streaming = True
+    if is_dataflow(options):
+        worker = options.view_as(WorkerOptions)
+        if not worker.sdk_container_image:
+            worker.sdk_container_image = os.environ.get(SDK_CONTAINER_IMAGE_ENV) or None
+        setup = options.view_as(SetupOptions)
+        if worker.sdk_container_image and setup.sdk_location == "default":
+            # Beam and our package are already in the image: stage nothing for workers.
+            setup.sdk_location = "container"
+
+
+def run_template(name: str, argv: Sequence[str] | None = None):
+    """What a template's entry file runs: the registry's job `name`, from the command line."""
+    from pipelines.registry import job_module
+
+    return run_job(job_module(name), argv)
+
+
+def run_job(job: Job, argv: Sequence[str] | None = None):
+    """Parses, checks, builds and runs `job`; returns the PipelineResult."""
+    import apache_beam as beam
+
+    logging.getLogger().setLevel(logging.INFO)
+    argv = sys.argv[1:] if argv is None else argv
+    parser, args, options = parse(job.TEMPLATE, argv)
+    try:
+        check_required(args, job.TEMPLATE.parameters)
+        job.preflight(args, options)
+    except ParameterError as error:
+        parser.error(str(error))
+    pipeline = beam.Pipeline(options=options)
+    job.build_pipeline(pipeline, args)
+    if job.TEMPLATE.streaming and not is_dataflow(options):
+        from pipelines.local.runtime import run_local_stream
+
+        run_local_stream(pipeline, job.TEMPLATE.name)  # ends the process (see its docstring)
+    result = pipeline.run()
+    if not is_dataflow(options):
+        result.wait_until_finish()
+    return result

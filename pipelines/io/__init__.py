@@ -1,0 +1,1 @@
+"""Sources and sinks: text, Pub/Sub, tables. The same graph on every runner."""

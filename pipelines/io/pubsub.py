@@ -1,0 +1,377 @@
+"""Pub/Sub for the stream jobs: where messages come from, where each outcome goes, and the
+launch checks on topics and subscriptions. What a dead letter looks like is
+pipelines/core/deadletters.py.
+
+One graph on every runner: results and dead letters are published with Beam's WriteToPubSub
+(Dataflow's own Pub/Sub sink), dead letters without a topic are logged. A local run swaps in
+its own publishing step (pipelines/local/), which acknowledges each input only once its
+outcome is published; nothing here knows about it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import apache_beam as beam
+from apache_beam.io.gcp.pubsub import (
+    PubsubMessage,
+    ReadFromPubSub,
+    WriteToPubSub,
+    parse_subscription,
+    parse_topic,
+)
+from apache_beam.metrics import Metrics
+
+from pipelines.core.deadletters import ERROR_ATTRIBUTE, STAGE_ATTRIBUTE
+from pipelines.core.params import (
+    PUBSUB_SUBSCRIPTION_REGEX,
+    PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX,
+    PUBSUB_TOPIC_REGEX,
+    Parameter,
+    ParameterError,
+    matches,
+)
+
+_LOOKUP_TIMEOUT_SECONDS = 10
+
+_log = logging.getLogger(__name__)
+
+
+# --- parameters and launch checks -------------------------------------------------------
+
+# The console shows a typed picker for each; `input` (either kind) keeps the commands users
+# already have working. Exactly one is given (resolve_input).
+INPUT_NAMES = ("input_subscription", "input_topic", "input")
+
+
+def input_source_parameters(what: str, example: str, message_format: str) -> tuple[Parameter, ...]:
+    """The stream's input parameters: a subscription picker, a topic picker and `input`."""
+    subscription = f"projects/PROJECT/subscriptions/{example}-sub"
+    topic = f"projects/PROJECT/topics/{example}"
+    return (
+        Parameter(
+            name="input_subscription",
+            label="Input subscription (recommended)",
+            help_text=(
+                f"The subscription the {what} arrive on, e.g. {subscription}: nothing "
+                f"is lost across restarts and updates. Give this or input_topic. "
+                f"{message_format}"
+            ),
+            param_type="PUBSUB_SUBSCRIPTION",
+            optional=True,
+            regexes=(PUBSUB_SUBSCRIPTION_REGEX,),
+        ),
+        Parameter(
+            name="input_topic",
+            label="Input topic",
+            help_text=(
+                f"Instead of input_subscription, the topic itself, e.g. {topic}: Dataflow "
+                f"then makes a subscription of its own (which needs roles/pubsub.editor), "
+                f"so {what} published while the job is not running are lost."
+            ),
+            param_type="PUBSUB_TOPIC",
+            optional=True,
+            regexes=(PUBSUB_TOPIC_REGEX,),
+        ),
+        Parameter(
+            name="input",
+            label="Input topic or subscription (either)",
+            help_text=(
+                f"A topic or a subscription, as the lab's commands give it, e.g. "
+                f"{subscription}. Give it instead of input_subscription or input_topic, "
+                f"not with them."
+            ),
+            param_type="TEXT",
+            optional=True,
+            regexes=(PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX,),
+        ),
+    )
+
+
+def resolve_input(args) -> str:
+    """Exactly one input parameter was given: checks it, sets `args.input` to it and returns
+    its name (for the messages of later checks)."""
+    given = [(name, getattr(args, name, None)) for name in INPUT_NAMES if getattr(args, name, None)]
+    if not given:
+        raise ParameterError(
+            "input_subscription", "is required: where the input arrives (or give --input_topic)"
+        )
+    if len(given) > 1:
+        raise ParameterError(
+            given[1][0], f"give one input, not both --{given[0][0]} and --{given[1][0]}"
+        )
+    name, value = given[0]
+    if name == "input_subscription" and not matches(PUBSUB_SUBSCRIPTION_REGEX, value):
+        raise ParameterError(
+            name, f"expected projects/PROJECT/subscriptions/SUBSCRIPTION, got {value!r}"
+        )
+    if name == "input_topic":
+        check_topic(name, value)
+    else:
+        check_input_source(name, value)
+    args.input = value
+    return name
+
+
+def output_topic_parameter(label: str, help_text: str) -> Parameter:
+    return Parameter(
+        name="output",
+        label=label,
+        help_text=help_text,
+        param_type="PUBSUB_TOPIC",
+        regexes=(PUBSUB_TOPIC_REGEX,),
+    )
+
+
+def dead_letter_topic_parameter(example_topic: str) -> Parameter:
+    return Parameter(
+        name="dead_letter",
+        label="Dead-letter topic",
+        help_text=(
+            f"Optional topic for messages that cannot be processed, e.g. "
+            f"projects/PROJECT/topics/{example_topic}; it must differ from the input's "
+            f"topic. Each is published with the attributes error (why) and "
+            f"error_stage, and the original data and attributes (unchanged, or in a "
+            f"JSON envelope marked error_envelope=json when they would not fit). "
+            f"Without it, such messages are counted and logged, and never stop the "
+            f"job."
+        ),
+        param_type="PUBSUB_TOPIC",
+        optional=True,
+        regexes=(PUBSUB_TOPIC_REGEX,),
+    )
+
+
+def is_subscription(source: str) -> bool:
+    return "/subscriptions/" in source
+
+
+def check_input_source(name: str, value: str) -> None:
+    if not matches(PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX, value):
+        raise ParameterError(
+            name,
+            "expected projects/PROJECT/topics/TOPIC or "
+            f"projects/PROJECT/subscriptions/SUBSCRIPTION, got {value!r}",
+        )
+    _check_with_beam(name, value, parse_subscription if is_subscription(value) else parse_topic)
+
+
+def check_topic(name: str, value: str | None) -> None:
+    if value and not matches(PUBSUB_TOPIC_REGEX, value):
+        raise ParameterError(name, f"expected projects/PROJECT/topics/TOPIC, got {value!r}")
+    if value:
+        _check_with_beam(name, value, parse_topic)
+
+
+def _check_with_beam(name: str, value: str, parse) -> None:
+    # Beam's own rules (project ID and name lengths and characters), checked before launch
+    # rather than as a traceback from deep inside the graph construction.
+    try:
+        parse(value)
+    except ValueError as error:
+        raise ParameterError(name, f"{error} (in {value!r})") from None
+
+
+def same_topic(a: str | None, b: str | None) -> bool:
+    """Whether two topic paths name the same topic: compared as Beam parses them (project,
+    name), not as strings."""
+    if not a or not b:
+        return False
+    try:
+        return parse_topic(a.strip()) == parse_topic(b.strip())
+    except ValueError:  # not a topic path: the format checks refuse it
+        return False
+
+
+def check_differs_from_input(
+    name: str, topic: str | None, input_topic: str | None, input_source: str
+) -> None:
+    """`topic` (an output) must not be the topic the job reads: a dead letter published
+    there would come back as input, fail again, and loop for ever."""
+    if same_topic(topic, input_topic):
+        behind = "" if input_topic == input_source else f" (the topic of {input_source})"
+        raise ParameterError(
+            name,
+            f"must differ from the input's topic {input_topic}{behind}, or every "
+            f"message published there would be read again",
+        )
+
+
+class PubsubLookup:
+    """Asks Pub/Sub whether topics and subscriptions exist, where the job will read and
+    credentials allow: the emulator (PUBSUB_EMULATOR_HOST) for a local run, else Google's
+    Pub/Sub with the default credentials. A Dataflow job never reads an emulator, so with
+    the variable set a Dataflow launch looks nothing up. Never raises and never hangs (one
+    short timeout per call, no retries); `None` means "could not tell", logged with why, and
+    is never a reason to refuse a launch."""
+
+    def __init__(self, *, on_dataflow: bool = False):
+        self._publisher = self._subscriber = None
+        self.skip_reason = self._credentials_problem()
+        if on_dataflow and os.environ.get("PUBSUB_EMULATOR_HOST"):
+            self.skip_reason = (
+                "PUBSUB_EMULATOR_HOST is set, but a Dataflow job reads Google's Pub/Sub"
+            )
+        if self.skip_reason:
+            _log.info("Pub/Sub launch checks skipped: %s", self.skip_reason)
+
+    @staticmethod
+    def _credentials_problem() -> str | None:
+        if os.environ.get("PUBSUB_EMULATOR_HOST"):
+            return None
+        try:
+            import google.auth
+
+            google.auth.default()
+        except Exception as error:  # noqa: BLE001 - no credentials: skip, never refuse
+            return f"no Google credentials ({type(error).__name__})"
+        return None
+
+    def _call(self, what: str, call):
+        if self.skip_reason:
+            return None
+        from google.api_core import exceptions
+
+        try:
+            return call()
+        except exceptions.NotFound:
+            return False
+        except Exception as error:  # noqa: BLE001 - PermissionDenied, timeouts: cannot tell
+            _log.info(
+                "Pub/Sub launch check of %s skipped: %s: %s",
+                what,
+                type(error).__name__,
+                str(error).splitlines()[0] if str(error) else "",
+            )
+            return None
+
+    def topic_exists(self, topic: str) -> bool | None:
+        def call():
+            if self._publisher is None:
+                from google.cloud import pubsub_v1
+
+                self._publisher = pubsub_v1.PublisherClient()
+            self._publisher.get_topic(
+                request={"topic": topic}, retry=None, timeout=_LOOKUP_TIMEOUT_SECONDS
+            )
+            return True
+
+        return self._call(topic, call)
+
+    def subscription_topic(self, subscription: str) -> str | bool | None:
+        """The topic behind `subscription`; False if the subscription does not exist."""
+
+        def call():
+            if self._subscriber is None:
+                from google.cloud import pubsub_v1
+
+                self._subscriber = pubsub_v1.SubscriberClient()
+            return self._subscriber.get_subscription(
+                request={"subscription": subscription}, retry=None, timeout=_LOOKUP_TIMEOUT_SECONDS
+            ).topic
+
+        return self._call(subscription, call)
+
+
+def check_stream_parameters(args) -> str:
+    """The format checks every stream job makes first: exactly one input, well-formed
+    topics. Returns the name of the input parameter given, for the later checks' messages."""
+    input_name = resolve_input(args)
+    check_topic("output", args.output)
+    check_topic("dead_letter", args.dead_letter)
+    return input_name
+
+
+def look_up_stream_topics(args, input_name: str, *, on_dataflow: bool) -> None:
+    """check_streaming_topics on a stream job's parsed parameters (its last launch check:
+    the only one that may ask Pub/Sub)."""
+    check_streaming_topics(
+        args.input,
+        args.output,
+        args.dead_letter,
+        on_dataflow=on_dataflow,
+        input_name=input_name,
+    )
+
+
+def check_streaming_topics(
+    input_source: str,
+    output: str,
+    dead_letter: str | None,
+    *,
+    on_dataflow: bool,
+    lookup: PubsubLookup | None = None,
+    input_name: str = "input",
+) -> None:
+    """The launch checks every Pub/Sub stream job shares, after the format checks: the
+    outputs differ from the input's topic, and what can be looked up exists."""
+    lookup = lookup or PubsubLookup(on_dataflow=on_dataflow)
+    input_topic = input_source
+    if is_subscription(input_source):
+        found = lookup.subscription_topic(input_source)
+        if found is False:
+            raise ParameterError(input_name, f"subscription {input_source} does not exist")
+        input_topic = found or None
+    elif lookup.topic_exists(input_source) is False:
+        raise ParameterError(input_name, f"topic {input_source} does not exist")
+    check_differs_from_input("dead_letter", dead_letter, input_topic, input_source)
+    check_differs_from_input("output", output, input_topic, input_source)
+    for name, topic in (("output", output), ("dead_letter", dead_letter)):
+        if topic and lookup.topic_exists(topic) is False:
+            raise ParameterError(name, f"topic {topic} does not exist")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+class ReadMessages(beam.PTransform):
+    """Messages (with attributes) from a topic or from an existing subscription."""
+
+    def __init__(self, source: str):
+        super().__init__()
+        self._source = source
+
+    def expand(self, pipeline):
+        if is_subscription(self._source):
+            read = ReadFromPubSub(subscription=self._source, with_attributes=True)
+        else:
+            read = ReadFromPubSub(topic=self._source, with_attributes=True)
+        return pipeline | "ReadFromPubSub" >> read
+
+
+# --- publishing ---------------------------------------------------------------------------
+
+
+def publish_to(topic: str) -> beam.PTransform:
+    """The step that publishes outgoing messages (with attributes) to `topic`."""
+    return WriteToPubSub(topic, with_attributes=True)
+
+
+class LogDeadLetterFn(beam.DoFn):
+    """Without a dead-letter topic: each dead letter is counted and logged with its reason."""
+
+    def __init__(self):
+        self._logged = Metrics.counter("pubsub", "dead_letters_logged")
+
+    def process(self, message: PubsubMessage):
+        self._logged.inc()
+        _log.warning(
+            "dead letter (%s, %d bytes): %s",
+            message.attributes.get(STAGE_ATTRIBUTE),
+            len(message.data or b""),
+            message.attributes.get(ERROR_ATTRIBUTE),
+        )
+
+
+class PublishDeadLetters(beam.PTransform):
+    """Publishes dead letters to `topic`, or, without one, logs each with its reason."""
+
+    def __init__(self, topic: str | None):
+        super().__init__()
+        self._topic = topic
+
+    def expand(self, messages):
+        if self._topic:
+            return messages | "PublishDeadLetters" >> publish_to(self._topic)
+        return messages | "LogDeadLetters" >> beam.ParDo(LogDeadLetterFn())

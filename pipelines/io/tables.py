@@ -1,0 +1,134 @@
+"""Rows in and out: a BigQuery table or, where a value names a file, CSV lines in and JSON
+lines out. Which a value is follows one rule (pipelines/core/checks.py, LOCATION_RULE)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io import WriteToText
+from apache_beam.io.gcp.bigquery import BigQueryDisposition, ReadFromBigQuery, WriteToBigQuery
+from apache_beam.metrics import Metrics
+
+from pipelines.core.checks import Kind, location_kind
+from pipelines.core.deadletters import to_json_line
+from pipelines.io.text import ReadLines
+
+
+def is_table(value: str) -> bool:
+    return location_kind(value) is Kind.TABLE
+
+
+class ReadRows(beam.PTransform):
+    """The input as raw elements: BigQuery rows (dicts of `fields`) or, from a CSV file,
+    its lines as bytes without the header lines (`is_header`, counted in
+    `<namespace>/csv_headers`)."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        fields: tuple[str, ...],
+        is_header: Callable[[bytes], bool],
+        namespace: str,
+        read_method: str = "DIRECT_READ",
+    ):
+        super().__init__()
+        self._source = source
+        self._fields = fields
+        self._is_header = is_header
+        self._namespace = namespace
+        self._read_method = read_method
+
+    def expand(self, pipeline):
+        if is_table(self._source):
+            return pipeline | "ReadTable" >> ReadFromBigQuery(
+                table=self._source, method=self._read_method, selected_fields=list(self._fields)
+            )
+        return (
+            pipeline
+            | "ReadCsv" >> ReadLines(self._source)
+            | "SkipHeaders" >> beam.ParDo(_SkipHeadersFn(self._is_header, self._namespace))
+        )
+
+
+class _SkipHeadersFn(beam.DoFn):
+    def __init__(self, is_header: Callable[[bytes], bool], namespace: str):
+        self._is_header = is_header
+        self._headers = Metrics.counter(namespace, "csv_headers")
+
+    def process(self, line: bytes):
+        if self._is_header(line):
+            self._headers.inc()
+        else:
+            yield line
+
+
+class WriteRows(beam.PTransform):
+    """Rows to a BigQuery table (replacing its content) or to JSON-lines files.
+
+    Elements are dict rows, or anything `rows_of` turns into a list of them and `lines_of`
+    into JSON lines (a batch of predictions, formatted at once)."""
+
+    def __init__(
+        self,
+        destination: str,
+        schema: dict,
+        rows_of: Callable[[Any], list[dict]] = lambda row: [row],
+        lines_of: Callable[[Any], str] = to_json_line,
+    ):
+        super().__init__()
+        self._destination = destination
+        self._schema = schema
+        self._rows_of = rows_of
+        self._lines_of = lines_of
+
+    def expand(self, elements):
+        if is_table(self._destination):
+            rows = elements | "ToRows" >> beam.FlatMap(self._rows_of)
+            # A load job replaces the table, but Beam starts none when there are no rows:
+            # then the table is replaced here, so it never shows a previous run's rows.
+            (
+                rows
+                | "CountRows" >> beam.combiners.Count.Globally()
+                | "ReplaceIfEmpty"
+                >> beam.ParDo(_ReplaceTableIfEmpty(self._destination, self._schema))
+            )
+            return rows | "WriteTable" >> WriteToBigQuery(
+                self._destination,
+                schema=self._schema,
+                create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
+                write_disposition=BigQueryDisposition.WRITE_TRUNCATE,
+            )
+        return (
+            elements
+            | "ToJson" >> beam.Map(self._lines_of)
+            | "WriteFiles" >> WriteToText(self._destination, file_name_suffix=".json")
+        )
+
+
+class _ReplaceTableIfEmpty(beam.DoFn):
+    def __init__(self, table: str, schema: dict):
+        self._table = table
+        self._schema = schema
+
+    def process(self, row_count: int):
+        if row_count:
+            return
+        from apache_beam.io.gcp import bigquery_tools
+
+        reference = bigquery_tools.parse_table_reference(self._table)
+        client = bigquery_tools.BigQueryWrapper()
+        # Delete, then create empty. (get_or_create_table with WRITE_TRUNCATE would do both
+        # but then sleeps 150 s, a guard for streaming inserts that this job never makes.)
+        client._delete_table(reference.projectId, reference.datasetId, reference.tableId)
+        client.get_or_create_table(
+            reference.projectId,
+            reference.datasetId,
+            reference.tableId,
+            bigquery_tools.parse_table_schema_from_json(json.dumps(self._schema)),
+            BigQueryDisposition.CREATE_IF_NEEDED,
+            BigQueryDisposition.WRITE_APPEND,
+        )

@@ -1,0 +1,111 @@
+"""Beam transforms for reading text robustly: `ReadLines` (bytes lines in linear time, long
+lines in pieces), `DecodeLines` (text, plus dead letters for lines that are not UTF-8) and
+`WriteDeadLetters`. The rules they follow are in pipelines/io/lines.py.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.io import WriteToText
+from apache_beam.io.filebasedsource import FileBasedSource
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.metrics import Metrics
+
+from pipelines.core.deadletters import DEAD_LETTERS, dead_letter_row, to_json_line
+from pipelines.io.lines import Line, after_next_newline, decode_line, iter_lines
+
+
+class _LineSource(FileBasedSource):
+    def __init__(self, pattern: str, piece_bytes: int | None, with_position: bool, validate: bool):
+        super().__init__(pattern, compression_type=CompressionTypes.AUTO, validate=validate)
+        self._piece_bytes = piece_bytes
+        self._with_position = with_position
+
+    def read_records(self, file_name, range_tracker):
+        start = range_tracker.start_position()
+        with self.open_file(file_name) as stream:
+            if start > 0:
+                # A range owns the lines that start in it: the line holding byte start - 1
+                # belongs to the range before, unless that byte ends it.
+                stream.seek(start - 1)
+                start = after_next_newline(stream, start - 1)
+                if start is None:
+                    return
+            for offset, data, starts_line in iter_lines(stream, start, self._piece_bytes):
+                if starts_line:
+                    # Only line starts are split points, so a split never falls between
+                    # the pieces of one line.
+                    if not range_tracker.try_claim(offset):
+                        return
+                else:
+                    range_tracker.set_current_position(offset)
+                yield Line(file_name, offset, data) if self._with_position else data
+
+
+class ReadLines(beam.PTransform):
+    """Lines of the files matching `pattern`, as bytes without their line ending (or as
+    `Line(path, offset, data)` with `with_position`), by the rules in pipelines/io/lines.py.
+
+    `piece_bytes`: cut longer lines into pieces at non-word bytes (word counts); None keeps
+    every line whole (read in linear time all the same).
+    """
+
+    def __init__(
+        self,
+        pattern: str,
+        *,
+        piece_bytes: int | None = None,
+        with_position: bool = False,
+        validate: bool = True,
+    ):
+        super().__init__()
+        if piece_bytes is not None and piece_bytes < 1:
+            raise ValueError(f"piece_bytes must be positive, got {piece_bytes}")
+        self._source = _LineSource(pattern, piece_bytes, with_position, validate)
+        self._type = tuple[str, int, bytes] if with_position else bytes
+
+    def expand(self, pbegin):
+        return pbegin | beam.io.Read(self._source).with_output_types(self._type)
+
+
+class _DecodeLines(beam.DoFn):
+    def __init__(self):
+        self._bad_lines = Metrics.counter("text", "lines_not_utf8")
+
+    def process(self, line):
+        # A Line becomes a plain tuple when Beam encodes it between stages.
+        path, offset, data = line if isinstance(line, tuple) else (None, None, line)
+        text, problem = decode_line(data)
+        yield text
+        if problem is not None:
+            self._bad_lines.inc()
+            if path is not None:
+                problem += f" starting at byte {offset} of {path}"
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter_row(data, problem))
+
+
+class DecodeLines(beam.PTransform):
+    """Lines (bytes, or `Line`s) -> (text of every line, dead-letter rows of the lines that
+    are not UTF-8). A bad line is in both: its valid words still count."""
+
+    def expand(self, lines):
+        decoded = lines | "Decode" >> beam.ParDo(_DecodeLines()).with_outputs(
+            DEAD_LETTERS, main="text"
+        )
+        return decoded.text, decoded[DEAD_LETTERS]
+
+
+class WriteDeadLetters(beam.PTransform):
+    """Dead-letter rows -> JSON-lines files `<prefix>-*.json`; no file when there are none."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self._prefix = prefix
+
+    def expand(self, rows):
+        return (
+            rows
+            | "ToJson" >> beam.Map(to_json_line)
+            | "WriteFiles"
+            >> WriteToText(self._prefix, file_name_suffix=".json", skip_if_empty=True)
+        )

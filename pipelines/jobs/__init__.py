@@ -1,0 +1,1 @@
+"""One module per template: TEMPLATE, preflight, build_pipeline."""

@@ -1,0 +1,77 @@
+"""MNIST stream: classify images arriving on Pub/Sub and publish the predictions, until stopped.
+
+    input        projects/P/topics/mnist_image (or a subscription), each message UTF-8 JSON
+                 {"ID": 7, "Image": "0.0,0.0,..."}
+    output       projects/P/topics/mnist_predict: {"ID": 7, "P0": ..., "P9": ...}, attribute ID
+    dead_letter  optional topic: a bad message is published there as pipelines/io/pubsub.py
+                 describes (the original, with `error` and `error_stage`: parse, inference or
+                 format). Without it, bad messages are counted (mnist/dead_letters) and logged.
+                 Either way they never stop the job or hold up the good ones.
+
+    messages ──ParseImages──┬─ (MessageBatch(messages, IDs), pixels) ──PredictDigits──┬─ predictions
+      (Batch, Parse)        └─ dead letters                    dead letters ─┘ (inference, format)
+
+Messages are batched once (what a bundle brings, never waiting for more), then parsed,
+scored and formatted a batch at a time with the batch job's pure functions
+(parse_image_batch, prediction_lines), so Beam's cost per element and the parser's are paid
+per batch; the outputs are the same as parsing and formatting message by message. The
+messages are carried, whole, through RunInference as the key of their pixels, so that every
+outcome (a prediction or a dead letter, at any stage) answers its own input message: a dead
+letter keeps the message's original data and attributes, and the local runner acknowledges
+the message once that outcome is published (pipelines/local/runtime.py).
+"""
+
+from __future__ import annotations
+
+from pipelines.core.launch import is_dataflow
+from pipelines.core.params import Template
+from pipelines.io.pubsub import (
+    PublishDeadLetters,
+    ReadMessages,
+    check_stream_parameters,
+    dead_letter_topic_parameter,
+    input_source_parameters,
+    look_up_stream_topics,
+    output_topic_parameter,
+    publish_to,
+)
+from pipelines.mnist.handler import MnistModelHandler
+from pipelines.mnist.location import MODEL, check_model, resolve_model
+from pipelines.mnist.messages import ClassifyMessages
+
+INPUTS = input_source_parameters(
+    "images", "mnist_image", 'Each message is UTF-8 JSON {"ID": 7, "Image": "..."}.'
+)
+OUTPUT = output_topic_parameter(
+    "Output topic",
+    "Where the predictions go, e.g. projects/PROJECT/topics/mnist_predict: one UTF-8 JSON "
+    'message {"ID": 7, "P0": ..., "P9": ...} per image, with the ID also as attribute.',
+)
+
+DEAD_LETTER_TOPIC = dead_letter_topic_parameter("mnist_dead_letter")
+
+TEMPLATE = Template(
+    name="mnist_stream",
+    description=(
+        "Classifies the lab's handwritten digits as they arrive on Pub/Sub, with the "
+        "TensorFlow model baked into the image, and publishes P0..P9 per ID."
+    ),
+    parameters=(*INPUTS, OUTPUT, MODEL, DEAD_LETTER_TOPIC),
+    streaming=True,
+)
+
+
+def preflight(args, options) -> None:
+    input_name = check_stream_parameters(args)
+    check_model(args.model, on_dataflow=is_dataflow(options))
+    look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
+
+
+def build_pipeline(pipeline, args):
+    messages = pipeline | "Read" >> ReadMessages(args.input)
+    predictions, dead_letters = messages | "Classify" >> ClassifyMessages(
+        MnistModelHandler(resolve_model(args.model), min_batch_size=1, max_batch_size=1)
+    )
+    predictions | "Publish" >> publish_to(args.output)
+    dead_letters | "DeadLetters" >> PublishDeadLetters(args.dead_letter)
+    return predictions

@@ -1,0 +1,1 @@
+"""The DirectRunner stream runtime; only pipelines.core.launch imports it."""

@@ -1,0 +1,287 @@
+"""The MNIST model behind both MNIST jobs, as a Beam RunInference `ModelHandler`.
+
+One example is a float32 numpy array of NUM_PIXELS pixels; its inference is a float32 array
+of NUM_CLASSES probabilities (P0..P9) summing to 1. What a model folder holds, and the
+signature, are the contract in `pipelines/mnist/contract.py`.
+
+We do not use Beam's TFModelHandlerNumpy: it imports tensorflow_hub, which the image does
+not ship, and it cannot read the lab's checkpoint. TensorFlow is imported only when a
+model loads, so building or launching a pipeline never pays for (or needs) it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from pipelines.mnist.contract import (
+    CHECKPOINT_INDEX,
+    CHECKPOINT_META,
+    CHECKPOINT_PREFIX,
+    INPUT_NAME,
+    NUM_PIXELS,
+    OUTPUT_NAME,
+    SAVED_MODEL_FILE,
+    SIGNATURE_KEY,
+)
+from pipelines.mnist.contract import EXPECTED as _EXPECTED
+
+# Model-only speed on 10k rows, 2 cores: ~1.7k rows/s in batches of 1, ~18k at 32, ~23k at
+# 256. Inside a pipeline each batch also pays a fixed cost (the worker thread getting the GIL
+# back after TensorFlow), so BatchElements starts at 64 and may grow past 256: measured with
+# bench/mnist_batch_bench.py, the model stage went from 0.58x to 0.77x plain batched TF.
+# A stream never waits for a batch to fill: BatchElements flushes at the end of each bundle.
+DEFAULT_MIN_BATCH_SIZE = 64
+DEFAULT_MAX_BATCH_SIZE = 1024
+
+_log = logging.getLogger(__name__)
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class SavedModelMnist:
+    """Our own export: a SavedModel with the `serving_default` signature."""
+
+    def __init__(self, path: str):
+        tf = _tf()
+        # Keep the loaded object: a signature alone does not keep its variables alive.
+        self._loaded = tf.saved_model.load(path)
+        signature = self._loaded.signatures.get(SIGNATURE_KEY)
+        if signature is None:
+            raise ValueError(
+                f"{path}: the SavedModel has no '{SIGNATURE_KEY}' signature "
+                f"(it has {sorted(self._loaded.signatures)}); expected {_EXPECTED}"
+            )
+        inputs = signature.structured_input_signature[1]
+        outputs = signature.structured_outputs
+        if set(inputs) != {INPUT_NAME} or OUTPUT_NAME not in outputs:
+            raise ValueError(
+                f"{path}: signature '{SIGNATURE_KEY}' takes {sorted(inputs)} and returns "
+                f"{sorted(outputs)}; expected {_EXPECTED}"
+            )
+        self._signature = signature
+        self._tf = tf
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        result = self._signature(**{INPUT_NAME: self._tf.constant(images)})
+        return result[OUTPUT_NAME].numpy().astype(np.float32, copy=False)
+
+
+class LabCheckpointMnist:
+    """The lab's TF1 checkpoint, run in a tf.compat.v1 Session on its own graph."""
+
+    def __init__(self, folder: str, source: str | None = None):
+        tf = _tf()
+        v1 = tf.compat.v1
+        source = source or folder  # where the user's files are, for messages
+        prefix = os.path.join(folder, CHECKPOINT_PREFIX)
+        self._graph = tf.Graph()
+        with self._graph.as_default():
+            # The lab trained on other machines; their device placements mean nothing here.
+            saver = v1.train.import_meta_graph(prefix + ".meta", clear_devices=True)
+            inputs = self._collection("inputs", source)
+            outputs = self._collection("outputs", source)
+            for name, names in ((INPUT_NAME, inputs), (OUTPUT_NAME, outputs)):
+                if name not in names:
+                    raise ValueError(
+                        f"{source}: the checkpoint's collection names {sorted(names)}, "
+                        f"not '{name}'; expected {_EXPECTED}"
+                    )
+            self._image = self._graph.get_tensor_by_name(inputs[INPUT_NAME])
+            self._key = self._graph.get_tensor_by_name(inputs["key"]) if "key" in inputs else None
+            self._scores = self._graph.get_tensor_by_name(outputs[OUTPUT_NAME])
+            self._session = v1.Session(graph=self._graph)
+            if saver is not None:  # None: the graph has no variables to restore
+                saver.restore(self._session, prefix)
+        self._apply_softmax = not _is_softmax(self._scores)
+        if self._apply_softmax:
+            _log.warning(
+                "%s: output 'scores' (%s) is not a softmax; treating it as logits",
+                source,
+                self._scores.op.type,
+            )
+
+    def _collection(self, name: str, source: str) -> dict:
+        merged = {}
+        for entry in self._graph.get_collection(name):
+            merged.update(json.loads(entry))
+        if not merged:
+            raise ValueError(f"{source}: the checkpoint's graph has no '{name}' collection")
+        return merged
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        feed = {self._image: images.astype(self._image.dtype.as_numpy_dtype, copy=False)}
+        if self._key is not None:
+            # The lab's `scores` do not depend on `key` (its graph only echoes it back);
+            # feeding it anyway costs nothing and keeps a graph whose scores do need it working.
+            keys = np.arange(len(images))
+            if self._key.dtype.is_integer:
+                feed[self._key] = keys.astype(self._key.dtype.as_numpy_dtype)
+            else:
+                feed[self._key] = np.array([str(k).encode() for k in keys], dtype=object)
+        scores = np.asarray(self._session.run(self._scores, feed_dict=feed), np.float32)
+        return _softmax(scores) if self._apply_softmax else scores
+
+
+def _is_softmax(tensor) -> bool:
+    """Whether `tensor` is a softmax, looking through the identities that exporters add.
+
+    The lab's exporter sets outputs['scores'] to the result of tf.nn.softmax over the
+    network's logits (its training loss is -sum(t * log(p)) on that same tensor), so the
+    lab's `scores` are already probabilities and must not be normalised again. A graph
+    whose `scores` come from anything else is taken to give logits.
+    """
+    op = tensor.op
+    while op.type in ("Identity", "StopGradient", "Snapshot") and op.inputs:
+        op = op.inputs[0].op
+    return op.type == "Softmax"
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def load_model(path: str):
+    """Load the model at `path` (local or gs://), whichever of the two formats it holds.
+
+    Returns an object whose `predict(float32 [N, 784]) -> float32 [N, 10]` gives
+    probabilities. Raises ValueError naming `path` if it holds neither format.
+    """
+    tf = _tf()
+    gfile = tf.io.gfile
+    if not gfile.isdir(path):
+        raise ValueError(f"{path}: model folder not found; expected a folder with {_EXPECTED}")
+    if gfile.exists(os.path.join(path, SAVED_MODEL_FILE)):
+        return SavedModelMnist(path)
+
+    prefix = os.path.join(path, CHECKPOINT_PREFIX)
+    if gfile.exists(os.path.join(path, CHECKPOINT_META)) and gfile.exists(
+        os.path.join(path, CHECKPOINT_INDEX)
+    ):
+        shards = gfile.glob(prefix + ".data-*")
+        if not shards:
+            raise ValueError(f"{path}: checkpoint has no {CHECKPOINT_PREFIX}.data-* file")
+        if not _is_remote(path):
+            return LabCheckpointMnist(path)
+        # TF1's Saver wants a local prefix; once restored, the weights live in the
+        # session, so the copies can go.
+        with tempfile.TemporaryDirectory(prefix="mnist-checkpoint-") as local:
+            for source in [prefix + ".meta", prefix + ".index", *shards]:
+                gfile.copy(source, os.path.join(local, os.path.basename(source)))
+            return LabCheckpointMnist(local, source=path)
+
+    raise ValueError(f"{path}: no model found; expected {_EXPECTED}")
+
+
+class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
+    """RunInference handler: float32 [784] pixels -> PredictionResult(pixels, float32 [10]).
+
+    Batching bounds go to beam.BatchElements; in streaming jobs also set
+    `max_batch_duration_secs` so that a partial batch does not wait for more messages.
+    The model is loaded once per worker process (it is small), not shared across them.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        min_batch_size: int = DEFAULT_MIN_BATCH_SIZE,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_batch_duration_secs: int | None = None,
+        large_model: bool = False,
+        model_copies: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            # A caller who only lowers the maximum means "smaller batches", not an error.
+            min_batch_size=min(min_batch_size, max_batch_size),
+            max_batch_size=max_batch_size,
+            max_batch_duration_secs=max_batch_duration_secs,
+            large_model=large_model,
+            model_copies=model_copies,
+            **kwargs,
+        )
+        self._model_path = model_path
+
+    @property
+    def model_path(self) -> str:
+        return self._model_path
+
+    def load_model(self):
+        # One line per load, with the process: how an operator (and tests/system/image) sees that
+        # each worker process loads its model once, and from where.
+        started = time.monotonic()
+        model = load_model(self._model_path)
+        _log.info(
+            "MNIST model loaded from %s in %.1f s (pid %d)",
+            self._model_path,
+            time.monotonic() - started,
+            os.getpid(),
+        )
+        return model
+
+    def run_inference(
+        self,
+        batch: Sequence[np.ndarray],
+        model,
+        inference_args: dict[str, Any] | None = None,
+    ) -> Iterable[PredictionResult]:
+        if not batch:
+            return []
+        # An example is one image [NUM_PIXELS] or a batch of them [N, NUM_PIXELS] (the batch
+        # job batches before parsing); either way the model sees one array.
+        arrays = [np.asarray(x, dtype=np.float32) for x in batch]
+        for array in arrays:
+            if array.ndim not in (1, 2) or array.shape[-1] != NUM_PIXELS:
+                raise ValueError(
+                    f"each example must be {NUM_PIXELS} pixels or a batch "
+                    f"[N, {NUM_PIXELS}]; got shape {array.shape}"
+                )
+        images = (
+            arrays[0]
+            if len(arrays) == 1 and arrays[0].ndim == 2
+            else np.concatenate([a.reshape(-1, NUM_PIXELS) for a in arrays])
+        )
+        probabilities = model.predict(images)
+        results, start = [], 0
+        for example, array in zip(batch, arrays):
+            rows = 1 if array.ndim == 1 else len(array)
+            inference = (
+                probabilities[start] if array.ndim == 1 else probabilities[start : start + rows]
+            )
+            results.append(PredictionResult(example, inference))
+            start += rows
+        return results
+
+    def get_num_bytes(self, batch: Sequence[np.ndarray]) -> int:
+        return sum(np.asarray(x).nbytes for x in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return "BeamML_MNIST"
+
+    def validate_inference_args(self, inference_args: dict[str, Any] | None):
+        if inference_args:
+            raise ValueError(f"MnistModelHandler takes no inference_args: {inference_args}")
+
+    def update_model_path(self, model_path: str | None = None):
+        if model_path:
+            self._model_path = model_path

@@ -1,0 +1,1 @@
+"""Splitting and counting words."""

