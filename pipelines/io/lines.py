@@ -144,7 +144,9 @@ def iter_lines(
         if retry_at is not None and held >= retry_at:
             data = b"".join(chunks)
             emitted = 0
-            for piece_offset, piece, starts in emit(data, final=False):
+            # A trailing \r may end the line once the next block brings its \n: keep it.
+            cuttable = data[:-1] if data.endswith(b"\r") else data
+            for piece_offset, piece, starts in emit(cuttable, final=False):
                 emitted += len(piece)
                 yield piece_offset, piece, starts
             rest = data[emitted:]

@@ -96,13 +96,12 @@ REGEX_EXAMPLES = {
 @pytest.mark.parametrize("name", NAMES)
 def test_entry_file_is_thin_and_runs_its_job(name):
     source = (REPO / "templates" / f"{name}.py").read_text(encoding="utf-8")
-    module = TEMPLATES[name]
     code = [
         line for line in source.splitlines() if line.strip() and not line.startswith(('"""', "#"))
     ]
     assert len(code) <= 4, "entry files stay thin: the logic lives in pipelines/"
-    package, _, leaf = module.rpartition(".")
-    assert f"from {package} import {leaf}" in source and f"{leaf}.run()" in source
+    assert "from pipelines.core.launch import run_template" in source
+    assert f'run_template("{name}")' in source and name in TEMPLATES
 
 
 def test_generated_files_are_up_to_date():
