@@ -1,0 +1,323 @@
+"""tools.replay_dead_letters against the Cloud SDK's Pub/Sub emulator, run the way a person
+runs it (a subprocess): dead letters of both forms, made by the jobs' own dead_letter_message,
+go back to the input topic exactly and once; what cannot be replayed stays, with its reason.
+And mnist_batch's dead-letter files back into a CSV the job reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import grpc
+import pytest
+
+from pipelines.pubsub import dead_letter_message
+from tests.support import pubsub_emulator as emulator
+from tests.support.processes import REPO, read_shards, run_template, template_env
+
+# A 10 MB dead letter is more than gRPC's default 4 MiB receive limit of the emulator's
+# insecure channel (see that folder's sitecustomize); Google's Pub/Sub has no such limit.
+LARGE_MESSAGES = REPO / "tests" / "support" / "emulator_large_messages"
+UNLIMITED = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+
+
+def clients():
+    from google.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+    host = os.environ["PUBSUB_EMULATOR_HOST"]
+    return (
+        PublisherClient(
+            transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host, UNLIMITED))
+        ),
+        SubscriberClient(
+            transport=SubscriberGrpcTransport(channel=grpc.insecure_channel(host, UNLIMITED))
+        ),
+    )
+
+
+def publish(publisher, topic: str, messages) -> list[str]:
+    from google.pubsub_v1.types import PubsubMessage
+
+    ids = []
+    for message in messages:  # one request each: a 10 MB dead letter fills a request alone
+        ids += publisher.publish(
+            topic=topic,
+            messages=[PubsubMessage(data=message.data, attributes=message.attributes)],
+        ).message_ids
+    return ids
+
+
+def drain(subscriber, subscription: str, *, seconds: float = 3.0) -> list:
+    """Every message the subscription delivers until it has been quiet for `seconds`; acked."""
+    from google.api_core import exceptions
+
+    received, quiet = [], 0.0
+    while quiet < seconds:
+        try:
+            response = subscriber.pull(
+                request={"subscription": subscription, "max_messages": 100}, timeout=1.0
+            )
+            page = list(response.received_messages)
+        except exceptions.DeadlineExceeded:
+            page = []
+        if not page:
+            quiet += 1.0
+            continue
+        quiet = 0.0
+        subscriber.acknowledge(
+            request={"subscription": subscription, "ack_ids": [m.ack_id for m in page]}
+        )
+        received += [m.message for m in page]
+    return received
+
+
+def topic_and_subscription(subscriber, name: str) -> tuple[str, str]:
+    name = f"{name}-{uuid.uuid4().hex[:8]}"
+    topic, subscription = emulator.create_topic_with_subscription(name)
+    return topic, subscription
+
+
+def replay(*args: str) -> subprocess.CompletedProcess:
+    """The tool on a subscription: it stops after 2 quiet seconds."""
+    return run_tool("--wait", "2", *args)
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess:
+    env = template_env(
+        {"PYTHONPATH": os.pathsep.join([str(LARGE_MESSAGES), os.environ.get("PYTHONPATH", "")])}
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "tools.replay_dead_letters", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def as_pair(message) -> tuple[bytes, dict]:
+    return bytes(message.data), dict(message.attributes)
+
+
+# Originals a stream job may have refused, each with the form its dead letter takes.
+BESIDE_OURS = (b'{"ID": 1, "Image": "0.0,\xff"}', {"ID": "1", "source": "producer-7"})
+NOT_UTF8 = (bytes(range(256)), {})
+NINETY_NINE = (b"ninety-nine attributes", {f"key{i:02d}": f"value {i}" for i in range(99)})
+OWN_ERROR = (b"", {"error": "the sender's own", "error_stage": "theirs", "x": "y"})
+TRUNCATED = (b"\xfe" * 10_000_001, {"ID": "big"})
+
+
+def test_originals_of_both_forms_are_replayed_exactly_once_and_truncated_ones_stay(
+    pubsub_emulator,
+):
+    publisher, subscriber = clients()
+    dead_topic, dead_subscription = topic_and_subscription(subscriber, "dead")
+    input_topic, input_subscription = topic_and_subscription(subscriber, "input")
+    replayable = [BESIDE_OURS, NOT_UTF8, NINETY_NINE, OWN_ERROR]
+    dead_letters = [
+        dead_letter_message(data, attributes, f"reason {i}", stage="parse")
+        for i, (data, attributes) in enumerate([*replayable, TRUNCATED])
+    ]
+    assert dead_letters[2].attributes["error_envelope"] == "json"  # both forms are covered
+    assert dead_letters[3].attributes["error_envelope"] == "json"
+    assert "error_envelope" not in dead_letters[0].attributes
+    assert dead_letters[4].attributes["truncated_from_bytes"] == "10000001"
+    # A message on the dead-letter topic that the jobs never made: refused, never a crash.
+    broken = type(dead_letters[0])(b"not json", {"error": "x", "error_envelope": "json"})
+    ids = publish(publisher, dead_topic, [*dead_letters, broken])
+
+    done = replay("--subscription", dead_subscription, "--topic", input_topic)
+
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == (
+        f"replayed 4 dead letters to {input_topic}; 2 not replayed, left on the "
+        f"subscription (1 cannot be rebuilt, 1 truncated)"
+    )
+    assert f"not replayed: message {ids[4]}: truncated: the dead letter keeps " in done.stderr
+    assert "of the original's 10000001 bytes (truncated_from_bytes)" in done.stderr
+    assert f"not replayed: message {ids[5]}: cannot be rebuilt: JSONDecodeError" in done.stderr
+    arrived = sorted(as_pair(m) for m in drain(subscriber, input_subscription))
+    assert arrived == sorted(replayable)  # exactly, and each once
+    # What was not replayed is handed back at once (not after its ack deadline), unchanged.
+    left = drain(subscriber, dead_subscription)
+    assert sorted(m.message_id for m in left) == sorted([ids[4], ids[5]])
+    truncated = next(m for m in left if m.message_id == ids[4])
+    assert as_pair(truncated) == (dead_letters[4].data, dead_letters[4].attributes)
+
+
+def test_limit_takes_that_many_and_leaves_the_rest(pubsub_emulator):
+    publisher, subscriber = clients()
+    dead_topic, dead_subscription = topic_and_subscription(subscriber, "dead")
+    input_topic, input_subscription = topic_and_subscription(subscriber, "input")
+    originals = [(f"message {i}".encode(), {"ID": str(i)}) for i in range(5)]
+    publish(
+        publisher,
+        dead_topic,
+        [dead_letter_message(d, a, "bad", stage="parse") for d, a in originals],
+    )
+
+    done = replay("--subscription", dead_subscription, "--topic", input_topic, "--limit", "2")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == f"replayed 2 dead letters to {input_topic}"
+    arrived = drain(subscriber, input_subscription)
+    left = drain(subscriber, dead_subscription)
+    assert len(arrived) == 2 and len(left) == 3
+    # Every original is in exactly one place: replayed, or still a dead letter.
+    assert sorted([as_pair(m)[1]["ID"] for m in arrived] + [m.attributes["ID"] for m in left]) == [
+        str(i) for i in range(5)
+    ]
+
+
+def test_dry_run_publishes_nothing_and_hands_every_dead_letter_back(pubsub_emulator):
+    publisher, subscriber = clients()
+    dead_topic, dead_subscription = topic_and_subscription(subscriber, "dead")
+    input_topic, input_subscription = topic_and_subscription(subscriber, "input")
+    ids = publish(
+        publisher,
+        dead_topic,
+        [dead_letter_message(b"x%d" % i, {"ID": str(i)}, "bad", stage="parse") for i in range(3)],
+    )
+
+    done = replay("--subscription", dead_subscription, "--topic", input_topic, "--dry-run")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == f"would replay 3 dead letters to {input_topic}"
+    assert f"would publish message {ids[0]} as 2 bytes with 1 attributes" in done.stderr
+    assert drain(subscriber, input_subscription, seconds=2) == []
+    assert sorted(m.message_id for m in drain(subscriber, dead_subscription)) == sorted(ids)
+
+
+def test_a_publish_failure_acknowledges_nothing_and_exits_in_one_line(pubsub_emulator):
+    publisher, subscriber = clients()
+    dead_topic, dead_subscription = topic_and_subscription(subscriber, "dead")
+    input_topic = emulator.create_topic(f"gone-{uuid.uuid4().hex[:8]}")
+    publisher.delete_topic(topic=input_topic)
+    ids = publish(
+        publisher,
+        dead_topic,
+        [dead_letter_message(b"x%d" % i, {"ID": str(i)}, "bad", stage="parse") for i in range(3)],
+    )
+
+    done = replay("--subscription", dead_subscription, "--topic", input_topic)
+
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith(
+        f"replay_dead_letters: error: publishing to {input_topic} failed: NotFound: "
+    )
+    assert "Traceback" not in done.stderr
+    assert sorted(m.message_id for m in drain(subscriber, dead_subscription)) == sorted(ids)
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--topic", "projects/p/topics/t"], "--subscription: is required"),
+        (["--subscription", "projects/p/subscriptions/s"], "--topic: is required"),
+        (["--subscription", "s", "--topic", "t"], "--subscription: the short name 's' needs"),
+        (["--subscription", "projects/p/subscriptions/s", "--topic", "projects/p/t"], "--topic:"),
+        (
+            ["--subscription", "projects/p/subscriptions/s", "--topic", "t", "--limit", "0"],
+            "--limit",
+        ),
+        (
+            ["--subscription", "projects/p/subscriptions/s", "--topic", "t", "--wait", "nan"],
+            "--wait",
+        ),
+        (["--from-file", "x.json"], "--to-csv: is required"),
+        (["--from-file", "x.json", "--to-csv", "y.csv", "--dry-run"], "--dry-run"),
+        (["--from-file", "x", "--to-csv", "y", "--topic", "projects/p/topics/t"], "--from-file"),
+        (
+            [
+                "--subscription",
+                "projects/p/subscriptions/s",
+                "--topic",
+                "projects/p/topics/t",
+                "--lim",
+                "1",
+            ],
+            "--lim",
+        ),
+    ],
+)
+def test_every_bad_argument_is_one_line_and_exit_2(args, named):
+    env = template_env()
+    env.pop("GOOGLE_CLOUD_PROJECT", None)
+    env.pop("PROJECT", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.replay_dead_letters", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert named in done.stderr
+
+
+def test_replaying_into_the_dead_letters_own_topic_is_refused(pubsub_emulator):
+    _, subscriber = clients()
+    dead_topic, dead_subscription = topic_and_subscription(subscriber, "dead")
+    done = replay("--subscription", dead_subscription, "--topic", dead_topic)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"replay_dead_letters: error: --topic: is the dead letters' own topic ({dead_topic}): "
+        f"they would come back for ever"
+    ]
+
+
+# --- mnist_batch: dead-letter files back into its input ------------------------------------
+
+SAMPLE = REPO / "data" / "mnist_sample.csv"
+BAD_LINES = [
+    b'900,"' + b",".join([b"0.0"] * 783 + [b"0.5\xe9"]) + b'"',  # Latin-1: not UTF-8
+    b"id;image",  # a wrong header
+    b'901,"0.0,0.5"',  # too few pixels
+    b'seven,"' + b",".join([b"0.0"] * 784) + b'"',  # a bad ID
+    b'902,"' + b",".join([b"0.0"] * 783 + [b"\\x41"]) + b'"',  # a backslash, UTF-8
+    b"\xef\xbb\xbf903,\xc3\xa9\r\x00tail",  # a byte-order mark, a CR inside, a NUL
+]
+
+
+def test_batch_dead_letters_become_a_csv_whose_lines_are_the_originals(tmp_path):
+    good = SAMPLE.read_bytes().splitlines()[1:6]
+    source = tmp_path / "images.csv"
+    source.write_bytes(b"\n".join([b"ID,Image", *good[:2], *BAD_LINES, *good[2:]]) + b"\n")
+    output = tmp_path / "predict"
+    run_template("mnist_batch", ["--input", str(source), "--output", str(output)])
+    fixed = tmp_path / "fixed.csv"
+
+    done = run_tool("--from-file", f"{output}_errors-*.json", "--to-csv", str(fixed))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"wrote {len(BAD_LINES)} rows to {fixed}"
+    header, *lines = fixed.read_bytes().split(b"\n")[:-1]
+    assert header == b"ID,Image"
+    assert sorted(lines) == sorted(BAD_LINES)  # byte for byte
+    # The job takes the file as input: the same rows, refused for the same reasons.
+    again = tmp_path / "again"
+    run_template("mnist_batch", ["--input", str(fixed), "--output", str(again)])
+    assert sorted(read_rows(f"{again}_errors")) == sorted(read_rows(f"{output}_errors"))
+
+
+def read_rows(prefix: str) -> list[tuple[str, str]]:
+    return [(r["Row"], r["Error"]) for r in map(json.loads, read_shards(prefix))]
+
+
+def test_a_file_that_matches_nothing_is_one_line_and_exit_1(tmp_path):
+    done = run_tool("--from-file", str(tmp_path / "none-*.json"), "--to-csv", str(tmp_path / "x"))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"replay_dead_letters: error: --from-file: no file matches {tmp_path / 'none-*.json'}"
+    ]
