@@ -1,0 +1,270 @@
+"""What a Dataflow job used, what that costs, and whether its own counts add up.
+
+`report(job, metrics)` reads two gcloud answers, parsed from JSON:
+
+    job      gcloud dataflow jobs describe JOB --region R --format=json
+    metrics  gcloud dataflow metrics list JOB --region R --source=all --format=json
+
+and returns the text ops/flex cost prints. Pure: it runs no command (ops/flex asks gcloud).
+
+Dataflow's job metrics (origin `dataflow/v1b3`) and their units: TotalVcpuTime (vCPU-seconds),
+TotalMemoryUsage (MB-seconds), TotalPdUsage and TotalSsdUsage (GB-seconds),
+TotalStreamingDataProcessed, TotalShuffleDataProcessed and BillableShuffleDataProcessed (GB),
+TotalSeCuUsage (Streaming Engine compute units, resource-based billing; not priced). The
+estimate prices them with ops/pricing.py; it is a list-price estimate of Dataflow's own charges,
+not the bill (no discounts, and no Pub/Sub, BigQuery, Cloud Storage or logging charges).
+
+The job's own counters (origin `user`) are summed over the steps that report them, committed
+values where Dataflow has them. A job's counts must add up (BALANCES): every element read ends
+as exactly one output or dead letter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from ops.pricing import PRICES_DATE, PRICING_URL, prices_for
+
+SERVICE_ORIGIN = "dataflow/v1b3"
+USER_ORIGIN = "user"
+MB_PER_GB = 1024  # Dataflow reports memory in MB; Google Cloud prices it per GB of 2^30 bytes
+SECONDS_PER_HOUR = 3600
+
+# For each job's counter namespace: (read, the outcomes each read element ends as exactly one of).
+BALANCES = {
+    "mnist": ("rows_read", ("predictions", "dead_letters")),
+    "pedestrian": ("frames_read", ("frames_processed", "dead_letters")),
+}
+FINISHED = ("JOB_STATE_DONE", "JOB_STATE_DRAINED")  # every element read has ended somewhere
+STOPPED = ("JOB_STATE_CANCELLED", "JOB_STATE_FAILED", "JOB_STATE_STOPPED")
+
+
+def _number(value) -> float | None:
+    """A metric's scalar as a number (gcloud gives int64 values as numbers or strings); None
+    for anything else (a distribution, a gauge, garbage)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _name(entry) -> tuple[str, str, dict]:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, dict):
+        return "", "", {}
+    context = name.get("context") if isinstance(name.get("context"), dict) else {}
+    return str(name.get("origin", "")), str(name.get("name", "")), context
+
+
+def service_metrics(metrics: list) -> dict[str, float]:
+    """Dataflow's job-level metrics by name (the committed value where there are both)."""
+    found: dict[str, float] = {}
+    tentative: dict[str, float] = {}
+    for entry in metrics or []:
+        origin, name, context = _name(entry)
+        value = _number(entry.get("scalar")) if isinstance(entry, dict) else None
+        if origin != SERVICE_ORIGIN or value is None:
+            continue
+        if context.get("tentative") == "true":
+            tentative.setdefault(name, value)
+        else:
+            found.setdefault(name, value)
+    return {**tentative, **found}
+
+
+def user_counters(metrics: list) -> tuple[dict[tuple[str, str], float], bool]:
+    """((namespace, name) -> value summed over steps, whether any is only tentative)."""
+    committed: dict[tuple[str, str], float] = defaultdict(float)
+    tentative: dict[tuple[str, str], float] = defaultdict(float)
+    for entry in metrics or []:
+        origin, name, context = _name(entry)
+        value = _number(entry.get("scalar")) if isinstance(entry, dict) else None
+        if origin != USER_ORIGIN or value is None:
+            continue
+        key = (str(context.get("namespace", "")), name)
+        (tentative if context.get("tentative") == "true" else committed)[key] += value
+    only_tentative = any(key not in committed for key in tentative)
+    return {**tentative, **committed}, only_tentative
+
+
+def _field(job: dict, key: str) -> str | None:
+    """A text field of the job's description; None when absent or not text."""
+    value = job.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _mode(job: dict) -> str | None:
+    kind = _field(job, "type")
+    if kind == "JOB_TYPE_STREAMING":
+        return "streaming"
+    if kind == "JOB_TYPE_BATCH":
+        return "batch"
+    return None
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3f}"
+
+
+def _resource_lines(job: dict, used: dict[str, float]) -> tuple[list[str], list[str]]:
+    """(lines of usage and price, notes on what the estimate leaves out)."""
+    mode = _mode(job)
+    region = _field(job, "location")
+    priced_region, prices = prices_for(region)
+    lines, notes, total = [], [], 0.0
+    environment = job.get("environment") if isinstance(job.get("environment"), dict) else {}
+    resource_based = environment.get("useStreamingEngineResourceBasedBilling") is True
+
+    def row(label: str, amount: float, unit: str, price: float | None) -> None:
+        nonlocal total
+        cost = "" if price is None else dollars(amount * price)
+        total += 0.0 if price is None else amount * price
+        lines.append(f"  {label:<34}{amount:>14,.3f} {unit:<12}{cost:>10}")
+
+    worker_mode = mode or "batch"
+    if mode is None:
+        notes.append(f"the job's type is {_field(job, 'type') or 'unknown'}: priced as a batch job")
+    if "TotalVcpuTime" in used:
+        row(
+            "vCPU",
+            used["TotalVcpuTime"] / SECONDS_PER_HOUR,
+            "vCPU-hours",
+            prices.vcpu_hour[worker_mode],
+        )
+    if "TotalMemoryUsage" in used:
+        row(
+            "memory",
+            used["TotalMemoryUsage"] / MB_PER_GB / SECONDS_PER_HOUR,
+            "GB-hours",
+            prices.memory_gb_hour[worker_mode],
+        )
+    if "TotalPdUsage" in used:
+        row(
+            "disk (standard)",
+            used["TotalPdUsage"] / SECONDS_PER_HOUR,
+            "GB-hours",
+            prices.pd_standard_gb_hour,
+        )
+    if "TotalSsdUsage" in used:
+        row(
+            "disk (SSD)",
+            used["TotalSsdUsage"] / SECONDS_PER_HOUR,
+            "GB-hours",
+            prices.pd_ssd_gb_hour,
+        )
+    if "TotalStreamingDataProcessed" in used:
+        billed = mode == "streaming" and not resource_based
+        if mode == "streaming" and resource_based:
+            notes.append(
+                "the job uses Streaming Engine resource-based billing: its data processed is "
+                "not billed, its compute units are"
+            )
+        row(
+            "Streaming Engine data processed",
+            used["TotalStreamingDataProcessed"],
+            "GB",
+            prices.streaming_engine_gb if billed else None,
+        )
+    if "TotalSeCuUsage" in used:
+        row("Streaming Engine compute units", used["TotalSeCuUsage"], "units", None)
+        if used["TotalSeCuUsage"]:
+            notes.append(
+                "Streaming Engine compute units are not in the price table (ops/pricing.py): "
+                "the estimate leaves them out"
+            )
+    shuffle_name = next(
+        (n for n in ("BillableShuffleDataProcessed", "TotalShuffleDataProcessed") if n in used),
+        None,
+    )
+    if shuffle_name:
+        label = "Shuffle data processed" + (
+            " (billable)" if shuffle_name.startswith("Billable") else ""
+        )
+        row(label, used[shuffle_name], "GB", prices.shuffle_gb if mode != "streaming" else None)
+    missing = [
+        name for name in ("TotalVcpuTime", "TotalMemoryUsage", "TotalPdUsage") if name not in used
+    ]
+    if missing:
+        notes.append(
+            f"Dataflow has not reported {', '.join(missing)} (yet: they appear a few minutes "
+            f"after the workers start): the estimate leaves them out"
+        )
+    if priced_region != region:
+        notes.insert(
+            0,
+            f"the job's region {region or '(unknown)'} is not in the price table "
+            f"(ops/pricing.py): priced at {priced_region}'s prices instead",
+        )
+    lines.append(f"  {'estimate':<34}{'':>27}{dollars(total):>10}")
+    lines.append(f"  at {priced_region} list prices of {PRICES_DATE} ({PRICING_URL})")
+    return lines, notes
+
+
+def dollars(amount: float) -> str:
+    # Lab jobs cost cents: four decimals keep them from all reading $0.00.
+    return f"${amount:,.4f}" if amount < 10 else f"${amount:,.2f}"
+
+
+def _balance_lines(job: dict, counters: dict[tuple[str, str], float]) -> list[str]:
+    state = _field(job, "currentState") or ""
+    lines = []
+    for namespace, (read_name, outcome_names) in BALANCES.items():
+        if (namespace, read_name) not in counters:
+            continue
+        read = counters[(namespace, read_name)]
+        outcomes = {name: counters.get((namespace, name), 0.0) for name in outcome_names}
+        ended = sum(outcomes.values())
+        sum_text = " + ".join(f"{name} {_count(value)}" for name, value in outcomes.items())
+        equation = f"{namespace}: {read_name} {_count(read)}"
+        if read == ended:
+            lines.append(f"  {equation} = {sum_text}: they add up")
+        elif ended < read and state not in FINISHED:
+            where = (
+                "still in the job" if state not in STOPPED else "not finished when the job stopped"
+            )
+            state_text = state or "state unknown"
+            lines.append(
+                f"  {equation} = {sum_text} + {_count(read - ended)} {where} ({state_text})"
+            )
+        else:
+            lines.append(
+                f"  {equation} != {sum_text}: they DO NOT add up "
+                f"({_count(abs(read - ended))} {'missing' if ended < read else 'too many'})"
+            )
+    return lines
+
+
+def report(job: dict, metrics: list) -> str:
+    """The cost-and-counts report of one job (see the module docstring)."""
+    job = job if isinstance(job, dict) else {}
+    mode = _mode(job) or "type unknown"
+    name = _field(job, "name")
+    head = (
+        f"Job {_field(job, 'id') or '?'}{f' {name}' if name else ''} ({mode}, "
+        f"{_field(job, 'currentState') or 'state unknown'}) in "
+        f"{_field(job, 'location') or 'region unknown'}"
+    )
+    lines = [head]
+    if _field(job, "createTime"):
+        lines.append(
+            f"  created {job['createTime']}, state since {_field(job, 'currentStateTime') or '?'}"
+        )
+    used = service_metrics(metrics)
+    resource_lines, notes = _resource_lines(job, used)
+    lines += ["Resources (Dataflow's job metrics)", *resource_lines]
+    lines += [f"  note: {note}" for note in notes]
+    counters, only_tentative = user_counters(metrics)
+    lines.append("Counts (the job's own counters)")
+    if not counters:
+        lines.append("  none reported (yet)")
+    width = max((len(f"{ns}/{name}") for ns, name in counters), default=0)
+    for (namespace, name), value in sorted(counters.items()):
+        lines.append(f"  {f'{namespace}/{name}':<{width}}  {_count(value):>14}")
+    lines += _balance_lines(job, counters)
+    if only_tentative:
+        lines.append("  note: some counts are tentative (Dataflow has not committed them yet)")
+    return "\n".join(row.rstrip() for row in lines)
