@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from apache_beam.io.gcp.pubsub import PubsubMessage
 
+from pipelines.checks import check_credentials, is_gcs
 from pipelines.params import (
     PUBSUB_SUBSCRIPTION_REGEX,
     PUBSUB_TOPIC_REGEX,
@@ -473,6 +474,10 @@ def parse_arguments(argv=None):
                 raise ParameterError(
                     "limit" if args.limit else "dry-run", "applies to a subscription only"
                 )
+            for name in ("from-file", "to-csv"):
+                value = getattr(args, name.replace("-", "_"))
+                if is_gcs(value):
+                    check_credentials(name, value)
             return args
         if not args.subscription:
             raise ParameterError("subscription", "is required: where the dead letters are")
@@ -488,9 +493,27 @@ def parse_arguments(argv=None):
             "subscription",
         )
         args.topic = _path(args.project, args.topic, "topics", PUBSUB_TOPIC_REGEX, "topic")
+        _check_pubsub_credentials()
     except ParameterError as error:
         parser.error(str(error))
     return args
+
+
+def _check_pubsub_credentials() -> None:
+    # Without any, the client library would fail with a traceback at its first call.
+    if os.environ.get("PUBSUB_EMULATOR_HOST"):
+        return
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        google.auth.default()
+    except DefaultCredentialsError:
+        raise ParameterError(
+            "subscription",
+            "no Google credentials were found: run `gcloud auth application-default login`, "
+            "or set PUBSUB_EMULATOR_HOST for the local emulator",
+        ) from None
 
 
 def _check_not_a_loop(subscriber, args) -> None:

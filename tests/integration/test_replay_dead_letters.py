@@ -321,3 +321,39 @@ def test_a_file_that_matches_nothing_is_one_line_and_exit_1(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"replay_dead_letters: error: --from-file: no file matches {tmp_path / 'none-*.json'}"
     ]
+
+
+def test_without_credentials_it_is_one_line_and_exit_2(tmp_path):
+    env = template_env({"HOME": str(tmp_path), "CLOUDSDK_CONFIG": str(tmp_path / "gcloud")})
+    env.pop("PUBSUB_EMULATOR_HOST", None)
+    for args, name in (
+        (
+            ["--subscription", "projects/p/subscriptions/s", "--topic", "projects/p/topics/t"],
+            "subscription",
+        ),
+        (["--from-file", "gs://lab-bucket/errors-*.json", "--to-csv", "x.csv"], "from-file"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "tools.replay_dead_letters", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"replay_dead_letters: error: --{name}: " + done.stderr.split(f"--{name}: ")[1].strip()
+        ]
+        assert "no Google credentials" in done.stderr
+
+
+def test_a_subscription_that_does_not_exist_is_one_line_and_exit_2(pubsub_emulator):
+    done = replay(
+        "--subscription", emulator.subscription("nothing-here"), "--topic", "projects/p/topics/t"
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"replay_dead_letters: error: --subscription: "
+        f"{emulator.subscription('nothing-here')} does not exist"
+    ]
