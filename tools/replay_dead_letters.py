@@ -37,11 +37,16 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from apache_beam.io.gcp.pubsub import PubsubMessage
-
-from pipelines.checks import check_credentials, is_gcs
-from pipelines.params import (
+from pipelines.core.checks import check_credentials, is_gcs
+from pipelines.core.deadletters import (
+    ERROR_ATTRIBUTE,
+    MAX_MESSAGE_BYTES,
+    original_message,
+    publish_problem,
+)
+from pipelines.core.params import (
     PUBSUB_SUBSCRIPTION_REGEX,
     PUBSUB_TOPIC_REGEX,
     OneLineErrorParser,
@@ -49,16 +54,17 @@ from pipelines.params import (
     finite_float,
     matches,
 )
-from pipelines.pubsub import (
-    ERROR_ATTRIBUTE,
-    MAX_MESSAGE_BYTES,
-    original_message,
-    publish_problem,
-    same_topic,
-)
 from tools.pubsub_cli import add_project_argument
 
 # --- the pure part: a dead letter -> its original, or why not --------------------------
+
+
+class Message(NamedTuple):
+    """A pulled message, as the dead-letter functions read one (no Beam needed)."""
+
+    data: bytes
+    attributes: dict
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ NOT_REBUILT = "cannot be rebuilt"
 NOT_PUBLISHABLE = "cannot be published"
 
 
-def rebuild(dead_letter: PubsubMessage) -> Original | Refusal:
+def rebuild(dead_letter) -> Original | Refusal:
     """The original message of a dead letter (either form), exactly; or why it cannot be
     replayed. Total: never raises, whatever the message holds."""
     attributes = dict(dead_letter.attributes or {})
@@ -103,7 +109,7 @@ def rebuild(dead_letter: PubsubMessage) -> Original | Refusal:
     ):
         return Refusal(NOT_REBUILT, "the envelope's attributes are not a map of text to text")
     original = Original(bytes(data), originals)
-    problem = publish_problem(PubsubMessage(original.data, original.attributes))
+    problem = publish_problem(Message(original.data, original.attributes))
     if problem:
         return Refusal(NOT_PUBLISHABLE, problem)
     return original
@@ -233,7 +239,7 @@ class Replay:
                 kept.append(item.ack_id)
                 continue
             outcome = rebuild(
-                PubsubMessage(bytes(message.data), dict(message.attributes), message.message_id)
+                Message(bytes(message.data), dict(message.attributes), message.message_id)
             )
             if isinstance(outcome, Refusal):
                 self.refused[outcome.kind] += 1
@@ -281,12 +287,12 @@ class Replay:
         kept.append(ack_id)
 
     def _publish(self, publisher, request: list) -> str | None:
-        from google.pubsub_v1.types import PubsubMessage as Message
+        from google.pubsub_v1.types import PubsubMessage as Wire
 
         try:
             publisher.publish(
                 topic=self.topic,
-                messages=[Message(data=o.data, attributes=o.attributes) for _, o in request],
+                messages=[Wire(data=o.data, attributes=o.attributes) for _, o in request],
                 timeout=PUBLISH_TIMEOUT_SECONDS,
             )
         except Exception as error:  # noqa: BLE001 - any refusal stops the run in one line
@@ -528,7 +534,7 @@ def _check_not_a_loop(subscriber, args) -> None:
         raise ParameterError("subscription", f"{args.subscription} does not exist") from None
     except exceptions.GoogleAPICallError:
         return  # cannot tell (permissions): the pull says more if it matters
-    if same_topic(found, args.topic):
+    if found == args.topic:  # both are full paths (parse_arguments)
         raise ParameterError(
             "topic", f"is the dead letters' own topic ({found}): they would come back for ever"
         )

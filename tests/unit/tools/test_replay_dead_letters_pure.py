@@ -10,9 +10,13 @@ from apache_beam.io.gcp.pubsub import PubsubMessage
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from pipelines.lines import dead_letter_row, to_json_line
+from pipelines.core.deadletters import (
+    dead_letter_message,
+    dead_letter_row,
+    publish_problem,
+    to_json_line,
+)
 from pipelines.mnist.records import image_row, split_csv_line
-from pipelines.pubsub import dead_letter_message, publish_problem
 from tests.support.properties import PROPERTY
 from tools.replay_dead_letters import (
     NOT_A_DEAD_LETTER,
@@ -116,3 +120,15 @@ def test_rows_that_are_not_dead_letters_are_refused():
     assert csv_line({"Error": "x", "Row": 7}).kind == NOT_A_DEAD_LETTER
     spanning = dead_letter_row({"ID": 1, "Image": "0.0\n1.0"}, "bad")
     assert csv_line(spanning).kind == NOT_REBUILT
+
+
+def test_importing_the_tool_imports_neither_beam_nor_the_pubsub_client():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tools.replay_dead_letters; "
+        "print(sorted(m for m in ('apache_beam', 'google.cloud.pubsub_v1') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -14,7 +14,7 @@ import uuid
 import grpc
 import pytest
 
-from pipelines.pubsub import dead_letter_message
+from pipelines.core.deadletters import dead_letter_message
 from tests.support import pubsub_emulator as emulator
 from tests.support.processes import REPO, read_shards, run_template, template_env
 
