@@ -43,6 +43,8 @@ from pipelines.core.checks import check_credentials, is_gcs
 from pipelines.core.deadletters import (
     ERROR_ATTRIBUTE,
     MAX_MESSAGE_BYTES,
+    STAGE_ATTRIBUTE,
+    dead_letter_message,
     original_message,
     publish_problem,
 )
@@ -109,6 +111,18 @@ def rebuild(dead_letter) -> Original | Refusal:
     ):
         return Refusal(NOT_REBUILT, "the envelope's attributes are not a map of text to text")
     original = Original(bytes(data), originals)
+    # Exact means: the jobs' own rule makes this very dead letter of it again. (A lenient
+    # read of an edited envelope, such as base64 with stray characters, would not.)
+    again = dead_letter_message(
+        original.data,
+        original.attributes,
+        attributes[ERROR_ATTRIBUTE],
+        stage=attributes.get(STAGE_ATTRIBUTE),
+    )
+    if (bytes(again.data), dict(again.attributes)) != (bytes(dead_letter.data), attributes):
+        return Refusal(
+            NOT_REBUILT, "it is not the dead letter the jobs make of its original (edited?)"
+        )
     problem = publish_problem(Message(original.data, original.attributes))
     if problem:
         return Refusal(NOT_PUBLISHABLE, problem)

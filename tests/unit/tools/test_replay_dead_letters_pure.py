@@ -61,6 +61,15 @@ def test_a_message_that_is_not_a_dead_letter_is_refused():
     for data in (b"{", b'{"attributes": [1], "data": ""}', b'{"data": "AA=="}', b"[]"):
         outcome = rebuild(PubsubMessage(data, {"error": "e", "error_envelope": "json"}))
         assert outcome.kind == NOT_REBUILT, (data, outcome)
+    # Edited after the job made it: lenient base64 would read "aGk=\n!" as b"hi".
+    made = dead_letter_message(b"hi", {"error": "theirs"}, "bad", stage="parse")
+    edited = made.data.replace(b'"aGk="', b'"aGk=\\n!"')
+    assert edited != made.data
+    assert rebuild(PubsubMessage(made.data, made.attributes)) == Original(
+        b"hi", {"error": "theirs"}
+    )
+    assert rebuild(PubsubMessage(edited, made.attributes)).kind == NOT_REBUILT
+    assert rebuild(PubsubMessage(b"x", {"error": "e"})).kind == NOT_REBUILT  # no error_stage
 
 
 def test_the_summary_counts_each_reason():
