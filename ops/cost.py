@@ -2,8 +2,13 @@
 
 `report(job, metrics)` reads two gcloud answers, parsed from JSON:
 
-    job      gcloud dataflow jobs describe JOB --region R --format=json
-    metrics  gcloud dataflow metrics list JOB --region R --source=all --format=json
+    job      gcloud dataflow jobs describe JOB --region R --full --format=json
+    metrics  gcloud beta dataflow metrics list JOB --region R --source=all --format=json
+
+(Without --full, the summary view has no `environment`, so a job on Streaming Engine's
+resource-based billing cannot be told from one billed by data processed. `metrics list` is
+only in gcloud's beta and alpha tracks. It gives the committed values; with
+--tentative, the tentative ones too, marked `"tentative": "true"` in their context.)
 
 and returns the text ops/flex cost prints. Pure: it runs no command (ops/flex asks gcloud).
 
