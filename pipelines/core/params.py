@@ -54,6 +54,10 @@ class Parameter:
     enum_options: tuple[tuple[str, str], ...] = ()
     group: str | None = None
     extra: dict = field(default_factory=dict)
+    # The course lab's value, as a str.format template over {project}, {bucket}, {dataset},
+    # {images_table} and {predict_table}: what `ops/flex run` passes, and where `ops/flex
+    # setup` derives the lab's topics from. Not part of the console metadata.
+    lab: str | None = None
 
     def metadata(self) -> dict:
         entry = {

@@ -46,7 +46,8 @@ INPUT_NAMES = ("input_subscription", "input_topic", "input")
 
 
 def input_source_parameters(what: str, example: str, message_format: str) -> tuple[Parameter, ...]:
-    """The stream's input parameters: a subscription picker, a topic picker and `input`."""
+    """The stream's input parameters: a subscription picker, a topic picker and `input`.
+    The example topic is the lab's; the lab reads its subscription `<topic>-sub`."""
     subscription = f"projects/PROJECT/subscriptions/{example}-sub"
     topic = f"projects/PROJECT/topics/{example}"
     return (
@@ -61,6 +62,7 @@ def input_source_parameters(what: str, example: str, message_format: str) -> tup
             param_type="PUBSUB_SUBSCRIPTION",
             optional=True,
             regexes=(PUBSUB_SUBSCRIPTION_REGEX,),
+            lab=f"projects/{{project}}/subscriptions/{example}-sub",
         ),
         Parameter(
             name="input_topic",
@@ -114,13 +116,14 @@ def resolve_input(args) -> str:
     return name
 
 
-def output_topic_parameter(label: str, help_text: str) -> Parameter:
+def output_topic_parameter(label: str, help_text: str, lab: str | None = None) -> Parameter:
     return Parameter(
         name="output",
         label=label,
         help_text=help_text,
         param_type="PUBSUB_TOPIC",
         regexes=(PUBSUB_TOPIC_REGEX,),
+        lab=lab,
     )
 
 
@@ -140,6 +143,7 @@ def dead_letter_topic_parameter(example_topic: str) -> Parameter:
         param_type="PUBSUB_TOPIC",
         optional=True,
         regexes=(PUBSUB_TOPIC_REGEX,),
+        lab=f"projects/{{project}}/topics/{example_topic}",
     )
 
 

@@ -57,6 +57,7 @@ INPUT = Parameter(
     ),
     param_type="TEXT",
     regexes=(BIGQUERY_TABLE_OR_GCS_REGEX,),
+    lab="{project}:{dataset}.{images_table}",
 )
 OUTPUT = Parameter(
     name="output",
@@ -68,6 +69,7 @@ OUTPUT = Parameter(
     ),
     param_type="TEXT",
     regexes=(BIGQUERY_TABLE_OR_GCS_REGEX,),
+    lab="{project}:{dataset}.{predict_table}",
 )
 DEAD_LETTER = Parameter(
     name="dead_letter",

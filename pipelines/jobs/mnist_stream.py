@@ -46,6 +46,7 @@ OUTPUT = output_topic_parameter(
     "Output topic",
     "Where the predictions go, e.g. projects/PROJECT/topics/mnist_predict: one UTF-8 JSON "
     'message {"ID": 7, "P0": ..., "P9": ...} per image, with the ID also as attribute.',
+    lab="projects/{project}/topics/mnist_predict",
 )
 
 DEAD_LETTER_TOPIC = dead_letter_topic_parameter("mnist_dead_letter")

@@ -73,6 +73,7 @@ OUTPUT = output_topic_parameter(
     'message per frame, {"name", "model", "width", "height", "pedestrians": [{"box": '
     '[x1, y1, x2, y2] in pixels, "score", "distance_m", "distance_method"}]} (an empty '
     "list when there is no pedestrian), with the frame's name also as the attribute name.",
+    lab="projects/{project}/topics/pedestrian_depth",
 )
 
 

@@ -30,6 +30,7 @@ OUTPUT = Parameter(
     ),
     param_type="GCS_WRITE_FILE",
     regexes=(GCS_PATH_REGEX,),
+    lab="gs://{bucket}/result/wordcount",
 )
 
 TEMPLATE = Template(

@@ -35,6 +35,7 @@ OUTPUT2 = Parameter(
     ),
     param_type="GCS_WRITE_FILE",
     regexes=(GCS_PATH_REGEX,),
+    lab="gs://{bucket}/result/letters",
 )
 OUTPUT = Parameter(
     name="output",
@@ -47,6 +48,7 @@ OUTPUT = Parameter(
     ),
     param_type="GCS_WRITE_FILE",
     regexes=(GCS_PATH_REGEX,),
+    lab="gs://{bucket}/result/wordcount2",
 )
 
 TEMPLATE = Template(

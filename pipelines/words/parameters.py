@@ -17,4 +17,5 @@ INPUT = Parameter(
     optional=True,
     default=DEFAULT_INPUT,
     regexes=(GCS_PATH_REGEX,),
+    lab=DEFAULT_INPUT,
 )

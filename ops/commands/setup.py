@@ -1,0 +1,345 @@
+"""setup: APIs, bucket, registry, topics, dataset, accounts and their least-privilege roles."""
+
+from __future__ import annotations
+
+from ops.commands import PROG, Context
+from ops.gcloud import ROOT, say
+
+APIS = (
+    "dataflow.googleapis.com",  # the jobs
+    "compute.googleapis.com",  # the launcher and worker VMs
+    "storage.googleapis.com",  # the bucket
+    "artifactregistry.googleapis.com",  # the images
+    "cloudbuild.googleapis.com",  # deploy and trigger
+    "pubsub.googleapis.com",  # the stream jobs' topics
+    "bigquery.googleapis.com",  # MNIST.Images and MNIST.Predict
+    "bigquerystorage.googleapis.com",  # mnist_batch's DIRECT_READ (Storage Read API)
+    "iam.googleapis.com",  # the service accounts
+    "cloudresourcemanager.googleapis.com",  # project-level role bindings
+    "logging.googleapis.com",  # job and build logs
+)
+
+# Least privilege (docs/google-cloud.md explains each, and why roles/viewer, which Google's
+# Flex Template page lists for the default account, is left out). Project-level roles only
+# where the permission exists at project level alone; everything else is granted on the
+# resource.
+WORKER_PROJECT_ROLES = (
+    "roles/dataflow.worker",  # lease and report work items, write logs and metrics
+    "roles/bigquery.jobUser",  # run the load jobs WriteToBigQuery uses (and EXPORT reads)
+    "roles/bigquery.readSessionUser",  # create Storage Read API sessions (DIRECT_READ)
+)
+BUILDER_PROJECT_ROLES = (
+    "roles/logging.logWriter",  # a build running as its own account writes its logs
+)
+SECRET_ROLE = "roles/secretmanager.admin"  # Cloud Build service agent: stores the GitHub token
+
+
+def ensure_bucket(ctx: Context) -> None:
+    s, g = ctx.settings, ctx.gcloud
+    url = f"gs://{s.bucket}"
+    if g.exists(["gcloud", "storage", "buckets", "describe", url, *ctx.project]):
+        say(f"bucket {url} exists; enforcing public access prevention and uniform access")
+        g.run(
+            [
+                "gcloud",
+                "storage",
+                "buckets",
+                "update",
+                url,
+                *ctx.project,
+                "--public-access-prevention",
+                "--uniform-bucket-level-access",
+            ],
+            quiet=True,
+        )
+    else:
+        g.run(
+            [
+                "gcloud",
+                "storage",
+                "buckets",
+                "create",
+                url,
+                *ctx.project,
+                f"--location={s.region}",
+                "--public-access-prevention",
+                "--uniform-bucket-level-access",
+            ]
+        )
+
+
+def repository_flags(ctx: Context) -> list[str]:
+    return [*ctx.project, f"--location={ctx.settings.region}"]
+
+
+def ensure_repository(ctx: Context) -> None:
+    s, g = ctx.settings, ctx.gcloud
+    if not g.exists(
+        ["gcloud", "artifacts", "repositories", "describe", s.repository, *repository_flags(ctx)]
+    ):
+        g.run(
+            [
+                "gcloud",
+                "artifacts",
+                "repositories",
+                "create",
+                s.repository,
+                *repository_flags(ctx),
+                "--repository-format=docker",
+                "--description=Dataflow Flex Template images (ops/flex)",
+            ]
+        )
+
+
+def ensure_service_account(ctx: Context, account: str, email: str, display: str) -> None:
+    g = ctx.gcloud
+    if not g.exists(["gcloud", "iam", "service-accounts", "describe", email, *ctx.project]):
+        g.run(
+            [
+                "gcloud",
+                "iam",
+                "service-accounts",
+                "create",
+                account,
+                *ctx.project,
+                f"--display-name={display}",
+            ]
+        )
+
+
+def ensure_topics(ctx: Context) -> None:
+    """The stream templates' lab topics, each with a subscription "<topic>-sub": the jobs read
+    the input ones, people and tools read the others. A message published to a topic without
+    a subscription is lost, hence the dead-letter ones."""
+    g = ctx.gcloud
+    topics = ctx.catalog.topics()
+    for topic in topics:
+        if not g.exists(["gcloud", "pubsub", "topics", "describe", topic, *ctx.project]):
+            g.run(["gcloud", "pubsub", "topics", "create", topic, *ctx.project])
+    for topic in topics:
+        sub = f"{topic}-sub"
+        if not g.exists(["gcloud", "pubsub", "subscriptions", "describe", sub, *ctx.project]):
+            g.run(
+                [
+                    "gcloud",
+                    "pubsub",
+                    "subscriptions",
+                    "create",
+                    sub,
+                    *ctx.project,
+                    f"--topic={topic}",
+                    "--expiration-period=never",
+                ]
+            )
+
+
+def python_bin(ctx: Context) -> str:
+    if ctx.settings.python:
+        return ctx.settings.python
+    return ".venv/bin/python" if (ROOT / ".venv" / "bin" / "python").exists() else "python3"
+
+
+def ensure_images_table(ctx: Context) -> None:
+    s, g = ctx.settings, ctx.gcloud
+    bq = ["bq", f"--project_id={s.project}"]
+    table = f"{s.dataset_ref}.{s.images_table}"
+    if not g.exists([*bq, "show", "--dataset", s.dataset_ref]):
+        g.run(
+            [
+                *bq,
+                f"--location={s.region}",
+                "mk",
+                "--dataset",
+                f"--description=The course lab's MNIST images ({s.images_table}) and "
+                f"predictions ({s.predict_table})",
+                s.dataset_ref,
+            ]
+        )
+    if g.exists([*bq, "show", table]):
+        say(f"table {table} exists; not loading it again")
+        return
+    if not g.exists(["gcloud", "storage", "objects", "describe", s.csv_object, *ctx.project]):
+        csv = s.csv if s.csv.is_absolute() else ROOT / s.csv
+        if not (csv.is_file() and csv.stat().st_size > 0):
+            if not csv.parent.is_dir():
+                g.run(["mkdir", "-p", str(s.csv.parent)])
+            g.run(
+                [
+                    python_bin(ctx),
+                    "-m",
+                    "tools.make_mnist_csv",
+                    "--split",
+                    "test",
+                    "--output",
+                    str(s.csv),
+                ]
+            )
+        g.run(["gcloud", "storage", "cp", str(s.csv), s.csv_object, *ctx.project])
+    g.run(
+        [
+            *bq,
+            f"--location={s.region}",
+            "load",
+            "--source_format=CSV",
+            "--skip_leading_rows=1",
+            table,
+            s.csv_object,
+            "ID:INTEGER,Image:STRING",
+        ]
+    )
+
+
+def grant_roles(ctx: Context) -> None:
+    s, g = ctx.settings, ctx.gcloud
+    say(f"granting the worker account ({s.worker_email}) its roles")
+    for role in WORKER_PROJECT_ROLES:
+        g.run(
+            [
+                "gcloud",
+                "projects",
+                "add-iam-policy-binding",
+                s.project,
+                f"--member={s.worker_member}",
+                f"--role={role}",
+                "--condition=None",
+                "--format=none",
+            ],
+            iam=True,
+        )
+    # Temp, staging and output files, the lab's CSV and models: this bucket only.
+    g.run(
+        [
+            "gcloud",
+            "storage",
+            "buckets",
+            "add-iam-policy-binding",
+            f"gs://{s.bucket}",
+            f"--member={s.worker_member}",
+            "--role=roles/storage.objectAdmin",
+            "--format=none",
+        ],
+        iam=True,
+    )
+    # The launcher VM and the workers pull the template's image.
+    g.run(
+        [
+            "gcloud",
+            "artifacts",
+            "repositories",
+            "add-iam-policy-binding",
+            s.repository,
+            *repository_flags(ctx),
+            f"--member={s.worker_member}",
+            "--role=roles/artifactregistry.reader",
+            "--format=none",
+        ],
+        iam=True,
+    )
+    # Read Images, create or truncate Predict (and a dead-letter table): this dataset only.
+    g.run(
+        [
+            "bq",
+            f"--project_id={s.project}",
+            "add-iam-policy-binding",
+            "--dataset",
+            f"--member={s.worker_member}",
+            "--role=roles/bigquery.dataEditor",
+            s.dataset_ref,
+        ],
+        iam=True,
+    )
+    for sub in ctx.catalog.subscriptions_read():
+        for role in ("roles/pubsub.subscriber", "roles/pubsub.viewer"):
+            g.run(
+                [
+                    "gcloud",
+                    "pubsub",
+                    "subscriptions",
+                    "add-iam-policy-binding",
+                    sub,
+                    *ctx.project,
+                    f"--member={s.worker_member}",
+                    f"--role={role}",
+                    "--format=none",
+                ],
+                iam=True,
+            )
+    for topic in ctx.catalog.topics_written():
+        g.run(
+            [
+                "gcloud",
+                "pubsub",
+                "topics",
+                "add-iam-policy-binding",
+                topic,
+                *ctx.project,
+                f"--member={s.worker_member}",
+                "--role=roles/pubsub.publisher",
+                "--format=none",
+            ],
+            iam=True,
+        )
+
+    say(f"granting the build account ({s.builder_email}) its roles")
+    for role in BUILDER_PROJECT_ROLES:
+        g.run(
+            [
+                "gcloud",
+                "projects",
+                "add-iam-policy-binding",
+                s.project,
+                f"--member={s.builder_member}",
+                f"--role={role}",
+                "--condition=None",
+                "--format=none",
+            ],
+            iam=True,
+        )
+    # Push the images (and pull the cache).
+    g.run(
+        [
+            "gcloud",
+            "artifacts",
+            "repositories",
+            "add-iam-policy-binding",
+            s.repository,
+            *repository_flags(ctx),
+            f"--member={s.builder_member}",
+            "--role=roles/artifactregistry.writer",
+            "--format=none",
+        ],
+        iam=True,
+    )
+    # Read the uploaded source, write (overwrite) the template specs and their versions.
+    g.run(
+        [
+            "gcloud",
+            "storage",
+            "buckets",
+            "add-iam-policy-binding",
+            f"gs://{s.bucket}",
+            f"--member={s.builder_member}",
+            "--role=roles/storage.objectAdmin",
+            "--format=none",
+        ],
+        iam=True,
+    )
+
+
+def setup(ctx: Context) -> int:
+    s = ctx.settings
+    say(f"setting up project {s.project} in {s.region} (bucket gs://{s.bucket})")
+    ctx.gcloud.run(["gcloud", "services", "enable", *APIS, *ctx.project])
+    ensure_bucket(ctx)
+    ensure_repository(ctx)
+    ensure_service_account(
+        ctx, s.worker_sa, s.worker_email, "Dataflow Flex Template workers (ops/flex)"
+    )
+    ensure_service_account(
+        ctx, s.builder_sa, s.builder_email, "Cloud Build for the Flex Templates (ops/flex)"
+    )
+    ensure_topics(ctx)
+    ensure_images_table(ctx)
+    grant_roles(ctx)
+    say(f"setup done. Next: {PROG} deploy")
+    return 0
