@@ -2,6 +2,7 @@
 
     python3 tools/register_template.py --metadata metadata/mnist_stream.json \
         --image REGION-docker.pkg.dev/PROJECT/REPO/mnist_stream:TAG \
+        --spec gs://BUCKET/templates/versions/mnist_stream/TAG.json \
         --spec gs://BUCKET/templates/mnist_stream.json \
         -- --max-workers=2 --enable-streaming-engine ...
 
@@ -12,7 +13,10 @@ Engine), which every launch gets unless it sets its own.
 `gcloud dataflow flex-template build` keeps only name, description and parameters of the
 metadata file, so a streaming template would be registered as a batch one. This renders the
 spec offline (`--print-only`), puts the streaming fields back from the metadata file, and
-copies the result to `--spec` (or writes it locally when --spec is not a gs:// path).
+copies the result to each `--spec` in turn (or writes it locally when a --spec is not a
+gs:// path), with the image as the object's custom metadata `image`, which `ops/flex
+versions` lists without reading every spec. Give the kept version first and the current
+spec last, so that a current spec always has its kept twin.
 Standard library only: it runs in Cloud Build's cloud-sdk image.
 """
 
@@ -71,7 +75,10 @@ def main(argv=None) -> int:
     parser.add_argument("--metadata", type=Path, required=True)
     parser.add_argument("--image", required=True)
     parser.add_argument(
-        "--spec", required=True, help="gs://BUCKET/templates/NAME.json or a local file"
+        "--spec",
+        required=True,
+        action="append",
+        help="gs://BUCKET/templates/NAME.json or a local file (repeatable)",
     )
     parser.add_argument("--gcloud", default="gcloud")
     parser.add_argument(
@@ -84,19 +91,32 @@ def main(argv=None) -> int:
 
     metadata = json.loads(args.metadata.read_text(encoding="utf-8"))
     # gcloud insists on a gs:// location even with --print-only, and never touches it.
-    render_path = args.spec if args.spec.startswith("gs://") else "gs://render-only/spec.json"
+    render_path = next(
+        (s for s in args.spec if s.startswith("gs://")), "gs://render-only/spec.json"
+    )
     spec = restore_streaming_fields(
         render_spec(args.gcloud, render_path, args.image, args.metadata, args.build_flags), metadata
     )
     text = json.dumps(spec, indent=2) + "\n"
-    if not args.spec.startswith("gs://"):
-        Path(args.spec).write_text(text, encoding="utf-8")
-    else:
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            handle.write(text)
-        subprocess.run([args.gcloud, "storage", "cp", handle.name, args.spec], check=True)
     kind = "streaming" if spec["metadata"].get("streaming") else "batch"
-    print(f"registered {kind} template {metadata['name']} at {args.spec} -> {args.image}")
+    for target in args.spec:
+        if not target.startswith("gs://"):
+            Path(target).write_text(text, encoding="utf-8")
+        else:
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+                handle.write(text)
+            subprocess.run(
+                [
+                    args.gcloud,
+                    "storage",
+                    "cp",
+                    f"--custom-metadata=image={args.image}",
+                    handle.name,
+                    target,
+                ],
+                check=True,
+            )
+        print(f"registered {kind} template {metadata['name']} at {target} -> {args.image}")
     return 0
 
 

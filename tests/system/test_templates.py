@@ -123,22 +123,11 @@ def test_generate_check_names_a_stale_file(tmp_path, monkeypatch, capsys):
         copy.write_text(relative.read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setattr(generate, "ROOT", tmp_path)
     assert generate.main(["--check"]) == 0
-    (tmp_path / "ops" / "templates.txt").write_text("wordcount batch\n", encoding="utf-8")
+    (tmp_path / "cloudbuild.yaml").write_text("steps: []\n", encoding="utf-8")
     assert generate.main(["--check"]) == 1
-    assert "ops/templates.txt" in capsys.readouterr().out
+    assert "cloudbuild.yaml" in capsys.readouterr().out
     assert generate.main([]) == 0
     assert generate.main(["--check"]) == 0
-
-
-def test_ops_templates_file_carries_each_templates_streaming_flag():
-    lines = [
-        line.split()
-        for line in (REPO / "ops" / "templates.txt").read_text().splitlines()
-        if line and not line.startswith("#")
-    ]
-    assert [name for name, _ in lines] == list(TEMPLATES)
-    for name, kind in lines:
-        assert kind == ("streaming" if job_module(name).TEMPLATE.streaming else "batch")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -273,7 +262,12 @@ print(json.dumps({{
         assert any(a.startswith("--cache-from=") for a in build_args)
         assert f"--build-arg=IMAGE_URI=${{_IMAGE_ROOT}}/{name}:${{_TAG}}" in build_args
         register_args = steps[f"register-{name}"]["args"]
-        assert f"--spec=gs://${{_BUCKET}}/templates/{name}.json" in register_args
+        # The kept version first, then the current spec: each current one has its twin.
+        specs = [a for a in register_args if a.startswith("--spec=")]
+        assert specs == [
+            f"--spec=gs://${{_BUCKET}}/templates/versions/{name}/${{_TAG}}.json",
+            f"--spec=gs://${{_BUCKET}}/templates/{name}.json",
+        ]
         assert f"--metadata=metadata/{name}.json" in register_args
         # The spec names the image, so the image must be pushed before it is registered.
         assert (
