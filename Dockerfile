@@ -5,9 +5,11 @@
 #
 # The base images are build arguments so the image can be built with local stand-ins
 # (tests/system/image/build.sh). Beam's tag must equal apache-beam in requirements.lock, and its
-# Python (3.11) must match, or workers refuse to start.
+# Python (3.11) must match, or workers refuse to start. The launcher is pinned to a dated tag
+# from Google's table (https://cloud.google.com/dataflow/docs/reference/flex-templates-base-images),
+# never `latest`, so that a rebuild of the same commit launches the same way.
 ARG BEAM_SDK_IMAGE=apache/beam_python3.11_sdk:2.77.0
-ARG LAUNCHER_IMAGE=gcr.io/dataflow-templates-base/python311-template-launcher-base:20230622_RC00
+ARG LAUNCHER_IMAGE=gcr.io/dataflow-templates-base/python311-template-launcher-base:20260122_RC00
 
 FROM ${LAUNCHER_IMAGE} AS launcher
 

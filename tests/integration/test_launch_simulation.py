@@ -155,16 +155,17 @@ def test_console_launch_with_only_required_parameters_gets_the_spec_defaults(
 
 
 @pytest.mark.parametrize("name", sorted(n for n in TEMPLATES if job_module(n).TEMPLATE.streaming))
-def test_stream_time_limit_reaches_dataflow_as_a_service_option(name, gcs_emulator):
-    # ops/flex run passes it with --additional-pipeline-options; the job must accept it
-    # (it refuses unknown options) and hand it on, or the limit would silently not exist.
+def test_stream_time_limit_reaches_dataflow_as_an_experiment(name, gcs_emulator):
+    # ops/flex run passes the service option with --additional-experiments, as Google's page
+    # says for Flex Templates (https://cloud.google.com/dataflow/docs/reference/service-options):
+    # the launcher hands it to the job as --experiments, which must accept it (it refuses
+    # unknown options) and pass it on, or the limit would silently not exist.
     parameters = required_only(name, launch_cases(gcs_emulator)[name][0])
     job = simulate_launch(
         gcs_emulator,
         name,
-        [*parameters, "--dataflow_service_options=max_workflow_runtime_walltime_seconds=14400"],
+        [*parameters, "--experiments=max_workflow_runtime_walltime_seconds=14400"],
     )
     assert (
-        "max_workflow_runtime_walltime_seconds=14400"
-        in job.request["environment"]["serviceOptions"]
+        "max_workflow_runtime_walltime_seconds=14400" in job.request["environment"]["experiments"]
     )

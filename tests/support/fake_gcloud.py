@@ -93,7 +93,7 @@ class FakeGcloud(Gcloud):
             return self._describe(words[4])
         if words[1:4] == ["dataflow", "flex-template", "run"] and wants_json:
             return {"job": {"id": CHECK_JOB_ID, "name": words[4]}}
-        if words[1:4] == ["dataflow", "metrics", "list"]:
+        if words[1:5] == ["beta", "dataflow", "metrics", "list"]:
             return self.metrics
         if words[1:4] == ["billing", "projects", "describe"]:
             return {"billingAccountName": f"billingAccounts/{BILLING_ACCOUNT}"}

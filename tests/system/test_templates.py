@@ -311,6 +311,15 @@ def test_dockerfile_passes_hadolint():
     assert completed.returncode == 0 and completed.stdout == "", completed.stdout
 
 
+def test_dockerfile_pins_a_dated_launcher_image():
+    (launcher,) = re.findall(r"^ARG LAUNCHER_IMAGE=(\S+)$", (REPO / "Dockerfile").read_text(), re.M)
+    name, _, tag = launcher.rpartition(":")
+    assert name == "gcr.io/dataflow-templates-base/python311-template-launcher-base"
+    # A release from Google's base-images table (YYYYMMDD_RC00), never a moving tag.
+    assert re.fullmatch(r"20[2-9][0-9][01][0-9][0-3][0-9][_-]RC[0-9]{2}", tag, re.I), tag
+    assert tag > "20250101", "an old launcher: pick a current one from Google's table"
+
+
 def test_dockerfile_installs_the_lock_and_stages_nothing_at_launch():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "FLEX_TEMPLATE_PYTHON_REQUIREMENTS_FILE" not in dockerfile

@@ -1,0 +1,147 @@
+"""versions and rollback (the way back from a bad build), and the two day-two commands replay
+and cost, against the recording fake cloud."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from tests.support.fake_gcloud import FakeGcloud
+from tests.support.flex import BUCKET, PROJECT, REGION, flag, ok
+
+TAG_OLD = "0f3c2a9e-1b2d-4c5e-8f90-a1b2c3d4e5f6"
+TAG_NEW = "7a7a7a7a-1b2d-4c5e-8f90-a1b2c3d4e5f6"
+IMAGE = f"{REGION}-docker.pkg.dev/{PROJECT}/dataflow-templates/mnist_stream"
+KEPT = f"gs://{BUCKET}/templates/versions/mnist_stream"
+VERSIONS = {
+    f"{KEPT}/{TAG_OLD}.json": ("2026-01-01T10:00:00.000Z", f"{IMAGE}:{TAG_OLD}"),
+    f"{KEPT}/{TAG_NEW}.json": ("2026-02-01T10:00:00.000Z", f"{IMAGE}:{TAG_NEW}"),
+    f"gs://{BUCKET}/templates/versions/wordcount/{TAG_OLD}.json": ("2026-01-01T10:00:00Z", "x"),
+}
+
+
+def test_versions_lists_tag_time_and_image_newest_first(flex):
+    r = flex("--project", PROJECT, "versions", "mnist_stream", dry=False, versions=VERSIONS)
+    assert r.returncode == 0, r.stderr
+    (listing,) = r.called("gcloud", "storage", "objects", "list")
+    assert listing[4] == f"{KEPT}/*.json" and "--raw" in listing and "--format=json" in listing
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert rows == [
+        ["TAG", "CREATED", "IMAGE"],
+        [TAG_NEW, "2026-02-01", "10:00:00", f"{IMAGE}:{TAG_NEW}"],
+        [TAG_OLD, "2026-01-01", "10:00:00", f"{IMAGE}:{TAG_OLD}"],
+    ]
+    assert "ops/flex rollback mnist_stream TAG" in r.stderr
+
+
+def test_versions_of_a_template_never_built_says_deploy(flex):
+    r = flex("--project", PROJECT, "versions", "wordcount2", dry=False, versions=VERSIONS)
+    assert r.returncode == 0 and r.stdout == "" and "ops/flex deploy" in r.stderr
+
+
+def test_rollback_dry_run_shows_the_check_and_the_copy(flex):
+    r = ok(flex("--project", PROJECT, "rollback", "mnist_stream", TAG_OLD))
+    kept = f"{KEPT}/{TAG_OLD}.json"
+    assert ["gcloud", "storage", "objects", "describe", kept, f"--project={PROJECT}"] in r.checks
+    assert r.commands == [
+        ["gcloud", "storage", "cp", kept, f"gs://{BUCKET}/templates/mnist_stream.json",
+         f"--project={PROJECT}"]
+    ]  # fmt: skip
+
+
+def test_rollback_copies_the_kept_version_over_the_current_spec(flex):
+    r = flex(
+        "--project", PROJECT, "rollback", "mnist_stream", TAG_OLD, dry=False, versions=VERSIONS
+    )
+    assert r.returncode == 0, r.stderr
+    (copy,) = r.called("gcloud", "storage", "cp")
+    assert copy[3:5] == [f"{KEPT}/{TAG_OLD}.json", f"gs://{BUCKET}/templates/mnist_stream.json"]
+    assert f"{IMAGE}:{TAG_OLD}" in r.stderr and "ops/flex update mnist_stream" in r.stderr
+
+
+def test_rollback_to_a_version_that_was_never_kept_copies_nothing(flex):
+    r = flex("--project", PROJECT, "rollback", "mnist_stream", "nope", dry=False, versions=VERSIONS)
+    assert r.returncode == 1
+    assert "no version nope of mnist_stream" in r.stderr and "ops/flex versions" in r.stderr
+    assert not r.called("gcloud", "storage", "cp")
+
+
+@pytest.mark.parametrize(
+    "template, subscription, topic",
+    [
+        ("mnist_stream", "mnist_dead_letter-sub", "mnist_image"),
+        ("pedestrian_depth", "pedestrian_dead_letter-sub", "camera_frames"),
+    ],
+)
+def test_replay_runs_the_tool_from_the_dead_letters_to_the_input(
+    flex, template, subscription, topic
+):
+    r = ok(flex("--project", PROJECT, "replay", template))
+    (command,) = r.commands
+    assert command == [
+        "python3", "-m", "tools.replay_dead_letters",
+        "--subscription", f"projects/{PROJECT}/subscriptions/{subscription}",
+        "--topic", f"projects/{PROJECT}/topics/{topic}",
+    ]  # fmt: skip
+    real = flex("--project", PROJECT, "replay", template, dry=False)
+    assert real.returncode == 0 and real.calls == [command]
+
+
+def test_cost_plan_reads_the_job_and_its_metrics_as_json(flex):
+    r = ok(flex("--project", PROJECT, "cost", "2026-01-01_00_00_00-42"))
+    assert r.commands == []
+    describe, metrics = r.checks
+    assert describe[:5] == ["gcloud", "dataflow", "jobs", "describe", "2026-01-01_00_00_00-42"]
+    assert metrics[:6] == [
+        "gcloud",
+        "beta",
+        "dataflow",
+        "metrics",
+        "list",
+        "2026-01-01_00_00_00-42",
+    ]
+    for check in (describe, metrics):
+        assert flag(check, "region") == REGION and flag(check, "format") == "json"
+    assert flag(metrics, "source") == "all"
+
+
+def test_cost_of_a_template_is_its_newest_job(flex):
+    r = ok(flex("--project", PROJECT, "cost", "mnist_stream"))
+    listing, describe, _ = r.checks
+    assert listing[:4] == ["gcloud", "dataflow", "jobs", "list"] and "--status=all" in listing
+    assert describe[4] == "JOB_ID_OF_mnist-stream"
+
+
+def test_cost_hands_both_parsed_answers_to_ops_cost_report(flex, monkeypatch):
+    seen = []
+
+    def report(job: dict, metrics: list) -> str:
+        seen.append((job, metrics))
+        return f"REPORT of {job['id']} over {len(metrics)} metrics"
+
+    monkeypatch.setitem(sys.modules, "ops.cost", types.SimpleNamespace(report=report))
+    played = [{"name": {"name": "TotalVcpuTime"}, "scalar": 3600}]
+    jobs = [dict(id="2026-01-01_00_00_00-42", name="mnist-stream", state="Running")]
+    r = flex("--project", PROJECT, "cost", "mnist-stream", dry=False, jobs=jobs, metrics=played)
+    assert r.returncode == 0, r.stderr
+    ((job, metrics),) = seen
+    assert job["id"] == "2026-01-01_00_00_00-42" and job["currentState"] == "JOB_STATE_RUNNING"
+    assert metrics == played
+    assert r.stdout.strip() == "REPORT of 2026-01-01_00_00_00-42 over 1 metrics"
+
+
+def test_a_failing_metrics_read_stops_before_the_report(flex, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ops.cost", types.SimpleNamespace(report=pytest.fail))
+    r = flex("--project", PROJECT, "cost", "2026-01-01_00_00_00-42", dry=False, fail="metrics list")
+    assert r.returncode == 1 and "this command failed" in r.stderr
+
+
+def test_the_fake_is_the_real_runner():
+    # Only the process start and the sleep are played: printing, dry-run answers and failure
+    # reports are the code users run.
+    from ops.gcloud import Gcloud
+
+    overridden = {k for k in vars(FakeGcloud) if callable(vars(FakeGcloud)[k])} & set(vars(Gcloud))
+    assert overridden == {"__init__", "_execute", "sleep"}
