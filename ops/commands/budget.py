@@ -45,7 +45,7 @@ def budget(ctx: Context, amount: str) -> int:
             f"{found.rsplit('/', 1)[-1]} --billing-account={account} --budget-amount={amount}"
         )
         return 0
-    # https://cloud.google.com/billing/docs/how-to/budgets#budget-permissions: the Billing
+    # https://cloud.google.com/billing/docs/how-to/budget-api-access-control: the Billing
     # Account Costs Manager (or Administrator) role on the account; for a budget scoped to
     # one project, the project's Owner may create it too.
     say(
