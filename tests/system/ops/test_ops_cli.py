@@ -127,7 +127,7 @@ def test_a_new_template_reaches_ops_through_the_registry_alone(flex):
         "alerts_dead_letter",
     }
     assert [
-        c[5] for c in setup.find("gcloud", "pubsub", "subscriptions", "add-iam-policy-binding")
+        c[4] for c in setup.find("gcloud", "pubsub", "subscriptions", "add-iam-policy-binding")
     ] == [
         "sensors-sub",
         "sensors-sub",

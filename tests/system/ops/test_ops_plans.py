@@ -1,14 +1,6 @@
-<<<<<<<< HEAD:tests/system/ops/test_ops_dry_run.py
-"""ops/flex: the commands each subcommand runs, checked in dry-run mode (and a few real runs
-against a fake gcloud/bq that records calls, for idempotency and stop-at-first-error).
-
-Nothing here talks to Google Cloud: `gcloud` and `bq` on PATH are tests/system/ops/fake_cloud.py,
-and every dry run must leave its call log empty.
-========
 """ops/flex: the plan of every command, in dry-run mode and against a recording fake cloud
 (tests/support/fake_gcloud.py behind the real Gcloud runner), for idempotency and
 stop-at-first-error. Nothing here talks to Google Cloud, and a dry run asks the fake nothing.
->>>>>>>> 859db0a (ops/flex becomes a Python package (ops/) behind a thin shell entry: one Gcloud runner (JSON answers, dry-run recording), the template list, streaming flag and lab parameters from pipelines (Parameter.lab), every value checked first (one line, exit 2); tests run each command's plan against a recording FakeGcloud instead of a fake binary on PATH):tests/system/ops/test_ops_plans.py
 """
 
 from __future__ import annotations
@@ -35,20 +27,7 @@ from tests.support.flex import (
     parameters,
 )
 
-<<<<<<<< HEAD:tests/system/ops/test_ops_dry_run.py
-REPO = Path(__file__).resolve().parents[3]
-FLEX = REPO / "ops" / "flex"
-FAKE = Path(__file__).with_name("fake_cloud.py")
-DOC = REPO / "docs" / "google-cloud.md"
-
-PROJECT = "lab-project-123"
-REGION = "northamerica-northeast2"
-BUCKET = f"{PROJECT}-bucket"
-WORKER = f"serviceAccount:dataflow-worker@{PROJECT}.iam.gserviceaccount.com"
-BUILDER = f"serviceAccount:flex-builder@{PROJECT}.iam.gserviceaccount.com"
-========
 REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
->>>>>>>> 859db0a (ops/flex becomes a Python package (ops/) behind a thin shell entry: one Gcloud runner (JSON answers, dry-run recording), the template list, streaming flag and lab parameters from pipelines (Parameter.lab), every value checked first (one line, exit 2); tests run each command's plan against a recording FakeGcloud instead of a fake binary on PATH):tests/system/ops/test_ops_plans.py
 TEMPLATES = list(REGISTERED)
 STREAMING = [name for name in TEMPLATES if job_module(name).TEMPLATE.streaming]
 BATCH = [name for name in TEMPLATES if name not in STREAMING]
