@@ -29,6 +29,19 @@ CHECK_JOB_ID = "2026-01-01_00_00_00-99"  # the job a graph check starts
 BILLING_ACCOUNT = "0A0A0A-1B1B1B-2C2C2C"
 PROJECT_NUMBER = "123456789012"
 REPOSITORY_LINK = "dataflow-lab"
+_WORKER = "dataflow-worker@lab-project-123.iam.gserviceaccount.com"
+_BUILDER = "flex-builder@lab-project-123.iam.gserviceaccount.com"
+PROJECT_GRANTS = (
+    ("roles/dataflow.worker", _WORKER),
+    ("roles/bigquery.jobUser", _WORKER),
+    ("roles/bigquery.readSessionUser", _WORKER),
+    ("roles/logging.logWriter", _BUILDER),
+    (
+        "roles/secretmanager.admin",
+        f"service-{PROJECT_NUMBER}@gcp-sa-cloudbuild.iam.gserviceaccount.com",
+    ),
+    ("roles/viewer", "someone-else@example.com"),
+)
 
 
 class FakeGcloud(Gcloud):
@@ -56,7 +69,13 @@ class FakeGcloud(Gcloud):
         self.stage = stage
         self.versions = versions or {}
         self.metrics = metrics or []
-        self.policy = policy or {"bindings": []}
+        # In a present project, the project-level grants setup and trigger make.
+        self.policy = policy or {
+            "bindings": [
+                {"role": role, "members": [f"serviceAccount:{account}"]}
+                for role, account in PROJECT_GRANTS
+            ]
+        }
         self.project = project
         self.calls: list[list[str]] = []
         self.slept: list[float] = []

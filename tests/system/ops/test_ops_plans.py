@@ -882,6 +882,23 @@ def test_teardown_deletes_everything_in_a_safe_order(flex):
             assert "--quiet" in c, c  # never waits for a prompt
 
 
+def test_teardown_removes_exactly_our_project_level_grants(flex):
+    r = flex("--project", PROJECT, "--yes", "teardown", dry=False, state="present")
+    assert r.returncode == 0, r.stderr
+    assert len(r.called("gcloud", "projects", "get-iam-policy")) == 1
+    removed = {
+        (flag(c, "member").split("@")[0], flag(c, "role"))
+        for c in r.called("gcloud", "projects", "remove-iam-policy-binding")
+    }
+    assert removed == {
+        ("serviceAccount:dataflow-worker", "roles/dataflow.worker"),
+        ("serviceAccount:dataflow-worker", "roles/bigquery.jobUser"),
+        ("serviceAccount:dataflow-worker", "roles/bigquery.readSessionUser"),
+        ("serviceAccount:flex-builder", "roles/logging.logWriter"),
+        ("serviceAccount:service-123456789012", "roles/secretmanager.admin"),
+    }
+
+
 def test_teardown_asks_for_yes_when_not_interactive(flex):
     r = flex("--project", PROJECT, "teardown", dry=False, state="present")
     assert r.returncode != 0 and "--yes" in r.stderr and r.calls == []

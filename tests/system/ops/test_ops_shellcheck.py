@@ -44,3 +44,9 @@ def test_script_is_executable_and_strict(script):
     assert script.stat().st_mode & 0o111, f"{script} is not executable"
     text = script.read_text(encoding="utf-8")
     assert "set -Eeuo pipefail" in text or "set -euo pipefail" in text
+
+
+def test_what_is_shell_is_a_thin_entry():
+    # The work is the ops package's: the shell under ops/ only picks the interpreter.
+    lines = sum(len(script.read_text(encoding="utf-8").splitlines()) for script in shell_scripts())
+    assert shell_scripts() == [OPS / "flex"] and lines < 80, lines
