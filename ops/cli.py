@@ -349,6 +349,18 @@ def commands(catalog: Catalog) -> dict[str, Callable[[Context, Options], int]]:
     }
 
 
+def load_catalog() -> Catalog:
+    """The templates, from pipelines: which needs the repository's Python environment."""
+    try:
+        return Catalog.from_registry()
+    except ImportError as missing:
+        raise Stop(
+            f"cannot read the templates from pipelines/ ({missing}): run ops/flex with the "
+            f"repository's environment (python3.11 -m venv .venv; .venv/bin/pip install "
+            f"--no-deps -r requirements-dev.lock)"
+        ) from None
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -363,7 +375,7 @@ def main(
         options = parse(argv)
         command = ALIASES.get(options.command, options.command)
         names.one_of("command", command, COMMANDS, f"see {PROG} help")
-        catalog = catalog or Catalog.from_registry()
+        catalog = catalog or load_catalog()
         if command == "help":
             print(usage(catalog), end="")
             return 0
