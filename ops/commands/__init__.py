@@ -21,7 +21,7 @@ class Context:
         return [f"--project={self.settings.project}"]
 
     @property
-    def region(self) -> list[str]:
+    def project_region(self) -> list[str]:
         return [f"--project={self.settings.project}", f"--region={self.settings.region}"]
 
 

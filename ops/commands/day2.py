@@ -51,7 +51,17 @@ def cost(ctx: Context, target: str) -> int:
     job = describe(ctx, job_id, {"id": job_id, "name": target, "currentState": "JOB_STATE_RUNNING"})
     # `dataflow metrics` exists only in gcloud's beta (and alpha) track, not in GA.
     metrics = ctx.gcloud.read(
-        ["gcloud", "beta", "dataflow", "metrics", "list", job_id, *ctx.region, "--source=all"], []
+        [
+            "gcloud",
+            "beta",
+            "dataflow",
+            "metrics",
+            "list",
+            job_id,
+            *ctx.project_region,
+            "--source=all",
+        ],
+        [],
     )
     if ctx.gcloud.dry_run:
         say(f"a real run prints {PROG}'s cost report of {job_id} from these two answers")

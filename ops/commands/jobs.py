@@ -77,7 +77,7 @@ def launch_argv(
         "flex-template",
         "run",
         job,
-        *ctx.region,
+        *ctx.project_region,
         f"--template-file-gcs-location={s.spec(template.name)}",
         f"--service-account-email={s.worker_email}",
         f"--staging-location=gs://{s.bucket}/staging",
@@ -116,7 +116,7 @@ def active_jobs(ctx: Context, *, dry_present: bool) -> list[dict]:
         else []
     )
     found = ctx.gcloud.read(
-        ["gcloud", "dataflow", "jobs", "list", *ctx.region, "--status=active"], stand_in
+        ["gcloud", "dataflow", "jobs", "list", *ctx.project_region, "--status=active"], stand_in
     )
     return found or []
 
@@ -126,7 +126,7 @@ def active_job(ctx: Context, name: str, *, dry_present: bool) -> dict | None:
 
 
 def describe(ctx: Context, job_id: str, stand_in: dict, full: bool = False) -> dict:
-    argv = ["gcloud", "dataflow", "jobs", "describe", job_id, *ctx.region]
+    argv = ["gcloud", "dataflow", "jobs", "describe", job_id, *ctx.project_region]
     return ctx.gcloud.read([*argv, "--full"] if full else argv, stand_in) or {}
 
 
@@ -322,7 +322,7 @@ def update(ctx: Context, template: TemplateInfo) -> int:
 def drain(ctx: Context, target: str) -> int:
     s, g = ctx.settings, ctx.gcloud
     if names.is_job_id(target):
-        g.run(["gcloud", "dataflow", "jobs", "drain", target, *ctx.region])
+        g.run(["gcloud", "dataflow", "jobs", "drain", target, *ctx.project_region])
         return 0
     if target in ctx.catalog:
         template = ctx.catalog[target]
@@ -341,7 +341,7 @@ def drain(ctx: Context, target: str) -> int:
     if found["state"] in ("Draining", "Cancelling"):
         say(f"job {job} ({found['id']}) is already {found['state'].lower()}")
         return 0
-    g.run(["gcloud", "dataflow", "jobs", "drain", found["id"], *ctx.region])
+    g.run(["gcloud", "dataflow", "jobs", "drain", found["id"], *ctx.project_region])
     say(
         f"draining {job} ({found['id']}): it stops reading, finishes what it holds, then ends "
         f"(gcloud dataflow jobs describe {found['id']} --region={s.region})"
@@ -391,7 +391,7 @@ def resolve_job_id(ctx: Context, target: str) -> str:
                 "dataflow",
                 "jobs",
                 "list",
-                *ctx.region,
+                *ctx.project_region,
                 "--status=all",
                 "--sort-by=~creationTime",
             ],

@@ -53,7 +53,7 @@ def stop_jobs(ctx: Context) -> None:
     cancel = [j["id"] for j in jobs if j["state"] != "Cancelling"]
     # Cancel, not drain: everything they read and write is deleted next.
     if cancel:
-        g.run(["gcloud", "dataflow", "jobs", "cancel", *cancel, *ctx.region])
+        g.run(["gcloud", "dataflow", "jobs", "cancel", *cancel, *ctx.project_region])
     if g.dry_run:
         return
     # The jobs hold the topics and the bucket; wait until they have let go.
