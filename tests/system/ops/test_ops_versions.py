@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,31 @@ def test_the_fake_is_the_real_runner():
 
     overridden = {k for k in vars(FakeGcloud) if callable(vars(FakeGcloud)[k])} & set(vars(Gcloud))
     assert overridden == {"__init__", "_execute", "sleep"}
+
+
+def test_each_build_uploads_the_kept_version_then_the_current_spec(monkeypatch, tmp_path):
+    """cloudbuild.yaml's register step, as tools/register_template.py runs it: the same spec
+    to both --spec locations, kept version first, each carrying its image as metadata."""
+    import json as json_
+
+    from tools import register_template
+
+    metadata = tmp_path / "m.json"
+    metadata.write_text(json_.dumps({"name": "mnist_stream", "streaming": True}))
+    image = f"{IMAGE}:{TAG_NEW}"
+    monkeypatch.setattr(
+        register_template, "render_spec", lambda *a, **k: {"image": image, "metadata": {}}
+    )
+    uploads = []
+
+    def record(argv, check):
+        uploads.append((argv, json_.loads(Path(argv[-2]).read_text(encoding="utf-8"))))
+
+    monkeypatch.setattr(register_template.subprocess, "run", record)
+    kept, current = f"{KEPT}/{TAG_NEW}.json", f"gs://{BUCKET}/templates/mnist_stream.json"
+    args = ["--metadata", str(metadata), "--image", image, "--spec", kept, "--spec", current]
+    assert register_template.main(args) == 0
+    assert [argv[-1] for argv, _ in uploads] == [kept, current]
+    for argv, spec in uploads:
+        assert argv[:4] == ["gcloud", "storage", "cp", f"--custom-metadata=image={image}"]
+        assert spec["image"] == image and spec["metadata"]["streaming"] is True
