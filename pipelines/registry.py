@@ -1,8 +1,9 @@
 """Every Flex Template this repository builds: template name -> job module.
 
 A template is a job module (with a `TEMPLATE` and `run()`) and a line here; then
-`python -m tools.generate` writes its entry file, console metadata, Cloud Build steps and
-the line ops/flex reads. Whether it streams is its `TEMPLATE.streaming`, nowhere else.
+`python -m tools.generate` writes its entry file, console metadata and Cloud Build steps,
+and ops/flex reads it here (with its parameters' `lab` values). Whether it streams is its
+`TEMPLATE.streaming`, nowhere else.
 """
 
 from __future__ import annotations
