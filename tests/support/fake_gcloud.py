@@ -13,7 +13,8 @@ would with --format=json, from a small played project:
   steps     {job ID: [step names]}: a job's pipeline transforms (describe --full)
   stage     the GitHub connection's installation stage
   versions  {gs:// URL of a kept spec: (created, image)}
-  metrics   what `dataflow metrics list` answers
+  metrics   what `beta dataflow metrics list` answers
+  described {job ID: what `dataflow jobs describe` answers}, instead of a played answer
   project   what `gcloud config get-value project` prints (not recorded: it is local)
 """
 
@@ -56,6 +57,7 @@ class FakeGcloud(Gcloud):
         stage: str = "COMPLETE",
         versions: dict | None = None,
         metrics: list | None = None,
+        described: dict | None = None,
         policy: dict | None = None,
         project: str = "",
         cwd: Path | None = None,
@@ -69,6 +71,7 @@ class FakeGcloud(Gcloud):
         self.stage = stage
         self.versions = versions or {}
         self.metrics = metrics or []
+        self.described = described or {}
         # In a present project, the project-level grants setup and trigger make.
         self.policy = policy or {
             "bindings": [
@@ -172,6 +175,8 @@ class FakeGcloud(Gcloud):
         ]
 
     def _describe(self, job_id: str) -> dict:
+        if job_id in self.described:
+            return self.described[job_id]
         transforms = [{"name": n} for n in self.steps.get(job_id, [])]
         if job_id == CHECK_JOB_ID:
             return {

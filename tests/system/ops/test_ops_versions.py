@@ -3,8 +3,7 @@ and cost, against the recording fake cloud."""
 
 from __future__ import annotations
 
-import sys
-import types
+import json
 from pathlib import Path
 
 import pytest
@@ -115,28 +114,39 @@ def test_cost_of_a_template_is_its_newest_job(flex):
     assert describe[4] == "JOB_ID_OF_mnist-stream"
 
 
-def test_cost_hands_both_parsed_answers_to_ops_cost_report(flex, monkeypatch):
-    seen = []
+RECORDED = Path(__file__).resolve().parents[2] / "support" / "recorded"
 
-    def report(job: dict, metrics: list) -> str:
-        seen.append((job, metrics))
-        return f"REPORT of {job['id']} over {len(metrics)} metrics"
 
-    monkeypatch.setitem(sys.modules, "ops.cost", types.SimpleNamespace(report=report))
-    played = [{"name": {"name": "TotalVcpuTime"}, "scalar": 3600}]
-    jobs = [dict(id="2026-01-01_00_00_00-42", name="mnist-stream", state="Running")]
-    r = flex("--project", PROJECT, "cost", "mnist-stream", dry=False, jobs=jobs, metrics=played)
+@pytest.mark.parametrize(
+    "name", ["mnist_batch_done", "mnist_stream_running", "pedestrian_stream_drained"]
+)
+def test_cost_reports_on_gclouds_recorded_answers(flex, name):
+    # End to end: ops/flex reads the job and its metrics as gcloud answers them (day two's
+    # recordings), and prints ops.cost.report of exactly those answers.
+    from ops.cost import report
+
+    job = json.loads((RECORDED / f"{name}.describe.json").read_text(encoding="utf-8"))
+    metrics = json.loads((RECORDED / f"{name}.metrics.json").read_text(encoding="utf-8"))
+    r = flex(
+        "--project", PROJECT, "--region", job["location"], "cost", job["id"],
+        dry=False, described={job["id"]: job}, metrics=metrics,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    ((job, metrics),) = seen
-    assert job["id"] == "2026-01-01_00_00_00-42" and job["currentState"] == "JOB_STATE_RUNNING"
-    assert metrics == played
-    assert r.stdout.strip() == "REPORT of 2026-01-01_00_00_00-42 over 1 metrics"
+    assert r.stdout == report(job, metrics) + "\n"
+    describe, listing = r.calls
+    assert describe == [
+        "gcloud", "dataflow", "jobs", "describe", job["id"], f"--project={PROJECT}",
+        f"--region={job['location']}", "--format=json",
+    ]  # fmt: skip
+    assert listing == [
+        "gcloud", "beta", "dataflow", "metrics", "list", job["id"], f"--project={PROJECT}",
+        f"--region={job['location']}", "--source=all", "--format=json",
+    ]  # fmt: skip
 
 
-def test_a_failing_metrics_read_stops_before_the_report(flex, monkeypatch):
-    monkeypatch.setitem(sys.modules, "ops.cost", types.SimpleNamespace(report=pytest.fail))
+def test_a_failing_metrics_read_stops_before_the_report(flex):
     r = flex("--project", PROJECT, "cost", "2026-01-01_00_00_00-42", dry=False, fail="metrics list")
-    assert r.returncode == 1 and "this command failed" in r.stderr
+    assert r.returncode == 1 and "this command failed" in r.stderr and r.stdout == ""
 
 
 def test_the_fake_is_the_real_runner():
