@@ -184,3 +184,15 @@ def test_each_build_uploads_the_kept_version_then_the_current_spec(monkeypatch, 
     for argv, spec in uploads:
         assert argv[:4] == ["gcloud", "storage", "cp", f"--custom-metadata=image={image}"]
         assert spec["image"] == image and spec["metadata"]["streaming"] is True
+
+
+@pytest.mark.parametrize("template", ["mnist_stream", "pedestrian_depth"])
+def test_the_replay_tool_takes_the_command_replay_prints(flex, monkeypatch, template):
+    from tools import replay_dead_letters
+
+    (command,) = ok(flex("--project", PROJECT, "replay", template)).commands
+    assert command[1:3] == ["-m", "tools.replay_dead_letters"]
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "localhost:9")  # no credentials asked for
+    args = replay_dead_letters.parse_arguments(command[3:])
+    assert args.subscription == command[command.index("--subscription") + 1]
+    assert args.topic == command[command.index("--topic") + 1]
