@@ -7,15 +7,13 @@ would draw them.
     jobs/    one module per template: TEMPLATE, preflight, build_pipeline
     words/, mnist/, pedestrian/   domain code: pure functions and composites
 
-And importing (and building) any template imports no TensorFlow: the Flex launcher only
-builds the graph, within its time limit.
+(That building any template's graph imports no TensorFlow is
+tests/integration/test_launch_imports.py: it needs a fresh process per template.)
 """
 
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -104,32 +102,3 @@ def test_every_template_is_a_job_module_of_one_shape():
         functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
         assert {"preflight", "build_pipeline"} <= functions, name
         assert "run" not in functions, f"{name}: entry files call launch.run_template"
-
-
-@pytest.mark.parametrize("template", sorted(TEMPLATES))
-def test_building_a_template_graph_imports_no_tensorflow(template):
-    """What the launcher does with a template (import, parse, build; preflight needs the
-    template's resources and is covered by each job's tests), in a fresh process."""
-    code = f"""
-import sys
-import apache_beam as beam
-from pipelines.core.launch import parse
-from pipelines.registry import job_module
-job = job_module({template!r})
-_, args, options = parse(job.TEMPLATE, [])
-for p in job.TEMPLATE.parameters:
-    if getattr(args, p.name) is None and not p.optional:
-        setattr(args, p.name, "projects/lab-project/topics/t" if job.TEMPLATE.streaming
-                else "out/x")
-# An input that exists here: Beam's text source checks its pattern while the graph is built.
-args.input = ("projects/lab-project/subscriptions/s" if job.TEMPLATE.streaming
-              else "data/kinglear.txt")
-job.build_pipeline(beam.Pipeline(options=options), args)
-loaded = sorted(n for n in sys.modules if n.split(".")[0] == "tensorflow")
-sys.exit("tensorflow imported: " + ", ".join(loaded[:5]) if loaded else 0)
-"""
-    root = PACKAGE.parent
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=180
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
