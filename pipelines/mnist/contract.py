@@ -3,7 +3,8 @@
 Both MNIST jobs, the launch check (`models.check_model`, no TensorFlow) and the loader
 (`model.load_model`, on workers) read it from here. A model folder (local or gs://) holds
 either
-  * a TensorFlow SavedModel: `saved_model.pb` (+ `variables/`) whose signature
+  * a TensorFlow SavedModel: `saved_model.pb`, `variables/variables.index` and
+    `variables/variables.data-*` (TensorFlow loads none without all three), whose signature
     `serving_default` takes `image` float32 [None, 784] and returns `scores` [None, 10]
     (what tools/train_mnist.py writes to models/mnist/), or
   * the lab's TF1 checkpoint: `export.meta`, `export.index`, `export.data-*`, whose graph
@@ -25,17 +26,19 @@ SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "image"
 OUTPUT_NAME = "scores"
 SAVED_MODEL_FILE = "saved_model.pb"
+SAVED_MODEL_VARIABLES = ("variables/variables.index", "variables/variables.data-*")
 CHECKPOINT_PREFIX = "export"
 CHECKPOINT_META = CHECKPOINT_PREFIX + ".meta"
 CHECKPOINT_INDEX = CHECKPOINT_PREFIX + ".index"
 CHECKPOINT_DATA_GLOB = CHECKPOINT_PREFIX + ".data-*"
+CHECKPOINT_FILES = (CHECKPOINT_INDEX, CHECKPOINT_DATA_GLOB)
 CHECKPOINT_COLLECTIONS = {"inputs": INPUT_NAME, "outputs": OUTPUT_NAME}
 
 EXPECTED = (
     f"a TensorFlow SavedModel ({SAVED_MODEL_FILE} with a '{SIGNATURE_KEY}' signature taking "
     f"'{INPUT_NAME}' float32 [None, {NUM_PIXELS}] and returning '{OUTPUT_NAME}' "
-    f"[None, {NUM_CLASSES}]) or the lab's TF1 checkpoint ({CHECKPOINT_META}, {CHECKPOINT_INDEX}, "
-    f"{CHECKPOINT_DATA_GLOB})"
+    f"[None, {NUM_CLASSES}], and {' and '.join(SAVED_MODEL_VARIABLES)}) or the lab's TF1 "
+    f"checkpoint ({', '.join((CHECKPOINT_META, *CHECKPOINT_FILES))})"
 )
 
 _DT_FLOAT = 1  # tensorflow DataType enum

@@ -43,10 +43,9 @@ def check_model(value: str | None, *, on_dataflow: bool) -> None:
     try:
         if FileSystems.exists(FileSystems.join(path, contract.SAVED_MODEL_FILE)):
             contract.check_saved_model(_read(FileSystems, path, contract.SAVED_MODEL_FILE))
+            _require(FileSystems, path, contract.SAVED_MODEL_VARIABLES, "the SavedModel")
         elif FileSystems.exists(FileSystems.join(path, contract.CHECKPOINT_META)):
-            for pattern in (contract.CHECKPOINT_INDEX, contract.CHECKPOINT_DATA_GLOB):
-                if not FileSystems.match([FileSystems.join(path, pattern)])[0].metadata_list:
-                    raise contract.ModelFormatError(f"the checkpoint has no {pattern}")
+            _require(FileSystems, path, contract.CHECKPOINT_FILES, "the checkpoint")
             contract.check_checkpoint_meta(_read(FileSystems, path, contract.CHECKPOINT_META))
         else:
             what = "the default model is not" if not value else "no model"
@@ -55,6 +54,14 @@ def check_model(value: str | None, *, on_dataflow: bool) -> None:
         raise ParameterError("model", f"{path!r}: {error}; expected {contract.EXPECTED}") from None
     except Exception as error:  # noqa: BLE001 - an unreadable location is the user's answer
         raise ParameterError("model", f"cannot read {path!r}: {error}") from None
+
+
+def _require(filesystems, folder: str, patterns: tuple[str, ...], what: str) -> None:
+    # The weights: without them the graph checks out and loading fails on the workers, after
+    # the work has started, with a long TensorFlow traceback.
+    for pattern in patterns:
+        if not filesystems.match([filesystems.join(folder, pattern)])[0].metadata_list:
+            raise contract.ModelFormatError(f"{what} has no {pattern}")
 
 
 def _read(filesystems, folder: str, name: str) -> bytes:

@@ -229,12 +229,21 @@ def test_template_end_to_end_on_the_bundled_sample(tmp_path):
             ],
             "--model: 'models/mnist/saved_model.pb' is a file",
         ),
+        # Issue 18: a valid saved_model.pb without the weights beside it.
+        (
+            ["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "TMP/graph"],
+            "--model: 'TMP/graph': the SavedModel has no variables/variables.index",
+        ),
     ],
 )
 def test_bad_parameters_fail_before_the_pipeline(tmp_path, args, message):
     garbage = tmp_path / "garbage"
     garbage.mkdir()
     (garbage / "saved_model.pb").write_bytes(b"\x0f\xff not a SavedModel " * 10)
+    (tmp_path / "graph").mkdir()
+    (tmp_path / "graph" / "saved_model.pb").write_bytes(
+        (REPO / "models" / "mnist" / "saved_model.pb").read_bytes()
+    )
     args = [
         a.replace("OUT", str(tmp_path / "out"))
         .replace("GARBAGE", str(garbage))
