@@ -280,10 +280,17 @@ class PubsubLookup:
 
 def check_stream_parameters(args) -> str:
     """The format checks every stream job makes first: exactly one input, well-formed
-    topics. Returns the name of the input parameter given, for the later checks' messages."""
+    topics, dead letters apart from the results. Returns the name of the input parameter
+    given, for the later checks' messages."""
     input_name = resolve_input(args)
     check_topic("output", args.output)
     check_topic("dead_letter", args.dead_letter)
+    if same_topic(args.dead_letter, args.output):
+        raise ParameterError(
+            "dead_letter",
+            f"must differ from --output: both name {args.output}, and results and dead "
+            f"letters would be mixed on it",
+        )
     return input_name
 
 

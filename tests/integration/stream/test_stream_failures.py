@@ -136,6 +136,23 @@ def test_dead_letter_equal_to_the_input_topic_is_refused(pubsub_emulator, via_su
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.parametrize("template", ["mnist_stream", "pedestrian_depth"])
+def test_dead_letter_equal_to_the_output_is_refused(template):
+    """Results and dead letters on one topic would be mixed: refused before any lookup."""
+    topic = "projects/lab-project/topics/out"
+    done = run_template(
+        template,
+        [f"--input={topic.replace('out', 'in')}", f"--output={topic}", f"--dead_letter={topic}"],
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines() == [
+        f"{template}: error: --dead_letter: must differ from --output: both name {topic}, "
+        f"and results and dead letters would be mixed on it"
+    ]
+
+
 @pytest.mark.slow
 def test_a_missing_output_topic_is_refused_at_launch(pubsub_emulator):
     _, images_sub = input_with_subscription("images")

@@ -332,3 +332,18 @@ def test_inputs_other_than_exactly_one_are_refused_naming_the_parameter(given, m
     with pytest.raises(ParameterError) as refused:
         pubsub.resolve_input(_args(**given))
     assert str(refused.value).startswith(message)
+
+
+def test_dead_letter_equal_to_the_output_is_refused():
+    from types import SimpleNamespace
+
+    def args(dead_letter):
+        return SimpleNamespace(
+            input_subscription=f"{LAB}/subscriptions/in-sub",
+            output=f"{LAB}/topics/out",
+            dead_letter=dead_letter,
+        )
+
+    with pytest.raises(ParameterError, match="--dead_letter: must differ from --output"):
+        pubsub.check_stream_parameters(args(f"{LAB}/topics/out"))
+    assert pubsub.check_stream_parameters(args(f"{LAB}/topics/dead")) == "input_subscription"
