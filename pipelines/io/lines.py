@@ -19,16 +19,30 @@ The rules, for every job that reads text (README "When input is bad" says them f
   run of word bytes longer than `piece_bytes` stays whole: it is one word, held whole anyway as
   an output key. Each piece is a line for the dead letters.
 
+- **CSV records.** A quoted field may hold line breaks (RFC 4180), so a CSV record is one line
+  or several: it ends at the first line end after which its count of `"` is even (`""`, an
+  escaped quote, counts two). It may span lines for at most `MAX_RECORD_BYTES`: a quote still
+  open after that (a stray `"`, a truncated file) ends the record at its first line, which
+  is then a record of its own with an odd count of quotes (a dead letter for an unclosed
+  quote), and reading resumes at the next line. So one bad quote costs one line, never the
+  rest of a file, and every byte of the file is in exactly one record: a record is the file's
+  bytes from its first line to its last, inner line ends included.
+
 `pipelines.io.text.ReadLines` is a bounded source like `ReadFromText`: Beam still splits a large
 file across workers (a range owns the lines that start in it); compressed files are read whole.
+`ReadRecords` reads each file whole: where a record starts depends on every quote before it
+(Beam's own CSV reader, `read_csv`, does not split files either, by default).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import collections
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple
 
 BLOCK_BYTES = 1 << 20
+# How far a CSV record may span lines: a valid MNIST record is under 20 KB.
+MAX_RECORD_BYTES = 1 << 20
 # Word counts cut lines into pieces this long: ~50k words per piece at most, a few MB of
 # Python objects while a piece is counted, and readable dead letters.
 WORD_PIECE_BYTES = 1 << 18
@@ -167,3 +181,47 @@ def after_next_newline(stream: BinaryIO, position: int) -> int | None:
             return position + found + 1
         position += len(block)
     return None
+
+
+def iter_records(
+    lines: Iterable[tuple[int, bytes, bool]], max_bytes: int = MAX_RECORD_BYTES
+) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) of each CSV record, by the module's rule, from `iter_lines` (whole
+    lines). A record of several lines keeps its inner line ends (`\\n` or `\\r\\n`) as in the
+    file, so it is exactly the file's bytes from `offset` on. Linear: a line is looked at
+    again at most once, after the record it was in turned out too long."""
+    source = ((offset, data) for offset, data, _ in lines)
+    again: collections.deque[tuple[int, bytes]] = collections.deque()
+    pending: list[tuple[int, bytes]] = []  # the lines of a record whose quote is still open
+    while True:
+        line = again.popleft() if again else next(source, None)
+        if line is None:
+            if not pending:
+                return
+            give_up = True  # the end of the file: the quote never closes
+        else:
+            offset, data = line
+            odd = data.count(b'"') & 1
+            if not pending and not odd:
+                yield line  # the usual record: one line
+                continue
+            pending.append(line)
+            size = offset - pending[0][0] + len(data)
+            give_up = size > max_bytes
+            if not give_up:
+                if odd and len(pending) > 1:  # the quote closes: one record of several lines
+                    yield pending[0][0], _join(pending)
+                    pending = []
+                continue
+        # The first line alone holds the unclosed quote; the others are read again.
+        yield pending[0]
+        again.extendleft(reversed(pending[1:]))
+        pending = []
+
+
+def _join(lines: list[tuple[int, bytes]]) -> bytes:
+    parts = []
+    for (offset, data), (next_offset, _) in zip(lines, lines[1:]):
+        parts += (data, b"\r\n" if next_offset - offset - len(data) == 2 else b"\n")
+    parts.append(lines[-1][1])
+    return b"".join(parts)

@@ -14,7 +14,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.core.checks import Kind, location_kind
 from pipelines.core.deadletters import to_json_line
-from pipelines.io.text import ReadLines
+from pipelines.io.text import ReadRecords
 
 
 def is_table(value: str) -> bool:
@@ -23,8 +23,8 @@ def is_table(value: str) -> bool:
 
 class ReadRows(beam.PTransform):
     """The input as raw elements: BigQuery rows (dicts of `fields`) or, from a CSV file,
-    its lines as bytes without the header lines (`is_header`, counted in
-    `<namespace>/csv_headers`)."""
+    its records as bytes (a quoted field may hold line breaks) without the header records
+    (`is_header`, counted in `<namespace>/csv_headers`)."""
 
     def __init__(
         self,
@@ -49,7 +49,7 @@ class ReadRows(beam.PTransform):
             )
         return (
             pipeline
-            | "ReadCsv" >> ReadLines(self._source)
+            | "ReadCsv" >> ReadRecords(self._source)
             | "SkipHeaders" >> beam.ParDo(_SkipHeadersFn(self._is_header, self._namespace))
         )
 

@@ -1,6 +1,7 @@
 """Beam transforms for reading text robustly: `ReadLines` (bytes lines in linear time, long
-lines in pieces), `DecodeLines` (text, plus dead letters for lines that are not UTF-8) and
-`WriteDeadLetters`. The rules they follow are in pipelines/io/lines.py.
+lines in pieces), `ReadRecords` (CSV records, which may span lines), `DecodeLines` (text,
+plus dead letters for lines that are not UTF-8) and `WriteDeadLetters`.
+The rules they follow are in pipelines/io/lines.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 
 from pipelines.core.deadletters import DEAD_LETTERS, dead_letter_row, to_json_line
-from pipelines.io.lines import Line, after_next_newline, decode_line, iter_lines
+from pipelines.io.lines import Line, after_next_newline, decode_line, iter_lines, iter_records
 
 
 class _LineSource(FileBasedSource):
@@ -66,6 +67,31 @@ class ReadLines(beam.PTransform):
 
     def expand(self, pbegin):
         return pbegin | beam.io.Read(self._source).with_output_types(self._type)
+
+
+class _RecordSource(FileBasedSource):
+    def __init__(self, pattern: str):
+        # Not splittable: where a record starts depends on every quote before it.
+        super().__init__(pattern, compression_type=CompressionTypes.AUTO, splittable=False)
+
+    def read_records(self, file_name, range_tracker):
+        with self.open_file(file_name) as stream:
+            for offset, data in iter_records(iter_lines(stream)):
+                if not range_tracker.try_claim(offset):
+                    return
+                yield data
+
+
+class ReadRecords(beam.PTransform):
+    """CSV records of the files matching `pattern`, as bytes (one line, or several when a
+    quoted field holds line breaks), by the rules in pipelines/io/lines.py."""
+
+    def __init__(self, pattern: str):
+        super().__init__()
+        self._source = _RecordSource(pattern)
+
+    def expand(self, pbegin):
+        return pbegin | beam.io.Read(self._source).with_output_types(bytes)
 
 
 class _DecodeLines(beam.DoFn):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.io.lines import MAX_RECORD_BYTES
 from pipelines.mnist.contract import NUM_CLASSES, NUM_PIXELS
 
 PROBABILITY_FIELDS = tuple(f"P{digit}" for digit in range(NUM_CLASSES))
@@ -160,7 +161,13 @@ def parse_row(row: Mapping[str, Any]) -> tuple[int, np.ndarray]:
 
 
 def parse_csv_line(line: str) -> dict:
-    """One line of the lab's mnist.csv (header `ID,Image`) as a row."""
+    """One record of the lab's mnist.csv (header `ID,Image`) as a row: a line, or several
+    when the quoted Image holds line breaks (pipelines/io/lines.py, CSV records)."""
+    if line.count('"') % 2:
+        raise BadRecord(
+            f"unclosed quote: no quote closes it within {MAX_RECORD_BYTES >> 20} MiB or by the "
+            f"end of the file, so its line stands alone and reading resumed at the next line"
+        )
     try:
         fields = next(csv.reader([line]), [])
     except csv.Error as error:
@@ -195,7 +202,7 @@ def decode_utf8(data: bytes, what: str) -> str:
 
 
 def split_csv_line(line: bytes) -> tuple[Any, Any]:
-    """(ID, Image) of one CSV line as read. The lab's own form, `7,"0.0,...,0.0"` in ASCII,
+    """(ID, Image) of one CSV record as read. The lab's own form, `7,"0.0,...,0.0"` in ASCII,
     is split with three C-speed scans; anything else goes through the csv module
     (parse_csv_bytes, the reference), so both give the same outcome for every line."""
     body = line.removesuffix(b"\r")

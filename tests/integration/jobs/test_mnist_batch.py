@@ -294,3 +294,33 @@ def test_hostile_csv_rows_end_in_predictions_or_dead_letters(tmp_path):
     assert reasons[1].startswith("line is not UTF-8: invalid continuation byte")
     assert any("\\xe9" in d["Row"] for d in dead)
     assert completed.returncode == 0
+
+
+def test_a_quoted_image_with_line_breaks_is_one_record(tmp_path):
+    """Issue 18: RFC 4180 lets a quoted field hold line breaks; such a row is one record
+    (predicted, counted once), and an unclosed quote costs its own line only."""
+    good = sample_lines(6)
+    image_id, image = good[0].split(",", 1)
+    numbers = image.strip('"').split(",")
+    wrapped = f'{image_id},"{",".join(numbers[:300])},\n{",".join(numbers[300:])}"'
+    crlf = good[1].replace(",", ",\r\n", 5).replace(",\r\n", ",", 1)  # breaks inside the quotes
+    source = tmp_path / "wrapped.csv"
+    source.write_bytes(
+        "\n".join(["ID,Image", wrapped, crlf, '900,"0.5', *good[2:]]).encode() + b"\n"
+    )
+    _, args, options = parse(
+        batch.TEMPLATE, ["--input", str(source), "--output", str(tmp_path / "predict")]
+    )
+    pipeline = beam.Pipeline(options=options)
+    batch.build_pipeline(pipeline, args)
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace("mnist"))["counters"]
+    }
+    rows = [json.loads(line) for line in read_shards(tmp_path / "predict")]
+    dead = [json.loads(line) for line in read_shards(tmp_path / "predict_errors")]
+    assert sorted(r["ID"] for r in rows) == list(range(6))
+    assert [(d["Row"], d["Error"].split(":")[0]) for d in dead] == [('900,"0.5', "unclosed quote")]
+    assert counters == {"rows_read": 7, "predictions": 6, "dead_letters": 1, "csv_headers": 1}

@@ -22,8 +22,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.core.deadletters import dead_letter_row, to_json_line
-from pipelines.io.lines import Line, cut_line, decode_line, iter_lines, split_pieces
-from pipelines.io.text import DecodeLines, ReadLines, WriteDeadLetters, _LineSource
+from pipelines.io.lines import (
+    Line,
+    cut_line,
+    decode_line,
+    iter_lines,
+    iter_records,
+    split_pieces,
+)
+from pipelines.io.text import DecodeLines, ReadLines, ReadRecords, WriteDeadLetters, _LineSource
 from tests.support.properties import PROPERTY
 
 WORD = re.compile(r"[\w']+")
@@ -286,3 +293,62 @@ def test_write_dead_letters_writes_json_lines_and_nothing_when_empty(tmp_path):
     assert [json.loads(line) for line in (tmp_path / written[0]).read_text().splitlines()] == [
         {"Error": "why", "Row": "\\xe9"}
     ]
+
+
+# ---- CSV records ---------------------------------------------------------------------------
+
+CSV_TOKENS = [b'"', b'""', b",", b"0.5", b"7", b"\n", b"\r\n", b"\r", b" ", b"\xe9"]
+csv_texts = st.lists(st.sampled_from(CSV_TOKENS), max_size=120).map(b"".join)
+
+
+def records_of(data: bytes, max_bytes: int) -> list[tuple[int, bytes]]:
+    return list(iter_records(iter_lines(io.BytesIO(data), block_bytes=7), max_bytes))
+
+
+def test_a_quoted_line_break_is_inside_one_record():
+    data = b'ID,Image\n1,"0.5,\r\n0.25"\r\n2,"0.5\n\n1"\n3,"0.5"'
+    assert records_of(data, 1 << 20) == [
+        (0, b"ID,Image"),
+        (9, b'1,"0.5,\r\n0.25"'),
+        (25, b'2,"0.5\n\n1"'),
+        (36, b'3,"0.5"'),
+    ]
+
+
+def test_an_unclosed_quote_costs_its_own_line_only():
+    lines = [b'1,"0.5'] + [f'{i},"0.5"'.encode() for i in range(2, 40)]
+    data = b"\n".join(lines) + b"\n"
+    # Within the bound the quote is open to the end of the file; past it, the same answer.
+    for max_bytes in (64, 1 << 20):
+        assert [record for _, record in records_of(data, max_bytes)] == lines
+
+
+@PROPERTY
+@given(csv_texts, st.integers(min_value=1, max_value=40))
+def test_records_reassemble_to_the_file(data, max_bytes):
+    records = records_of(data, max_bytes)
+    position = 0
+    for number, (offset, record) in enumerate(records):
+        # Every byte in exactly one record, in order; between records only their line end.
+        assert data[position:offset] in ((b"",) if number == 0 else (b"\n", b"\r\n"))
+        assert data[offset : offset + len(record)] == record
+        position = offset + len(record)
+        if record.count(b'"') % 2:  # an unclosed quote: one line, a dead letter downstream
+            assert b"\n" not in record
+        elif b"\n" in record:  # several lines: the first line end with an even count ends it
+            assert len(record) <= max_bytes
+            ends = [i for i, byte in enumerate(record) if byte == ord("\n")]
+            assert all(record[:end].count(b'"') % 2 for end in ends)
+    assert data[position:] in ((b"",) if not records else (b"", b"\n", b"\r\n"))
+    # Without quotes, records are lines.
+    if b'"' not in data:
+        assert [r for _, r in records] == [d for _, d, _ in iter_lines(io.BytesIO(data))]
+
+
+def test_read_records_reads_records_in_beam(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'ID,Image\n1,"a\nb"\n2,"open\n3,"c"\n')
+    with TestPipeline() as p:
+        assert_that(
+            p | ReadRecords(str(path)), equal_to([b"ID,Image", b'1,"a\nb"', b'2,"open', b'3,"c"'])
+        )
