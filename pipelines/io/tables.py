@@ -14,7 +14,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines.core.checks import Kind, location_kind
 from pipelines.core.deadletters import to_json_line
-from pipelines.io.text import ReadRecords
+from pipelines.io.text import ReadRecords, RemoveStaleFiles
 
 
 def is_table(value: str) -> bool:
@@ -67,7 +67,8 @@ class _SkipHeadersFn(beam.DoFn):
 
 
 class WriteRows(beam.PTransform):
-    """Rows to a BigQuery table (replacing its content) or to JSON-lines files.
+    """Rows to a BigQuery table (replacing its content) or to JSON-lines files (replacing the
+    files an earlier run wrote to the same prefix: RemoveStaleFiles).
 
     Elements are dict rows, or anything `rows_of` turns into a list of them and `lines_of`
     into JSON lines (a batch of predictions, formatted at once)."""
@@ -102,11 +103,13 @@ class WriteRows(beam.PTransform):
                 create_disposition=BigQueryDisposition.CREATE_IF_NEEDED,
                 write_disposition=BigQueryDisposition.WRITE_TRUNCATE,
             )
-        return (
+        written = (
             elements
             | "ToJson" >> beam.Map(self._lines_of)
             | "WriteFiles" >> WriteToText(self._destination, file_name_suffix=".json")
         )
+        written | "RemoveStale" >> RemoveStaleFiles(self._destination, ".json")
+        return written
 
 
 class _ReplaceTableIfEmpty(beam.DoFn):

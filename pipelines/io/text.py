@@ -6,6 +6,11 @@ The rules they follow are in pipelines/io/lines.py.
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+from collections.abc import Iterable
+
 import apache_beam as beam
 from apache_beam.io import WriteToText
 from apache_beam.io.filebasedsource import FileBasedSource
@@ -14,6 +19,8 @@ from apache_beam.metrics import Metrics
 
 from pipelines.core.deadletters import DEAD_LETTERS, dead_letter_row, to_json_line
 from pipelines.io.lines import Line, after_next_newline, decode_line, iter_lines, iter_records
+
+_log = logging.getLogger(__name__)
 
 
 class _LineSource(FileBasedSource):
@@ -129,9 +136,70 @@ class WriteDeadLetters(beam.PTransform):
         self._prefix = prefix
 
     def expand(self, rows):
-        return (
+        written = (
             rows
             | "ToJson" >> beam.Map(to_json_line)
             | "WriteFiles"
             >> WriteToText(self._prefix, file_name_suffix=".json", skip_if_empty=True)
+        )
+        written | "RemoveStale" >> RemoveStaleFiles(self._prefix, ".json")
+        return written
+
+
+# A file WriteToText writes: the prefix, its default shard name, the suffix.
+_SHARD = r"-[0-9]+-of-[0-9]+"
+
+
+def stale_files(prefix: str, suffix: str, existing: Iterable[str], written: Iterable[str]):
+    """The files among `existing` that a write to `prefix` (with `suffix`) could have made,
+    but this one did not: an earlier run's, of the same prefix."""
+    shard = re.compile(re.escape(_comparable(prefix)) + _SHARD + re.escape(suffix))
+    mine = {_comparable(path) for path in written}
+    return sorted(
+        path
+        for path in existing
+        if shard.fullmatch(_comparable(path)) and _comparable(path) not in mine
+    )
+
+
+def _comparable(path: str) -> str:
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
+class _RemoveStaleFn(beam.DoFn):
+    def __init__(self, prefix: str, suffix: str):
+        self._prefix = prefix
+        self._suffix = suffix
+        self._removed = Metrics.counter("text", "stale_files_removed")
+
+    def process(self, written: list[str]):
+        from apache_beam.io.filesystems import FileSystems
+
+        pattern = f"{self._prefix}-*-of-*{self._suffix}"
+        existing = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        stale = stale_files(self._prefix, self._suffix, existing, written)
+        if stale:
+            FileSystems.delete(stale)
+            self._removed.inc(len(stale))
+            _log.info("Removed %d files of an earlier run: %s", len(stale), ", ".join(stale))
+        yield from stale
+
+
+class RemoveStaleFiles(beam.PTransform):
+    """After a WriteToText to `prefix` (its output: the names of the files it wrote), removes
+    the other files of that prefix's shard names (`<prefix>-NNNNN-of-NNNNN<suffix>`): what an
+    earlier run wrote. So a run's files are its own: fewer shards than last time, or no
+    dead letters this time (no file then), leave nothing of the earlier run behind. Runs after
+    the write, so a run that fails keeps the earlier run's files whole."""
+
+    def __init__(self, prefix: str, suffix: str = ""):
+        super().__init__()
+        self._prefix = prefix
+        self._suffix = suffix
+
+    def expand(self, written):
+        return (
+            written
+            | "ListWritten" >> beam.combiners.ToList()
+            | "Remove" >> beam.ParDo(_RemoveStaleFn(self._prefix, self._suffix))
         )

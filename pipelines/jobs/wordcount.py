@@ -15,7 +15,7 @@ from pipelines.core.checks import check_input_exists, check_output_prefix
 from pipelines.core.deadletters import errors_location
 from pipelines.core.launch import is_dataflow
 from pipelines.core.params import GCS_PATH_REGEX, Parameter, Template
-from pipelines.io.text import WriteDeadLetters
+from pipelines.io.text import RemoveStaleFiles, WriteDeadLetters
 from pipelines.words.counting import CountWords, format_count, read_text
 from pipelines.words.parameters import INPUT
 
@@ -48,9 +48,11 @@ def preflight(args, options) -> None:
 def build_pipeline(pipeline, args):
     lines, dead_letters = read_text(pipeline, args.input)
     dead_letters | "WriteDeadLetters" >> WriteDeadLetters(errors_location(args.output))
-    return (
+    written = (
         lines
         | "CountWords" >> CountWords()
         | "Format" >> beam.Map(format_count)
         | "Write" >> WriteToText(args.output)
     )
+    written | "RemoveStaleOutput" >> RemoveStaleFiles(args.output)
+    return written

@@ -16,7 +16,7 @@ from pipelines.core.checks import check_distinct, check_input_exists, check_outp
 from pipelines.core.deadletters import errors_location
 from pipelines.core.launch import is_dataflow
 from pipelines.core.params import GCS_PATH_REGEX, Parameter, Template
-from pipelines.io.text import WriteDeadLetters
+from pipelines.io.text import RemoveStaleFiles, WriteDeadLetters
 from pipelines.words.counting import (
     CountAToFWords,
     CountFirstCharacters,
@@ -85,4 +85,6 @@ def build_pipeline(pipeline, args):
         | "FormatCharacters" >> beam.Map(format_count)
         | "WriteCharacters" >> WriteToText(args.output2)
     )
+    a_to_f | "RemoveStaleWords" >> RemoveStaleFiles(args.output)
+    letters | "RemoveStaleCharacters" >> RemoveStaleFiles(args.output2)
     return a_to_f, letters

@@ -27,7 +27,15 @@ def launch_cases(gcs_host):
     return {
         "wordcount": (
             [f"--input={text}", f"--output=gs://{BUCKET}/result/wordcount"],
-            {"Read", "Decode", "WriteDeadLetters", "CountWords", "Format", "Write"},
+            {
+                "Read",
+                "Decode",
+                "WriteDeadLetters",
+                "CountWords",
+                "Format",
+                "Write",
+                "RemoveStaleOutput",
+            },
             "FNAPI_BATCH",
         ),
         "wordcount2": (
@@ -47,6 +55,8 @@ def launch_cases(gcs_host):
                 "CountFirstCharacters",
                 "FormatCharacters",
                 "WriteCharacters",
+                "RemoveStaleWords",
+                "RemoveStaleCharacters",
             },
             "FNAPI_BATCH",
         ),

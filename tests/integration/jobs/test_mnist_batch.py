@@ -324,3 +324,16 @@ def test_a_quoted_image_with_line_breaks_is_one_record(tmp_path):
     assert sorted(r["ID"] for r in rows) == list(range(6))
     assert [(d["Row"], d["Error"].split(":")[0]) for d in dead] == [('900,"0.5', "unclosed quote")]
     assert counters == {"rows_read": 7, "predictions": 6, "dead_letters": 1, "csv_headers": 1}
+
+
+def test_file_outputs_keep_nothing_of_an_earlier_run(tmp_path):
+    """Issue 18: predictions and dead letters written to a prefix replace an earlier run's."""
+    source = tmp_path / "small.csv"
+    source.write_text("ID,Image\n" + "\n".join(sample_lines(3)) + "\n")
+    stale = ["predict-00001-of-00002.json", "predict_errors-00003-of-00004.json"]
+    for name in stale:
+        (tmp_path / name).write_text('{"ID": 999}\n')
+    run_template("mnist_batch", ["--input", str(source), "--output", str(tmp_path / "predict")])
+    assert not {p.name for p in tmp_path.iterdir()} & set(stale)
+    assert sorted(json.loads(line)["ID"] for line in read_shards(tmp_path / "predict")) == [0, 1, 2]
+    assert read_shards(tmp_path / "predict_errors") == []

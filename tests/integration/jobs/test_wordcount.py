@@ -227,3 +227,41 @@ def test_wordcount_on_a_long_single_line_counts_every_word(tmp_path):
     run_template("wordcount", ["--input", str(source), "--output", str(tmp_path / "out")])
     words = collections.Counter(re.findall(r"[\w']+", one_line.decode("utf-8", "replace")))
     assert sorted(read_shards(tmp_path / "out")) == sorted(f"{w}: {n}" for w, n in words.items())
+
+
+# An earlier run's files that this run's shard names do not overwrite, and neighbours that are
+# no run's output of this prefix (kept).
+STALE = ["out-00001-of-00003", "out-00002-of-00003", "out_errors-00000-of-00001.json"]
+# (Beam itself deletes `<prefix>*-of-<its shard count>` before it writes, so none of those.)
+NEIGHBOURS = ["out-notes.txt", "outx-00000-of-00002", "out-1-00000-of-00002", "out_errors.json"]
+
+
+@pytest.mark.parametrize("template", ["wordcount", "wordcount2"])
+def test_a_run_leaves_no_file_of_an_earlier_run_of_its_prefix(tmp_path, template):
+    """Issue 18: a clean run into a prefix that holds an earlier run's output keeps none of
+    it: not its extra shards, not its dead letters (which would claim bad lines this run never
+    saw)."""
+    source = tmp_path / "clean.txt"
+    source.write_text("to be or not to be\n")
+    stale = STALE + (["letters-00005-of-00009"] if template == "wordcount2" else [])
+    for name in stale + NEIGHBOURS:
+        (tmp_path / name).write_text("an earlier run: the quick brown fox\n")
+    outputs = ["--output", str(tmp_path / "out")]
+    if template == "wordcount2":
+        outputs += ["--output2", str(tmp_path / "letters")]
+    run_template(template, ["--input", str(source), *outputs])
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert not set(stale) & set(left)
+    assert set(NEIGHBOURS) <= set(left)
+    assert not dead_letters(tmp_path / "out")
+    own = sorted(n for n in left if re.fullmatch(r"out-[0-9]+-of-[0-9]+", n))
+    assert own == ["out-00000-of-00001"]
+    assert "quick" not in (tmp_path / own[0]).read_text()
+
+
+def test_a_run_with_dead_letters_replaces_the_earlier_runs(tmp_path):
+    source = tmp_path / "latin1.txt"
+    source.write_bytes(AWKWARD_FILES["latin1"])
+    (tmp_path / "out_errors-00003-of-00004.json").write_text('{"Error": "old", "Row": "old"}\n')
+    run_template("wordcount", ["--input", str(source), "--output", str(tmp_path / "out")])
+    assert [d["Row"] for d in dead_letters(tmp_path / "out")] == ["The caf\\xe9 is open"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 from apache_beam import coders
+from apache_beam.io import WriteToText
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.range_trackers import OffsetRangeTracker
 from apache_beam.io.textio import _TextSource
@@ -30,7 +31,15 @@ from pipelines.io.lines import (
     iter_records,
     split_pieces,
 )
-from pipelines.io.text import DecodeLines, ReadLines, ReadRecords, WriteDeadLetters, _LineSource
+from pipelines.io.text import (
+    DecodeLines,
+    ReadLines,
+    ReadRecords,
+    RemoveStaleFiles,
+    WriteDeadLetters,
+    _LineSource,
+    stale_files,
+)
 from tests.support.properties import PROPERTY
 
 WORD = re.compile(r"[\w']+")
@@ -352,3 +361,40 @@ def test_read_records_reads_records_in_beam(tmp_path):
         assert_that(
             p | ReadRecords(str(path)), equal_to([b"ID,Image", b'1,"a\nb"', b'2,"open', b'3,"c"'])
         )
+
+
+# ---- a run's files are its own -------------------------------------------------------------
+
+
+def test_stale_files_are_the_prefixs_shards_this_run_did_not_write(tmp_path):
+    prefix = str(tmp_path / "out")
+    existing = [
+        f"{prefix}-00000-of-00002.json",  # this run's
+        f"{prefix}-00000-of-00003.json",  # an earlier run's
+        f"{prefix}-00002-of-00003.json",
+        f"{prefix}-00000-of-00003",  # no suffix: another output's
+        f"{prefix}-x-00000-of-00003.json",  # another prefix's
+        f"{prefix}_errors-00000-of-00001.json",
+    ]
+    written = [f"{tmp_path}/./out-00000-of-00002.json"]  # spelled otherwise, the same file
+    assert stale_files(prefix, ".json", existing, written) == existing[1:3]
+    gcs = ["gs://b/p/out-00000-of-00001", "gs://b/p/out-00000-of-00002", "gs://b/p/out2-0-of-1"]
+    assert stale_files("gs://b/p/out", "", gcs, gcs[1:2]) == gcs[:1]
+
+
+def test_remove_stale_files_in_cloud_storage(gcs_emulator, monkeypatch):
+    from tests.support.launch import upload
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    old = [upload(gcs_emulator, f"stale/out-0000{i}-of-00002", b"old\n") for i in range(2)]
+    keep = upload(gcs_emulator, "stale/out-notes.txt", b"notes\n")
+    with TestPipeline() as p:
+        written = p | beam.Create(["new"]) | WriteToText("gs://lab-bucket/stale/out")
+        removed = written | RemoveStaleFiles("gs://lab-bucket/stale/out")
+        assert_that(removed, equal_to(old))
+    from apache_beam.io.filesystems import FileSystems
+
+    left = FileSystems.match(["gs://lab-bucket/stale/*"])[0].metadata_list
+    assert sorted(m.path for m in left) == sorted(
+        [keep, "gs://lab-bucket/stale/out-00000-of-00001"]
+    )
