@@ -7,9 +7,10 @@
             <output>_errors, of the same kind as output)
 
 Which values are tables and which are files follows one rule (pipelines/core/checks.py,
-LOCATION_RULE). CSV input is read as bytes and decoded line by line: a line that is not UTF-8
-is a dead letter like any other bad row. A line that is exactly the header `ID,Image` is
-skipped wherever it stands (counted in mnist/csv_headers); every other line is data, so a file
+LOCATION_RULE). CSV input is read as bytes, record by record (a quoted Image may hold line
+breaks; pipelines/io/lines.py), and decoded per record: one that is not UTF-8 is a dead letter
+like any other bad row. A line that is exactly the header `ID,Image` is skipped wherever it
+stands (counted in mnist/csv_headers); every other line is data, so a file
 without a header loses nothing and a wrong header becomes a dead letter that says so.
 """
 
