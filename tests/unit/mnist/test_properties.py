@@ -252,3 +252,47 @@ def test_bulk_formatting_equals_the_row_by_row_reference(rows):
     expected = [prediction_row(i, p) for i, p in zip(ids, probabilities)]
     assert prediction_lines(ids, probabilities).split("\n") == [to_json_line(r) for r in expected]
     assert prediction_rows(ids, probabilities) == expected
+
+
+def _wrap(record: bytes, breaks: list[int], ending: bytes) -> bytes:
+    """`record` with line breaks put after some of its commas (inside the quoted Image)."""
+    parts = record.split(b",")
+    return (
+        b"".join(
+            part + (b"," + ending if i in breaks else b",") for i, part in enumerate(parts[:-1])
+        )
+        + parts[-1]
+    )
+
+
+@PROPERTY
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(csv_lines, st.sampled_from(BUNDLED)),
+            st.lists(st.integers(1, NUM_PIXELS), max_size=3),
+            st.sampled_from([b"\n", b"\r\n"]),
+        ),
+        max_size=6,
+    )
+)
+def test_a_csv_file_is_records_each_with_one_outcome(rows):
+    """Quoted line breaks or not, each record of a file read as the job reads it (records,
+    then the batch parser) has one outcome, the reference's for that record; and a record with
+    an unclosed quote is a dead letter that says so."""
+    import io
+
+    from pipelines.io.lines import iter_lines, iter_records
+
+    data = b"\n".join(_wrap(line, breaks, ending) for line, breaks, ending in rows)
+    records = [r for _, r in iter_records(iter_lines(io.BytesIO(data)))]
+    outcomes = batched(records)
+    assert outcomes == [reference(record) for record in records]
+    for record, result in zip(records, outcomes):
+        if record.count(b'"') % 2:
+            assert result[0] == "dead"
+            assert result[1].startswith(("unclosed quote", "line is not UTF-8")), result
+    # A bundled row wrapped inside its quotes is still that one row.
+    for line, breaks, ending in rows:
+        if line in BUNDLED and _wrap(line, breaks, ending) in records:
+            assert reference(_wrap(line, breaks, ending)) == reference(line)
