@@ -13,7 +13,6 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 from apache_beam import coders
-from apache_beam.io import WriteToText
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.range_trackers import OffsetRangeTracker
 from apache_beam.io.textio import _TextSource
@@ -35,7 +34,6 @@ from pipelines.io.text import (
     DecodeLines,
     ReadLines,
     ReadRecords,
-    RemoveStaleFiles,
     WriteDeadLetters,
     _LineSource,
     stale_files,
@@ -380,21 +378,3 @@ def test_stale_files_are_the_prefixs_shards_this_run_did_not_write(tmp_path):
     assert stale_files(prefix, ".json", existing, written) == existing[1:3]
     gcs = ["gs://b/p/out-00000-of-00001", "gs://b/p/out-00000-of-00002", "gs://b/p/out2-0-of-1"]
     assert stale_files("gs://b/p/out", "", gcs, gcs[1:2]) == gcs[:1]
-
-
-def test_remove_stale_files_in_cloud_storage(gcs_emulator, monkeypatch):
-    from tests.support.launch import upload
-
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-    old = [upload(gcs_emulator, f"stale/out-0000{i}-of-00002", b"old\n") for i in range(2)]
-    keep = upload(gcs_emulator, "stale/out-notes.txt", b"notes\n")
-    with TestPipeline() as p:
-        written = p | beam.Create(["new"]) | WriteToText("gs://lab-bucket/stale/out")
-        removed = written | RemoveStaleFiles("gs://lab-bucket/stale/out")
-        assert_that(removed, equal_to(old))
-    from apache_beam.io.filesystems import FileSystems
-
-    left = FileSystems.match(["gs://lab-bucket/stale/*"])[0].metadata_list
-    assert sorted(m.path for m in left) == sorted(
-        [keep, "gs://lab-bucket/stale/out-00000-of-00001"]
-    )

@@ -43,22 +43,6 @@ def test_a_saved_model_without_its_variables_is_refused(tmp_path, missing, reaso
     assert reason in str(refused.value)
 
 
-def test_a_saved_model_without_its_variables_folder_is_refused_in_cloud_storage(
-    gcs_emulator, monkeypatch
-):
-    from tests.support.launch import upload
-
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
-    folder = upload(
-        gcs_emulator, "holes/model/saved_model.pb", (MODEL / "saved_model.pb").read_bytes()
-    ).rsplit("/", 1)[0]
-    with pytest.raises(ParameterError, match="the SavedModel has no variables/variables.index"):
-        check_model(folder, on_dataflow=False)
-    for path in sorted((MODEL / "variables").iterdir()):
-        upload(gcs_emulator, f"holes/model/variables/{path.name}", path.read_bytes())
-    check_model(folder, on_dataflow=False)
-
-
 @pytest.mark.parametrize("missing", contract.CHECKPOINT_FILES)
 def test_a_checkpoint_without_its_index_or_data_is_refused(tmp_path, missing):
     folder = tmp_path / "checkpoint"
