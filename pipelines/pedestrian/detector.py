@@ -59,7 +59,10 @@ PERSON_CLASS = 1
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # 4K; the lab's frames are 1920x1080. Checked before decoding, from the header.
 DEFAULT_MAX_PIXELS = 3840 * 2160
-ACCEPTED_FORMATS = ("PNG", "JPEG")
+# Pillow's name for the format -> what it is decoded as. Phones write their photos as MPO:
+# a JPEG (the photo, which Pillow decodes by default) followed by more pictures (previews,
+# depth maps, a stereo pair's other half) that we never decode.
+DECODED_AS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG"}
 
 Detection = tuple[list[int], float]
 
@@ -81,7 +84,7 @@ def _open_checked(data, max_pixels: int, max_bytes: int) -> Image.Image:
         raise ValueError("data is not a PNG or JPEG image") from None
     except Image.DecompressionBombError as err:  # Pillow's own check, from the header
         raise ValueError(f"image is too large: {err}") from None
-    if img.format not in ACCEPTED_FORMATS:
+    if img.format not in DECODED_AS:
         raise ValueError(f"image format {img.format} is not accepted (only PNG and JPEG)")
     width, height = img.size
     if width <= 0 or height <= 0:
@@ -183,7 +186,7 @@ def decode_frame(
     img = _open_checked(data, max_pixels, max_bytes)
     width, height = img.size
     r = 1 if reduce_for_tile is None else reduction_for(width, height, reduce_for_tile, size)
-    if r > 1 and img.format == "JPEG":
+    if r > 1 and DECODED_AS[img.format] == "JPEG":
         # Floor division: draft picks the largest scale that keeps at least this size.
         img.draft("RGB", (width // r, height // r))
         r = 1  # already reduced, whatever scale draft chose

@@ -96,6 +96,28 @@ def png_claiming(width, height):
     return bytes(png)
 
 
+def mpo(first, *others, **options):
+    """A multi-picture JPEG, as phones write them: `first` is the photo. Pillow's options
+    (quality) are the JPEG encoder's."""
+    buffer = io.BytesIO()
+    pictures = [Image.fromarray(a) for a in others]
+    Image.fromarray(first).save(
+        buffer, format="MPO", save_all=True, append_images=pictures, **options
+    )
+    data = buffer.getvalue()
+    assert Image.open(io.BytesIO(data)).format == "MPO"  # not a plain JPEG
+    return data
+
+
+def test_an_mpo_decodes_as_its_first_picture():
+    photo = gradient_frame(64, 48)
+    data = mpo(photo, np.full((48, 64, 3), 200, np.uint8))
+    jpeg = np.asarray(Image.open(io.BytesIO(encode(photo, "JPEG"))).convert("RGB"))
+    assert np.array_equal(decode_image(data), jpeg)
+    with pytest.raises(ValueError, match="more than the limit of 3071"):
+        decode_image(data, max_pixels=3071)  # the first picture's size, from its header
+
+
 @pytest.mark.parametrize("width,height", [(5000, 5000), (20000, 10000)])
 def test_decode_rejects_huge_images_from_the_header(width, height):
     with pytest.raises(ValueError, match="large|more than the limit"):
@@ -139,6 +161,14 @@ def test_decode_frame_reduces_and_keeps_the_full_size(fmt, mode):
     assert np.abs(np.asarray(frame.image, dtype=np.int16) - half).max() <= 6
     whole = decode_frame(encode(pixels, fmt, mode))
     assert whole.image.size == (1920, 1080)
+
+
+def test_an_mpo_frame_is_reduced_like_its_jpeg():
+    photo = gradient_frame()
+    data = mpo(photo, np.zeros((1080, 1920, 3), np.uint8))
+    frame, jpeg = (decode_frame(d, reduce_for_tile=720) for d in (data, encode(photo, "JPEG")))
+    assert (frame.width, frame.height, frame.image.size) == (1920, 1080, (960, 540))
+    assert np.array_equal(np.asarray(frame.image), np.asarray(jpeg.image))
 
 
 def test_decode_frame_odd_sizes_and_grey_jpeg():
@@ -368,6 +398,16 @@ def test_the_loaded_detector_decodes_a_lab_frame_as_pillow_does(detector):
     data = (DESIGN / "A_002.png").read_bytes()
     ours = np.asarray(detector.decode(data).image)
     assert np.array_equal(ours, np.asarray(decode_frame(data, reduce_for_tile=720).image))
+
+
+@needs_model
+@needs_design
+def test_an_mpo_of_a_lab_frame_is_detected_like_its_jpeg(detector):
+    photo = np.asarray(Image.open(DESIGN / "A_001.png").convert("RGB"))
+    other = np.asarray(Image.open(DESIGN / "B_001.png").convert("RGB"))
+    found = detector.detect(detector.decode(mpo(photo, other, quality=92)))
+    assert found == detector.detect(detector.decode(as_jpeg("A_001.png")))
+    assert len(found) == 1
 
 
 @needs_model
