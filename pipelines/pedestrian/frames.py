@@ -177,6 +177,29 @@ def result_message(result: dict) -> PubsubMessage:
 
 def failure_reason(error: Exception) -> str:
     """What a dead letter's `error` attribute says about why its frame failed."""
-    if isinstance(error, ValueError):  # BadFrame and decode_image's reasons read as they are
-        return str(error)
-    return f"unexpected {type(error).__name__}: {error}"
+    return _reason(type(error), str(error))
+
+
+def _reason(kind: type, text: str) -> str:
+    if issubclass(kind, ValueError):  # BadFrame and decode_image's reasons read as they are
+        return text
+    return f"unexpected {kind.__name__}: {text}"
+
+
+def reported_failure_reason(error) -> str:
+    """`failure_reason` of an exception as Beam's exception handling hands it over (a
+    failed inference): (exception type, its repr, the formatted traceback's lines)."""
+    if isinstance(error, BaseException):
+        return failure_reason(error)
+    kind, _, lines = error
+    # The traceback's last line is "<type>: <text>", the type qualified by its module
+    # unless it is a builtin.
+    name = kind.__qualname__
+    if kind.__module__ not in ("builtins", "__main__"):
+        name = f"{kind.__module__}.{name}"
+    last = str(lines[-1]).removesuffix("\n") if lines else ""
+    if last.startswith(f"{name}: "):
+        text = last[len(name) + 2 :]
+    else:
+        text = "" if last == name else last
+    return _reason(kind, text)

@@ -29,8 +29,9 @@ from pipelines.core.params import ParameterError, matches
 from pipelines.io import pubsub
 from pipelines.jobs import pedestrian_depth as job
 from pipelines.pedestrian import detector as det
-from pipelines.pedestrian import geometry, transforms
+from pipelines.pedestrian import geometry
 from pipelines.pedestrian.frames import BadFrame, frame_from_message, frame_result, result_message
+from pipelines.pedestrian.options import camera_from_args
 from pipelines.pedestrian.tiling import iou
 from pipelines.pedestrian.transforms import DetectPedestrians
 from tests.support.processes import REPO, RunningTemplate, run_template, template_env
@@ -80,7 +81,7 @@ def args_for(*argv):
 
 def test_camera_defaults_are_the_fitted_constants_and_read_back_exactly():
     args = args_for()
-    assert job.camera_from_args(args) == geometry.DEFAULT_CAMERA
+    assert camera_from_args(args, job.CAMERA_PARAMETERS) == geometry.DEFAULT_CAMERA
     assert args.score_threshold == det.DEFAULT_SCORE_THRESHOLD
     assert args.max_frame_pixels == det.DEFAULT_MAX_PIXELS
     for p in job.TEMPLATE.parameters:
@@ -94,7 +95,8 @@ def test_camera_defaults_are_the_fitted_constants_and_read_back_exactly():
 
 
 def test_a_negative_forward_offset_is_accepted():
-    assert job.camera_from_args(args_for("--forward_offset_m=-1.5")).forward_offset_m == -1.5
+    camera = camera_from_args(args_for("--forward_offset_m=-1.5"), job.CAMERA_PARAMETERS)
+    assert camera.forward_offset_m == -1.5
 
 
 def test_model_name_names_the_pinned_wheel():
@@ -253,17 +255,22 @@ def test_distances_scale_with_the_frame_size():
 
 
 class FakeDetector:
-    """Finds one 'pedestrian' wherever the frame has white pixels; raises on a red frame."""
+    """Finds one 'pedestrian' wherever the frame has white pixels; raises on a red frame.
+    (Loading once per process and batching: tests/unit/pedestrian/test_handler.py.)"""
 
-    loads = 0
     graph_path = "fake.pb"
 
     def load(self):
-        FakeDetector.loads += 1
+        return self
+
+    def load_decoder(self):
         return self
 
     # Full scale, so that the boxes below are in the frame's own pixels.
     decode = staticmethod(det.decode_frame)
+
+    def detect_batch(self, frames):
+        return [self.detect(frame) for frame in frames]
 
     def detect(self, frame):
         rgb = np.asarray(frame.image)
@@ -273,35 +280,6 @@ class FakeDetector:
         if not len(xs):
             return []
         return [([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1], 0.8)]
-
-
-def test_dofn_copies_share_one_detector_loaded_once():
-    from apache_beam.internal import pickler
-
-    pickled = pickler.dumps(transforms._DetectFn(FakeDetector(), geometry.DEFAULT_CAMERA))
-    first, second = pickler.loads(pickled), pickler.loads(pickled)  # as a worker does
-    before = FakeDetector.loads
-    first.setup()
-    second.setup()
-    assert first._detector is second._detector and FakeDetector.loads == before + 1
-    first.teardown()
-    assert second._detector is not None
-
-
-def test_the_default_graph_is_found_where_the_dofn_runs(monkeypatch, tmp_path):
-    from apache_beam.internal import pickler
-
-    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
-    fn = transforms._DetectFn(det.PedestrianDetector(), geometry.DEFAULT_CAMERA)
-    pickled = pickler.dumps(fn)
-    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))  # the workers' image
-    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path))):
-        pickler.loads(pickled).setup()
-    chosen = transforms._DetectFn(
-        det.PedestrianDetector(tmp_path / "mine.pb"), geometry.DEFAULT_CAMERA
-    )
-    with pytest.raises(FileNotFoundError, match="mine.pb"):
-        pickler.loads(pickler.dumps(chosen)).setup()
 
 
 def streaming_pipeline():
@@ -357,6 +335,34 @@ def test_composite_routes_every_message_to_exactly_one_output():
             equal_to([(d, "bad", stage, True) for d, (stage, _) in bad.items()]),
             label="DeadLetters",
         )
+
+
+def test_an_mpo_frame_is_answered_like_its_jpeg():
+    # What many phones write: a JPEG (the photo) followed by more pictures.
+    photo = np.zeros((120, 160, 3), np.uint8)
+    photo[16:96, 48:80] = 255
+    jpeg, mpo = io.BytesIO(), io.BytesIO()
+    Image.fromarray(photo).save(jpeg, format="JPEG")
+    Image.fromarray(photo).save(
+        mpo, format="MPO", save_all=True, append_images=[Image.fromarray(photo[::-1])]
+    )
+    assert Image.open(mpo).format == "MPO"
+    found = FakeDetector().detect(det.decode_frame(jpeg.getvalue()))
+    assert found  # the photo has a 'pedestrian'
+    expected = json.dumps(frame_result("photo", 160, 120, found))
+    stream = (
+        TestStream()
+        .add_elements([PubsubMessage(d.getvalue(), {"name": "photo"}) for d in (jpeg, mpo)])
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        results, dead = p | stream | DetectPedestrians(FakeDetector())
+        assert_that(
+            results | beam.Map(lambda m: json.dumps(json.loads(m.data))),
+            equal_to([expected, expected]),
+            label="Results",
+        )
+        assert_that(dead, equal_to([]), label="DeadLetters")
 
 
 # ---- the composite with the real detector on the lab's frames -----------------------------

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.ml.inference.base import PredictionResult
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,9 +19,10 @@ from pipelines.core.launch import make_parser
 from pipelines.core.params import ParameterError, matches
 from pipelines.jobs import pedestrian_depth as job
 from pipelines.pedestrian import geometry
-from pipelines.pedestrian.detector import decode_frame
+from pipelines.pedestrian.detector import Frame
 from pipelines.pedestrian.frames import BadFrame, frame_result, result_message
-from pipelines.pedestrian.transforms import DEAD_LETTERS, _DetectFn
+from pipelines.pedestrian.options import camera_from_args
+from pipelines.pedestrian.transforms import DEAD_LETTERS, FrameKey, _MeasureFn
 from tests.support.processes import run_template
 from tests.support.properties import PROPERTY
 
@@ -108,7 +110,7 @@ def test_numbers_are_accepted_exactly_when_in_range(values):
         assert "\n" not in str(error) and str(error).startswith(f"--{error.name}: ")
     else:
         assert not out_of_range and not too_low
-        camera = job.camera_from_args(args)
+        camera = camera_from_args(args, job.CAMERA_PARAMETERS)
         assert all(math.isfinite(getattr(camera, p.name)) for p in job.CAMERA_PARAMETERS)
 
 
@@ -219,23 +221,6 @@ def test_non_finite_geometry_becomes_no_distance():
     json.loads(result_message(record).data)
 
 
-class OddDetector:
-    """Returns whatever it is told to, as a misbehaving model might."""
-
-    graph_path = "odd.pb"
-
-    def __init__(self, detections):
-        self.detections = detections
-
-    def load(self):
-        return self
-
-    decode = staticmethod(decode_frame)
-
-    def detect(self, frame):
-        return self.detections
-
-
 @pytest.mark.parametrize(
     "detections, reason",
     [
@@ -245,15 +230,12 @@ class OddDetector:
     ],
 )
 def test_a_detector_fault_is_a_dead_letter_not_a_crash(detections, reason):
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(buffer, format="PNG")
-    fn = _DetectFn(OddDetector(detections), geometry.DEFAULT_CAMERA)
-    fn.setup()
-    [output] = list(fn.process(PubsubMessage(buffer.getvalue(), {"name": "odd.png"})))
+    # Whatever the model returns for a frame, as a misbehaving model might.
+    message = PubsubMessage(b"the frame", {"name": "odd.png"})
+    frame = Frame.from_array(np.zeros((48, 64, 3), np.uint8))
+    fn = _MeasureFn(geometry.DEFAULT_CAMERA)
+    [output] = list(fn.process((FrameKey(message, "odd.png"), PredictionResult(frame, detections))))
     assert output.tag == DEAD_LETTERS
     assert output.value.attributes["error_stage"] == "detect"
     assert reason in output.value.attributes["error"]
+    assert output.value.data == b"the frame"  # the input message, answered

