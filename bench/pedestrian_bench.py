@@ -16,15 +16,17 @@ Each runs once with TensorFlow on all cores and once with one intra-op and one i
 thread (the per-core figure: a Dataflow worker runs one such pipeline per core). Prints
 frames per CPU-second and the CPU time in each stage, the job/baseline ratio, and issue
 13's target (frames per CPU-second at 1080p: must >= 4, goal >= 6) with whether it is met.
-With --dofn, also the pedestrian_depth job's DoFn on the same frames as Pub/Sub messages
-(message parsing, decoding, detection, distances and the output JSON), outside a runner.
+With --pipeline (or --pipeline-only), also the job's whole Detect step on the same frames as
+Pub/Sub messages (message parsing, decoding, detection, distances, the output message) in an
+in-process pipeline: the step as it was before issue 19 (one DoFn, the detector through
+Beam's Shared) against DetectPedestrians (Decode -> RunInference -> Measure), in marginal
+frames per CPU-second, and their ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
 import time
@@ -52,6 +54,7 @@ JPEG_QUALITY = 92  # tools/demo.py's
 # Issue 13: pedestrian_depth frames per CPU-second, 1080p.
 MUST, GOAL = 4.0, 6.0
 PATHS = ("baseline", "job")
+STEPS = ("old", "new")  # --pipeline: the job's Detect step before and after issue 19
 
 
 def as_jpeg(png: bytes) -> bytes:
@@ -157,52 +160,104 @@ def report(name: str, totals: dict) -> str:
     return "\n".join(lines)
 
 
-def run_dofn(payloads, graph, tile: int, overlap: float, warmup: int = 2) -> dict:
-    """The job's DoFn and output step, message in, output message out; one process, TF's
-    default threads, as the job runs on a worker."""
+def old_step(detector: PedestrianDetector, camera):
+    """The job's Detect step before issue 19 (the baseline of --pipeline): one DoFn that
+    parses, decodes, detects and measures each message, with the detector loaded once per
+    process through Beam's Shared."""
+    import copy
+
+    import apache_beam as beam
+    from apache_beam.utils.shared import Shared
+
+    from pipelines.core.deadletters import DEAD_LETTERS, answering, dead_letter
+    from pipelines.pedestrian.frames import (
+        encoded_message,
+        failure_reason,
+        frame_from_message,
+        frame_result,
+        result_data,
+    )
+
+    class DetectFn(beam.DoFn):
+        def __init__(self):
+            self._shared = Shared()
+
+        def setup(self):
+            self._detector = self._shared.acquire(copy.copy(detector).load)
+
+        def process(self, message):
+            stage = "decode"
+            try:
+                name, image = frame_from_message(message.data, message.attributes)
+                frame = self._detector.decode(image)
+                stage = "detect"
+                found = self._detector.detect(frame)
+                data = result_data(frame_result(name, frame.width, frame.height, found, camera))
+            except Exception as error:  # noqa: BLE001 - as the job did
+                yield beam.pvalue.TaggedOutput(
+                    DEAD_LETTERS, dead_letter(message, failure_reason(error), stage=stage)
+                )
+                return
+            yield answering(message.message_id, encoded_message(name, data))
+
+    class OldDetect(beam.PTransform):
+        def expand(self, messages):
+            outputs = messages | beam.ParDo(DetectFn()).with_outputs(DEAD_LETTERS, main="results")
+            return outputs.results, outputs[DEAD_LETTERS]
+
+    return OldDetect()
+
+
+def run_pipeline(step: str, payloads, graph, tile: int, overlap: float) -> float:
+    """Process CPU seconds of one in-process pipeline (Beam's FnApiRunner, the local
+    runner's engine) that runs `payloads` as Pub/Sub messages through `step`, model load
+    and pipeline start included; checks that every frame gave a result."""
+    import apache_beam as beam
     from apache_beam.io.gcp.pubsub import PubsubMessage
-    from apache_beam.pvalue import TaggedOutput
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-    from pipelines.pedestrian.frames import encoded_message
     from pipelines.pedestrian.geometry import DEFAULT_CAMERA
-    from pipelines.pedestrian.transforms import _DetectFn
+    from pipelines.pedestrian.transforms import DetectPedestrians
 
-    fn = _DetectFn(PedestrianDetector(graph, tile=tile, overlap=overlap), DEFAULT_CAMERA)
-    t0 = time.perf_counter()
-    fn.setup()
-    load = time.perf_counter() - t0
+    detector = PedestrianDetector(graph, tile=tile, overlap=overlap)
+    transform = old_step(detector, DEFAULT_CAMERA) if step == "old" else DetectPedestrians(detector)
     messages = [
         PubsubMessage(data, {"name": FRAMES[i % len(FRAMES)]}) for i, data in enumerate(payloads)
     ]
-    for message in messages[:warmup]:
-        list(fn.process(message))
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    outputs = [out for message in messages for out in fn.process(message)]
-    wall = time.perf_counter() - wall0
-    cpu = time.process_time() - cpu0
-    dead = [out for out in outputs if isinstance(out, TaggedOutput)]
-    if dead:
-        raise RuntimeError(f"the DoFn dead-lettered a sample frame: {dead[0].value}")
-    outputs = [encoded_message(*out) for out in outputs]
-    fn.teardown()
-    found = sum(len(json.loads(m.data)["pedestrians"]) for m in outputs)
-    return {
-        "frames": len(messages),
-        "results": len(outputs),
-        "wall": wall,
-        "cpu": cpu,
-        "load": load,
-        "found": found,
-    }
+    expected = len(messages)
+
+    def check(count):
+        if count != expected:
+            raise RuntimeError(f"{step}: {count} results from {expected} frames")
+
+    cpu0 = time.process_time()
+    with beam.Pipeline(runner=FnApiRunner()) as p:
+        results, _ = p | beam.Create(messages, reshuffle=False) | transform
+        _ = results | beam.combiners.Count.Globally() | beam.Map(check)
+    return time.process_time() - cpu0
 
 
-def report_dofn(r: dict) -> str:
-    n = r["frames"]
+def compare_pipelines(payloads, graph, tile: int, overlap: float, warmup: int = 2) -> dict:
+    """Marginal frames per CPU-second of each step: a pipeline of warmup + n frames minus
+    one of warmup frames (run before and after it, averaged), so that pipeline start and
+    model load drop out; the two steps interleaved."""
+    small, large = payloads[:warmup], payloads[:warmup] + payloads
+    cpu = {step: {"small": [], "large": []} for step in STEPS}
+    for size, frames in (("small", small), ("large", large), ("small", small)):
+        for step in STEPS if size == "large" else STEPS[::-1]:
+            cpu[step][size].append(run_pipeline(step, frames, graph, tile, overlap))
+    rates = {}
+    for step in STEPS:
+        marginal = cpu[step]["large"][0] - sum(cpu[step]["small"]) / 2
+        rates[step] = len(payloads) / marginal if marginal > 0 else float("nan")
+    return rates
+
+
+def report_pipelines(fmt: str, rates: dict) -> str:
     return (
-        f"job DoFn: {n} messages -> {r['results']} results, {r['found']} boxes; "
-        f"{n / r['wall']:.2f} frames/s wall, {n / r['cpu']:.2f} frames per CPU-second, "
-        f"{1000 * r['wall'] / n:.1f} ms/frame; setup loaded the graph in {r['load']:.1f} s "
-        f"(TensorFlow already imported)"
+        f"{fmt} 1920x1080, whole Detect step in a pipeline (message in, result message out): "
+        f"old one-DoFn step {rates['old']:.2f}, RunInference step {rates['new']:.2f} frames "
+        f"per CPU-second; new/old {rates['new'] / rates['old']:.2f}x"
     )
 
 
@@ -216,9 +271,12 @@ def main(argv=None) -> int:
     parser.add_argument("--graph", default=None, help="frozen graph (default: models/)")
     parser.add_argument("--formats", default="png,jpeg", help="png, jpeg or both")
     parser.add_argument(
-        "--dofn",
+        "--pipeline",
         action="store_true",
-        help="also time the pedestrian_depth job's DoFn on the same frames",
+        help="also the job's whole Detect step in a pipeline, old one-DoFn vs RunInference",
+    )
+    parser.add_argument(
+        "--pipeline-only", action="store_true", help="only the --pipeline comparison"
     )
     args = parser.parse_args(argv)
 
@@ -235,7 +293,8 @@ def main(argv=None) -> int:
         f"(other work on the machine skews these figures; the ratios less so)"
     )
     rounds = max(1, min(args.rounds, args.frames))
-    for setting, threads in (("all cores", 0), ("single core", 1)):
+    settings = () if args.pipeline_only else (("all cores", 0), ("single core", 1))
+    for setting, threads in settings:
         detectors = {
             path: PedestrianDetector(
                 args.graph,
@@ -255,11 +314,12 @@ def main(argv=None) -> int:
         finally:
             for detector in detectors.values():
                 detector.close()
-    if args.dofn:
+    if args.pipeline or args.pipeline_only:
         for fmt in formats:
             frames = inputs[fmt]
             payloads = [frames[i % len(frames)] for i in range(args.frames)]
-            print(f"{fmt}: " + report_dofn(run_dofn(payloads, args.graph, args.tile, args.overlap)))
+            rates = compare_pipelines(payloads, args.graph, args.tile, args.overlap)
+            print(report_pipelines(fmt, rates))
     return 0
 
 
