@@ -19,8 +19,8 @@ frames per CPU-second and the CPU time in each stage, the job/baseline ratio, an
 With --pipeline (or --pipeline-only), also the job's whole Detect step on the same frames as
 Pub/Sub messages (message parsing, decoding, detection, distances, the output message) in an
 in-process pipeline: the step as it was before issue 19 (one DoFn, the detector through
-Beam's Shared) against DetectPedestrians (Decode -> RunInference -> Measure), in marginal
-frames per CPU-second, and their ratio.
+Beam's Shared) against DetectPedestrians (Decode -> RunInference -> Measure): frames per
+CPU-second, their ratio, and each step's CPU per frame outside the model call.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import argparse
 import io
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,6 +56,10 @@ JPEG_QUALITY = 92  # tools/demo.py's
 MUST, GOAL = 4.0, 6.0
 PATHS = ("baseline", "job")
 STEPS = ("old", "new")  # --pipeline: the job's Detect step before and after issue 19
+# Frames per pipeline left out of --pipeline's figures, as a long-running job leaves them
+# behind: TensorFlow's first runs, and Beam's size sampling, which encodes the first 10
+# elements of every PCollection (then about 10 in N), decoded frames included.
+PIPELINE_WARMUP = 10
 
 
 def as_jpeg(png: bytes) -> bytes:
@@ -208,56 +213,120 @@ def old_step(detector: PedestrianDetector, camera):
     return OldDetect()
 
 
-def run_pipeline(step: str, payloads, graph, tile: int, overlap: float) -> float:
-    """Process CPU seconds of one in-process pipeline (Beam's FnApiRunner, the local
-    runner's engine) that runs `payloads` as Pub/Sub messages through `step`, model load
-    and pipeline start included; checks that every frame gave a result."""
+def run_pipeline(
+    step: str, payloads, graph, tile: int, overlap: float, warmup: int, threads: int = 1
+) -> tuple:
+    """(frames, process CPU seconds) of `step` in one in-process pipeline (Beam's FnApiRunner,
+    the local runner's engine) over `payloads` as Pub/Sub messages, from the moment frame
+    number `warmup` enters the step to the last result out: pipeline start, model load and
+    the first (slower) frames stay out. TensorFlow on `threads` threads (0: every core):
+    one, by default, is the per-core figure and the steadiest on a shared machine, where
+    idle threads spinning for work cost CPU at random. Checks that every frame gave a
+    result."""
     import apache_beam as beam
     from apache_beam.io.gcp.pubsub import PubsubMessage
+    from apache_beam.metrics import Metrics
+    from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
     from pipelines.pedestrian.geometry import DEFAULT_CAMERA
     from pipelines.pedestrian.transforms import DetectPedestrians
 
-    detector = PedestrianDetector(graph, tile=tile, overlap=overlap)
+    detector = PedestrianDetector(
+        graph, tile=tile, overlap=overlap, intra_op_threads=threads, inter_op_threads=threads
+    )
     transform = old_step(detector, DEFAULT_CAMERA) if step == "old" else DetectPedestrians(detector)
-    messages = [
-        PubsubMessage(data, {"name": FRAMES[i % len(FRAMES)]}) for i, data in enumerate(payloads)
-    ]
-    expected = len(messages)
+    expected = len(payloads)
+    # Metrics carry the clock readings out of the pipeline's functions (which Beam pickles).
+    started = Metrics.distribution("bench", "started_us")
+    ended = Metrics.distribution("bench", "ended_us")
 
     def check(count):
         if count != expected:
             raise RuntimeError(f"{step}: {count} results from {expected} frames")
 
-    cpu0 = time.process_time()
-    with beam.Pipeline(runner=FnApiRunner()) as p:
-        results, _ = p | beam.Create(messages, reshuffle=False) | transform
-        _ = results | beam.combiners.Count.Globally() | beam.Map(check)
-    return time.process_time() - cpu0
+    def message(path: str):
+        index = int(Path(path).name.split("_", 1)[0])
+        if index == warmup:  # frames enter the fused step one at a time, in order
+            started.update(int(time.process_time() * 1e6))
+        return PubsubMessage(Path(path).read_bytes(), {"name": Path(path).name})
+
+    def mark_end(result):
+        ended.update(int(time.process_time() * 1e6))
+        return result
+
+    with tempfile.TemporaryDirectory(prefix="pedestrian-bench-") as folder:
+        # The frames come from files, as small elements: Beam pickles (and compresses) what
+        # beam.Create holds, which costs more CPU than the step for PNG frames.
+        paths = []
+        for i, data in enumerate(payloads):
+            paths.append(str(Path(folder) / f"{i}_{FRAMES[i % len(FRAMES)]}"))
+            Path(paths[-1]).write_bytes(data)
+        p = beam.Pipeline(runner=FnApiRunner())
+        messages = p | beam.Create(paths, reshuffle=False) | beam.Map(message)
+        results, _ = messages | transform
+        _ = results | beam.Map(mark_end) | beam.combiners.Count.Globally() | beam.Map(check)
+        result = p.run()
+        result.wait_until_finish()
+    marks = {
+        d.key.metric.name: d.committed
+        for d in result.metrics().query(MetricsFilter().with_namespace("bench"))["distributions"]
+    }
+    start, end = marks["started_us"].min / 1e6, marks["ended_us"].max / 1e6
+    model = sum(dt for t0, dt in MODEL_CALLS if start <= t0 <= end)
+    MODEL_CALLS.clear()
+    return expected - warmup, end - start, model
 
 
-def compare_pipelines(payloads, graph, tile: int, overlap: float, warmup: int = 2) -> dict:
-    """Marginal frames per CPU-second of each step: a pipeline of warmup + n frames minus
-    one of warmup frames (run before and after it, averaged), so that pipeline start and
-    model load drop out; the two steps interleaved."""
-    small, large = payloads[:warmup], payloads[:warmup] + payloads
-    cpu = {step: {"small": [], "large": []} for step in STEPS}
-    for size, frames in (("small", small), ("large", large), ("small", small)):
-        for step in STEPS if size == "large" else STEPS[::-1]:
-            cpu[step][size].append(run_pipeline(step, frames, graph, tile, overlap))
-    rates = {}
-    for step in STEPS:
-        marginal = cpu[step]["large"][0] - sum(cpu[step]["small"]) / 2
-        rates[step] = len(payloads) / marginal if marginal > 0 else float("nan")
-    return rates
+# (process time at the start, CPU seconds) of every model call in this process: the
+# in-process runner calls the detector here, so --pipeline can tell the steps' own cost
+# from the model's, which is the same code in both and varies most with other work on a
+# shared machine.
+MODEL_CALLS: list[tuple[float, float]] = []
 
 
-def report_pipelines(fmt: str, rates: dict) -> str:
+def _timed(run_model):
+    def timed(self, batch):
+        t0 = time.process_time()
+        try:
+            return run_model(self, batch)
+        finally:
+            MODEL_CALLS.append((t0, time.process_time() - t0))
+
+    return timed
+
+
+def compare_pipelines(
+    payloads, graph, tile: int, overlap: float, warmup: int = PIPELINE_WARMUP, rounds: int = 2
+) -> dict:
+    """Frames per CPU-second of each step (`run_pipeline`), the steps alternating over
+    `rounds` rounds (whose order also alternates) so that load from other work on the
+    machine falls on both alike."""
+    totals = {step: [0, 0.0, 0.0] for step in STEPS}
+    run_model = PedestrianDetector.run_model
+    PedestrianDetector.run_model = _timed(run_model)
+    try:
+        for i in range(rounds):
+            for step in STEPS if i % 2 == 0 else STEPS[::-1]:
+                frames, cpu, model = run_pipeline(step, payloads, graph, tile, overlap, warmup)
+                totals[step][0] += frames
+                totals[step][1] += cpu
+                totals[step][2] += model
+    finally:
+        PedestrianDetector.run_model = run_model
+    return {
+        step: {"rate": frames / cpu, "outside_ms": 1000 * (cpu - model) / frames}
+        for step, (frames, cpu, model) in totals.items()
+    }
+
+
+def report_pipelines(fmt: str, r: dict) -> str:
+    old, new = r["old"], r["new"]
     return (
-        f"{fmt} 1920x1080, whole Detect step in a pipeline (message in, result message out): "
-        f"old one-DoFn step {rates['old']:.2f}, RunInference step {rates['new']:.2f} frames "
-        f"per CPU-second; new/old {rates['new'] / rates['old']:.2f}x"
+        f"{fmt} 1920x1080, the Detect step in a pipeline (message in, result message out), "
+        f"frames per CPU-second: old one-DoFn step {old['rate']:.2f}, RunInference step "
+        f"{new['rate']:.2f}; new/old {new['rate'] / old['rate']:.2f}x. CPU per frame outside "
+        f"the model call: old {old['outside_ms']:.1f} ms, new {new['outside_ms']:.1f} ms"
     )
 
 
@@ -317,7 +386,8 @@ def main(argv=None) -> int:
     if args.pipeline or args.pipeline_only:
         for fmt in formats:
             frames = inputs[fmt]
-            payloads = [frames[i % len(frames)] for i in range(args.frames)]
+            # The warm-up frames come on top of --frames.
+            payloads = [frames[i % len(frames)] for i in range(PIPELINE_WARMUP + args.frames)]
             rates = compare_pipelines(payloads, args.graph, args.tile, args.overlap)
             print(report_pipelines(fmt, rates))
     return 0
