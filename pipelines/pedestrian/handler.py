@@ -7,9 +7,10 @@ scale the tiles need, and its full size); its inference is the frame's detection
 is one model call over all their tiles.
 
 The job runs one frame per model call (MAX_BATCH_FRAMES): a frame is already a batch of 8
-tiles, and measured on this machine (2 cores, one thread or all) the graph costs the same
-CPU per tile at 8, 16 or 32 tiles, so batching frames would gain nothing, while a model
-failure would then dead-letter every frame of its batch instead of its own.
+tiles, and measured on the 2-core development machine (TensorFlow on one thread or all) the
+graph takes no less CPU per tile in bigger batches (124-139 ms per 8 tiles at 8, 137-145 at
+16 and 32), so batching frames would gain nothing, while a model failure would then
+dead-letter every frame of its batch instead of its own.
 
 TensorFlow is imported only when the model loads (RunInference's setup, once per worker
 process), so building or launching a pipeline never pays for it.
