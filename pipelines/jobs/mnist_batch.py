@@ -34,7 +34,12 @@ from pipelines.core.launch import is_dataflow
 from pipelines.core.params import BIGQUERY_TABLE_OR_GCS_REGEX, Parameter, ParameterError, Template
 from pipelines.io.tables import ReadRows, WriteRows, is_table
 from pipelines.mnist.handler import MnistModelHandler
-from pipelines.mnist.location import MODEL, MODEL_PATTERN, check_model_source, resolve_model
+from pipelines.mnist.location import (
+    MODEL,
+    check_model_source,
+    model_pattern_parameter,
+    resolve_model,
+)
 from pipelines.mnist.records import (
     CSV_HEADER,
     DEAD_LETTER_SCHEMA,
@@ -113,7 +118,14 @@ TEMPLATE = Template(
         "TensorFlow model baked into the image, writing P0..P9 per ID to "
         "MNIST.Predict."
     ),
-    parameters=(INPUT, OUTPUT, MODEL, DEAD_LETTER, READ_METHOD, MODEL_PATTERN),
+    parameters=(
+        INPUT,
+        OUTPUT,
+        MODEL,
+        DEAD_LETTER,
+        READ_METHOD,
+        model_pattern_parameter(watched=False),
+    ),
 )
 
 

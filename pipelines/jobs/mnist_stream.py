@@ -43,8 +43,8 @@ from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import (
     MODEL,
     MODEL_CHECK_SECONDS,
-    MODEL_PATTERN,
     check_model_source,
+    model_pattern_parameter,
     resolve_model,
 )
 from pipelines.mnist.transforms import ClassifyMessages
@@ -67,7 +67,14 @@ TEMPLATE = Template(
         "Classifies the lab's handwritten digits as they arrive on Pub/Sub, with the "
         "TensorFlow model baked into the image, and publishes P0..P9 per ID."
     ),
-    parameters=(*INPUTS, OUTPUT, MODEL, DEAD_LETTER_TOPIC, MODEL_PATTERN, MODEL_CHECK_SECONDS),
+    parameters=(
+        *INPUTS,
+        OUTPUT,
+        MODEL,
+        DEAD_LETTER_TOPIC,
+        model_pattern_parameter(watched=True),
+        MODEL_CHECK_SECONDS,
+    ),
     streaming=True,
 )
 

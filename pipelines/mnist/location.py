@@ -31,20 +31,28 @@ MODEL = Parameter(
 )
 
 
-MODEL_PATTERN = Parameter(
-    name="model_pattern",
-    label="Model file pattern (instead of a model folder)",
-    help_text=(
-        "Instead of model: a file pattern of model files, e.g. "
-        "gs://PROJECT-bucket/models/mnist/*/saved_model.pb (or .../export.meta for the "
-        "lab's checkpoints); a model is the folder of a matched file. The newest valid one "
-        "(by the matched file's update time) is used, and a stream job switches to a newer "
-        "valid one within model_check_seconds, without a restart (upload the folder's other "
-        "files first, the matched file last). Each prediction message names its model "
-        "folder in the attribute model."
-    ),
-    optional=True,
-)
+def model_pattern_parameter(*, watched: bool) -> Parameter:
+    """`model_pattern`; `watched`: the job keeps looking for a newer model while it runs."""
+    when = (
+        "is used, and the job switches to a newer valid one within model_check_seconds, "
+        "without a restart (upload the folder's other files first, the matched file last). "
+        "Each prediction message names its model folder in the attribute model."
+        if watched
+        else "when the job starts is used."
+    )
+    return Parameter(
+        name="model_pattern",
+        label="Model file pattern (instead of a model folder)",
+        help_text=(
+            "Instead of model: a file pattern of model files, e.g. "
+            "gs://PROJECT-bucket/models/mnist/*/saved_model.pb (or .../export.meta for the "
+            "lab's checkpoints); a model is the folder of a matched file. The newest valid "
+            f"one (by the matched file's update time) {when}"
+        ),
+        optional=True,
+    )
+
+
 MODEL_CHECK_SECONDS = Parameter(
     name="model_check_seconds",
     label="Seconds between looks for a newer model",
