@@ -41,6 +41,7 @@ from pipelines.core.deadletters import (
 )
 from pipelines.mnist.contract import NUM_CLASSES
 from pipelines.mnist.records import (
+    PROBABILITY_FIELDS,
     BadRecord,
     image_row,
     parse_id,
@@ -121,26 +122,33 @@ def checked_probabilities(
     the reference, whose reasons the dead letters carry."""
     probabilities = np.asarray(inference)
     rows = len(ids)
+    reasons = {}
     if probabilities.shape == (rows, NUM_CLASSES) and np.issubdtype(
         probabilities.dtype, np.floating
     ):
         finite = np.all(np.isfinite(probabilities), axis=1)
-        bad, kept = np.flatnonzero(~finite), probabilities[finite]
-    else:  # not one row of probabilities per image: each row's own outcome, the slow way
-        finite = np.zeros(rows, dtype=bool)
-        bad, kept = range(rows), []
-    reasons = {}
-    for row in bad:
+        for row in np.flatnonzero(~finite):
+            reasons[int(row)] = _reason_for_row(ids, probabilities, row)
+        return finite, probabilities[finite], reasons
+    # Not one row of probabilities per image: each row's own outcome, the slow way.
+    finite, kept = np.zeros(rows, dtype=bool), []
+    for row in range(rows):
         try:
             values = prediction_row(ids[row], probabilities[row])
         except Exception as error:  # noqa: BLE001 - one odd output must not stop the job
-            reasons[int(row)] = reason_of(error)
-        else:  # only on the slow path: a row that is fine after all
+            reasons[row] = reason_of(error)
+        else:
             finite[row] = True
-            kept.append([values[f"P{d}"] for d in range(NUM_CLASSES)])
-    if not isinstance(kept, np.ndarray):
-        kept = np.array(kept, dtype=np.float64).reshape(-1, NUM_CLASSES)
-    return finite, kept, reasons
+            kept.append([values[name] for name in PROBABILITY_FIELDS])
+    return finite, np.array(kept, dtype=np.float64).reshape(-1, NUM_CLASSES), reasons
+
+
+def _reason_for_row(ids, probabilities, row) -> str:
+    try:
+        prediction_row(ids[row], probabilities[row])
+    except Exception as error:  # noqa: BLE001 - its reason is what we are after
+        return reason_of(error)
+    raise AssertionError(f"row {row} has finite probabilities")  # pragma: no cover
 
 
 class Form:
