@@ -35,6 +35,7 @@ from pipelines.mnist.contract import (
     SIGNATURE_KEY,
 )
 from pipelines.mnist.contract import EXPECTED as _EXPECTED
+from pipelines.mnist.location import matched_models, model_problem
 
 # The MNIST composites batch before parsing (pipelines/mnist/transforms.py, where the bounds
 # are): each example is then already a batch [N, 784], and one example is one model call.
@@ -217,8 +218,6 @@ class WatchedModel:
     """
 
     def __init__(self, pattern: str, check_seconds: float, load=_load_logged):
-        from pipelines.mnist.location import matched_models
-
         self._pattern = pattern
         self._load = load
         self._refused: set = set()
@@ -249,8 +248,6 @@ class WatchedModel:
         return self._current[1].predict(images)
 
     def _try(self, found) -> bool:
-        from pipelines.mnist.location import model_problem
-
         if found in self._refused:
             return False
         problem = model_problem(found.folder)
@@ -271,8 +268,6 @@ class WatchedModel:
 
     def look(self) -> None:
         """Swap in the newest valid match newer than the current model, if any."""
-        from pipelines.mnist.location import matched_models
-
         newest = self._current[0].updated
         for found in matched_models(self._pattern):
             if found.updated <= newest or self._try(found):
