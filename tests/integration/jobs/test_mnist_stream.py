@@ -120,6 +120,7 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
     results = dict(argmax(m.data) for m in outputs)
     assert sum(results[i] == truth[i] for i in range(count)) >= count - 1
     assert all(set(json.loads(m.data)) == {"ID", *(f"P{d}" for d in range(10))} for m in outputs)
+    assert {m.attributes["model"] for m in outputs} == {resolve_model(None)}  # the baked one
     assert {m.data for m in dead_letters} == set(MALFORMED)  # published unchanged
     for message in dead_letters:
         assert MALFORMED[message.data] in message.attributes["error"]
