@@ -16,6 +16,8 @@ without a header loses nothing and a wrong header becomes a dead letter that say
 
 from __future__ import annotations
 
+import logging
+
 import apache_beam as beam
 
 from pipelines.core.checks import (
@@ -32,7 +34,12 @@ from pipelines.core.launch import is_dataflow
 from pipelines.core.params import BIGQUERY_TABLE_OR_GCS_REGEX, Parameter, ParameterError, Template
 from pipelines.io.tables import ReadRows, WriteRows, is_table
 from pipelines.mnist.handler import MnistModelHandler
-from pipelines.mnist.location import MODEL, check_model, resolve_model
+from pipelines.mnist.location import (
+    MODEL,
+    check_model_source,
+    model_pattern_parameter,
+    resolve_model,
+)
 from pipelines.mnist.records import (
     CSV_HEADER,
     DEAD_LETTER_SCHEMA,
@@ -42,9 +49,10 @@ from pipelines.mnist.records import (
     prediction_rows,
     split_csv_line,
 )
-from pipelines.mnist.transforms import METRICS_NAMESPACE, ParseImages, PredictDigits, row_pair
+from pipelines.mnist.transforms import METRICS_NAMESPACE, ROWS, ParseImages, PredictDigits, Rows
 
 READ_METHODS = ("DIRECT_READ", "EXPORT")
+_log = logging.getLogger(__name__)
 
 INPUT = Parameter(
     name="input",
@@ -110,7 +118,14 @@ TEMPLATE = Template(
         "TensorFlow model baked into the image, writing P0..P9 per ID to "
         "MNIST.Predict."
     ),
-    parameters=(INPUT, OUTPUT, MODEL, DEAD_LETTER, READ_METHOD),
+    parameters=(
+        INPUT,
+        OUTPUT,
+        MODEL,
+        DEAD_LETTER,
+        READ_METHOD,
+        model_pattern_parameter(watched=False),
+    ),
 )
 
 
@@ -134,7 +149,12 @@ def preflight(args, options) -> None:
             check_output_prefix(name, value, on_dataflow=on_dataflow)
     if kinds["input"] is not Kind.TABLE:
         check_input_exists("input", args.input)
-    check_model(args.model, on_dataflow=on_dataflow)
+    newest = check_model_source(args, on_dataflow=on_dataflow)
+    if newest:  # a batch job uses one model: the newest valid one now
+        _log.info(
+            "model_pattern %s: using the newest valid model, %s", args.model_pattern, newest.folder
+        )
+        args.model = newest.folder
 
 
 def build_pipeline(pipeline, args):
@@ -149,10 +169,9 @@ def build_pipeline(pipeline, args):
             namespace=METRICS_NAMESPACE,
             read_method=args.read_method,
         )
-        | "ParseImages" >> ParseImages(split_csv_line if from_csv else row_pair)
+        | "ParseImages" >> ParseImages(Rows(split_csv_line) if from_csv else ROWS)
     )
-    # Rows arrive in batches: one batch is one model call, not to be batched again.
-    handler = MnistModelHandler(resolve_model(args.model), min_batch_size=1, max_batch_size=1)
+    handler = MnistModelHandler(resolve_model(args.model))
     predictions, failed = parsed.valid | "PredictDigits" >> PredictDigits(handler)
     predictions | "WritePredictions" >> WriteRows(
         args.output,

@@ -2,18 +2,22 @@
 
     input        projects/P/topics/mnist_image (or a subscription), each message UTF-8 JSON
                  {"ID": 7, "Image": "0.0,0.0,..."}
-    output       projects/P/topics/mnist_predict: {"ID": 7, "P0": ..., "P9": ...}, attribute ID
+    output       projects/P/topics/mnist_predict: {"ID": 7, "P0": ..., "P9": ...}, attributes
+                 ID and model (the folder of the model that made it)
+    model or model_pattern  the model folder (default: the baked one), or a file pattern
+                 whose newest valid model is used and replaced, while the job runs, by a
+                 newer valid one within model_check_seconds (pipelines/mnist/handler.py)
     dead_letter  optional topic: a bad message is published there as pipelines/io/pubsub.py
                  describes (the original, with `error` and `error_stage`: parse, inference or
                  format). Without it, bad messages are counted (mnist/dead_letters) and logged.
                  Either way they never stop the job or hold up the good ones.
 
     messages ──ParseImages──┬─ (MessageBatch(messages, IDs), pixels) ──PredictDigits──┬─ predictions
-      (Batch, Parse)        └─ dead letters                    dead letters ─┘ (inference, format)
+     (Batch, Validate)      └─ dead letters                    dead letters ─┘ (inference, format)
 
 Messages are batched once (what a bundle brings, never waiting for more), then parsed,
-scored and formatted a batch at a time with the batch job's pure functions
-(parse_image_batch, prediction_lines), so Beam's cost per element and the parser's are paid
+scored and formatted a batch at a time by the MNIST composites in their MESSAGES form
+(pipelines/mnist/transforms.py), so Beam's cost per element and the parser's are paid
 per batch; the outputs are the same as parsing and formatting message by message. The
 messages are carried, whole, through RunInference as the key of their pixels, so that every
 outcome (a prediction or a dead letter, at any stage) answers its own input message: a dead
@@ -36,8 +40,14 @@ from pipelines.io.pubsub import (
     publish_to,
 )
 from pipelines.mnist.handler import MnistModelHandler
-from pipelines.mnist.location import MODEL, check_model, resolve_model
-from pipelines.mnist.messages import ClassifyMessages
+from pipelines.mnist.location import (
+    MODEL,
+    MODEL_CHECK_SECONDS,
+    check_model_source,
+    model_pattern_parameter,
+    resolve_model,
+)
+from pipelines.mnist.transforms import ClassifyMessages
 
 INPUTS = input_source_parameters(
     "images", "mnist_image", 'Each message is UTF-8 JSON {"ID": 7, "Image": "..."}.'
@@ -57,22 +67,32 @@ TEMPLATE = Template(
         "Classifies the lab's handwritten digits as they arrive on Pub/Sub, with the "
         "TensorFlow model baked into the image, and publishes P0..P9 per ID."
     ),
-    parameters=(*INPUTS, OUTPUT, MODEL, DEAD_LETTER_TOPIC),
+    parameters=(
+        *INPUTS,
+        OUTPUT,
+        MODEL,
+        DEAD_LETTER_TOPIC,
+        model_pattern_parameter(watched=True),
+        MODEL_CHECK_SECONDS,
+    ),
     streaming=True,
 )
 
 
 def preflight(args, options) -> None:
     input_name = check_stream_parameters(args)
-    check_model(args.model, on_dataflow=is_dataflow(options))
+    check_model_source(args, on_dataflow=is_dataflow(options))
     look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
 
 
 def build_pipeline(pipeline, args):
     messages = pipeline | "Read" >> ReadMessages(args.input)
-    predictions, dead_letters = messages | "Classify" >> ClassifyMessages(
-        MnistModelHandler(resolve_model(args.model), min_batch_size=1, max_batch_size=1)
+    handler = MnistModelHandler(
+        None if args.model_pattern else resolve_model(args.model),
+        model_pattern=args.model_pattern,
+        model_check_seconds=args.model_check_seconds,
     )
+    predictions, dead_letters = messages | "Classify" >> ClassifyMessages(handler)
     predictions | "Publish" >> publish_to(args.output)
     dead_letters | "DeadLetters" >> PublishDeadLetters(args.dead_letter)
     return predictions

@@ -15,7 +15,9 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,14 +35,12 @@ from pipelines.mnist.contract import (
     SIGNATURE_KEY,
 )
 from pipelines.mnist.contract import EXPECTED as _EXPECTED
+from pipelines.mnist.location import matched_models, model_problem
 
-# Model-only speed on 10k rows, 2 cores: ~1.7k rows/s in batches of 1, ~18k at 32, ~23k at
-# 256. Inside a pipeline each batch also pays a fixed cost (the worker thread getting the GIL
-# back after TensorFlow), so BatchElements starts at 64 and may grow past 256: measured with
-# bench/mnist_batch_bench.py, the model stage went from 0.58x to 0.77x plain batched TF.
-# A stream never waits for a batch to fill: BatchElements flushes at the end of each bundle.
-DEFAULT_MIN_BATCH_SIZE = 64
-DEFAULT_MAX_BATCH_SIZE = 1024
+# The MNIST composites batch before parsing (pipelines/mnist/transforms.py, where the bounds
+# are): each example is then already a batch [N, 784], and one example is one model call.
+DEFAULT_MIN_BATCH_SIZE = 1
+DEFAULT_MAX_BATCH_SIZE = 1
 
 _log = logging.getLogger(__name__)
 
@@ -192,18 +192,125 @@ def load_model(path: str):
     raise ValueError(f"{path}: no model found; expected {_EXPECTED}")
 
 
-class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
-    """RunInference handler: float32 [784] pixels -> PredictionResult(pixels, float32 [10]).
+def _load_logged(path: str):
+    # One line per load, with the process: how an operator (and tests/system/image) sees that
+    # each worker process loads its model once, and from where.
+    started = time.monotonic()
+    model = load_model(path)
+    _log.info(
+        "MNIST model loaded from %s in %.1f s (pid %d)",
+        path,
+        time.monotonic() - started,
+        os.getpid(),
+    )
+    return model
 
-    Batching bounds go to beam.BatchElements; in streaming jobs also set
-    `max_batch_duration_secs` so that a partial batch does not wait for more messages.
-    The model is loaded once per worker process (it is small), not shared across them.
+
+class WatchedModel:
+    """The newest valid model of a file pattern, replaced while it runs.
+
+    Loaded with the newest valid match; then a thread of this process looks every
+    `check_seconds` and, when a match newer than the current model is valid and loads, swaps
+    it in (one reference assignment: a batch runs whole on the model it started with, and
+    its results name that model). A newer match that is not a valid model, or does not load,
+    is logged once with its reason and ignored: the current model stays. Every worker process
+    watches for itself, so all of them switch within `check_seconds` plus the load time.
+    """
+
+    def __init__(self, pattern: str, check_seconds: float, load=_load_logged):
+        self._pattern = pattern
+        self._load = load
+        self._refused: set = set()
+        self._current = None  # (ModelFile, model)
+        for found in matched_models(pattern):
+            if self._try(found):
+                break
+        if self._current is None:
+            raise ValueError(f"{pattern}: no valid model matches; expected {_EXPECTED}")
+        thread = threading.Thread(
+            target=_watch,
+            args=(weakref.ref(self), check_seconds),
+            name="mnist-model-watch",
+            daemon=True,
+        )
+        thread.start()
+
+    @property
+    def folder(self) -> str:
+        return self._current[0].folder
+
+    def current(self):
+        """(model, its folder): one read, so that the two always agree."""
+        found, model = self._current
+        return model, found.folder
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return self._current[1].predict(images)
+
+    def _try(self, found) -> bool:
+        if found in self._refused:
+            return False
+        problem = model_problem(found.folder)
+        if problem is None:
+            try:
+                model = self._load(found.folder)
+            except Exception as error:  # noqa: BLE001 - a bad upload must not stop the job
+                problem = f"cannot load {found.folder!r}: {error}"
+        if problem is not None:
+            self._refused.add(found)
+            keeping = f"; keeping {self.folder}" if self._current else ""
+            _log.warning("MNIST model %s ignored: %s%s", found.folder, problem, keeping)
+            return False
+        previous, self._current = self._current, (found, model)
+        if previous is not None:
+            _log.info("MNIST model switched from %s to %s", previous[0].folder, found.folder)
+        return True
+
+    def look(self) -> None:
+        """Swap in the newest valid match newer than the current model, if any."""
+        newest = self._current[0].updated
+        for found in matched_models(self._pattern):
+            if found.updated <= newest or self._try(found):
+                return
+
+
+def _watch(model_ref, check_seconds: float) -> None:
+    # A weak reference: the thread ends once RunInference lets go of the model.
+    while True:
+        time.sleep(check_seconds)
+        model = model_ref()
+        if model is None:
+            return
+        try:
+            model.look()
+        except Exception as error:  # noqa: BLE001 - an unreadable bucket for a moment
+            _log.warning("MNIST model watch: cannot look at %s: %s", model._pattern, error)
+        del model
+
+
+def model_folder(model) -> tuple[Any, str | None]:
+    """(the model to predict with, the folder it came from) of what load_model returned."""
+    if isinstance(model, WatchedModel):
+        return model.current()
+    return model, getattr(model, "folder", None)
+
+
+class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
+    """RunInference handler: float32 [784] pixels (or a batch [N, 784]) ->
+    PredictionResult(pixels, float32 [10] (or [N, 10]), model_id=the model's folder).
+
+    The model is `model_path`, or with `model_pattern` a WatchedModel of that pattern that
+    looks for a newer model every `model_check_seconds`. Batching bounds go to
+    beam.BatchElements. The model is loaded once per worker process (it is small), not
+    shared across them.
     """
 
     def __init__(
         self,
-        model_path: str,
+        model_path: str | None,
         *,
+        model_pattern: str | None = None,
+        model_check_seconds: float = 60,
         min_batch_size: int = DEFAULT_MIN_BATCH_SIZE,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_batch_duration_secs: int | None = None,
@@ -221,22 +328,18 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
             **kwargs,
         )
         self._model_path = model_path
+        self._model_pattern = model_pattern
+        self._model_check_seconds = model_check_seconds
 
     @property
-    def model_path(self) -> str:
+    def model_path(self) -> str | None:
         return self._model_path
 
     def load_model(self):
-        # One line per load, with the process: how an operator (and tests/system/image) sees that
-        # each worker process loads its model once, and from where.
-        started = time.monotonic()
-        model = load_model(self._model_path)
-        _log.info(
-            "MNIST model loaded from %s in %.1f s (pid %d)",
-            self._model_path,
-            time.monotonic() - started,
-            os.getpid(),
-        )
+        if self._model_pattern:
+            return WatchedModel(self._model_pattern, self._model_check_seconds)
+        model = _load_logged(self._model_path)
+        model.folder = self._model_path
         return model
 
     def run_inference(
@@ -247,6 +350,7 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     ) -> Iterable[PredictionResult]:
         if not batch:
             return []
+        model, folder = model_folder(model)
         # An example is one image [NUM_PIXELS] or a batch of them [N, NUM_PIXELS] (the batch
         # job batches before parsing); either way the model sees one array.
         arrays = [np.asarray(x, dtype=np.float32) for x in batch]
@@ -268,7 +372,7 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
             inference = (
                 probabilities[start] if array.ndim == 1 else probabilities[start : start + rows]
             )
-            results.append(PredictionResult(example, inference))
+            results.append(PredictionResult(example, inference, folder))
             start += rows
         return results
 
@@ -285,3 +389,4 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     def update_model_path(self, model_path: str | None = None):
         if model_path:
             self._model_path = model_path
+            self._model_pattern = None

@@ -1,8 +1,13 @@
-"""Where the MNIST model comes from: the `model` parameter, its default and its checks."""
+"""Where the MNIST model comes from: the `model` parameter (a folder, by default the baked
+model) or `model_pattern` (the newest valid model folder among those a file pattern matches,
+watched while a stream runs: pipelines/mnist/handler.py), and their checks, without
+TensorFlow."""
 
 from __future__ import annotations
 
 import os
+import posixpath
+from typing import NamedTuple
 
 from pipelines.core.checks import check_credentials, is_gcs
 from pipelines.core.models import models_dir
@@ -26,20 +31,73 @@ MODEL = Parameter(
 )
 
 
+def model_pattern_parameter(*, watched: bool) -> Parameter:
+    """`model_pattern`; `watched`: the job keeps looking for a newer model while it runs."""
+    when = (
+        "is used, and the job switches to a newer valid one within model_check_seconds, "
+        "without a restart (upload the folder's other files first, the matched file last). "
+        "Each prediction message names its model folder in the attribute model."
+        if watched
+        else "when the job starts is used."
+    )
+    return Parameter(
+        name="model_pattern",
+        label="Model file pattern (instead of a model folder)",
+        help_text=(
+            "Instead of model: a file pattern of model files, e.g. "
+            "gs://PROJECT-bucket/models/mnist/*/saved_model.pb (or .../export.meta for the "
+            "lab's checkpoints); a model is the folder of a matched file. The newest valid "
+            f"one (by the matched file's update time) {when}"
+        ),
+        optional=True,
+    )
+
+
+MODEL_CHECK_SECONDS = Parameter(
+    name="model_check_seconds",
+    label="Seconds between looks for a newer model",
+    help_text=(
+        "With model_pattern: how often each worker looks for a newer model, in seconds "
+        "(1 to 86400). Default: 60."
+    ),
+    param_type="NUMBER",
+    optional=True,
+    default="60",
+    regexes=("^[0-9]+$",),
+    type=int,
+)
+CHECK_SECONDS_RANGE = (1, 86_400)
+
+
 def resolve_model(value: str | None) -> str:
     return value or str(models_dir() / "mnist")
 
 
-def check_model(value: str | None, *, on_dataflow: bool) -> None:
-    """The folder holds a model of the contract (read and checked without TensorFlow), so a
-    wrong folder is one line at launch rather than a crash on the first row."""
+class ModelFile(NamedTuple):
+    """A file a model pattern matched: its folder is the model."""
+
+    folder: str
+    updated: float  # seconds since the epoch
+
+
+def matched_models(pattern: str) -> list[ModelFile]:
+    """The model folders `pattern` matches, newest first (by the matched file's update
+    time; the folder name breaks ties, so every worker orders them alike)."""
     from apache_beam.io.filesystems import FileSystems
 
-    path = resolve_model(value)
-    if is_gcs(path):
-        check_credentials("model", path)
-    elif os.path.isfile(path):
-        raise ParameterError("model", f"{path!r} is a file; expected the folder that holds it")
+    (result,) = FileSystems.match([pattern])
+    files = [
+        ModelFile(posixpath.dirname(m.path), m.last_updated_in_seconds or 0.0)
+        for m in result.metadata_list
+    ]
+    return sorted(files, key=lambda f: (f.updated, f.folder), reverse=True)
+
+
+def model_problem(path: str, *, default: bool = False) -> str | None:
+    """Why the folder `path` does not hold a model of the contract (read and checked without
+    TensorFlow), or None."""
+    from apache_beam.io.filesystems import FileSystems
+
     try:
         if FileSystems.exists(FileSystems.join(path, contract.SAVED_MODEL_FILE)):
             contract.check_saved_model(_read(FileSystems, path, contract.SAVED_MODEL_FILE))
@@ -48,12 +106,65 @@ def check_model(value: str | None, *, on_dataflow: bool) -> None:
             _require(FileSystems, path, contract.CHECKPOINT_FILES, "the checkpoint")
             contract.check_checkpoint_meta(_read(FileSystems, path, contract.CHECKPOINT_META))
         else:
-            what = "the default model is not" if not value else "no model"
+            what = "the default model is not" if default else "no model"
             raise contract.ModelFormatError(f"{what} there")
     except contract.ModelFormatError as error:
-        raise ParameterError("model", f"{path!r}: {error}; expected {contract.EXPECTED}") from None
+        return f"{path!r}: {error}; expected {contract.EXPECTED}"
     except Exception as error:  # noqa: BLE001 - an unreadable location is the user's answer
-        raise ParameterError("model", f"cannot read {path!r}: {error}") from None
+        return f"cannot read {path!r}: {error}"
+    return None
+
+
+def newest_valid_model(pattern: str, newer_than: float | None = None):
+    """(the newest valid model among `pattern`'s matches, updated after `newer_than` if
+    given, or None; {folder: reason} of the newer ones that are not valid)."""
+    refused = {}
+    for found in matched_models(pattern):
+        if newer_than is not None and found.updated <= newer_than:
+            break
+        problem = model_problem(found.folder)
+        if problem is None:
+            return found, refused
+        refused[found.folder] = problem
+    return None, refused
+
+
+def check_model(value: str | None, *, on_dataflow: bool) -> None:
+    """The folder holds a model of the contract, so a wrong folder is one line at launch
+    rather than a crash on the first row."""
+    path = resolve_model(value)
+    if is_gcs(path):
+        check_credentials("model", path)
+    elif os.path.isfile(path):
+        raise ParameterError("model", f"{path!r} is a file; expected the folder that holds it")
+    problem = model_problem(path, default=not value)
+    if problem:
+        raise ParameterError("model", problem)
+
+
+def check_model_source(args, *, on_dataflow: bool) -> ModelFile | None:
+    """`model` or `model_pattern`, not both, checked as check_model does; for a pattern, at
+    least one match must be a valid model now. Returns the newest valid match, if a pattern."""
+    pattern = getattr(args, "model_pattern", None)
+    if not pattern:
+        check_model(args.model, on_dataflow=on_dataflow)
+        return None
+    if args.model:
+        raise ParameterError("model_pattern", "give model or model_pattern, not both")
+    seconds = getattr(args, "model_check_seconds", None)
+    low, high = CHECK_SECONDS_RANGE
+    if seconds is not None and not low <= seconds <= high:
+        raise ParameterError("model_check_seconds", f"expected {low} to {high}, got {seconds}")
+    if is_gcs(pattern):
+        check_credentials("model_pattern", pattern)
+    try:
+        found, refused = newest_valid_model(pattern)
+    except Exception as error:  # noqa: BLE001 - an unreadable location is the user's answer
+        raise ParameterError("model_pattern", f"cannot match {pattern!r}: {error}") from None
+    if found is None:
+        why = "; ".join(refused.values()) if refused else "it matches no file"
+        raise ParameterError("model_pattern", f"{pattern!r} matches no valid model: {why}")
+    return found
 
 
 def _require(filesystems, folder: str, patterns: tuple[str, ...], what: str) -> None:

@@ -20,7 +20,7 @@ from pipelines.jobs import mnist_batch as batch
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import resolve_model
 from pipelines.mnist.records import parse_csv_line, parse_row, split_csv_line
-from pipelines.mnist.transforms import ImageBatch, ParseImages, PredictDigits
+from pipelines.mnist.transforms import ImageBatch, ParseImages, PredictDigits, Rows
 from tests.support.processes import REPO, read_shards, run_template, template_env
 
 SAMPLE = REPO / "data" / "mnist_sample.csv"
@@ -53,7 +53,7 @@ def test_parse_images_splits_valid_rows_from_dead_letters():
     good = sample_lines(3)
     lines = [line.encode() for line in good + list(BAD_LINES)]
     with TestPipeline() as p:
-        parsed = p | beam.Create(lines) | ParseImages(split_csv_line)
+        parsed = p | beam.Create(lines) | ParseImages(Rows(split_csv_line))
         ids = parsed.valid | beam.FlatMap(lambda batch: batch.ids.tolist())
         assert_that(ids, equal_to([0, 1, 2]), label="ValidIds")
         dead = parsed.dead_letters | beam.Map(lambda d: (d["Row"], d["Error"].split(":")[0]))
@@ -64,7 +64,7 @@ def test_parsed_batches_equal_the_row_by_row_reference():
     lines = [line.encode() for line in sample_lines(40)]
     expected = dict(parse_row(parse_csv_line(line.decode())) for line in lines)
     with TestPipeline() as p:
-        parsed = p | beam.Create(lines) | ParseImages(split_csv_line)
+        parsed = p | beam.Create(lines) | ParseImages(Rows(split_csv_line))
         pixels = parsed.valid | beam.FlatMap(
             lambda batch: [(int(i), row.tobytes()) for i, row in zip(batch.ids, batch.pixels)]
         )
@@ -125,6 +125,24 @@ def test_rows_without_finite_probabilities_are_dead_letters():
             equal_to([1, 3, 5]),
             label="NaNRowsDead",
         )
+
+
+def test_a_model_pattern_picks_the_newest_valid_model_at_launch(tmp_path):
+    import os
+    import shutil
+
+    now = time.time()
+    for name, age in (("old", 300), ("new", 200)):
+        shutil.copytree(REPO / "models" / "mnist", tmp_path / name)
+        os.utime(tmp_path / name / "saved_model.pb", (now - age, now - age))
+    (tmp_path / "newest-broken").mkdir()
+    (tmp_path / "newest-broken" / "saved_model.pb").write_bytes(b"\x0f\xff")
+    argv = ["--input", str(SAMPLE), "--output", str(tmp_path / "predict")]
+    _, args, options = parse(
+        batch.TEMPLATE, [*argv, "--model_pattern", f"{tmp_path}/*/saved_model.pb"]
+    )
+    batch.preflight(args, options)
+    assert args.model == str(tmp_path / "new")
 
 
 def test_metrics_prove_every_row_lands_once(tmp_path):
@@ -233,6 +251,22 @@ def test_template_end_to_end_on_the_bundled_sample(tmp_path):
         (
             ["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "TMP/graph"],
             "--model: 'TMP/graph': the SavedModel has no variables/variables.index",
+        ),
+        (
+            [
+                "--input",
+                "data/mnist_sample.csv",
+                "--output",
+                "OUT",
+                "--model_pattern",
+                "TMP/*/saved_model.pb",
+            ],
+            "--model_pattern: 'TMP/*/saved_model.pb' matches no valid model: 'TMP/",
+        ),
+        (
+            ["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "models/mnist"]
+            + ["--model_pattern", "models/*/saved_model.pb"],
+            "--model_pattern: give model or model_pattern, not both",
         ),
     ],
 )

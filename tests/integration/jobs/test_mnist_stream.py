@@ -21,7 +21,7 @@ from pipelines.core.deadletters import original_message
 from pipelines.local.runtime import LOCAL_OVERRIDES, pipeline_answers_every_message
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import resolve_model
-from pipelines.mnist.messages import ClassifyMessages
+from pipelines.mnist.transforms import ClassifyMessages
 from tests.support import pubsub_emulator as emulator
 from tests.support.processes import REPO, RunningTemplate, template_env
 from tools import mnist_producer
@@ -120,6 +120,7 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
     results = dict(argmax(m.data) for m in outputs)
     assert sum(results[i] == truth[i] for i in range(count)) >= count - 1
     assert all(set(json.loads(m.data)) == {"ID", *(f"P{d}" for d in range(10))} for m in outputs)
+    assert {m.attributes["model"] for m in outputs} == {resolve_model(None)}  # the baked one
     assert {m.data for m in dead_letters} == set(MALFORMED)  # published unchanged
     for message in dead_letters:
         assert MALFORMED[message.data] in message.attributes["error"]
@@ -189,6 +190,8 @@ def test_every_outcome_of_the_job_acknowledges_its_input():
     args = SimpleNamespace(
         input="projects/lab-project/subscriptions/s",
         model=None,
+        model_pattern=None,
+        model_check_seconds=60,
         output="projects/lab-project/topics/out",
         dead_letter=None,
     )
@@ -211,21 +214,24 @@ def test_every_outcome_of_the_job_acknowledges_its_input():
 
 def _reference_outcomes(messages, model) -> dict:
     """message_id -> the outcome the per-message path (before batching) gave: the
-    prediction (answer_prediction of the model's scores for that one image) or the dead
+    prediction (answer_prediction of the model's scores for that one image, naming the
+    model's folder) or the dead
     letter (stage parse) with parse_row's reason."""
     from pipelines.core.deadletters import dead_letter
-    from pipelines.mnist.messages import _reason, answer_prediction
     from pipelines.mnist.records import parse_json_message, parse_row
+    from pipelines.mnist.transforms import answer_prediction, reason_of
 
     outcomes = {}
     for message in messages:
         try:
             image_id, pixels = parse_row(parse_json_message(message.data))
         except Exception as error:  # noqa: BLE001 - what the old step caught
-            outcomes[message.message_id] = dead_letter(message, _reason(error), stage="parse")
+            outcomes[message.message_id] = dead_letter(message, reason_of(error), stage="parse")
         else:
             scores = model.predict(pixels[None, :])[0]
-            outcomes[message.message_id] = answer_prediction(message, image_id, scores)
+            outcomes[message.message_id] = answer_prediction(
+                message, image_id, scores, model.folder
+            )
     return outcomes
 
 
@@ -270,7 +276,7 @@ def test_batched_stream_gives_the_per_message_outcomes():
     and dead letters (the same message with the same reason and stage) equal what parsing,
     scoring and formatting one message at a time gives, on the bundled sample, the
     malformed messages and random ones."""
-    from pipelines.mnist.messages import MAX_BATCH_MESSAGES
+    from pipelines.mnist.transforms import MAX_BATCH_MESSAGES
 
     datas = sample_messages(200) + list(MALFORMED) + _random_messages(240)
     messages = [PubsubMessage(d, {"n": str(i)}, message_id=f"m{i}") for i, d in enumerate(datas)]
@@ -307,3 +313,101 @@ def test_batched_stream_gives_the_per_message_outcomes():
     with TestPipeline(options=options) as p:
         predictions, dead = p | stream | ClassifyMessages(handler)
         assert_that((predictions, dead) | beam.Flatten(), check)
+
+
+# --- model watch: a newer model replaces the running one, an invalid one is ignored ---------
+
+
+def _model_copy(models, name: str, updated: float):
+    """A copy of the baked model in models/NAME, its saved_model.pb (the matched file)
+    updated at `updated`. Copied aside and renamed into place, as an upload that puts the
+    matched file last looks to the pattern: whole or not at all."""
+    import os
+    import shutil
+
+    staging = models.parent / f"staging-{name}"
+    shutil.copytree(REPO / "models" / "mnist", staging)
+    os.utime(staging / "saved_model.pb", (updated, updated))
+    os.rename(staging, models / name)
+    return str(models / name)
+
+
+@pytest.mark.slow
+def test_model_watch_switches_models_without_losing_a_message(pubsub_emulator, tmp_path):
+    import os
+    import time
+
+    models = tmp_path / "models"
+    models.mkdir()
+    now = time.time()
+    first = _model_copy(models, "v1", now - 100)
+    images = emulator.create_topic("mnist_image_watch")
+    predict, predict_sub = emulator.create_topic_with_subscription("mnist_predict_watch")
+    check_seconds = 2
+    job = RunningTemplate(
+        "mnist_stream",
+        [
+            f"--input={images}",
+            f"--output={predict}",
+            f"--model_pattern={models}/*/saved_model.pb",
+            f"--model_check_seconds={check_seconds}",
+        ],
+        env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}),
+    )
+    rows = list(mnist_producer.read_rows(SAMPLE, 200))
+    next_id = 0
+    outputs = []
+
+    def publish(count: int) -> None:
+        nonlocal next_id
+        batch = [
+            mnist_producer.encode(dict(rows[i % 200], ID=i))
+            for i in range(next_id, next_id + count)
+        ]
+        assert mnist_producer.publish(images, batch, rate=0) == count
+        next_id += count
+
+    def receive(count: int, timeout: float = 120) -> list:
+        got = emulator.pull(predict_sub, count, timeout=timeout)
+        outputs.extend(got)
+        return got
+
+    try:
+        emulator.wait_for_subscriber(images, timeout=180)
+        publish(30)
+        assert {m.attributes["model"] for m in receive(30)} == {first}
+
+        # A newer folder that is not a model: logged with its reason, ignored.
+        bad = models / "v3-broken"
+        bad.mkdir()
+        (bad / "saved_model.pb").write_bytes(b"not a protobuf at all")
+        os.utime(bad / "saved_model.pb", (now + 50, now + 50))
+        time.sleep(3 * check_seconds)
+        publish(30)
+        assert {m.attributes["model"] for m in receive(30)} == {first}
+        assert f"MNIST model {bad} ignored" in job.output(), job.output()[-3000:]
+
+        # A newer valid model: the outputs switch to it within the check interval plus its
+        # load, and no message is lost or doubled on the way.
+        second = _model_copy(models, "v2", now + 10)
+        placed = time.monotonic()
+        switched_after = None
+        while switched_after is None and time.monotonic() - placed < 90:
+            publish(5)
+            if any(m.attributes["model"] == second for m in receive(5, timeout=30)):
+                switched_after = time.monotonic() - placed
+        assert switched_after is not None, job.output()[-3000:]
+        publish(30)
+        assert {m.attributes["model"] for m in receive(30)} == {second}
+        receive(next_id - len(outputs), timeout=60)  # anything still on its way
+        job.assert_running()
+    finally:
+        log = job.stop()
+    assert job.process.returncode == 0, log[-3000:]
+    ids = sorted(int(m.attributes["ID"]) for m in outputs)
+    assert ids == list(range(next_id)), log[-3000:]  # every message exactly once
+    assert {m.attributes["model"] for m in outputs} == {first, second}
+    assert f"MNIST model switched from {first} to {second}" in log
+    # Within the check interval plus the load (and a pull's round trip on a shared machine).
+    assert switched_after < check_seconds + 30, switched_after
+    print(f"outputs named the new model {switched_after:.1f} s after it was placed")

@@ -34,7 +34,8 @@ def sample():
 
 def test_handler_contract():
     handler = MnistModelHandler(str(MODEL_DIR))
-    assert handler.batch_elements_kwargs() == {"min_batch_size": 64, "max_batch_size": 1024}
+    # The composites batch before parsing: one example is one batch, one model call.
+    assert handler.batch_elements_kwargs() == {"min_batch_size": 1, "max_batch_size": 1}
     assert handler.share_model_across_processes() is False
     assert handler.get_metrics_namespace() == "BeamML_MNIST"
     with pytest.raises(ValueError, match="inference_args"):
