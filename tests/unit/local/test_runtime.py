@@ -5,22 +5,22 @@ from types import SimpleNamespace
 
 import pytest
 from apache_beam.io.gcp.pubsub import PubsubMessage
-from apache_beam.runners.direct import transform_evaluator
 
-from pipelines.local import runtime as local_pubsub
-from pipelines.local.runtime import (
-    PULL_MAX_MESSAGES,
-    AckLedger,
-    PublishFailed,
-    _LocalSubscriber,
-    publish_and_acknowledge,
-    use_local_subscriber,
-)
+from pipelines.core import beam_private
+from pipelines.local import ledger as ledger_module
+from pipelines.local import subscriber as subscriber_module
+from pipelines.local.ledger import AckLedger
+from pipelines.local.publish import PublishFailed, publish_and_acknowledge
+from pipelines.local.shared import Supervisor
+from pipelines.local.subscriber import PULL_MAX_MESSAGES, use_local_subscriber
+from pipelines.local.subscriber import LocalSubscriber as _LocalSubscriber
 
 
 def received(*ids):
     return [
-        SimpleNamespace(ack_id=f"ack-{i}", message=SimpleNamespace(message_id=i, data=b"x"))
+        SimpleNamespace(
+            ack_id=f"ack-{i}", message=SimpleNamespace(message_id=i, data=b"x", attributes={})
+        )
         for i in ids
     ]
 
@@ -50,7 +50,9 @@ def test_pulls_ask_for_more_messages_and_everything_else_passes_through():
     fake = FakeSubscriber()
     client = _LocalSubscriber(fake, 100, AckLedger())
     client.pull(subscription="s", max_messages=10, return_immediately=True)
-    assert fake.pulls == [{"subscription": "s", "max_messages": 100, "return_immediately": True}]
+    assert fake.pulls == [
+        {"subscription": "s", "max_messages": 100, "return_immediately": True, "retry": None}
+    ]
     client.acknowledge(subscription="s", ack_ids=["a"])
     assert fake.acks == ["a"]  # not holding: acknowledged on pull, as Beam does
     client.close()
@@ -69,7 +71,7 @@ def test_held_messages_are_acknowledged_only_when_answered():
     assert sorted(fake.deadlines) == [("ack-1", 60), ("ack-2", 60), ("ack-3", 60)]
     ledger.release(["2", None, "unknown"])
     assert fake.acks == ["ack-2"] and ledger.held_count() == 2
-    assert ledger.hand_back() == 2
+    assert ledger.hand_back().done == 2
     assert ("ack-1", 0) in fake.deadlines and ledger.held_count() == 0
 
 
@@ -83,7 +85,7 @@ def test_pulls_pause_when_stopping_and_hand_back_what_a_late_pull_brings():
 
 
 def test_pulls_pause_while_too_many_are_unanswered(monkeypatch):
-    monkeypatch.setattr(local_pubsub, "MAX_HELD", 2)
+    monkeypatch.setattr(ledger_module, "MAX_HELD", 2)
     ledger = AckLedger()
     ledger.holding = True
     fake = FakeSubscriber(received("1", "2"))
@@ -136,12 +138,12 @@ def test_a_refused_publish_acknowledges_nothing_and_names_the_topic():
 def test_the_direct_runners_reader_is_patched_once():
     assert use_local_subscriber()
     assert use_local_subscriber()  # idempotent
-    assert transform_evaluator._PubSubReadEvaluator._local_subscriber
+    assert beam_private.pubsub_read_evaluator()._pipelines_wrapped
     assert PULL_MAX_MESSAGES >= 100
 
 
 def test_pulls_pause_while_too_many_bytes_are_unanswered(monkeypatch):
-    monkeypatch.setattr(local_pubsub, "MAX_HELD_BYTES", 2)
+    monkeypatch.setattr(ledger_module, "MAX_HELD_BYTES", 2)
     ledger = AckLedger()
     ledger.holding = True
     fake = FakeSubscriber(received("1", "2"))
@@ -179,7 +181,7 @@ class PagedSubscriber(FakeSubscriber):
 
 
 def test_a_backlog_is_pulled_in_one_bundle_of_up_to_the_maximum(monkeypatch):
-    monkeypatch.setattr(local_pubsub, "FULL_PAGE", 4)
+    monkeypatch.setattr(subscriber_module, "FULL_PAGE", 4)
     fake = PagedSubscriber(received(*range(20)), page=4)
     ledger = AckLedger()
     ledger.holding = True
@@ -192,7 +194,7 @@ def test_a_backlog_is_pulled_in_one_bundle_of_up_to_the_maximum(monkeypatch):
 
 
 def test_a_short_pull_is_the_whole_bundle(monkeypatch):
-    monkeypatch.setattr(local_pubsub, "FULL_PAGE", 4)
+    monkeypatch.setattr(subscriber_module, "FULL_PAGE", 4)
     fake = PagedSubscriber(received(1, 2, 3), page=4)
     client = _LocalSubscriber(fake, 10, AckLedger())
     response = client.pull(subscription="s", max_messages=10, timeout=30)
@@ -224,3 +226,165 @@ def test_a_stop_waits_for_a_pull_in_flight_which_hands_back_what_it_brings():
     pulling.join(5)
     assert fake.deadlines == [("ack-1", 0), ("ack-2", 0)]  # handed back, not held
     assert ledger.held_count() == 0
+
+
+# --- pulls sized by bytes, and Pub/Sub failing under a pull ---------------------------------
+
+
+def sized(count, size, first=0):
+    return [
+        SimpleNamespace(
+            ack_id=f"ack-{i}",
+            message=SimpleNamespace(message_id=str(i), data=b"x" * size, attributes={}),
+        )
+        for i in range(first, first + count)
+    ]
+
+
+class FailingSubscriber(FakeSubscriber):
+    def __init__(self, errors, messages=()):
+        super().__init__(messages)
+        self.errors = list(errors)
+
+    def pull(self, **kwargs):
+        if self.errors:
+            self.pulls.append(kwargs)
+            raise self.errors.pop(0)
+        return super().pull(**kwargs)
+
+
+def test_pulls_ask_for_fewer_messages_after_big_ones(monkeypatch):
+    monkeypatch.setattr(subscriber_module, "PULL_TARGET_BYTES", 1000)
+    fake = FakeSubscriber(sized(2, 300))
+    client = _LocalSubscriber(fake, 500, AckLedger(), Supervisor())
+    assert client.wanted() == 500
+    client.pull(subscription="s", max_messages=10)
+    assert client.wanted() == 3  # 1000 bytes of 300-byte messages
+    fake.messages = sized(4, 10, first=10)
+    client.pull(subscription="s", max_messages=10)
+    assert fake.pulls[-1]["max_messages"] == 3
+    assert client.wanted() == 100  # small ones again: bigger pulls again
+
+
+def test_a_pull_too_big_for_the_channel_is_asked_again_for_fewer():
+    from google.api_core.exceptions import ResourceExhausted
+
+    too_big = ResourceExhausted("Received message larger than max (6000080 vs. 4194304)")
+    ledger = AckLedger()
+    ledger.holding = True
+    supervisor = Supervisor()
+    supervisor.active = True
+    fake = FailingSubscriber([too_big, too_big], sized(1, 10))
+    client = _LocalSubscriber(fake, 8, ledger, supervisor)
+    assert list(client.pull(subscription="s").received_messages) == []
+    assert list(client.pull(subscription="s").received_messages) == []
+    assert len(client.pull(subscription="s").received_messages) == 1
+    assert [p["max_messages"] for p in fake.pulls] == [8, 4, 2]
+    assert ledger.lost_pulls == 2 and supervisor.failure is None
+
+
+def test_a_deleted_subscription_stops_the_run_naming_it():
+    from google.api_core.exceptions import NotFound
+
+    supervisor = Supervisor()
+    supervisor.active = True
+    fake = FailingSubscriber([NotFound("Subscription does not exist")], sized(1, 10))
+    client = _LocalSubscriber(fake, 8, AckLedger(), supervisor)
+    assert list(client.pull(subscription="projects/p/subscriptions/s").received_messages) == []
+    assert supervisor.done.is_set()
+    assert supervisor.failure == (
+        "cannot pull from projects/p/subscriptions/s: NotFound: 404 Subscription does not exist"
+    )
+    assert list(client.pull(subscription="s").received_messages) == []
+    assert len(fake.pulls) == 1  # stopped: asks no more
+
+
+def test_pub_sub_unreachable_for_long_stops_the_run(monkeypatch):
+    from google.api_core.exceptions import ServiceUnavailable
+
+    monkeypatch.setattr(subscriber_module, "_RETRY_SECONDS", 0)
+    monkeypatch.setattr(subscriber_module, "LOST_AFTER_SECONDS", 0.2)
+    supervisor = Supervisor()
+    supervisor.active = True
+    fake = FailingSubscriber([ServiceUnavailable("Connection refused")] * 1000)
+    client = _LocalSubscriber(fake, 8, AckLedger(), supervisor)
+    client.pull(subscription="s")
+    assert supervisor.failure is None  # a blip is retried
+    import time
+
+    time.sleep(0.25)
+    client.pull(subscription="s")
+    assert supervisor.failure.startswith("lost Pub/Sub: cannot pull from s for 0.2 s: ")
+    assert "ServiceUnavailable" in supervisor.failure
+
+
+def test_without_a_run_watching_a_lost_subscription_raises_as_beam_would():
+    from google.api_core.exceptions import NotFound
+
+    client = _LocalSubscriber(FailingSubscriber([NotFound("gone")]), 8, AckLedger(), Supervisor())
+    with pytest.raises(NotFound):
+        client.pull(subscription="s")
+
+
+def test_a_hand_back_counts_only_what_the_server_took():
+    from google.api_core.exceptions import NotFound
+
+    from pipelines.local.run import hand_back_summary
+
+    class Gone(FakeSubscriber):
+        def modify_ack_deadline(self, **kwargs):
+            raise NotFound("Subscription does not exist")
+
+    ledger = AckLedger()
+    ledger.hold(FakeSubscriber(), "kept", received("1", "2"))
+    ledger.hold(Gone(), "gone", received("3"))
+    sent = ledger.hand_back()
+    assert (sent.done, sent.failed) == (2, 1)
+    line = hand_back_summary(sent)
+    assert line.startswith("2 unfinished input messages handed back to the subscription; 1 could")
+    assert "NotFound: 404 Subscription does not exist" in line
+    assert "handed back" not in hand_back_summary(sent.__class__(0, 3, "x")).split(";")[1]
+    assert "never answered" in hand_back_summary(sent, lost_pulls=1)
+
+
+@pytest.mark.parametrize("kind", ["subscriber_client", "publisher_client"])
+def test_local_clients_take_messages_bigger_than_pub_sub_allows(monkeypatch, kind):
+    import grpc
+
+    from pipelines.core.deadletters import MAX_MESSAGE_BYTES
+    from pipelines.local import clients
+
+    made = []
+    real = grpc.insecure_channel
+
+    def insecure_channel(target, options=None, compression=None):
+        made.append((target, dict(options or ())))
+        return real(target, options, compression)
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
+    monkeypatch.setattr(grpc, "insecure_channel", insecure_channel)
+    getattr(clients, kind)()
+    ((target, options),) = made
+    assert target == "127.0.0.1:9"
+    assert options["grpc.max_receive_message_length"] > MAX_MESSAGE_BYTES + 1_000_000
+    assert options["grpc.max_send_message_length"] > MAX_MESSAGE_BYTES + 1_000_000
+
+
+def test_google_endpoint_clients_get_the_same_limits(monkeypatch):
+    from google.auth.credentials import AnonymousCredentials
+    from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+
+    from pipelines.local import clients
+
+    made = []
+
+    def create_channel(host, **kwargs):
+        made.append(dict(kwargs["options"]))
+        return original(host, **kwargs)
+
+    original = SubscriberGrpcTransport.create_channel
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    monkeypatch.setattr(SubscriberGrpcTransport, "create_channel", create_channel)
+    monkeypatch.setattr("google.auth.default", lambda **kw: (AnonymousCredentials(), "p"))
+    clients.subscriber_client()
+    assert made and made[0]["grpc.max_receive_message_length"] == clients.CHANNEL_MESSAGE_BYTES
