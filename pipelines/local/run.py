@@ -14,8 +14,8 @@ published, extends the leases of what it holds, and ends the process:
   was really handed back, and exit 1.
 
 Every last line counts only the hand-back calls that succeeded; messages the server leased
-to a pull that never answered (too big for the channel, cut off by the stop) come back on
-their own when their ack deadline passes, and the line says so when there were any.
+to a pull that never answered (too big for the channel, still waiting at the stop) come back
+on their own when their ack deadline passes, and the line says so when there were any.
 """
 
 from __future__ import annotations
@@ -106,17 +106,32 @@ def _stop_and_hand_back() -> str:
 
 
 def hand_back_summary(sent: Sent, lost_pulls: int = 0, pulls_settled: bool = True) -> str:
-    parts = [f"{sent.done} unfinished input messages handed back to the subscription"]
-    if sent.failed:
-        parts.append(
+    """What a stop did with the unfinished input, counting only the calls that succeeded."""
+    if not sent.failed:
+        line = f"{sent.done} unfinished input messages handed back to the subscription"
+    elif not sent.done:
+        line = (
+            f"its {sent.failed} unfinished input messages could not be handed back "
+            f"({sent.error}); they come back to the subscription when their ack deadline "
+            f"passes"
+        )
+    else:
+        line = (
+            f"{sent.done} unfinished input messages handed back to the subscription; "
             f"{sent.failed} could not be ({sent.error}) and come back when their ack "
             f"deadline passes"
         )
-    if lost_pulls or not pulls_settled:
-        parts.append(
-            "messages leased to a pull that never answered come back when their ack deadline passes"
+    if not pulls_settled:
+        line += (
+            "; a pull was still waiting at the stop: whatever the server gives it comes "
+            "back when its ack deadline passes"
         )
-    return "; ".join(parts)
+    if lost_pulls:
+        line += (
+            f"; messages leased to the {lost_pulls} pulls too big for the channel come back "
+            f"when their ack deadline passes"
+        )
+    return line
 
 
 def _lease():

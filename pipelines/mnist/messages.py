@@ -30,7 +30,7 @@ from pipelines.mnist.records import (
 from pipelines.mnist.transforms import METRICS_NAMESPACE, describe_failure, row_pair
 
 # Messages per batch, at most: a batch is what one bundle brings (the local runner's bundles
-# are its pulls, pipelines/local/runtime.py), and never waits for more.
+# are its pulls, pipelines/local/subscriber.py), and never waits for more.
 MAX_BATCH_MESSAGES = 1000
 
 

@@ -9,7 +9,7 @@ from apache_beam.io.gcp.pubsub import PubsubMessage
 from pipelines.core import beam_private
 from pipelines.local import ledger as ledger_module
 from pipelines.local import subscriber as subscriber_module
-from pipelines.local.ledger import AckLedger
+from pipelines.local.ledger import AckLedger, Sent
 from pipelines.local.publish import PublishFailed, publish_and_acknowledge
 from pipelines.local.shared import Supervisor
 from pipelines.local.subscriber import PULL_MAX_MESSAGES, use_local_subscriber
@@ -343,8 +343,13 @@ def test_a_hand_back_counts_only_what_the_server_took():
     line = hand_back_summary(sent)
     assert line.startswith("2 unfinished input messages handed back to the subscription; 1 could")
     assert "NotFound: 404 Subscription does not exist" in line
-    assert "handed back" not in hand_back_summary(sent.__class__(0, 3, "x")).split(";")[1]
-    assert "never answered" in hand_back_summary(sent, lost_pulls=1)
+    none = hand_back_summary(Sent(0, 3, "ServiceUnavailable: 503 gone"))
+    assert none.startswith("its 3 unfinished input messages could not be handed back (Service")
+    assert hand_back_summary(Sent(3, 0)) == (
+        "3 unfinished input messages handed back to the subscription"
+    )
+    assert "the 1 pulls too big for the channel" in hand_back_summary(sent, lost_pulls=1)
+    assert "a pull was still waiting" in hand_back_summary(sent, pulls_settled=False)
 
 
 @pytest.mark.parametrize("kind", ["subscriber_client", "publisher_client"])
