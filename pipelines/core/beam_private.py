@@ -54,7 +54,10 @@ def pubsub_read_evaluator():
     """The DirectRunner's evaluator of ReadFromPubSub. Its `_read_from_pubsub` pulls with
     `client.pull(subscription=, max_messages=10, timeout=30)` and, on return, acknowledges
     with `client.acknowledge(subscription=, ack_ids=)`, on the client that
-    `_get_subscriber_client_state_unlocked(transform).client` caches per transform."""
+    `_get_subscriber_client_state_unlocked(transform).client` caches per transform. Of the
+    response it reads `received_messages`, of each `ack_id` and `message`, and of a message
+    (through PubsubMessage._from_message) `data`, `attributes`, `message_id`,
+    `publish_time` (a UTC datetime) and `ordering_key`."""
     from apache_beam.runners.direct import transform_evaluator
 
     return transform_evaluator._PubSubReadEvaluator

@@ -62,8 +62,6 @@ def publish_and_acknowledge(
 ) -> None:
     """Publishes `messages`; acknowledges the inputs of those published. On a failure, the
     rest stay unacknowledged and the run stops (see the module docstring)."""
-    from google.pubsub_v1 import types
-
     from pipelines.core.deadletters import publish_problem
 
     for chunk in _publish_chunks(messages):
@@ -75,12 +73,7 @@ def publish_and_acknowledge(
                 if problem:
                     raise ValueError(f"Pub/Sub would refuse a message: {problem}")
             client.api.publish(
-                topic=topic,
-                messages=[
-                    types.PubsubMessage(data=m.data or b"", attributes=m.attributes or {})
-                    for m in chunk
-                ],
-                timeout=PUBLISH_TIMEOUT_SECONDS,
+                request=_publish_request(topic, chunk), timeout=PUBLISH_TIMEOUT_SECONDS
             )
         except Exception as error:
             failure = PublishFailed(topic, error)
@@ -90,6 +83,19 @@ def publish_and_acknowledge(
             # The main thread ends the process; this runner thread publishes nothing more.
             threading.Event().wait()
         ledger.release([m.message_id for m in chunk])
+
+
+def _publish_request(topic: str, messages):
+    """The publish request, built from the raw protobuf classes: the client's proto-plus
+    wrappers cost about 20 us a message, a tenth of the job's CPU per message."""
+    from google.pubsub_v1 import types
+
+    message = types.PubsubMessage.pb()
+    request = types.PublishRequest.pb()(
+        topic=topic,
+        messages=[message(data=m.data or b"", attributes=m.attributes or {}) for m in messages],
+    )
+    return types.PublishRequest.wrap(request)
 
 
 def _publish_chunks(messages):

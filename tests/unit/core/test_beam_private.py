@@ -159,7 +159,16 @@ def test_the_direct_runners_pubsub_read_goes_through_the_wrapped_client(monkeypa
     assert client.acks == [{"subscription": "projects/p/subscriptions/s", "ack_ids": ["ack-1"]}]
     assert (message.data, message.attributes, message.message_id) == (b"d", {"k": "v"}, "1")
     assert timestamp.micros == 5_000_000
-    reader._read_from_pubsub(None)
+    # The local subscriber answers with views of the raw protobuf instead: read the same.
+    from google.pubsub_v1 import types
+
+    from pipelines.local.subscriber import received_messages
+
+    client.response = SimpleNamespace(received_messages=received_messages(client.response))
+    assert not isinstance(client.response.received_messages[0], types.ReceivedMessage)
+    [(timestamp_2, message_2)] = reader._read_from_pubsub(None)
+    assert (timestamp_2, message_2) == (timestamp, message)
+    assert message_2.publish_time == message.publish_time
     assert len(wrapped) == 1  # one client per read, cached
 
     beam_private.close_direct_pubsub_reads()
