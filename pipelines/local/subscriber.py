@@ -15,6 +15,8 @@ soon as they are pulled. `LocalSubscriber` stands in for its client:
   answered, and pulls pause while too much is unanswered.
 * Pub/Sub gone (the subscription deleted or not allowed: at once; unreachable: for
   LOST_AFTER_SECONDS) ends the run with one line naming the subscription and the cause.
+* The runner reads each message from a MessageView of the raw protobuf rather than
+  through the client's proto-plus wrapper (about 60 us a message, 5 us this way).
 """
 
 from __future__ import annotations
