@@ -9,7 +9,11 @@ the input topic's subscription, with a dead-letter topic), then
       subscription before the job starts; the job, with its own pull sizes, works through
       them, and the drain rate is (N - 1) / (the job's last output - its first output), at
       the predictions' Pub/Sub publish times (the job's model load is before the first
-      output, the bench's own pulls are not counted); target >= 1,500/s (goal 2,000/s);
+      output, the bench's own pulls are not counted); target >= 1,500/s (goal 2,000/s).
+      First, the same backlog on topics of its own is drained by a plain loop (pull,
+      parse, predict, publish, acknowledge: the same SavedModel, parsing and formatting
+      functions and Pub/Sub clients, no Beam; `plain_loop`), measured the same way; the
+      job must drain at >= 0.8x its rate (--no-baseline skips it);
   (a) latency: publishes sample rows at the lab's 10 messages/s and reports the end-to-end
       latency (publish call -> prediction pulled) p50/p95/p99/max; target p99 < 1 s;
   (b) throughput: steps the rate up; a step passes when every message comes out within the
@@ -25,7 +29,7 @@ slow bench.
 
 Diagnostics:
   --capacity N   publish N messages at once and time how fast the job drains them.
-  --pull-max N   override the job's DirectRunner pull size (pipelines/local/runtime.py,
+  --pull-max N   override the job's DirectRunner pull size (pipelines/local/subscriber.py,
                  PULL_MAX_MESSAGES; injected as a sitecustomize) to compare pull sizes.
   --sample-stacks FILE  sample every thread of the job every 5 ms (a sitecustomize, the
                  poor man's py-spy) and write the functions seen most, by self and total
@@ -37,12 +41,18 @@ What limits a local stream job (Beam 2.77): the DirectRunner's own Pub/Sub read 
 10 messages per bundle, and every bundle pays the runner's fixed per-step cost (DoFn pickle
 round trip, signature introspection, setup/teardown) in each of the job's ~14 steps, one at
 a time on one thread: ~100-160 messages/s on an idle 2-core machine. The job therefore pulls
-more per bundle on the DirectRunner (pipelines/local/runtime.py: up to 500, in follow-up
+more per bundle on the DirectRunner (pipelines/local/subscriber.py: up to 500, in follow-up
 pulls while the emulator's pages of 100 come full), and works per batch (one batch per
 bundle: parse, score, format; pipelines/jobs/mnist_stream.py). Measured with this bench on 2
 busy cores, alternating the code before and after: a 6,000 backlog drained at 1,200/s
 with 100-message bundles and per-message parsing (0.72 ms of job CPU a message), 2,800-2,900/s
-with both (0.28 ms), with the same latency at 10 messages/s.
+with both (0.28 ms), with the same latency at 10 messages/s. Against the plain loop
+(issue 19, 2 cores at load 6-11, 6,000 backlog): the DirectRunner's read and the publish
+request went through the Pub/Sub client's proto-plus wrappers at about 60 + 20 us a
+message; reading the raw protobuf once (pipelines/local/subscriber.py, MessageView) and
+building the request from it (pipelines/local/publish.py) took the job from 0.33 to 0.19
+ms of CPU a message, the plain loop's 0.18-0.20, and its drain from 0.47-0.53x the plain
+loop's rate to 0.66-0.70x: the rest is the runner's waits between its ~14 steps a bundle.
 
 The emulator and the job run in their own process groups and are stopped on exit, on
 Ctrl-C, on SIGTERM and on errors alike. Figures vary with machine load: the load average
@@ -81,6 +91,7 @@ LATENCY_TARGET_P99 = 1.0
 RATE_TARGET = 200
 BACKLOG_MUST = 1500  # messages/s (issue 13)
 BACKLOG_GOAL = 2000
+BASELINE_MUST = 0.8  # the job's backlog drain / the plain loop's (issue 19)
 MAX_LATENCY_GROWTH = 1.0
 CHECK_EVERY = 37  # keep the payload of one prediction in this many, to check its digit
 
@@ -217,6 +228,119 @@ def job_env(
         paths.insert(0, str(shim))
     paths.append(str(REPO))  # this checkout's package, unless PYTHONPATH names another
     return template_env({"PUBSUB_EMULATOR_HOST": host, "PYTHONPATH": os.pathsep.join(paths)})
+
+
+PLAIN_LOOP_QUIET_SECONDS = 20
+
+
+def _emulator_clients():
+    """A subscriber and a publisher client on the emulator with a 64 MiB gRPC limit, as the
+    job's own (made here, so that the baseline is the same whichever package is measured)."""
+    import grpc
+    from google.cloud import pubsub_v1
+    from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
+    from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+
+    def channel():
+        limit = 64 * 2**20
+        return grpc.insecure_channel(
+            os.environ["PUBSUB_EMULATOR_HOST"],
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+            ],
+        )
+
+    return (
+        pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel())),
+        pubsub_v1.PublisherClient(transport=PublisherGrpcTransport(channel=channel())),
+    )
+
+
+def plain_loop(subscription: str, topic: str, count: int, model: str | None) -> int:
+    """The baseline: pull, parse, predict, publish, acknowledge, in a plain loop over the
+    same SavedModel and the same parsing and formatting functions as the job, through
+    Pub/Sub clients like the job's, with no Beam. Runs in its own process (`--plain-loop-worker`);
+    returns how many messages it answered."""
+    import numpy as np
+    from google.pubsub_v1 import types
+
+    from pipelines.mnist.handler import load_model
+    from pipelines.mnist.location import resolve_model
+    from pipelines.mnist.records import (
+        parse_id,
+        parse_image_batch,
+        parse_json_message,
+        prediction_lines,
+    )
+    from pipelines.mnist.transforms import row_pair
+
+    predictor = load_model(resolve_model(model))
+    subscriber, publisher = _emulator_clients()
+    answered, quiet_since, cpu_first = 0, time.monotonic(), None
+    while answered < count and time.monotonic() - quiet_since < PLAIN_LOOP_QUIET_SECONDS:
+        response = subscriber.pull(subscription=subscription, max_messages=500, timeout=10)
+        received = list(response.received_messages)
+        if not received:
+            continue
+        quiet_since = time.monotonic()
+        if cpu_first is None:
+            cpu_first = time.process_time()
+        ids, images = [], []
+        for item in received:
+            raw_id, raw_image = row_pair(parse_json_message(item.message.data))
+            ids.append(parse_id(raw_id))
+            images.append(raw_image)
+        pixels, failures = parse_image_batch(images)
+        assert not failures, failures
+        lines = prediction_lines(np.array(ids, dtype=np.int64), predictor.predict(pixels))
+        publisher.api.publish(
+            topic=topic,
+            messages=[
+                types.PubsubMessage(data=line.encode(), attributes={"ID": str(image_id)})
+                for image_id, line in zip(ids, lines.split("\n"), strict=True)
+            ],
+            timeout=60,
+        )
+        subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
+        answered += len(received)
+    if cpu_first is not None:
+        # The job's figure is the same: its CPU from its first output to its last.
+        print(f"cpu_ms_per_message {1000 * (time.process_time() - cpu_first) / answered:.3f}")
+    return answered
+
+
+def run_plain_loop(count: int, traffic_topic: str, host: str, workdir: Path, model) -> Backlog:
+    """The backlog drain of plain_loop: the same backlog on topics of its own, measured as
+    the job's is (backlog_figures, at the predictions' Pub/Sub publish times)."""
+    images, images_sub = emulator.create_topic_with_subscription(traffic_topic)
+    predict, predict_sub = emulator.create_topic_with_subscription(traffic_topic + "_predict")
+    step = Step("plain loop", 0, 0, count=count)
+    Traffic(images).run(step, None)
+    receiver = Receiver(predict_sub)
+    receiver.start()
+    env = job_env(host, workdir, None)
+    command = [sys.executable, str(Path(__file__).resolve()), "--plain-loop-worker"]
+    command += [images_sub, predict, str(count), model or ""]
+    started = time.time()
+    try:
+        with open(workdir / "plain_loop.log", "wb") as log:
+            done = subprocess.run(
+                command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=900
+            )
+        if done.returncode:
+            tail = (workdir / "plain_loop.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the plain loop exited with {done.returncode}:\n{tail}")
+        deadline = time.monotonic() + 30
+        while receiver.count(step.published) < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        receiver.stop()
+    figures = backlog_figures(step, receiver, started)
+    for line in (workdir / "plain_loop.log").read_text(errors="replace").splitlines():
+        if line.startswith("cpu_ms_per_message "):
+            figures.cpu_per_message = float(line.split()[1])
+    return figures
 
 
 def _terminate_as_interrupt(signum, frame):
@@ -585,6 +709,15 @@ def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
                 f"backlog: {args.backlog} messages on {images_sub} before the job starts",
                 flush=True,
             )
+        if backlog is not None and args.baseline:
+            print(f"plain loop baseline ({load_average()}) ...", end=" ", flush=True)
+            facts["plain"] = run_plain_loop(
+                args.backlog, "plain_image", host, workdir, _model_arg(args.job_arg)
+            )
+            print(
+                f"{facts['plain'].rate:.0f}/s, CPU {facts['plain'].cpu_per_message:.2f} ms/message",
+                flush=True,
+            )
         env = job_env(host, workdir, args.pull_max, args.sample_stacks)
         with running_job(job_args, env, workdir / "job.log") as job:
             started = time.time()
@@ -643,6 +776,13 @@ def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
     return facts
 
 
+def _model_arg(job_args: list[str]) -> str | None:
+    for arg in job_args:
+        if arg.startswith("--model="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def summarize(rows: list[Figures], facts: dict) -> None:
     print()
     if rows:
@@ -650,6 +790,13 @@ def summarize(rows: list[Figures], facts: dict) -> None:
         print()
     if facts.get("backlog"):
         print(facts["backlog"].line())
+    if facts.get("plain") and facts.get("backlog"):
+        ratio = facts["backlog"].rate / facts["plain"].rate
+        print(
+            f"plain pull-parse-predict-publish loop: {facts['plain'].rate:.0f}/s, CPU "
+            f"{facts['plain'].cpu_per_message:.2f} ms/message; the job drains at {ratio:.2f}x "
+            f"that (must >= {BASELINE_MUST:g}x): {'met' if ratio >= BASELINE_MUST else 'MISSED'}"
+        )
     if "digits" in facts:
         right, checked = facts["digits"]
         print(
@@ -747,7 +894,18 @@ def main(argv=None) -> int:
         default=[],
         help="extra argument for the job (repeatable): --job-arg=--model=DIR",
     )
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the plain-loop baseline of the backlog drain",
+    )
+    parser.add_argument("--plain-loop-worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.plain_loop_worker:
+        subscription, topic, count, model = args.plain_loop_worker
+        print(f"answered {plain_loop(subscription, topic, int(count), model or None)}")
+        return 0
 
     # Ctrl-C and SIGTERM unwind through the finally blocks that stop the job and the
     # emulator, also when a script started the bench in the background (SIGINT ignored).

@@ -6,8 +6,9 @@ parameters. Both come through `run_job`, which
   1. splits the job's parameters from the pipeline options (`parse_known_args`),
   2. runs the job's preflight checks, so a bad parameter is one clear line and exit 2
      before anything is built,
-  3. fills in what a user should not have to type: the DirectRunner locally, and on
-     Dataflow the image this template was built into as the workers' SDK container,
+  3. fills in what a user should not have to type: the DirectRunner locally (pinned to
+     Beam's in-process runners, see local_runner), and on Dataflow the image this
+     template was built into as the workers' SDK container,
   4. builds the graph and runs it, waiting only where waiting is the point (locally).
 """
 
@@ -28,6 +29,7 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
+from pipelines.core import beam_private
 from pipelines.core.params import (
     OneLineErrorParser,
     ParameterError,
@@ -41,6 +43,7 @@ from pipelines.core.params import (
 SDK_CONTAINER_IMAGE_ENV = "SDK_CONTAINER_IMAGE"
 DATAFLOW_RUNNERS = {"DataflowRunner", "dataflowrunner", "dataflow"}
 DIRECT_RUNNERS = {"directrunner", "direct", "bundlebaseddirectrunner", "switchingdirectrunner"}
+PRISM_TRYING_RUNNERS = {"directrunner", "direct", "switchingdirectrunner"}
 
 
 class Job(Protocol):
@@ -54,6 +57,17 @@ class Job(Protocol):
 def is_direct(options: PipelineOptions) -> bool:
     runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
     return runner in DIRECT_RUNNERS
+
+
+def local_runner(options: PipelineOptions):
+    """The runner a DirectRunner run gets: Beam's in-process runners only (the FnApiRunner
+    for batch, the BundleBasedDirectRunner for streams), never the PrismRunner Beam's
+    DirectRunner would first download at run time. None (the runner the options name) for
+    any other runner, BundleBasedDirectRunner included."""
+    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
+    if runner in PRISM_TRYING_RUNNERS:
+        return beam_private.in_process_direct_runner()
+    return None
 
 
 def is_dataflow(options: PipelineOptions) -> bool:
@@ -70,11 +84,9 @@ def unknown_options(pipeline_args: Sequence[str]) -> list[str]:
     """The arguments that neither the job nor any Beam pipeline option (Dataflow's included,
     which is all the Flex launcher adds) takes. Beam itself only warns about them, so a
     misspelt `--outptu` would run the job without its output."""
-    from apache_beam.options.pipeline_options import _BeamArgumentParser
-
-    parser = _BeamArgumentParser(allow_abbrev=False)
+    parser = beam_private.beam_argument_parser(allow_abbrev=False)
     for options_class in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
-        options_class._add_argparse_args(parser)
+        beam_private.add_option_arguments(options_class, parser)
     _, unknown = parser.parse_known_args(list(pipeline_args))
     return unknown
 
@@ -151,10 +163,10 @@ def run_job(job: Job, argv: Sequence[str] | None = None):
         job.preflight(args, options)
     except ParameterError as error:
         parser.error(str(error))
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     job.build_pipeline(pipeline, args)
     if job.TEMPLATE.streaming and not is_dataflow(options):
-        from pipelines.local.runtime import run_local_stream
+        from pipelines.local.run import run_local_stream
 
         run_local_stream(pipeline, job.TEMPLATE.name)  # ends the process (see its docstring)
     result = pipeline.run()

@@ -12,6 +12,7 @@ from apache_beam.io import WriteToText
 from apache_beam.io.gcp.bigquery import BigQueryDisposition, ReadFromBigQuery, WriteToBigQuery
 from apache_beam.metrics import Metrics
 
+from pipelines.core.beam_private import delete_table
 from pipelines.core.checks import Kind, location_kind
 from pipelines.core.deadletters import to_json_line
 from pipelines.io.text import ReadRecords, RemoveStaleFiles
@@ -126,7 +127,7 @@ class _ReplaceTableIfEmpty(beam.DoFn):
         client = bigquery_tools.BigQueryWrapper()
         # Delete, then create empty. (get_or_create_table with WRITE_TRUNCATE would do both
         # but then sleeps 150 s, a guard for streaming inserts that this job never makes.)
-        client._delete_table(reference.projectId, reference.datasetId, reference.tableId)
+        delete_table(client, reference.projectId, reference.datasetId, reference.tableId)
         client.get_or_create_table(
             reference.projectId,
             reference.datasetId,

@@ -22,7 +22,7 @@ per batch; the outputs are the same as parsing and formatting message by message
 messages are carried, whole, through RunInference as the key of their pixels, so that every
 outcome (a prediction or a dead letter, at any stage) answers its own input message: a dead
 letter keeps the message's original data and attributes, and the local runner acknowledges
-the message once that outcome is published (pipelines/local/runtime.py).
+the message once that outcome is published (pipelines/local/).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.core.deadletters import original_message
-from pipelines.local.runtime import LOCAL_OVERRIDES, pipeline_answers_every_message
+from pipelines.local.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import resolve_model
 from pipelines.mnist.transforms import ClassifyMessages

@@ -1,6 +1,7 @@
 """Test-only: lets a subprocess pull Pub/Sub emulator responses larger than 4 MiB.
 
-Put this folder on the PYTHONPATH of a job run against the emulator. With
+Put this folder on the PYTHONPATH of a tool run against the emulator (the jobs' local
+runtime makes its own clients with big enough limits, pipelines/local/clients.py). With
 PUBSUB_EMULATOR_HOST set, the Pub/Sub client connects through `grpc.insecure_channel(host)`
 with no options, so gRPC's default 4 MiB receive limit applies, and one pull of a few camera
 frames (3-4 MB each) fails with RESOURCE_EXHAUSTED (googleapis/google-cloud-python#10056).

@@ -1,0 +1,51 @@
+"""The ledger of unanswered input: acknowledge when answered, lease, hand back, and
+count only what the server took (fakes only)."""
+
+from pipelines.local.ledger import AckLedger, Sent
+from pipelines.local.subscriber import LocalSubscriber as _LocalSubscriber
+from tests.support.pubsub_fakes import (
+    FakeSubscriber,
+    received,
+)
+
+
+def test_held_messages_are_acknowledged_only_when_answered():
+    ledger = AckLedger()
+    ledger.holding = True
+    fake = FakeSubscriber(received("1", "2", "3"))
+    client = _LocalSubscriber(fake, 100, ledger)
+    response = client.pull(subscription="s", max_messages=10)
+    client.acknowledge(subscription="s", ack_ids=[m.ack_id for m in response.received_messages])
+    assert fake.acks == [] and ledger.held_count() == 3
+    ledger.lease(60)
+    assert sorted(fake.deadlines) == [("ack-1", 60), ("ack-2", 60), ("ack-3", 60)]
+    ledger.release(["2", None, "unknown"])
+    assert fake.acks == ["ack-2"] and ledger.held_count() == 2
+    assert ledger.hand_back().done == 2
+    assert ("ack-1", 0) in fake.deadlines and ledger.held_count() == 0
+
+
+def test_a_hand_back_counts_only_what_the_server_took():
+    from google.api_core.exceptions import NotFound
+
+    from pipelines.local.run import hand_back_summary
+
+    class Gone(FakeSubscriber):
+        def modify_ack_deadline(self, **kwargs):
+            raise NotFound("Subscription does not exist")
+
+    ledger = AckLedger()
+    ledger.hold(FakeSubscriber(), "kept", received("1", "2"))
+    ledger.hold(Gone(), "gone", received("3"))
+    sent = ledger.hand_back()
+    assert (sent.done, sent.failed) == (2, 1)
+    line = hand_back_summary(sent)
+    assert line.startswith("2 unfinished input messages handed back to the subscription; 1 could")
+    assert "NotFound: 404 Subscription does not exist" in line
+    none = hand_back_summary(Sent(0, 3, "ServiceUnavailable: 503 gone"))
+    assert none.startswith("its 3 unfinished input messages could not be handed back (Service")
+    assert hand_back_summary(Sent(3, 0)) == (
+        "3 unfinished input messages handed back to the subscription"
+    )
+    assert "the 1 pulls too big for the channel" in hand_back_summary(sent, lost_pulls=1)
+    assert "a pull was still waiting" in hand_back_summary(sent, pulls_settled=False)
