@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.gcs_emulator import running_gcs_emulator
 from tests.support.processes import REPO
 from tests.support.pubsub_emulator import running_pubsub_emulator
+
+# Property tests that do not fix their own example count take it from here: 1,000 per test in
+# CI (CI=true), fewer on a developer's machine. tests/support/properties.py's PROPERTY keeps
+# 1,000 everywhere for the tests that ask for it.
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=1000, deadline=None, suppress_health_check=_SLOW_OK)
+settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=_SLOW_OK)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
 
 
 @pytest.fixture(scope="session")

@@ -20,15 +20,9 @@ import enum
 import os
 import re
 
+from pipelines.core import grammar, names
 from pipelines.core.params import ParameterError
 
-# Cloud Storage bucket names: 3-222 characters of lower-case letters, digits, '-', '_', '.'.
-_GCS_PREFIX = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]/[^\n\r]+$")
-# BigQuery: project IDs are 6-30 characters (letters, digits, '-'), optionally behind a
-# domain ("example.com:project"); dataset IDs are letters, digits and '_'; table names add
-# '-' and spaces (and other Unicode letters and marks).
-_PROJECT = r"(?:[a-z][-a-z0-9.]*[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]"
-_TABLE = re.compile(rf"^(?P<project>{_PROJECT})[:.](?P<dataset>\w+)\.(?P<table>[\w\- ]+)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 FILE_EXTENSIONS = (".csv", ".json", ".jsonl", ".txt", ".gz", ".avro", ".parquet")
 
@@ -42,6 +36,14 @@ NO_CREDENTIALS = (
     "no Google credentials were found: run `gcloud auth application-default "
     "login`, or use a local path"
 )
+
+
+def _local_location_problem(value: str) -> str | None:
+    """Where a local run takes a local path by LOCATION_RULE; None if `value` is one."""
+    try:
+        return None if location_kind(value) is Kind.LOCAL else grammar.NOT_LOCAL
+    except ValueError as error:
+        return str(error)
 
 
 class Kind(enum.Enum):
@@ -65,7 +67,7 @@ def location_kind(value: str) -> Kind:
         return Kind.GCS
     if "/" in value or value.lower().endswith(FILE_EXTENSIONS):
         return Kind.LOCAL
-    if _TABLE.match(value):
+    if grammar.BIGQUERY_TABLE.accepts(value):
         return Kind.TABLE
     if ":" in value:
         raise ValueError(
@@ -74,6 +76,11 @@ def location_kind(value: str) -> Kind:
             f"./{value} for a local file)"
         )
     return Kind.LOCAL
+
+
+# A table or a Cloud Storage file: the console's syntax (core/grammar.py), and on a local run
+# also a local path by LOCATION_RULE.
+LOCATION = grammar.local_or(grammar.TABLE_OR_FILE, _local_location_problem)
 
 
 def kind_of(name: str, value: str) -> Kind:
@@ -92,7 +99,7 @@ def canonical_location(value: str) -> str:
     except ValueError:
         kind = Kind.LOCAL
     if kind is Kind.TABLE:
-        parts = _TABLE.match(value)
+        parts = grammar.table_parts(value)
         return f"bigquery:{parts['project']}:{parts['dataset']}.{parts['table']}"
     if kind is Kind.GCS:
         return value
@@ -139,10 +146,10 @@ def check_output_prefix(name: str, value: str, *, on_dataflow: bool) -> None:
     example = "e.g. gs://BUCKET/result/out"
     if "://" in value and not is_gcs(value):
         raise ParameterError(name, f"expected a gs:// path ({example}), got {value!r}")
-    if is_gcs(value) and not _GCS_PREFIX.match(value):
-        raise ParameterError(
-            name, f"expected gs://BUCKET/path with a valid bucket name ({example}), got {value!r}"
-        )
+    if is_gcs(value):
+        problem = grammar.GCS_PREFIX.problem(value) or names.gcs_problem(value)
+        if problem:
+            raise ParameterError(name, problem)
     if on_dataflow and not is_gcs(value):
         raise ParameterError(
             name,

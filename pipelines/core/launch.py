@@ -36,6 +36,7 @@ from pipelines.core.params import (
     Template,
     add_to_parser,
     check_required,
+    check_syntax,
 )
 
 # Baked into each template's image by the Dockerfile (build argument IMAGE_URI), so that
@@ -160,6 +161,7 @@ def run_job(job: Job, argv: Sequence[str] | None = None):
     parser, args, options = parse(job.TEMPLATE, argv)
     try:
         check_required(args, job.TEMPLATE.parameters)
+        check_syntax(args, job.TEMPLATE.parameters, on_dataflow=is_dataflow(options))
         job.preflight(args, options)
     except ParameterError as error:
         parser.error(str(error))

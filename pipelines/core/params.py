@@ -9,25 +9,11 @@ test fails when the committed files drift from the code.
 from __future__ import annotations
 
 import argparse
-import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# The console checks these before it launches. They are written to mean the same in POSIX
-# ERE, Java, JavaScript and Python regex (no backslash escapes, which differ: in POSIX ERE
-# `[^\n]` excludes the letter n), and tests check them with grep -E and with Python's re.
-_BUCKET = "[a-z0-9][-_.a-z0-9]+"
-GCS_PATH_REGEX = f"^gs://{_BUCKET}/.+$"
-GCS_FOLDER_REGEX = f"^gs://{_BUCKET}(/.*)?$"
-PUBSUB_TOPIC_REGEX = "^projects/[^/]+/topics/[^/]+$"
-PUBSUB_SUBSCRIPTION_REGEX = "^projects/[^/]+/subscriptions/[^/]+$"
-PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX = "^projects/[^/]+/(topics|subscriptions)/[^/]+$"
-_TABLE = "[^:./]+[.:][^./]+[.][^./]+"
-BIGQUERY_TABLE_REGEX = f"^{_TABLE}$"
-BIGQUERY_TABLE_OR_GCS_REGEX = f"^({_TABLE}|gs://{_BUCKET}/.+)$"
-NUMBER_REGEX = "^[0-9]+([.][0-9]+)?$"
-SIGNED_NUMBER_REGEX = "^-?[0-9]+([.][0-9]+)?$"
+from pipelines.core import names
+from pipelines.core.grammar import Kind
 
 
 class ParameterError(ValueError):
@@ -48,7 +34,8 @@ class Parameter:
     param_type: str = "TEXT"
     optional: bool = False
     default: str | None = None
-    regexes: tuple[str, ...] = ()
+    # The syntax (pipelines/core/grammar.py): the console's regex and the launch's check.
+    kind: Kind | None = None
     # argparse conversion (str -> value); metadata always carries strings.
     type: Callable[[str], object] = str
     enum_options: tuple[tuple[str, str], ...] = ()
@@ -67,8 +54,8 @@ class Parameter:
             "isOptional": self.optional,
             "paramType": self.param_type,
         }
-        if self.regexes:
-            entry["regexes"] = list(self.regexes)
+        if self.kind is not None:
+            entry["regexes"] = [self.kind.console_regex()]
         if self.default is not None:
             entry["defaultValue"] = self.default
         if self.enum_options:
@@ -110,18 +97,6 @@ class Template:
         return data
 
 
-def finite_float(text: str) -> float:
-    """argparse type: a finite number. float() alone takes 'nan' and 'inf', which no
-    measurement can be and which JSON outputs cannot carry."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
 class OneLineErrorParser(argparse.ArgumentParser):
     """Reports a bad command line as one line naming the parameter, exit status 2.
     Abbreviations are off: `--out` must not quietly mean `--output` (or `--output2`)."""
@@ -153,5 +128,16 @@ def check_required(args: argparse.Namespace, parameters) -> None:
             raise ParameterError(p.name, f"is required: {p.help_text}")
 
 
-def matches(regex: str, value: str) -> bool:
-    return re.search(regex, value) is not None
+def check_syntax(args: argparse.Namespace, parameters, *, on_dataflow: bool) -> None:
+    """Every given text value against its kind's grammar (exactly the console's regex; on a
+    local run a location may also be a local path), then the naming rules the regex cannot
+    state (names.BEYOND_THE_FORM). Numbers were checked by their argparse type already."""
+    for p in parameters:
+        value = getattr(args, p.name, None)
+        if p.kind is None or not isinstance(value, str) or value == "":
+            continue
+        problem = p.kind.problem(value, on_dataflow=on_dataflow)
+        if problem is None and value.startswith("gs://") and p.kind.accepts(value):
+            problem = names.gcs_problem(value)
+        if problem:
+            raise ParameterError(p.name, problem)

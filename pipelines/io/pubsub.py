@@ -24,14 +24,13 @@ from apache_beam.io.gcp.pubsub import (
 from apache_beam.metrics import Metrics
 
 from pipelines.core.deadletters import ERROR_ATTRIBUTE, STAGE_ATTRIBUTE
-from pipelines.core.params import (
-    PUBSUB_SUBSCRIPTION_REGEX,
-    PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX,
-    PUBSUB_TOPIC_REGEX,
-    Parameter,
-    ParameterError,
-    matches,
+from pipelines.core.grammar import (
+    PUBSUB_SUBSCRIPTION,
+    PUBSUB_TOPIC,
+    PUBSUB_TOPIC_OR_SUBSCRIPTION,
+    Kind,
 )
+from pipelines.core.params import Parameter, ParameterError
 
 _LOOKUP_TIMEOUT_SECONDS = 10
 
@@ -61,7 +60,7 @@ def input_source_parameters(what: str, example: str, message_format: str) -> tup
             ),
             param_type="PUBSUB_SUBSCRIPTION",
             optional=True,
-            regexes=(PUBSUB_SUBSCRIPTION_REGEX,),
+            kind=PUBSUB_SUBSCRIPTION,
             lab=f"projects/{{project}}/subscriptions/{example}-sub",
         ),
         Parameter(
@@ -74,7 +73,7 @@ def input_source_parameters(what: str, example: str, message_format: str) -> tup
             ),
             param_type="PUBSUB_TOPIC",
             optional=True,
-            regexes=(PUBSUB_TOPIC_REGEX,),
+            kind=PUBSUB_TOPIC,
         ),
         Parameter(
             name="input",
@@ -86,7 +85,7 @@ def input_source_parameters(what: str, example: str, message_format: str) -> tup
             ),
             param_type="TEXT",
             optional=True,
-            regexes=(PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX,),
+            kind=PUBSUB_TOPIC_OR_SUBSCRIPTION,
         ),
     )
 
@@ -104,14 +103,10 @@ def resolve_input(args) -> str:
             given[1][0], f"give one input, not both --{given[0][0]} and --{given[1][0]}"
         )
     name, value = given[0]
-    if name == "input_subscription" and not matches(PUBSUB_SUBSCRIPTION_REGEX, value):
-        raise ParameterError(
-            name, f"expected projects/PROJECT/subscriptions/SUBSCRIPTION, got {value!r}"
-        )
-    if name == "input_topic":
-        check_topic(name, value)
-    else:
-        check_input_source(name, value)
+    kind = {"input_subscription": PUBSUB_SUBSCRIPTION, "input_topic": PUBSUB_TOPIC}.get(
+        name, PUBSUB_TOPIC_OR_SUBSCRIPTION
+    )
+    _check_syntax(name, value, kind)
     args.input = value
     return name
 
@@ -122,7 +117,7 @@ def output_topic_parameter(label: str, help_text: str, lab: str | None = None) -
         label=label,
         help_text=help_text,
         param_type="PUBSUB_TOPIC",
-        regexes=(PUBSUB_TOPIC_REGEX,),
+        kind=PUBSUB_TOPIC,
         lab=lab,
     )
 
@@ -142,7 +137,7 @@ def dead_letter_topic_parameter(example_topic: str) -> Parameter:
         ),
         param_type="PUBSUB_TOPIC",
         optional=True,
-        regexes=(PUBSUB_TOPIC_REGEX,),
+        kind=PUBSUB_TOPIC,
         lab=f"projects/{{project}}/topics/{example_topic}",
     )
 
@@ -151,30 +146,23 @@ def is_subscription(source: str) -> bool:
     return "/subscriptions/" in source
 
 
+def _check_syntax(name: str, value: str, kind: Kind) -> None:
+    """Pub/Sub's naming rules, exactly as the console's regex states them (core/grammar.py).
+    They are stricter than Beam's parse_topic, which the pipeline then cannot fail."""
+    problem = kind.problem(value)
+    if problem:
+        raise ParameterError(name, problem)
+    parse = parse_subscription if is_subscription(value) else parse_topic
+    parse(value)  # never raises on a value the grammar took; a test holds it to that
+
+
 def check_input_source(name: str, value: str) -> None:
-    if not matches(PUBSUB_TOPIC_OR_SUBSCRIPTION_REGEX, value):
-        raise ParameterError(
-            name,
-            "expected projects/PROJECT/topics/TOPIC or "
-            f"projects/PROJECT/subscriptions/SUBSCRIPTION, got {value!r}",
-        )
-    _check_with_beam(name, value, parse_subscription if is_subscription(value) else parse_topic)
+    _check_syntax(name, value, PUBSUB_TOPIC_OR_SUBSCRIPTION)
 
 
 def check_topic(name: str, value: str | None) -> None:
-    if value and not matches(PUBSUB_TOPIC_REGEX, value):
-        raise ParameterError(name, f"expected projects/PROJECT/topics/TOPIC, got {value!r}")
     if value:
-        _check_with_beam(name, value, parse_topic)
-
-
-def _check_with_beam(name: str, value: str, parse) -> None:
-    # Beam's own rules (project ID and name lengths and characters), checked before launch
-    # rather than as a traceback from deep inside the graph construction.
-    try:
-        parse(value)
-    except ValueError as error:
-        raise ParameterError(name, f"{error} (in {value!r})") from None
+        _check_syntax(name, value, PUBSUB_TOPIC)
 
 
 def same_topic(a: str | None, b: str | None) -> bool:

@@ -21,6 +21,7 @@ import logging
 import apache_beam as beam
 
 from pipelines.core.checks import (
+    LOCATION,
     LOCATION_RULE,
     Kind,
     check_credentials,
@@ -30,8 +31,9 @@ from pipelines.core.checks import (
     kind_of,
 )
 from pipelines.core.deadletters import errors_location
+from pipelines.core.grammar import enum_kind
 from pipelines.core.launch import is_dataflow
-from pipelines.core.params import BIGQUERY_TABLE_OR_GCS_REGEX, Parameter, ParameterError, Template
+from pipelines.core.params import Parameter, ParameterError, Template
 from pipelines.io.tables import ReadRows, WriteRows, is_table
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import (
@@ -65,7 +67,7 @@ INPUT = Parameter(
         f"every other line is a row. Which is which: {LOCATION_RULE}."
     ),
     param_type="TEXT",
-    regexes=(BIGQUERY_TABLE_OR_GCS_REGEX,),
+    kind=LOCATION,
     lab="{project}:{dataset}.{images_table}",
 )
 OUTPUT = Parameter(
@@ -77,7 +79,7 @@ OUTPUT = Parameter(
         "for JSON-lines files, e.g. gs://PROJECT-bucket/result/predict."
     ),
     param_type="TEXT",
-    regexes=(BIGQUERY_TABLE_OR_GCS_REGEX,),
+    kind=LOCATION,
     lab="{project}:{dataset}.{predict_table}",
 )
 DEAD_LETTER = Parameter(
@@ -90,7 +92,7 @@ DEAD_LETTER = Parameter(
     ),
     param_type="TEXT",
     optional=True,
-    regexes=(BIGQUERY_TABLE_OR_GCS_REGEX,),
+    kind=LOCATION,
 )
 READ_METHOD = Parameter(
     name="read_method",
@@ -105,6 +107,7 @@ READ_METHOD = Parameter(
     param_type="ENUM",
     optional=True,
     default="DIRECT_READ",
+    kind=enum_kind(READ_METHODS),
     enum_options=(
         ("DIRECT_READ", "Storage Read API (fast, default)"),
         ("EXPORT", "Export job to Cloud Storage"),

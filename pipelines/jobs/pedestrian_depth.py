@@ -28,15 +28,9 @@ this module holds the parameters, their checks and the pipeline.
 
 from __future__ import annotations
 
+from pipelines.core.grammar import number_kind, plain
 from pipelines.core.launch import is_dataflow
-from pipelines.core.params import (
-    NUMBER_REGEX,
-    SIGNED_NUMBER_REGEX,
-    Parameter,
-    ParameterError,
-    Template,
-    finite_float,
-)
+from pipelines.core.params import Parameter, ParameterError, Template
 from pipelines.io.pubsub import (
     PublishDeadLetters,
     ReadMessages,
@@ -75,15 +69,9 @@ OUTPUT = output_topic_parameter(
 )
 
 
-WHOLE_NUMBER_REGEX = "^[0-9]+$"
-
 # Parameter name -> (lowest, highest) value accepted, both inclusive. Filled by _number, which
 # also writes the range into the help text, so the console and preflight say the same.
 RANGES: dict[str, tuple[float, float]] = {}
-
-
-def _plain(number) -> str:
-    return str(number) if isinstance(number, int) else f"{number:g}"
 
 
 def _number(
@@ -93,23 +81,24 @@ def _number(
     default,
     low,
     high,
-    type=finite_float,
+    type=float,
     *,
-    regexes=(NUMBER_REGEX,),
     group: str | None = None,
 ) -> Parameter:
     RANGES[name] = (low, high)
+    kind = number_kind(low, high, integer=type is int)
     # repr() of a float is the shortest text that reads back as the same float, so the
     # console's default and the parser's default agree exactly.
     return Parameter(
         name=name,
         label=label,
-        help_text=f"{help_text} From {_plain(low)} to {_plain(high)}.",
+        help_text=f"{help_text} From {plain(low)} to {plain(high)}.",
         param_type="NUMBER",
         optional=True,
         default=repr(default),
-        regexes=regexes,
-        type=type,
+        kind=kind,
+        # the grammar first (the range included), so float() and int() cannot fail
+        type=kind.argparse_type(type),
         group=group,
     )
 
@@ -172,7 +161,6 @@ FORWARD_OFFSET_M = _number(
     geometry.FORWARD_OFFSET_M,
     -10,
     10,
-    regexes=(SIGNED_NUMBER_REGEX,),
     group=CAMERA,
 )
 PEDESTRIAN_HEIGHT_M = _number(
@@ -195,7 +183,6 @@ MAX_FRAME_PIXELS = _number(
     1,
     100_000_000,
     type=int,
-    regexes=(WHOLE_NUMBER_REGEX,),
 )
 
 CAMERA_PARAMETERS = (FOCAL_PX, HORIZON_ROW, CAMERA_HEIGHT_M, FORWARD_OFFSET_M, PEDESTRIAN_HEIGHT_M)
@@ -227,7 +214,7 @@ def check_numbers(args) -> None:
     for name, (low, high) in RANGES.items():
         value = getattr(args, name)
         if not low <= value <= high:  # also refuses NaN, should one come by another way
-            raise ParameterError(name, f"expected {_plain(low)} to {_plain(high)}, got {value!r}")
+            raise ParameterError(name, f"expected {plain(low)} to {plain(high)}, got {value!r}")
     if not args.camera_height_m > args.pedestrian_height_m:
         raise ParameterError(
             "camera_height_m",

@@ -13,8 +13,9 @@ from apache_beam.io import WriteToText
 
 from pipelines.core.checks import check_input_exists, check_output_prefix
 from pipelines.core.deadletters import errors_location
+from pipelines.core.grammar import GCS_PREFIX, local_or
 from pipelines.core.launch import is_dataflow
-from pipelines.core.params import GCS_PATH_REGEX, Parameter, Template
+from pipelines.core.params import Parameter, Template
 from pipelines.io.text import RemoveStaleFiles, WriteDeadLetters
 from pipelines.words.counting import CountWords, format_count, read_text
 from pipelines.words.parameters import INPUT
@@ -29,7 +30,7 @@ OUTPUT = Parameter(
         "written, with the reason, to <output>_errors-NNNNN-of-NNNNN.json."
     ),
     param_type="GCS_WRITE_FILE",
-    regexes=(GCS_PATH_REGEX,),
+    kind=local_or(GCS_PREFIX),
     lab="gs://{bucket}/result/wordcount",
 )
 

@@ -14,8 +14,9 @@ from apache_beam.io import WriteToText
 
 from pipelines.core.checks import check_distinct, check_input_exists, check_output_prefix
 from pipelines.core.deadletters import errors_location
+from pipelines.core.grammar import GCS_PREFIX, local_or
 from pipelines.core.launch import is_dataflow
-from pipelines.core.params import GCS_PATH_REGEX, Parameter, Template
+from pipelines.core.params import Parameter, Template
 from pipelines.io.text import RemoveStaleFiles, WriteDeadLetters
 from pipelines.words.counting import (
     CountAToFWords,
@@ -34,7 +35,7 @@ OUTPUT2 = Parameter(
         "prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/letters."
     ),
     param_type="GCS_WRITE_FILE",
-    regexes=(GCS_PATH_REGEX,),
+    kind=local_or(GCS_PREFIX),
     lab="gs://{bucket}/result/letters",
 )
 OUTPUT = Parameter(
@@ -47,7 +48,7 @@ OUTPUT = Parameter(
         "to <output>_errors-NNNNN-of-NNNNN.json."
     ),
     param_type="GCS_WRITE_FILE",
-    regexes=(GCS_PATH_REGEX,),
+    kind=local_or(GCS_PREFIX),
     lab="gs://{bucket}/result/wordcount2",
 )
 

@@ -10,6 +10,7 @@ import posixpath
 from typing import NamedTuple
 
 from pipelines.core.checks import check_credentials, is_gcs
+from pipelines.core.grammar import GCS_FOLDER, GCS_PATTERN, local_or, number_kind
 from pipelines.core.models import models_dir
 from pipelines.core.params import Parameter, ParameterError
 from pipelines.mnist import contract
@@ -28,6 +29,7 @@ MODEL = Parameter(
     # The console's folder picker: a form user can only name a gs:// folder anyway.
     param_type="GCS_READ_FOLDER",
     optional=True,
+    kind=local_or(GCS_FOLDER),
 )
 
 
@@ -50,9 +52,12 @@ def model_pattern_parameter(*, watched: bool) -> Parameter:
             f"one (by the matched file's update time) {when}"
         ),
         optional=True,
+        kind=local_or(GCS_PATTERN),
     )
 
 
+CHECK_SECONDS_RANGE = (1, 86_400)
+_CHECK_SECONDS = number_kind(*CHECK_SECONDS_RANGE, integer=True)
 MODEL_CHECK_SECONDS = Parameter(
     name="model_check_seconds",
     label="Seconds between looks for a newer model",
@@ -63,10 +68,10 @@ MODEL_CHECK_SECONDS = Parameter(
     param_type="NUMBER",
     optional=True,
     default="60",
-    regexes=("^[0-9]+$",),
-    type=int,
+    kind=_CHECK_SECONDS,
+    # the grammar first (the range included), so int() cannot fail
+    type=_CHECK_SECONDS.argparse_type(int),
 )
-CHECK_SECONDS_RANGE = (1, 86_400)
 
 
 def resolve_model(value: str | None) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.core.params import GCS_PATH_REGEX, Parameter
+from pipelines.core.grammar import GCS_PATTERN, local_or
+from pipelines.core.params import Parameter
 
 DEFAULT_INPUT = "gs://dataflow-samples/shakespeare/kinglear.txt"
 
@@ -16,6 +17,6 @@ INPUT = Parameter(
     param_type="GCS_READ_FILE",
     optional=True,
     default=DEFAULT_INPUT,
-    regexes=(GCS_PATH_REGEX,),
+    kind=local_or(GCS_PATTERN),
     lab=DEFAULT_INPUT,
 )

@@ -25,10 +25,10 @@ job = job_module({template!r})
 _, args, options = parse(job.TEMPLATE, [])
 for p in job.TEMPLATE.parameters:
     if getattr(args, p.name) is None and not p.optional:
-        setattr(args, p.name, "projects/lab-project/topics/t" if job.TEMPLATE.streaming
+        setattr(args, p.name, "projects/lab-project/topics/top" if job.TEMPLATE.streaming
                 else "out/x")
 # An input that exists here: Beam's text source checks its pattern while the graph is built.
-args.input = ("projects/lab-project/subscriptions/s" if job.TEMPLATE.streaming
+args.input = ("projects/lab-project/subscriptions/sub" if job.TEMPLATE.streaming
               else "data/kinglear.txt")
 job.build_pipeline(beam.Pipeline(options=options), args)
 loaded = sorted(n for n in sys.modules if n.split(".")[0] == "tensorflow")

@@ -112,7 +112,7 @@ def test_wordcount2_rejects_a_local_output_on_dataflow(tmp_path):
             "--runner",
             "DataflowRunner",
             "--input",
-            str(REPO / "data" / "kinglear.txt"),
+            "gs://bucket/in.txt",
             "--output",
             str(tmp_path / "a"),
             "--output2",
@@ -122,7 +122,8 @@ def test_wordcount2_rejects_a_local_output_on_dataflow(tmp_path):
         timeout=120,
     )
     assert completed.returncode == 2
-    assert "--output: expected a gs:// path" in completed.stderr
+    assert "--output: expected gs://" in completed.stderr
+    assert "Dataflow workers cannot use a local path" in completed.stderr
 
 
 def test_wordcount2_refuses_one_output_spelled_two_ways(tmp_path):

@@ -15,8 +15,9 @@ from apache_beam.ml.inference.base import PredictionResult
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipelines.core.grammar import plain
 from pipelines.core.launch import make_parser
-from pipelines.core.params import ParameterError, matches
+from pipelines.core.params import ParameterError
 from pipelines.jobs import pedestrian_depth as job
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.detector import Frame
@@ -38,11 +39,17 @@ def test_every_number_has_a_range_a_console_regex_and_a_default_inside_both():
     assert {p.name for p in NUMBERS} == set(job.RANGES)
     for p in NUMBERS:
         low, high = job.RANGES[p.name]
-        assert p.regexes and all(matches(r, p.default) for r in p.regexes), p.name
+        assert p.kind and p.kind.accepts(p.default), p.name
         assert low <= p.type(p.default) <= high, p.name
-        assert p.help_text.endswith(f"From {job._plain(low)} to {job._plain(high)}."), p.name
-    assert matches(job.FORWARD_OFFSET_M.regexes[0], "-1.5")
-    assert not matches(job.MAX_FRAME_PIXELS.regexes[0], "1.5")
+        assert p.help_text.endswith(f"From {plain(low)} to {plain(high)}."), p.name
+        # the regex is the range: its bounds in, the next values out (tests/unit/core/
+        # test_grammar.py goes wide)
+        assert p.kind.accepts(str(low)) and p.kind.accepts(str(high)), p.name
+        step = 1 if p.type is int else 0.001
+        assert not p.kind.accepts(str(high + step)), p.name
+        assert not p.kind.accepts(f"{low - step:.3f}" if step < 1 else str(low - step)), p.name
+    assert job.FORWARD_OFFSET_M.kind.accepts("-1.5")
+    assert not job.MAX_FRAME_PIXELS.kind.accepts("1.5")
 
 
 # ---- the parser: not a finite number -------------------------------------------------------
