@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import (
@@ -190,13 +191,25 @@ def check_differs_from_input(
         )
 
 
+class Refused(NamedTuple):
+    """Pub/Sub's answer that a name is invalid (InvalidArgument), with its reason."""
+
+    reason: str
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
 class PubsubLookup:
     """Asks Pub/Sub whether topics and subscriptions exist, where the job will read and
     credentials allow: the emulator (PUBSUB_EMULATOR_HOST) for a local run, else Google's
     Pub/Sub with the default credentials. A Dataflow job never reads an emulator, so with
     the variable set a Dataflow launch looks nothing up. Never raises and never hangs (one
     short timeout per call, no retries); `None` means "could not tell", logged with why, and
-    is never a reason to refuse a launch."""
+    is never a reason to refuse a launch. `Refused` is Pub/Sub saying the name itself is
+    invalid (InvalidArgument): no such topic can exist, and the launch refuses it."""
 
     def __init__(self, *, on_dataflow: bool = False):
         self._publisher = self._subscriber = None
@@ -229,6 +242,8 @@ class PubsubLookup:
             return call()
         except exceptions.NotFound:
             return False
+        except exceptions.InvalidArgument as error:
+            return Refused(_first_line(error))
         except Exception as error:  # noqa: BLE001 - PermissionDenied, timeouts: cannot tell
             _log.info(
                 "Pub/Sub launch check of %s skipped: %s: %s",
@@ -238,7 +253,7 @@ class PubsubLookup:
             )
             return None
 
-    def topic_exists(self, topic: str) -> bool | None:
+    def topic_exists(self, topic: str) -> bool | Refused | None:
         def call():
             if self._publisher is None:
                 from google.cloud import pubsub_v1
@@ -308,17 +323,26 @@ def check_streaming_topics(
     lookup = lookup or PubsubLookup(on_dataflow=on_dataflow)
     input_topic = input_source
     if is_subscription(input_source):
-        found = lookup.subscription_topic(input_source)
-        if found is False:
-            raise ParameterError(input_name, f"subscription {input_source} does not exist")
-        input_topic = found or None
-    elif lookup.topic_exists(input_source) is False:
-        raise ParameterError(input_name, f"topic {input_source} does not exist")
+        found = _exists(input_name, "subscription", input_source, lookup.subscription_topic)
+        input_topic = found if isinstance(found, str) else None
+    else:
+        _exists(input_name, "topic", input_source, lookup.topic_exists)
     check_differs_from_input("dead_letter", dead_letter, input_topic, input_source)
     check_differs_from_input("output", output, input_topic, input_source)
     for name, topic in (("output", output), ("dead_letter", dead_letter)):
-        if topic and lookup.topic_exists(topic) is False:
-            raise ParameterError(name, f"topic {topic} does not exist")
+        if topic:
+            _exists(name, "topic", topic, lookup.topic_exists)
+
+
+def _exists(name: str, what: str, path: str, look_up):
+    """The lookup's answer; refuses the parameter when Pub/Sub says there is no such thing or
+    that the name is invalid. "Could not tell" (None) refuses nothing."""
+    found = look_up(path)
+    if found is False:
+        raise ParameterError(name, f"{what} {path} does not exist")
+    if isinstance(found, Refused):
+        raise ParameterError(name, f"Pub/Sub refuses the {what} name {path}: {found.reason}")
+    return found
 
 
 # --- reading ------------------------------------------------------------------------------

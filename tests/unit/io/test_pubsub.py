@@ -347,3 +347,55 @@ def test_dead_letter_equal_to_the_output_is_refused():
     with pytest.raises(ParameterError, match="--dead_letter: must differ from --output"):
         pubsub.check_stream_parameters(args(f"{LAB}/topics/out"))
     assert pubsub.check_stream_parameters(args(f"{LAB}/topics/dead")) == "input_subscription"
+
+
+# ---- issue 18: what Pub/Sub itself refuses, the launch refuses ------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "projects/lab-project-/topics/frames",  # a project ID does not end with -
+        "projects/lab-project/topics/goog-frames",
+        "projects/lab-project/topics/fr\u00e4mes",
+        "projects/lab-project/topics/frames\n",
+    ],
+)
+def test_a_topic_pubsub_would_refuse_is_refused_at_launch(value):
+    with pytest.raises(ParameterError) as error:
+        pubsub.check_topic("output", value)
+    assert error.value.name == "output" and "\n" not in str(error.value)
+
+
+def test_an_invalid_argument_answer_is_a_refusal_not_a_shrug(monkeypatch):
+    """Pub/Sub answering InvalidArgument to a lookup means no such name can exist: the launch
+    refuses the parameter (it used to log "cannot tell" and start the job)."""
+    from google.api_core import exceptions
+
+    class Publisher:
+        def get_topic(self, request, retry, timeout):
+            raise exceptions.InvalidArgument("Invalid [topics] name: (name=x)")
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:1")
+    lookup = pubsub.PubsubLookup()
+    lookup._publisher = Publisher()
+    answer = lookup.topic_exists(f"{LAB}/topics/frames")
+    assert isinstance(answer, pubsub.Refused) and "Invalid [topics] name" in answer.reason
+    with pytest.raises(ParameterError, match=r"--output: Pub/Sub refuses the topic name"):
+        pubsub.check_streaming_topics(
+            f"{LAB}/topics/in",
+            f"{LAB}/topics/frames",
+            None,
+            on_dataflow=False,
+            lookup=_RefusingOutput(),
+        )
+
+
+class _RefusingOutput(FakeLookup):
+    def __init__(self):
+        super().__init__(topics={f"{LAB}/topics/in"})
+
+    def topic_exists(self, topic):
+        if topic.endswith("/frames"):
+            return pubsub.Refused("Invalid [topics] name")
+        return super().topic_exists(topic)
