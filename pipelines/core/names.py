@@ -3,7 +3,7 @@
 Each rule quotes the page it comes from. `pipelines/core/grammar.py` builds the console
 regexes and the launch's syntax checks from these numbers and character sets; the few rules a
 lookahead-free regex cannot state (listed in `BEYOND_THE_FORM`) are checked here, at launch,
-by `beyond_the_form_problem`.
+by `gcs_problem`.
 
 Pub/Sub: https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names and the API's
   Topic.name / Subscription.name: "`{topic}` must start with a letter, and contain only
@@ -89,7 +89,7 @@ DATASET_LENGTH = (1, 1024)
 TABLE_CHARS = ASCII_LETTERS + DIGITS + "_- "
 TABLE_LENGTH = (1, 1024)
 
-# The rules the console's regex does not state; the launch checks them (beyond_the_form_problem).
+# The rules the console's regex does not state; the launch checks them (gcs_problem).
 BEYOND_THE_FORM = (
     "a dotted bucket name of more than 222 characters",
     "a bucket name that is an IP address in dotted-decimal notation (e.g. 192.168.5.4)",
