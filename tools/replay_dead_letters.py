@@ -48,14 +48,8 @@ from pipelines.core.deadletters import (
     original_message,
     publish_problem,
 )
-from pipelines.core.params import (
-    PUBSUB_SUBSCRIPTION_REGEX,
-    PUBSUB_TOPIC_REGEX,
-    OneLineErrorParser,
-    ParameterError,
-    finite_float,
-    matches,
-)
+from pipelines.core.grammar import PUBSUB_SUBSCRIPTION, PUBSUB_TOPIC, Kind
+from pipelines.core.params import OneLineErrorParser, ParameterError, finite_float
 from tools.pubsub_cli import add_project_argument
 
 # --- the pure part: a dead letter -> its original, or why not --------------------------
@@ -444,15 +438,16 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _path(project: str | None, name: str, kind: str, regex: str, argument: str) -> str:
+def _path(project: str | None, name: str, kind: str, grammar: Kind, argument: str) -> str:
     if not name.startswith("projects/"):
         if not project:
             raise ParameterError(
                 argument, f"the short name {name!r} needs --project (or $GOOGLE_CLOUD_PROJECT)"
             )
         name = f"projects/{project}/{kind}/{name}"
-    if not matches(regex, name):
-        raise ParameterError(argument, f"expected projects/PROJECT/{kind}/NAME, got {name!r}")
+    problem = grammar.problem(name)
+    if problem:
+        raise ParameterError(argument, problem)
     return name
 
 
@@ -509,10 +504,10 @@ def parse_arguments(argv=None):
             args.project,
             args.subscription,
             "subscriptions",
-            PUBSUB_SUBSCRIPTION_REGEX,
+            PUBSUB_SUBSCRIPTION,
             "subscription",
         )
-        args.topic = _path(args.project, args.topic, "topics", PUBSUB_TOPIC_REGEX, "topic")
+        args.topic = _path(args.project, args.topic, "topics", PUBSUB_TOPIC, "topic")
         _check_pubsub_credentials()
     except ParameterError as error:
         parser.error(str(error))

@@ -9,6 +9,7 @@ test fails when the committed files drift from the code.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -95,6 +96,19 @@ class Template:
                 }
             )
         return data
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number. float() alone takes 'nan' and 'inf', which no
+    measurement can be and which JSON outputs cannot carry. (Template parameters use their
+    kind's grammar instead; the tools' own options use this.)"""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -221,27 +221,52 @@ def test_a_publish_failure_acknowledges_nothing_and_exits_in_one_line(pubsub_emu
 @pytest.mark.parametrize(
     "args, named",
     [
-        (["--topic", "projects/p/topics/t"], "--subscription: is required"),
-        (["--subscription", "projects/p/subscriptions/s"], "--topic: is required"),
+        (["--topic", "projects/lab-project/topics/top"], "--subscription: is required"),
+        (["--subscription", "projects/lab-project/subscriptions/sub"], "--topic: is required"),
         (["--subscription", "s", "--topic", "t"], "--subscription: the short name 's' needs"),
-        (["--subscription", "projects/p/subscriptions/s", "--topic", "projects/p/t"], "--topic:"),
         (
-            ["--subscription", "projects/p/subscriptions/s", "--topic", "t", "--limit", "0"],
+            [
+                "--subscription",
+                "projects/lab-project/subscriptions/sub",
+                "--topic",
+                "projects/lab-project/t",
+            ],
+            "--topic:",
+        ),
+        (
+            [
+                "--subscription",
+                "projects/lab-project/subscriptions/sub",
+                "--topic",
+                "t",
+                "--limit",
+                "0",
+            ],
             "--limit",
         ),
         (
-            ["--subscription", "projects/p/subscriptions/s", "--topic", "t", "--wait", "nan"],
+            [
+                "--subscription",
+                "projects/lab-project/subscriptions/sub",
+                "--topic",
+                "t",
+                "--wait",
+                "nan",
+            ],
             "--wait",
         ),
         (["--from-file", "x.json"], "--to-csv: is required"),
         (["--from-file", "x.json", "--to-csv", "y.csv", "--dry-run"], "--dry-run"),
-        (["--from-file", "x", "--to-csv", "y", "--topic", "projects/p/topics/t"], "--from-file"),
+        (
+            ["--from-file", "x", "--to-csv", "y", "--topic", "projects/lab-project/topics/top"],
+            "--from-file",
+        ),
         (
             [
                 "--subscription",
-                "projects/p/subscriptions/s",
+                "projects/lab-project/subscriptions/sub",
                 "--topic",
-                "projects/p/topics/t",
+                "projects/lab-project/topics/top",
                 "--lim",
                 "1",
             ],
@@ -328,7 +353,12 @@ def test_without_credentials_it_is_one_line_and_exit_2(tmp_path):
     env.pop("PUBSUB_EMULATOR_HOST", None)
     for args, name in (
         (
-            ["--subscription", "projects/p/subscriptions/s", "--topic", "projects/p/topics/t"],
+            [
+                "--subscription",
+                "projects/lab-project/subscriptions/sub",
+                "--topic",
+                "projects/lab-project/topics/top",
+            ],
             "subscription",
         ),
         (["--from-file", "gs://lab-bucket/errors-*.json", "--to-csv", "x.csv"], "from-file"),
@@ -350,7 +380,10 @@ def test_without_credentials_it_is_one_line_and_exit_2(tmp_path):
 
 def test_a_subscription_that_does_not_exist_is_one_line_and_exit_2(pubsub_emulator):
     done = replay(
-        "--subscription", emulator.subscription("nothing-here"), "--topic", "projects/p/topics/t"
+        "--subscription",
+        emulator.subscription("nothing-here"),
+        "--topic",
+        "projects/lab-project/topics/top",
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

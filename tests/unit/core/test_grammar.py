@@ -242,3 +242,15 @@ def test_the_rules_beyond_the_form_are_checked_at_launch(value, rule):
 def test_a_refusal_says_which_rule_in_one_line(kind, value, says):
     problem = kind.problem(value)
     assert problem and says in problem and "\n" not in problem, problem
+
+
+class _LabNames(dict):
+    def __missing__(self, key):
+        return {"project": "my-project", "bucket": "my-project-bucket"}.get(key, "Lab_name")
+
+
+def test_the_lab_values_ops_sets_up_pass_their_own_grammar():
+    for template, p in PARAMETERS:
+        if p.lab is not None:
+            value = p.lab.format_map(_LabNames())
+            assert p.kind.problem(value) is None, (template, p.name, value)
