@@ -142,7 +142,11 @@ def test_dead_letter_equal_to_the_output_is_refused(template):
     topic = "projects/lab-project/topics/out"
     done = run_template(
         template,
-        [f"--input={topic.replace('out', 'in')}", f"--output={topic}", f"--dead_letter={topic}"],
+        [
+            f"--input={topic.replace('out', 'frames')}",
+            f"--output={topic}",
+            f"--dead_letter={topic}",
+        ],
         check=False,
         timeout=120,
     )
