@@ -104,4 +104,12 @@ def test_wordcount_graph_has_stable_step_names(tmp_path, repo):
     pipeline = beam.Pipeline()
     wordcount.build_pipeline(pipeline, parsed)
     labels = {t.full_label for t in pipeline.transforms_stack[0].parts}
-    assert labels == {"Read", "Decode", "WriteDeadLetters", "CountWords", "Format", "Write"}
+    assert labels == {
+        "Read",
+        "Decode",
+        "WriteDeadLetters",
+        "CountWords",
+        "Format",
+        "Write",
+        "RemoveStaleOutput",
+    }
