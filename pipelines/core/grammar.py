@@ -35,26 +35,23 @@ MAX_REPEAT = 1000
 # --- regex pieces: strings in the common syntax -------------------------------------------
 
 
-def _escape_class_char(c: str) -> str:
+def _escape(c: str, special: str) -> str:
     code = ord(c)
-    if c in "\\]^-[/":
+    if c in special:
         return "\\" + c
     if code < 0x20 or code == 0x7F:
         return f"\\x{code:02x}"
     if code > 0x7E:
         return f"\\u{code:04x}"
     return c
+
+
+def _escape_class_char(c: str) -> str:
+    return _escape(c, "\\]^-[/")
 
 
 def _escape_char(c: str) -> str:
-    code = ord(c)
-    if c in "\\^$.|?*+()[]{}/":
-        return "\\" + c
-    if code < 0x20 or code == 0x7F:
-        return f"\\x{code:02x}"
-    if code > 0x7E:
-        return f"\\u{code:04x}"
-    return c
+    return _escape(c, "\\^$.|?*+()[]{}/")
 
 
 @dataclass(frozen=True)

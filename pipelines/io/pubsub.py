@@ -398,3 +398,13 @@ class PublishDeadLetters(beam.PTransform):
         if self._topic:
             return messages | "PublishDeadLetters" >> publish_to(self._topic)
         return messages | "LogDeadLetters" >> beam.ParDo(LogDeadLetterFn())
+
+
+def build_stream_pipeline(pipeline, args, label: str, process: beam.PTransform):
+    """The graph of every stream job: Read -> `label` (messages -> results, dead letters) ->
+    Publish and DeadLetters. Returns the results."""
+    messages = pipeline | "Read" >> ReadMessages(args.input)
+    results, dead_letters = messages | label >> process
+    results | "Publish" >> publish_to(args.output)
+    dead_letters | "DeadLetters" >> PublishDeadLetters(args.dead_letter)
+    return results

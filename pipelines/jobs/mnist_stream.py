@@ -29,16 +29,7 @@ from __future__ import annotations
 
 from pipelines.core.launch import is_dataflow
 from pipelines.core.params import Template
-from pipelines.io.pubsub import (
-    PublishDeadLetters,
-    ReadMessages,
-    check_stream_parameters,
-    dead_letter_topic_parameter,
-    input_source_parameters,
-    look_up_stream_topics,
-    output_topic_parameter,
-    publish_to,
-)
+from pipelines.io import pubsub
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import (
     MODEL,
@@ -49,17 +40,17 @@ from pipelines.mnist.location import (
 )
 from pipelines.mnist.transforms import ClassifyMessages
 
-INPUTS = input_source_parameters(
+INPUTS = pubsub.input_source_parameters(
     "images", "mnist_image", 'Each message is UTF-8 JSON {"ID": 7, "Image": "..."}.'
 )
-OUTPUT = output_topic_parameter(
+OUTPUT = pubsub.output_topic_parameter(
     "Output topic",
     "Where the predictions go, e.g. projects/PROJECT/topics/mnist_predict: one UTF-8 JSON "
     'message {"ID": 7, "P0": ..., "P9": ...} per image, with the ID also as attribute.',
     lab="projects/{project}/topics/mnist_predict",
 )
 
-DEAD_LETTER_TOPIC = dead_letter_topic_parameter("mnist_dead_letter")
+DEAD_LETTER_TOPIC = pubsub.dead_letter_topic_parameter("mnist_dead_letter")
 
 TEMPLATE = Template(
     name="mnist_stream",
@@ -80,19 +71,15 @@ TEMPLATE = Template(
 
 
 def preflight(args, options) -> None:
-    input_name = check_stream_parameters(args)
+    input_name = pubsub.check_stream_parameters(args)
     check_model_source(args, on_dataflow=is_dataflow(options))
-    look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
+    pubsub.look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
 
 
 def build_pipeline(pipeline, args):
-    messages = pipeline | "Read" >> ReadMessages(args.input)
     handler = MnistModelHandler(
         None if args.model_pattern else resolve_model(args.model),
         model_pattern=args.model_pattern,
         model_check_seconds=args.model_check_seconds,
     )
-    predictions, dead_letters = messages | "Classify" >> ClassifyMessages(handler)
-    predictions | "Publish" >> publish_to(args.output)
-    dead_letters | "DeadLetters" >> PublishDeadLetters(args.dead_letter)
-    return predictions
+    return pubsub.build_stream_pipeline(pipeline, args, "Classify", ClassifyMessages(handler))

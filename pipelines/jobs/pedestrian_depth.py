@@ -31,16 +31,7 @@ from __future__ import annotations
 from pipelines.core.grammar import number_kind, plain
 from pipelines.core.launch import is_dataflow
 from pipelines.core.params import Parameter, ParameterError, Template
-from pipelines.io.pubsub import (
-    PublishDeadLetters,
-    ReadMessages,
-    check_stream_parameters,
-    dead_letter_topic_parameter,
-    input_source_parameters,
-    look_up_stream_topics,
-    output_topic_parameter,
-    publish_to,
-)
+from pipelines.io import pubsub
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.detector import DEFAULT_MAX_PIXELS, DEFAULT_SCORE_THRESHOLD
 from pipelines.pedestrian.options import (
@@ -52,14 +43,14 @@ from pipelines.pedestrian.transforms import DetectPedestrians
 
 # ---- parameters ---------------------------------------------------------------------------
 
-INPUTS = input_source_parameters(
+INPUTS = pubsub.input_source_parameters(
     "frames",
     "camera_frames",
     "Each message is one frame: the PNG or JPEG bytes with the frame's name in the "
     'attribute name, or UTF-8 JSON {"name": "A_001.png", "image": "<base64 PNG or '
     'JPEG>"}.',
 )
-OUTPUT = output_topic_parameter(
+OUTPUT = pubsub.output_topic_parameter(
     "Output topic",
     "Where the detections go, e.g. projects/PROJECT/topics/pedestrian_depth: one UTF-8 JSON "
     'message per frame, {"name", "model", "width", "height", "pedestrians": [{"box": '
@@ -187,7 +178,7 @@ MAX_FRAME_PIXELS = _number(
 
 CAMERA_PARAMETERS = (FOCAL_PX, HORIZON_ROW, CAMERA_HEIGHT_M, FORWARD_OFFSET_M, PEDESTRIAN_HEIGHT_M)
 
-DEAD_LETTER_TOPIC = dead_letter_topic_parameter("pedestrian_dead_letter")
+DEAD_LETTER_TOPIC = pubsub.dead_letter_topic_parameter("pedestrian_dead_letter")
 
 TEMPLATE = Template(
     name="pedestrian_depth",
@@ -227,17 +218,14 @@ def check_numbers(args) -> None:
 
 
 def preflight(args, options) -> None:
-    input_name = check_stream_parameters(args)
+    input_name = pubsub.check_stream_parameters(args)
     check_numbers(args)
     check_detector_installed()
-    look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
+    pubsub.look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
 
 
 def build_pipeline(pipeline, args):
-    messages = pipeline | "Read" >> ReadMessages(args.input)
-    results, dead_letters = messages | "Detect" >> DetectPedestrians(
+    detect = DetectPedestrians(
         detector_from_args(args), camera_from_args(args, CAMERA_PARAMETERS), args.max_frame_pixels
     )
-    results | "Publish" >> publish_to(args.output)
-    dead_letters | "DeadLetters" >> PublishDeadLetters(args.dead_letter)
-    return results
+    return pubsub.build_stream_pipeline(pipeline, args, "Detect", detect)

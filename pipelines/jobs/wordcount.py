@@ -13,25 +13,22 @@ from apache_beam.io import WriteToText
 
 from pipelines.core.checks import check_input_exists, check_output_prefix
 from pipelines.core.deadletters import errors_location
-from pipelines.core.grammar import GCS_PREFIX, local_or
 from pipelines.core.launch import is_dataflow
-from pipelines.core.params import Parameter, Template
+from pipelines.core.params import Template
 from pipelines.io.text import RemoveStaleFiles, WriteDeadLetters
 from pipelines.words.counting import CountWords, format_count, read_text
-from pipelines.words.parameters import INPUT
+from pipelines.words.parameters import INPUT, output_prefix
 
-OUTPUT = Parameter(
-    name="output",
-    label="Output file prefix",
-    help_text=(
+OUTPUT = output_prefix(
+    "output",
+    "Output file prefix",
+    (
         "Where to write the `word: count` lines: a path prefix in Cloud Storage, "
         "e.g. gs://PROJECT-bucket/result/wordcount (files get a -NNNNN-of-NNNNN suffix). "
         "Lines that are not valid UTF-8 still have their words counted and are also "
         "written, with the reason, to <output>_errors-NNNNN-of-NNNNN.json."
     ),
-    param_type="GCS_WRITE_FILE",
-    kind=local_or(GCS_PREFIX),
-    lab="gs://{bucket}/result/wordcount",
+    "gs://{bucket}/result/wordcount",
 )
 
 TEMPLATE = Template(

@@ -14,9 +14,8 @@ from apache_beam.io import WriteToText
 
 from pipelines.core.checks import check_distinct, check_input_exists, check_output_prefix
 from pipelines.core.deadletters import errors_location
-from pipelines.core.grammar import GCS_PREFIX, local_or
 from pipelines.core.launch import is_dataflow
-from pipelines.core.params import Parameter, Template
+from pipelines.core.params import Template
 from pipelines.io.text import RemoveStaleFiles, WriteDeadLetters
 from pipelines.words.counting import (
     CountAToFWords,
@@ -25,31 +24,27 @@ from pipelines.words.counting import (
     read_text,
     split_lower_words,
 )
-from pipelines.words.parameters import INPUT
+from pipelines.words.parameters import INPUT, output_prefix
 
-OUTPUT2 = Parameter(
-    name="output2",
-    label="Output file prefix for first-letter counts",
-    help_text=(
+OUTPUT2 = output_prefix(
+    "output2",
+    "Output file prefix for first-letter counts",
+    (
         "Where to write the `c: count` lines (words per first character): a path "
         "prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/letters."
     ),
-    param_type="GCS_WRITE_FILE",
-    kind=local_or(GCS_PREFIX),
-    lab="gs://{bucket}/result/letters",
+    "gs://{bucket}/result/letters",
 )
-OUTPUT = Parameter(
-    name="output",
-    label="Output file prefix for a-f words",
-    help_text=(
+OUTPUT = output_prefix(
+    "output",
+    "Output file prefix for a-f words",
+    (
         "Where to write the `word: count` lines for words starting with a to f: a "
         "path prefix in Cloud Storage, e.g. gs://PROJECT-bucket/result/wordcount2. Lines "
         "that are not valid UTF-8 still count and are also written, with the reason, "
         "to <output>_errors-NNNNN-of-NNNNN.json."
     ),
-    param_type="GCS_WRITE_FILE",
-    kind=local_or(GCS_PREFIX),
-    lab="gs://{bucket}/result/wordcount2",
+    "gs://{bucket}/result/wordcount2",
 )
 
 TEMPLATE = Template(
