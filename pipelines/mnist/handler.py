@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from pipelines.core.models import keep_loaded
 from pipelines.mnist.contract import (
     CHECKPOINT_INDEX,
     CHECKPOINT_META,
@@ -275,7 +276,8 @@ class WatchedModel:
 
 
 def _watch(model_ref, check_seconds: float) -> None:
-    # A weak reference: the thread ends once RunInference lets go of the model.
+    # A weak reference: the thread ends once nothing holds the model (RunInference let go,
+    # and keep_loaded keeps a newer one).
     while True:
         time.sleep(check_seconds)
         model = model_ref()
@@ -302,7 +304,7 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     The model is `model_path`, or with `model_pattern` a WatchedModel of that pattern that
     looks for a newer model every `model_check_seconds`. Batching bounds go to
     beam.BatchElements. The model is loaded once per worker process (it is small), not
-    shared across them.
+    shared across them, and kept between bundles (pipelines/core/models.py, keep_loaded).
     """
 
     def __init__(
@@ -337,10 +339,12 @@ class MnistModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
 
     def load_model(self):
         if self._model_pattern:
-            return WatchedModel(self._model_pattern, self._model_check_seconds)
-        model = _load_logged(self._model_path)
-        model.folder = self._model_path
-        return model
+            model = WatchedModel(self._model_pattern, self._model_check_seconds)
+        else:
+            model = _load_logged(self._model_path)
+            model.folder = self._model_path
+        source = ("mnist", self._model_path, self._model_pattern, self._model_check_seconds)
+        return keep_loaded(source, model)
 
     def run_inference(
         self,

@@ -238,3 +238,14 @@ def test_checkpoint_without_the_lab_collections_is_a_clear_error(tf, tmp_path):
     with pytest.raises(ValueError, match="no 'inputs' collection") as error:
         mnist_model.load_model(str(tmp_path))
     assert str(tmp_path) in str(error.value)
+
+
+def test_the_handler_keeps_its_model_between_bundles():
+    # RunInference holds the model only weakly between DirectRunner bundles; without
+    # keep_loaded (pipelines/core/models.py) it was loaded again every bundle or two.
+    import gc
+    import weakref
+
+    loaded = weakref.ref(MnistModelHandler(str(MODEL_DIR)).load_model())
+    gc.collect()
+    assert loaded() is not None
