@@ -800,7 +800,8 @@ def run_job(args, rows, workdir, host, facts, name, drain, backlog_count, steps)
                 print(f"{what} drain ({load_average()}) ...", end=" ", flush=True)
                 cpu = drain_cpu(backlog, receiver, job, 180 + backlog.count / 20)
                 drained = backlog_figures(backlog, receiver, started)
-                drained.cpu_per_message = 1000 * cpu / backlog.count
+                # Its CPU from its first output to its last: the messages after the first batch.
+                drained.cpu_per_message = 1000 * cpu / max(backlog.count - drained.first_batch, 1)
                 facts["drains"].append((round_, what, drained))
                 print(
                     f"{drained.rate:.0f}/s, CPU {drained.cpu_per_message:.2f} ms/message "
