@@ -69,7 +69,7 @@ RunInference (the model), ~18 in parsing, ~15 pulling, ~7 formatting, ~6 publish
 ~25 in the runner's fixed costs (its monitor between steps, and each of ~13 step runs set
 up, run and torn down, three of them on the empty dead-letter bundles); and RunInference
 lost its loaded model between bundles (Beam's Shared cache holds it weakly, and its own
-setup displaces the one strong reference): 15 loads in a 20,000 drain, ~35 ms each.
+setup displaces the one strong reference): 15-22 loads in a 20,000 drain, ~35 ms each.
 Keeping the loaded model (pipelines/core/models.py, keep_loaded) and pulling up to 1,000
 a bundle (pipelines/local/subscriber.py) halve the fixed cost per message; measured with
 --repeat 3, alternating before and after, see README's table for the figures.
