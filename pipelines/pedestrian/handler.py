@@ -27,6 +27,7 @@ from typing import Any
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from pipelines.core.models import keep_loaded
 from pipelines.pedestrian.detector import Frame, PedestrianDetector, default_graph_path
 
 MAX_BATCH_FRAMES = 1
@@ -69,7 +70,9 @@ class PedestrianModelHandler(ModelHandler[Frame, PredictionResult, PedestrianDet
             time.monotonic() - started,
             os.getpid(),
         )
-        return detector
+        # Kept referenced between bundles, or RunInference's cache drops it and the
+        # DirectRunner loads it again every bundle or two (pipelines/core/models.py).
+        return keep_loaded(("pedestrian", str(detector.graph_path)), detector)
 
     def run_inference(
         self,
