@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ops.commands import PROG, Context
 from ops.gcloud import ROOT, say
 
@@ -189,54 +191,53 @@ def ensure_images_table(ctx: Context) -> None:
     )
 
 
+def bind(
+    ctx: Context,
+    group: tuple[str, ...],
+    resource: str,
+    member: str,
+    role: str,
+    *,
+    flags: Sequence[str] = (),
+    after: Sequence[str] = (),
+) -> None:
+    """`gcloud GROUP add-iam-policy-binding RESOURCE`: `role` for `member` on one resource."""
+    ctx.gcloud.run(
+        [
+            "gcloud",
+            *group,
+            "add-iam-policy-binding",
+            resource,
+            *flags,
+            f"--member={member}",
+            f"--role={role}",
+            *after,
+            "--format=none",
+        ],
+        iam=True,
+    )
+
+
 def grant_roles(ctx: Context) -> None:
-    s, g = ctx.settings, ctx.gcloud
+    s = ctx.settings
+    project = (("projects",), s.project)
+    bucket = (("storage", "buckets"), f"gs://{s.bucket}")
+    repository = (("artifacts", "repositories"), s.repository)
     say(f"granting the worker account ({s.worker_email}) its roles")
     for role in WORKER_PROJECT_ROLES:
-        g.run(
-            [
-                "gcloud",
-                "projects",
-                "add-iam-policy-binding",
-                s.project,
-                f"--member={s.worker_member}",
-                f"--role={role}",
-                "--condition=None",
-                "--format=none",
-            ],
-            iam=True,
-        )
+        bind(ctx, *project, s.worker_member, role, after=("--condition=None",))
     # Temp, staging and output files, the lab's CSV and models: this bucket only.
-    g.run(
-        [
-            "gcloud",
-            "storage",
-            "buckets",
-            "add-iam-policy-binding",
-            f"gs://{s.bucket}",
-            f"--member={s.worker_member}",
-            "--role=roles/storage.objectAdmin",
-            "--format=none",
-        ],
-        iam=True,
-    )
+    bind(ctx, *bucket, s.worker_member, "roles/storage.objectAdmin")
     # The launcher VM and the workers pull the template's image.
-    g.run(
-        [
-            "gcloud",
-            "artifacts",
-            "repositories",
-            "add-iam-policy-binding",
-            s.repository,
-            *repository_flags(ctx),
-            f"--member={s.worker_member}",
-            "--role=roles/artifactregistry.reader",
-            "--format=none",
-        ],
-        iam=True,
+    bind(
+        ctx,
+        *repository,
+        s.worker_member,
+        "roles/artifactregistry.reader",
+        flags=repository_flags(ctx),
     )
     # Read Images, create or truncate Predict (and a dead-letter table): this dataset only.
-    g.run(
+    ctx.gcloud.run(
         [
             "bq",
             f"--project_id={s.project}",
@@ -250,80 +251,30 @@ def grant_roles(ctx: Context) -> None:
     )
     for sub in ctx.catalog.subscriptions_read():
         for role in ("roles/pubsub.subscriber", "roles/pubsub.viewer"):
-            g.run(
-                [
-                    "gcloud",
-                    "pubsub",
-                    "subscriptions",
-                    "add-iam-policy-binding",
-                    sub,
-                    *ctx.project,
-                    f"--member={s.worker_member}",
-                    f"--role={role}",
-                    "--format=none",
-                ],
-                iam=True,
-            )
+            bind(ctx, ("pubsub", "subscriptions"), sub, s.worker_member, role, flags=ctx.project)
     for topic in ctx.catalog.topics_written():
-        g.run(
-            [
-                "gcloud",
-                "pubsub",
-                "topics",
-                "add-iam-policy-binding",
-                topic,
-                *ctx.project,
-                f"--member={s.worker_member}",
-                "--role=roles/pubsub.publisher",
-                "--format=none",
-            ],
-            iam=True,
+        bind(
+            ctx,
+            ("pubsub", "topics"),
+            topic,
+            s.worker_member,
+            "roles/pubsub.publisher",
+            flags=ctx.project,
         )
 
     say(f"granting the build account ({s.builder_email}) its roles")
     for role in BUILDER_PROJECT_ROLES:
-        g.run(
-            [
-                "gcloud",
-                "projects",
-                "add-iam-policy-binding",
-                s.project,
-                f"--member={s.builder_member}",
-                f"--role={role}",
-                "--condition=None",
-                "--format=none",
-            ],
-            iam=True,
-        )
+        bind(ctx, *project, s.builder_member, role, after=("--condition=None",))
     # Push the images (and pull the cache).
-    g.run(
-        [
-            "gcloud",
-            "artifacts",
-            "repositories",
-            "add-iam-policy-binding",
-            s.repository,
-            *repository_flags(ctx),
-            f"--member={s.builder_member}",
-            "--role=roles/artifactregistry.writer",
-            "--format=none",
-        ],
-        iam=True,
+    bind(
+        ctx,
+        *repository,
+        s.builder_member,
+        "roles/artifactregistry.writer",
+        flags=repository_flags(ctx),
     )
     # Read the uploaded source, write (overwrite) the template specs and their versions.
-    g.run(
-        [
-            "gcloud",
-            "storage",
-            "buckets",
-            "add-iam-policy-binding",
-            f"gs://{s.bucket}",
-            f"--member={s.builder_member}",
-            "--role=roles/storage.objectAdmin",
-            "--format=none",
-        ],
-        iam=True,
-    )
+    bind(ctx, *bucket, s.builder_member, "roles/storage.objectAdmin")
 
 
 def setup(ctx: Context) -> int:
