@@ -45,3 +45,16 @@ def pubsub_emulator(tmp_path_factory):
             yield host
     except FileNotFoundError as missing:
         pytest.skip(str(missing))
+
+
+@pytest.fixture(scope="session")
+def javascript():
+    """Node evaluating regexes as the console's JavaScript does (tests/support/jsregex.py)."""
+    try:
+        from tests.support.jsregex import JavaScriptRegexes
+
+        engine = JavaScriptRegexes()
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
+    yield engine
+    engine.close()

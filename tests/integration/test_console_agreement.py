@@ -27,18 +27,6 @@ def console_regex(template: str, name: str) -> str:
     return regex
 
 
-@pytest.fixture(scope="module")
-def javascript():
-    try:
-        from tests.support.jsregex import JavaScriptRegexes
-
-        engine = JavaScriptRegexes()
-    except FileNotFoundError as missing:
-        pytest.skip(str(missing))
-    yield engine
-    engine.close()
-
-
 @pytest.mark.parametrize(("template", "parameter"), PARAMETERS, ids=IDS)
 def test_console_regex_and_launch_syntax_agree(template, parameter, javascript):
     regex = console_regex(template, parameter.name)

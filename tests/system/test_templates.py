@@ -179,18 +179,6 @@ def test_metadata_parameters_are_the_jobs_options(name):
     check_required(everything, job.TEMPLATE.parameters)
 
 
-@pytest.fixture(scope="module")
-def javascript():
-    try:
-        from tests.support.jsregex import JavaScriptRegexes
-
-        engine = JavaScriptRegexes()
-    except FileNotFoundError as missing:
-        pytest.skip(str(missing))
-    yield engine
-    engine.close()
-
-
 def all_parameters():
     return [(name, p) for name in NAMES for p in job_module(name).TEMPLATE.parameters if p.kind]
 
