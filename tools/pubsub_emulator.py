@@ -114,11 +114,13 @@ def wait_for_subscriber(topic_path: str, timeout: float = 120) -> None:
     raise TimeoutError(f"no subscription on {topic_path} after {timeout}s")
 
 
-def pull(subscription_path: str, count: int, timeout: float) -> list:
-    """Pulls until `count` messages arrived or `timeout` passed; acks what it got."""
-    from google.cloud import pubsub_v1
+def pull(subscription_path: str, count: int, timeout: float, subscriber=None) -> list:
+    """Pulls until `count` messages arrived or `timeout` passed; acks what it got. With
+    `subscriber`, through that client (one that takes messages over gRPC's 4 MiB, say)."""
+    if subscriber is None:
+        from google.cloud import pubsub_v1
 
-    subscriber = pubsub_v1.SubscriberClient()
+        subscriber = pubsub_v1.SubscriberClient()
     received = []
     deadline = time.monotonic() + timeout
     while len(received) < count and time.monotonic() < deadline:

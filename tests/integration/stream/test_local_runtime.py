@@ -26,23 +26,6 @@ from tests.support.processes import RunningTemplate, template_env
 pytestmark = pytest.mark.slow
 
 
-def pull_big(subscription: str, count: int, timeout: float) -> list:
-    """emulator.pull, through a client that takes messages over 4 MiB."""
-    subscriber = subscriber_client()
-    received = []
-    deadline = time.monotonic() + timeout
-    while len(received) < count and time.monotonic() < deadline:
-        response = subscriber.pull(
-            subscription=subscription, max_messages=100, timeout=5, return_immediately=False
-        )
-        if response.received_messages:
-            subscriber.acknowledge(
-                subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages]
-            )
-            received += [m.message for m in response.received_messages]
-    return received
-
-
 def assert_dead_letters(dead_letters, expected: dict[bytes, int]) -> None:
     seen = {}
     for message in dead_letters:
@@ -70,7 +53,10 @@ def test_messages_over_grpcs_default_limit_are_dead_lettered_and_the_job_goes_on
     job = start(pubsub_emulator, images_sub, predict, dead)
     try:
         outputs = emulator.pull(predict_sub, 20, timeout=90)
-        dead_letters = pull_big(dead_sub, len(frames), timeout=30)
+        # through a client that takes messages over 4 MiB
+        dead_letters = emulator.pull(
+            dead_sub, len(frames), timeout=30, subscriber=subscriber_client()
+        )
         job.assert_running()
         publish(images, good_messages(5, first_id=100))  # still working
         outputs += emulator.pull(predict_sub, 5, timeout=30)
