@@ -60,11 +60,6 @@ OUTPUT = pubsub.output_topic_parameter(
 )
 
 
-# Parameter name -> (lowest, highest) value accepted, both inclusive. Filled by _number, which
-# also writes the range into the help text, so the console and preflight say the same.
-RANGES: dict[str, tuple[float, float]] = {}
-
-
 def _number(
     name: str,
     label: str,
@@ -76,7 +71,6 @@ def _number(
     *,
     group: str | None = None,
 ) -> Parameter:
-    RANGES[name] = (low, high)
     kind = number_kind(low, high, integer=type is int)
     # repr() of a float is the shortest text that reads back as the same float, so the
     # console's default and the parser's default agree exactly.
@@ -197,6 +191,11 @@ TEMPLATE = Template(
     ),
     streaming=True,
 )
+
+
+# Parameter name -> (lowest, highest) value accepted, both inclusive: each number's kind
+# holds its range (written into its console regex and its help text too).
+RANGES = {p.name: p.kind.bounds for p in TEMPLATE.parameters if p.kind and p.kind.bounds}
 
 
 def check_numbers(args) -> None:
