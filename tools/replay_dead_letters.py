@@ -158,17 +158,9 @@ def _publisher():
     """The generated (GAPIC) publisher: one request per batch of originals, its attributes
     passed as a map. (The library's batching `publish(topic, data, **attrs)` would take an
     original's attribute named `timeout`, `retry` or `ordering_key` for its own argument.)"""
-    from google.pubsub_v1 import PublisherClient
+    from pipelines.io.pubsub_clients import publisher_client
 
-    host = os.environ.get("PUBSUB_EMULATOR_HOST")
-    if host:
-        import grpc
-        from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
-
-        return PublisherClient(
-            transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host))
-        )
-    return PublisherClient()
+    return publisher_client().api
 
 
 def _requests(originals: list) -> list[list]:
@@ -567,9 +559,9 @@ def main(argv=None) -> int:
         print(line)
         return 0
 
-    from google.cloud import pubsub_v1
+    from pipelines.io.pubsub_clients import subscriber_client
 
-    subscriber = pubsub_v1.SubscriberClient()
+    subscriber = subscriber_client()
     try:
         try:
             _check_not_a_loop(subscriber, args)

@@ -121,7 +121,7 @@ def test_entry_file_is_thin_and_runs_its_job(name):
         line for line in source.splitlines() if line.strip() and not line.startswith(('"""', "#"))
     ]
     assert len(code) <= 4, "entry files stay thin: the logic lives in pipelines/"
-    assert "from pipelines.core.launch import run_template" in source
+    assert "from pipelines.registry import run_template" in source
     assert f'run_template("{name}")' in source and name in TEMPLATES
 
 

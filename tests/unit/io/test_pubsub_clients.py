@@ -1,4 +1,4 @@
-"""The local runtime's Pub/Sub clients take messages bigger than Pub/Sub allows, on the
+"""The Pub/Sub client factory's clients take messages bigger than Pub/Sub allows, on the
 emulator and on Google's endpoint."""
 
 import pytest
@@ -9,7 +9,7 @@ def test_local_clients_take_messages_bigger_than_pub_sub_allows(monkeypatch, kin
     import grpc
 
     from pipelines.core.deadletters import MAX_MESSAGE_BYTES
-    from pipelines.local import clients
+    from pipelines.io import pubsub_clients as clients
 
     made = []
     real = grpc.insecure_channel
@@ -31,7 +31,7 @@ def test_google_endpoint_clients_get_the_same_limits(monkeypatch):
     from google.auth.credentials import AnonymousCredentials
     from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
-    from pipelines.local import clients
+    from pipelines.io import pubsub_clients as clients
 
     made = []
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 
-from pipelines.local.ledger import AckLedger
+from local_runtime.ledger import AckLedger
 
 LEDGER = AckLedger()
 
@@ -43,7 +43,7 @@ def publisher():
     """One publisher client per process: the DirectRunner sets up (and tears down) a fresh
     copy of a DoFn for every bundle, and a client per bundle would be a new gRPC channel per
     bundle (about a millisecond each, and channels left for the garbage collector)."""
-    from pipelines.local.clients import publisher_client
+    from pipelines.io.pubsub_clients import publisher_client
 
     pid = os.getpid()
     with _PUBLISHERS_LOCK:
