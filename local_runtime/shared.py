@@ -2,7 +2,7 @@
 
 Why it cannot live on objects passed around: the DirectRunner pickles every DoFn and sets up
 a fresh copy for each bundle, and it builds its own Pub/Sub subscriber client (through the
-hook in pipelines/core/beam_private.py) where the run cannot hand it anything. The
+hook in local_runtime/beam_private.py) where the run cannot hand it anything. The
 publishing step (a DoFn) must reach the ledger the subscriber fills, and both must tell the
 main thread of `run.run_local_stream` when Pub/Sub fails; so they meet here. One run per
 process (a stream run ends its process), so one of each is enough.

@@ -1,7 +1,7 @@
 """The DirectRunner's Pub/Sub subscriber, made to pull as a Dataflow job would.
 
 Beam's DirectRunner pulls at most 10 messages per bundle (`max_messages=10`, hard-coded in
-its Pub/Sub read evaluator, see pipelines/core/beam_private.py) and acknowledges them as
+its Pub/Sub read evaluator, see local_runtime/beam_private.py) and acknowledges them as
 soon as they are pulled. `LocalSubscriber` stands in for its client:
 
 * Pulls ask for up to PULL_MAX_MESSAGES, and for no more than PULL_TARGET_BYTES by the

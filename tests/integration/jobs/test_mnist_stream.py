@@ -19,6 +19,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from local_runtime.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
 from pipelines.core.deadletters import original_message
+from pipelines.io import pubsub
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import resolve_model
 from pipelines.mnist.transforms import ClassifyMessages
@@ -67,7 +68,11 @@ def test_classify_messages_under_test_stream():
     )
     truth = labels()
     with TestPipeline(options=options) as p:
-        predictions, dead = p | stream | ClassifyMessages(MnistModelHandler(resolve_model(None)))
+        outcomes = p | stream | ClassifyMessages(MnistModelHandler(resolve_model(None)))
+        # What is published of each outcome: its message.
+        predictions, dead = (
+            o | f"Messages{i}" >> beam.Map(pubsub.message_of) for i, o in enumerate(outcomes)
+        )
         assert_that(
             predictions | beam.Map(lambda m: (m.attributes["ID"], argmax(m.data))),
             equal_to([(str(i), (i, truth[i])) for i in range(6)]),
