@@ -19,7 +19,13 @@ import pytest
 
 from pipelines.core.deadletters import dead_letter_message
 from tests.support import pubsub_emulator as emulator
-from tests.support.processes import REPO, read_shards, run_template, template_env
+from tests.support.processes import (
+    REPO,
+    RunningTemplate,
+    read_shards,
+    run_template,
+    template_env,
+)
 from tools.replay_dead_letters import Replay, ReplayFailed
 
 # A 10 MB dead letter is more than gRPC's default 4 MiB receive limit of the emulator's
@@ -551,3 +557,71 @@ def test_a_deeply_nested_line_is_counted_with_its_reason(tmp_path):
     )
     assert "not a dead letter: JSON nested too deeply to read" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def wait_for_dead_letters(subscriber, subscription: str, count: int, timeout: float) -> None:
+    """Until `count` messages wait on the subscription; each pulled one is handed back."""
+    import time
+
+    from google.api_core import exceptions
+
+    seen, deadline = set(), time.monotonic() + timeout
+    while len(seen) < count:
+        assert time.monotonic() < deadline, f"{len(seen)} of {count} dead letters arrived"
+        try:
+            page = subscriber.pull(
+                request={"subscription": subscription, "max_messages": 100}, timeout=2.0
+            ).received_messages
+        except exceptions.DeadlineExceeded:
+            continue
+        seen |= {m.message.message_id for m in page}
+        if page:
+            subscriber.modify_ack_deadline(
+                request={
+                    "subscription": subscription,
+                    "ack_ids": [m.ack_id for m in page],
+                    "ack_deadline_seconds": 0,
+                }
+            )
+
+
+@pytest.mark.slow
+def test_replaying_into_the_running_mnist_stream_job_that_still_refuses_them_ends(
+    pubsub_emulator,
+):
+    from types import SimpleNamespace
+
+    publisher, subscriber = clients()
+    images = emulator.create_topic(f"mnist_image-{uuid.uuid4().hex[:8]}")
+    predict = emulator.create_topic(f"mnist_predict-{uuid.uuid4().hex[:8]}")
+    dead_topic, dead_subscription = topic_and_subscription(subscriber, "mnist_dead_letter")
+    job = RunningTemplate(
+        "mnist_stream",
+        [f"--input={images}", f"--output={predict}", f"--dead_letter={dead_topic}"],
+        env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}),
+    )
+    # Messages the job refuses for as long as its producer is not fixed.
+    bad = [(b"ID=7;Image=0.0", {"source": "cam1"}), (b'[7, "0.0"]', {"source": "cam2"})]
+    try:
+        emulator.wait_for_subscriber(images, timeout=180)
+        publish(publisher, images, [SimpleNamespace(data=d, attributes=a) for d, a in bad])
+        wait_for_dead_letters(subscriber, dead_subscription, len(bad), timeout=180)
+
+        # A wide idle window: the job (warm by now) answers within it.
+        done = run_tool(
+            "--wait", "30", "--subscription", dead_subscription, "--topic", images, timeout=150
+        )
+
+        job.assert_running()
+    finally:
+        log = job.stop()
+    assert done.returncode == 0, done.stderr + log[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == (
+        f"replayed 2 dead letters to {images}; 2 not replayed, left on the subscription "
+        f"(2 failed again after replay)"
+    )
+    left = drain(subscriber, dead_subscription)
+    assert len({m.attributes["replayed"] for m in left}) == 1
+    assert sorted(
+        (bytes(m.data), m.attributes["source"], m.attributes["error_stage"]) for m in left
+    ) == sorted((d, a["source"], "parse") for d, a in bad)
