@@ -575,7 +575,7 @@ def parse_arguments(argv=None):
         "--wait",
         type=finite_float,
         default=5.0,
-        help="stop once a pull has brought nothing for this many seconds (default 5)",
+        help="stop once no new dead letter has arrived for this many seconds (default 5)",
     )
     parser.add_argument("--from-file", help="mnist_batch dead-letter files (JSON lines)")
     parser.add_argument("--to-csv", help="the ID,Image CSV to write from --from-file")
