@@ -711,6 +711,7 @@ def main(argv=None) -> int:
         return 0
     finally:
         subscriber.close()
+        publisher.transport.close()
 
 
 if __name__ == "__main__":
