@@ -11,14 +11,14 @@ from apache_beam.io import WriteToText
 from apache_beam.io.gcp.bigquery import BigQueryDisposition, ReadFromBigQuery, WriteToBigQuery
 from apache_beam.metrics import Metrics
 
-from pipelines.core.checks import Kind, location_kind
+from pipelines.core.checks import Place, place_of
 from pipelines.core.deadletters import to_json_line
 from pipelines.io.bigquery import replace_with_empty
 from pipelines.io.text import ReadRecords, RemoveStaleFiles
 
 
 def is_table(value: str) -> bool:
-    return location_kind(value) is Kind.TABLE
+    return place_of(value) is Place.TABLE
 
 
 class ReadRows(beam.PTransform):
