@@ -17,6 +17,7 @@ import pytest
 from pipelines.io import bigquery
 from pipelines.mnist.records import DEAD_LETTER_SCHEMA, INPUT_COLUMN_TYPES
 from tests.support import bigquery_emulator as bqe
+from tests.support.markers import missing
 
 pytestmark = pytest.mark.slow
 
@@ -187,3 +188,27 @@ def test_replace_with_empty_empties_a_table_or_creates_it(on_emulator, bq_client
     bigquery.replace_with_empty(absent, DEAD_LETTER_SCHEMA)
     assert bqe.table_schema(bq_client, absent) == expected
     assert bqe.read_rows(bq_client, absent) == []
+
+
+def test_string_ids_pass_the_launch_and_a_non_integer_one_is_a_dead_letter(
+    bigquery_emulator, bq_client, tables
+):
+    """The launch checks the schema only (a STRING ID column is taken); whether each value
+    holds an integer is the row's business: a dead letter with its reason, the rest
+    classified."""
+    if bigquery_emulator.gcs is None:
+        missing("gcp-storage-emulator not installed: FILE_LOADS needs gs:// temp files")
+    image = ",".join(["0.0"] * 784)
+    table = tables["make"]("StringIds", [("ID", "STRING"), ("Image", "STRING")])
+    bqe.create_table(
+        bq_client, table, [("ID", "STRING"), ("Image", "STRING")],
+        [{"ID": "7", "Image": image}, {"ID": " 8 ", "Image": image}, {"ID": "x9", "Image": image}],
+    )  # fmt: skip
+    completed, _ = launch(
+        bigquery_emulator,
+        ["--input", table, "--output", tables["predict"], "--dead_letter", tables["errors"]],
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert sorted(r["ID"] for r in bqe.read_rows(bq_client, tables["predict"])) == [7, 8]
+    [dead] = bqe.read_rows(bq_client, tables["errors"])
+    assert "ID must be an integer, got 'x9'" in dead["Error"]
