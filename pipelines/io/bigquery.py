@@ -159,7 +159,7 @@ def replace_with_empty(table: str, schema: Mapping, *, client=None) -> None:
     name = TableName.of(table)
     client = client or client_for(name.project)
     reference = name.reference()
-    # Delete, then create empty: a load job that would truncate needs at least one row.
+    # Delete, then create empty: Beam starts no load job (that would truncate) without rows.
     client.delete_table(reference, not_found_ok=True, timeout=WRITE_TIMEOUT_SECONDS)
     fields = [bigquery.SchemaField.from_api_repr(dict(field)) for field in schema["fields"]]
     client.create_table(
@@ -183,8 +183,8 @@ def _cannot_tell(what: str, why: str) -> None:
 
 
 class BigQueryLookup:
-    """Asks BigQuery about datasets and tables. Never raises and never takes longer than
-    `timeout` per question (the client's construction and credentials included, no
+    """Asks BigQuery about datasets and tables. Raises nothing but an interrupt, and never
+    takes longer than `timeout` per question (the client's construction and credentials included, no
     retries). Each answer is the resource (a dict), False (404: it does not exist), Refused
     (400) or None: "cannot tell", logged with why, and never a reason to refuse a launch.
     A Dataflow job never reads an emulator, so with EMULATOR_HOST set a Dataflow launch looks
