@@ -16,7 +16,7 @@ import pytest
 
 from pipelines.core.params import ParameterError
 from pipelines.mnist import contract
-from pipelines.mnist.handler import MnistModelHandler, WatchedModel
+from pipelines.mnist.handler import LOOKED_AT_AGAIN, MnistModelHandler, WatchedModel
 from pipelines.mnist.location import (
     check_model,
     check_model_source,
@@ -153,7 +153,7 @@ def test_the_watch_switches_to_a_newer_valid_model_and_ignores_the_rest(tmp_path
     assert len(warnings) == 2  # newest first
     assert f"MNIST model {unloadable} ignored: cannot load" in warnings[0]
     assert f"MNIST model {bad} ignored: '{bad}': corrupt protobuf" in warnings[1]
-    assert all(w.endswith(f"; keeping {first}") for w in warnings)
+    assert all(w.endswith(f"; keeping {first}; {LOOKED_AT_AGAIN}") for w in warnings)
 
     second = model_folder(tmp_path, "v2", NOW - 10)
     watched.look()
