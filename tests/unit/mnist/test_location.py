@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -270,3 +272,23 @@ def test_the_watch_looks_again_at_a_refused_folder_once_its_files_change(tmp_pat
     watched.look()
     assert watched.folder == str(second)
     assert f"MNIST model switched from {first} to {second}" in caplog.text
+
+
+def test_the_check_reads_every_model_file_without_tensorflow(folders):
+    code = (
+        "import sys\n"
+        "from pipelines.mnist.location import model_problem\n"
+        "problems = [model_problem(path) for path in sys.argv[1:]]\n"
+        "assert problems[:2] == [None, None], problems\n"
+        "assert 'not a tensor bundle index' in problems[2], problems\n"
+        "sys.exit('tensorflow' in sys.modules)\n"
+    )
+    paths = [folders["lab"], MODEL, folders["lab_random_index_and_data"]]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *map(str, paths)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
