@@ -67,6 +67,7 @@ EXPECTED = (
 
 _DT_FLOAT = 1  # tensorflow DataType enum
 _VARIABLE_OPS = ("VariableV2", "Variable", "VarHandleOp")
+_MAX_INDEX_DIGITS = 9  # an op's output number; more digits are part of a name, or hostile
 _MAX_OBJECT_DEPTH = 64  # a SavedModel's object paths: ours are 1 deep, Keras's a handful
 
 
@@ -177,11 +178,15 @@ def _declared_shape(node: _Node) -> tuple[int, ...] | None:
     return _known(shape(first(node.attrs["shape"], 7, b"")))
 
 
-def _attr_shape(node: _Node, index: int) -> tuple[int, ...] | None:
+def _attr_shape(node: _Node, name: str, index: int) -> tuple[int, ...] | None:
     """The shape of output `index` of `node` as its graph recorded it, if it did."""
     output_shapes = field(first(node.attrs.get("_output_shapes", b""), 1, b""), 7)
     if index < len(output_shapes):
         return _known(shape(output_shapes[index]))
+    if output_shapes:
+        raise ModelFormatError(
+            f"the graph's '{name}' has {len(output_shapes)} output(s), not {index}"
+        )
     return _declared_shape(node)
 
 
@@ -191,14 +196,14 @@ def _graph_tensor(nodes: dict[str, _Node], collection: str, names: dict, key: st
     if not isinstance(tensor, str):
         raise ModelFormatError(f"collection '{collection}' names {key!r} as {tensor!r}")
     node_name, colon, index = tensor.rpartition(":")
-    if not (colon and index.isascii() and index.isdigit()):
+    if not (colon and index.isascii() and index.isdigit() and len(index) <= _MAX_INDEX_DIGITS):
         node_name, index = tensor, "0"
     node = nodes.get(node_name)
     if node is None:
         raise ModelFormatError(
             f"collection '{collection}' names '{key}' as {tensor!r}, which the graph lacks"
         )
-    return first(node.attrs.get("dtype", b""), 6), _attr_shape(node, int(index))
+    return first(node.attrs.get("dtype", b""), 6), _attr_shape(node, node_name, int(index))
 
 
 def check_checkpoint_meta(data: bytes) -> dict[str, Variable]:
@@ -218,7 +223,7 @@ def check_checkpoint_meta(data: bytes) -> dict[str, Variable]:
             for entry in field(bytes_list, 1):
                 try:
                     names.update(json.loads(text(entry)))
-                except (ValueError, TypeError):
+                except (ValueError, TypeError, RecursionError):  # RecursionError: [[[[...
                     raise ModelFormatError(f"collection '{collection}' is not JSON") from None
         if tensor not in names:
             raise ModelFormatError(

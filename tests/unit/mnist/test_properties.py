@@ -461,3 +461,51 @@ def test_a_meta_graph_and_its_index_are_read_or_say_why(lab_files, data):
         contract.check_weights(variables, index, "export.index")
     except contract.ModelFormatError as error:
         assert str(error) and "\n" not in str(error)
+
+
+def lab_meta(inputs: str, outputs: str) -> bytes:
+    """A MetaGraphDef with the lab's collections holding `inputs` and `outputs` (JSON text)
+    and a graph of the two placeholders they name."""
+
+    def placeholder(name: str, width: int) -> bytes:
+        dims = message((2, message((1, (1 << 64) - 1))), (2, message((1, width))))
+        recorded = message((1, message((7, dims))))  # AttrValue.list.shape, as TF exports
+        return message(
+            (1, name.encode()),
+            (2, b"Placeholder"),
+            (5, message((1, b"shape"), (2, message((7, dims))))),
+            (5, message((1, b"_output_shapes"), (2, recorded))),
+        )
+
+    def collection(name: str, text: str) -> bytes:
+        value = message((2, message((1, text.encode()))))
+        return message((1, name.encode()), (2, value))
+
+    graph = message((1, placeholder("image", 784)), (1, placeholder("scores", 10)))
+    return message(
+        (2, graph), (4, collection("inputs", inputs)), (4, collection("outputs", outputs))
+    )
+
+
+GOOD_OUTPUTS = json.dumps({"scores": "scores:0"})
+
+
+@pytest.mark.parametrize(
+    "inputs, problem",
+    [
+        (json.dumps({"image": "image:0"}), None),
+        ("[" * 100_000, "collection 'inputs' is not JSON"),
+        ("9" * 5000, "collection 'inputs' is not JSON"),
+        (json.dumps({"image": "image:" + "9" * 5000}), "which the graph lacks"),
+        (json.dumps({"image": 7}), "collection 'inputs' names 'image' as 7"),
+        (json.dumps({"image": "scores:0"}), "'image' has shape [-1, 10]; expected [None, 784]"),
+        (json.dumps({"image": "image:3"}), "the graph's 'image' has 1 output(s), not 3"),
+    ],
+)
+def test_hostile_collections_are_one_problem_line(inputs, problem):
+    try:
+        contract.check_checkpoint_meta(lab_meta(inputs, GOOD_OUTPUTS))
+    except contract.ModelFormatError as error:
+        assert problem is not None and problem in str(error), error
+    else:
+        assert problem is None
