@@ -107,15 +107,27 @@ def model_problem(path: str, *, default: bool = False) -> str | None:
         if FileSystems.exists(FileSystems.join(path, contract.SAVED_MODEL_FILE)):
             graph = _read(FileSystems, path, contract.SAVED_MODEL_FILE, contract.MAX_GRAPH_BYTES)
             variables = contract.check_saved_model(graph)
+            # A SavedModel restores by the object graph its data file holds: only the
+            # variables its index holds under their object paths can be compared here.
             _check_weights(
-                FileSystems, path, contract.SAVED_MODEL_PREFIX, variables, "the SavedModel"
+                FileSystems,
+                path,
+                contract.SAVED_MODEL_PREFIX,
+                variables,
+                "the SavedModel",
+                every=False,
             )
         elif FileSystems.exists(FileSystems.join(path, contract.CHECKPOINT_META)):
             _require(FileSystems, path, contract.CHECKPOINT_FILES, "the checkpoint")
             graph = _read(FileSystems, path, contract.CHECKPOINT_META, contract.MAX_GRAPH_BYTES)
             variables = contract.check_checkpoint_meta(graph)
             _check_weights(
-                FileSystems, path, contract.CHECKPOINT_PREFIX, variables, "the checkpoint"
+                FileSystems,
+                path,
+                contract.CHECKPOINT_PREFIX,
+                variables,
+                "the checkpoint",
+                every=True,
             )
         else:
             what = "the default model is not" if default else "no model"
@@ -202,14 +214,13 @@ def _require(filesystems, folder: str, patterns: tuple[str, ...], what: str) -> 
             raise contract.ModelFormatError(f"{what} has no {pattern}")
 
 
-def _check_weights(filesystems, folder: str, prefix: str, variables: dict, what: str) -> None:
+def _check_weights(
+    filesystems, folder: str, prefix: str, variables: dict, what: str, *, every: bool
+) -> None:
     index_name = prefix + ".index"
     data_glob = prefix + ".data-*"
     _require(filesystems, folder, (index_name, data_glob), what)
     index = _read(filesystems, folder, index_name, contract.MAX_INDEX_BYTES)
-    # A SavedModel restores by the object graph its data file holds: only the variables its
-    # index holds under their paths can be compared here.
-    every = prefix == contract.CHECKPOINT_PREFIX
     bundle = contract.check_weights(variables, index, index_name, every=every)
     (matched,) = filesystems.match([filesystems.join(folder, data_glob)])
     data_dir = posixpath.dirname(prefix)
