@@ -224,7 +224,7 @@ class WatchedModel:
     def __init__(self, pattern: str, check_seconds: float, load=_load_logged):
         self._pattern = pattern
         self._load = load
-        self._refused: set = set()
+        self._refused: dict = {}  # folder: its match and files when it was refused
         self._current = None  # (ModelFile, model)
         for found in matched_models(pattern):
             if self._try(found):
@@ -255,7 +255,7 @@ class WatchedModel:
         # A refusal holds for the folder as it was: an upload that put the matched file
         # before the others is looked at again once any of its files changes.
         seen = (found, model_files(found.folder))
-        if seen in self._refused:
+        if self._refused.get(found.folder) == seen:
             return False
         problem = model_problem(found.folder)
         if problem is None:
@@ -264,7 +264,7 @@ class WatchedModel:
             except Exception as error:  # noqa: BLE001 - a bad upload must not stop the job
                 problem = f"cannot load {found.folder!r}: {error}"
         if problem is not None:
-            self._refused.add(seen)
+            self._refused[found.folder] = seen
             keeping = f"; keeping {self.folder}" if self._current else ""
             _log.warning(
                 "MNIST model %s ignored: %s%s; %s",

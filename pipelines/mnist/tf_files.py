@@ -113,7 +113,10 @@ def shape(shape_proto) -> list[int] | None:
     """The dims of a TensorShapeProto (-1: any size), or None if its rank is unknown."""
     if first(shape_proto, 3):  # unknown_rank
         return None
-    return [int64(first(dim, 1, 0)) for dim in field(shape_proto, 2)]
+    dims = [int64(first(dim, 1, 0)) for dim in field(shape_proto, 2)]
+    if len(dims) > MAX_RANK or any(d < -1 for d in dims):
+        raise ModelFormatError(f"corrupt tensor shape {dims[:8]}")
+    return dims
 
 
 # ---- the tensor bundle index (a LevelDB-style table) ----------------------------------------
@@ -232,7 +235,7 @@ def table_entries(data: bytes) -> list[tuple[bytes, bytes]]:
 def _bundle_entry(name: str, value: bytes, num_shards: int) -> BundleEntry:
     dtype = number(first(value, 1, 0))
     dims = shape(first(value, 2, b""))
-    if dims is None or len(dims) > MAX_RANK or any(d < 0 for d in dims):
+    if dims is None or -1 in dims:
         raise ModelFormatError(f"tensor '{name}' has no valid shape in the index")
     shard, offset, size = (int64(first(value, n, 0)) for n in (3, 4, 5))
     if not 0 <= shard < num_shards or offset < 0 or size < 0:

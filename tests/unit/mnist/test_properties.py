@@ -183,7 +183,11 @@ def test_a_prediction_row_is_finite_json_or_a_reason(probabilities):
 )
 def test_the_model_check_accepts_or_says_why_never_crashes(data):
     try:
-        contract.check_saved_model(data)
+        variables = contract.check_saved_model(data)
+        assert all(
+            isinstance(key, str) and isinstance(v.dtype, int) for key, v in variables.items()
+        )
+        assert all(v.shape is None or all(d >= -1 for d in v.shape) for v in variables.values())
         contract.check_checkpoint_meta(data)
     except contract.ModelFormatError as error:
         assert str(error)
