@@ -50,12 +50,3 @@ def in_process_direct_runner():
     runner = SwitchingDirectRunner()
     runner.is_interactive()
     return runner
-
-
-# --- BigQuery -----------------------------------------------------------------------------
-
-
-def delete_table(client, project: str, dataset: str, table: str) -> None:
-    """Deletes a table through Beam's BigQueryWrapper `client` (a missing table is no
-    error), with Beam's own retries and credentials."""
-    client._delete_table(project, dataset, table)

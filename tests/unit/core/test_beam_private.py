@@ -6,11 +6,10 @@ own are local_runtime/beam_private.py, tests/unit/local/test_beam_private.py).""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import apache_beam as beam
-import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -22,6 +21,12 @@ PACKAGE = Path(__file__).resolve().parents[3] / "pipelines"
 
 def test_no_module_but_beam_private_uses_private_beam_names():
     assert not private_beam_names_outside(PACKAGE, PACKAGE / "core" / "beam_private.py")
+    # Beam's BigQuery helpers, "no backwards compatibility guarantees": the public
+    # google-cloud-bigquery client does what the jobs need (pipelines/io/bigquery.py).
+    using = [
+        p.name for p in PACKAGE.rglob("*.py") if re.search(r"\bbigquery_tools\b", p.read_text())
+    ]
+    assert not using, using
 
 
 def test_the_search_finds_what_it_looks_for(tmp_path):
@@ -92,35 +97,3 @@ def test_the_in_process_direct_runner_never_tries_prism(monkeypatch, caplog):
 
     run(SwitchingDirectRunner())
     assert len(tried) == 1 and "Running pipeline with PrismRunner" in caplog.text
-
-
-def test_beams_bigquery_delete_table_deletes_and_ignores_a_missing_table():
-    from apache_beam.io.gcp import bigquery_tools
-    from apitools.base.py.exceptions import HttpError
-
-    class Tables:
-        def __init__(self, status=None):
-            self.requests, self.status = [], status
-
-        def Delete(self, request):  # apitools' name
-            self.requests.append((request.projectId, request.datasetId, request.tableId))
-            if self.status:
-                raise HttpError({"status": self.status}, b"", "url")
-
-    tables = Tables()
-    beam_private.delete_table(
-        bigquery_tools.BigQueryWrapper(client=SimpleNamespace(tables=tables)), "p", "d", "t"
-    )
-    assert tables.requests == [("p", "d", "t")]
-    missing = Tables(status=404)
-    beam_private.delete_table(
-        bigquery_tools.BigQueryWrapper(client=SimpleNamespace(tables=missing)), "p", "d", "t"
-    )
-    assert missing.requests == [("p", "d", "t")]
-    with pytest.raises(HttpError):
-        beam_private.delete_table(
-            bigquery_tools.BigQueryWrapper(client=SimpleNamespace(tables=Tables(status=403))),
-            "p",
-            "d",
-            "t",
-        )
