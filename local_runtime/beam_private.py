@@ -3,7 +3,7 @@ Pub/Sub read, which Dataflow never runs (the product's own are
 pipelines/core/beam_private.py).
 
 Beam may change any of these in any release. Each is pinned by a test in
-tests/unit/local/test_beam_private.py that fails when the installed Beam no longer has it
+tests/unit/local_runtime/test_beam_private.py that fails when the installed Beam no longer has it
 or no longer behaves as relied on here, so a Beam upgrade fails there, by name. Nothing
 else in local_runtime/ (or bench/) reaches into Beam's private names (that test checks it).
 """

@@ -1,5 +1,5 @@
 """What a local stream run swaps into the product graph, as Beam PTransformOverrides: the
-graph is built once, the same for Dataflow (tests/unit/local/test_overrides.py compares
+graph is built once, the same for Dataflow (tests/unit/local_runtime/test_overrides.py compares
 them), and only these two steps differ locally."""
 
 from __future__ import annotations

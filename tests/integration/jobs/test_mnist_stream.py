@@ -447,14 +447,14 @@ def test_a_replayed_message_that_fails_again_carries_its_mark_into_the_dead_lett
         assert_that(
             dead
             | beam.Map(
-                lambda m: (
-                    m.message_id,
-                    m.attributes["error_stage"],
-                    to_replay(m, REPLAY_RUN).kind,
-                    to_replay(m, "later")
+                lambda outcome: (
+                    outcome.source_id,
+                    outcome.message.attributes["error_stage"],
+                    to_replay(outcome.message, REPLAY_RUN).kind,
+                    to_replay(outcome.message, "later")
                     == Original(
-                        inputs[m.message_id].data,
-                        {**inputs[m.message_id].attributes, "replayed": "later"},
+                        inputs[outcome.source_id].data,
+                        {**inputs[outcome.source_id].attributes, "replayed": "later"},
                     ),
                 )
             ),

@@ -1,7 +1,7 @@
 """Pins every private Beam name pipelines/core/beam_private.py uses: each test fails if the
 installed Beam no longer has it or no longer behaves as that module relies on. And no
 module of `pipelines/` but that one reaches into Beam's private names (the local runtime's
-own are local_runtime/beam_private.py, tests/unit/local/test_beam_private.py)."""
+own are local_runtime/beam_private.py, tests/unit/local_runtime/test_beam_private.py)."""
 
 from __future__ import annotations
 
