@@ -13,9 +13,9 @@ parameters. Both come through `run_job`, which
 
 A stream run off Dataflow is the local runtime's (local_runtime/, in a checkout, never in
 the image): the launch finds it through the entry point group LOCAL_STREAM_RUNTIME, which
-the checkout's install registers (pyproject.toml), and imports nothing of it. The launch is
-the top of `pipelines`: it is handed a job (pipelines/registry.py finds it by name) and
-tells the job what it needs to know, such as whether it runs on Dataflow.
+the checkout's install registers (pyproject.toml), and imports nothing of it. The launch
+imports no job: it is handed one (pipelines/registry.py, the top, finds it by name) and
+tells it what it needs to know, such as whether it runs on Dataflow.
 """
 
 from __future__ import annotations
