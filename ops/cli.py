@@ -12,8 +12,17 @@ from collections.abc import Callable
 
 from ops import names
 from ops.commands import Context
-from ops.gcloud import PROG, CommandFailed, Gcloud, Stop
-from ops.lab import Catalog
+from ops.gcloud import (
+    BUILD,
+    DEFAULT_TIMEOUT,
+    PROG,
+    SLOW,
+    TIMEOUT_VARIABLE,
+    CommandFailed,
+    Gcloud,
+    Stop,
+)
+from ops.lab import Catalog, TemplateInfo
 from ops.names import Refused
 from ops.settings import (
     DEFAULT_BUILD_REGION,
@@ -24,8 +33,10 @@ from ops.settings import (
     DEFAULT_REGION,
     ENVIRONMENT,
     Options,
+    gcloud_timeout,
     resolve,
 )
+from pipelines.core.params import ParameterError, check_value
 
 # Options that take a value -> the Options field.
 VALUED = {
@@ -146,7 +157,9 @@ options (environment variable in brackets; lab's name as default):
 other environment: REPOSITORY ({env["REPOSITORY"]}), WORKER_SA ({env["WORKER_SA"]}),
   BUILDER_SA ({env["BUILDER_SA"]}), TRIGGER_NAME ({env["TRIGGER_NAME"]}),
   CONNECTION ({env["CONNECTION"]}),
-  DATASET, IMAGES_TABLE, PREDICT_TABLE, PYTHON (interpreter for the tools it runs)
+  DATASET, IMAGES_TABLE, PREDICT_TABLE, PYTHON (interpreter for the tools it runs),
+  {TIMEOUT_VARIABLE} (seconds a gcloud call may take, default {DEFAULT_TIMEOUT}; launches, API
+  enabling and loads get at least {SLOW}, builds and replay {BUILD}; past it: stopped, exit 1)
 
 dry-run output: "+ CMD" is a command that would run; "? CMD" is a read-only check that a
 real run makes first and whose answer decides what follows. A dry run answers "absent" to
@@ -299,7 +312,7 @@ def check_options(options: Options, catalog: Catalog) -> None:
             declared = catalog[template].parameters
             for item in options.params:
                 names.check_text("--param", item)
-                key, equals, _ = item.partition("=")
+                key, equals, value = item.partition("=")
                 if not equals or not key:
                     raise Refused(f"--param needs KEY=VALUE, not {names.shown(item)}")
                 names.one_of(
@@ -308,8 +321,23 @@ def check_options(options: Options, catalog: Catalog) -> None:
                     declared,
                     f"{template} declares: {', '.join(declared)}",
                 )
+                param_value(catalog[template], key, value)
     if options.github is not None:
         names.github_repo(options.github)
+
+
+def param_value(template: TemplateInfo, key: str, value: str) -> None:
+    """A --param value through the very checks the template's launch makes on Dataflow."""
+    spec = template.declared.get(key)
+    if spec is None:
+        return
+    try:
+        check_value(spec, value, on_dataflow=True)
+    except ParameterError as error:
+        problem = str(error).removeprefix(f"--{key}: ")
+        if len(problem) > 200:
+            problem = problem[:200] + "..."
+        raise Refused(f"--param {key}: {problem}") from None
 
 
 def commands(catalog: Catalog) -> dict[str, Callable[[Context, Options], int]]:
@@ -385,13 +413,16 @@ def main(
         if command in ("logs", "drain", "cost") and not options.args:
             raise Refused(f"{command} needs a template, job name or job ID")
         check_options(options, catalog)
+        timeout = gcloud_timeout(env)
         table = commands(catalog)
         check_args, action = table[command]
         args = check_args(options)
         runner = gcloud or Gcloud(dry_run=True)
+        runner.timeout = timeout
         settings = resolve(options, env, runner.configured_project)
         if gcloud is None:
             runner = Gcloud(dry_run=settings.dry_run)
+            runner.timeout = timeout
         else:
             runner.dry_run = settings.dry_run
         context = Context(settings=settings, gcloud=runner, catalog=catalog, options=options)

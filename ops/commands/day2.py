@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib
 
-from ops import names
+from ops import answers, names
 from ops.commands import PROG, Context
 from ops.commands.jobs import describe, resolve_job_id
 from ops.commands.setup import python_bin
-from ops.gcloud import say
+from ops.gcloud import BUILD, say
 from ops.lab import TemplateInfo
 
 
@@ -39,7 +39,8 @@ def replay(ctx: Context, template: TemplateInfo) -> int:
             subscription,
             "--topic",
             f"projects/{s.project}/topics/{topic}",
-        ]
+        ],
+        wait=BUILD,
     )
     return 0
 
@@ -62,10 +63,11 @@ def cost(ctx: Context, target: str) -> int:
             "--source=all",
         ],
         [],
+        answers.metrics,
     )
     if ctx.gcloud.dry_run:
         say(f"a real run prints {PROG}'s cost report of {job_id} from these two answers")
         return 0
     report = importlib.import_module("ops.cost").report
-    print(report(job, metrics or []), file=ctx.gcloud.out)
+    print(report(job.raw, metrics), file=ctx.gcloud.out)
     return 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ops import names
+from ops import answers, names
+from ops.answers import Job, JobSummary
 from ops.commands import PROG, Context
-from ops.gcloud import Stop, say
+from ops.gcloud import SLOW, Stop, say
 from ops.lab import TemplateInfo
 
 # A service option: Dataflow itself cancels the job at the limit, whether or not anyone is
@@ -107,7 +108,7 @@ def stand_in_job(name: str, state: str = "Running") -> dict:
     }
 
 
-def active_jobs(ctx: Context, *, dry_present: bool) -> list[dict]:
+def active_jobs(ctx: Context, *, dry_present: bool) -> list[JobSummary]:
     """The active jobs in the region (gcloud's list form: id, name, type, creationTime,
     state). A dry run plays the stream jobs that run starts, or none."""
     stand_in = (
@@ -115,38 +116,34 @@ def active_jobs(ctx: Context, *, dry_present: bool) -> list[dict]:
         if dry_present
         else []
     )
-    found = ctx.gcloud.read(
-        ["gcloud", "dataflow", "jobs", "list", *ctx.project_region, "--status=active"], stand_in
+    return ctx.gcloud.read(
+        ["gcloud", "dataflow", "jobs", "list", *ctx.project_region, "--status=active"],
+        stand_in,
+        answers.job_list,
     )
-    return found or []
 
 
-def active_job(ctx: Context, name: str, *, dry_present: bool) -> dict | None:
-    return next((j for j in active_jobs(ctx, dry_present=dry_present) if j["name"] == name), None)
+def active_job(ctx: Context, name: str, *, dry_present: bool) -> JobSummary | None:
+    return next((j for j in active_jobs(ctx, dry_present=dry_present) if j.name == name), None)
 
 
-def describe(ctx: Context, job_id: str, stand_in: dict, full: bool = False) -> dict:
+def describe(ctx: Context, job_id: str, stand_in: dict, full: bool = False) -> Job:
     argv = ["gcloud", "dataflow", "jobs", "describe", job_id, *ctx.project_region]
-    return ctx.gcloud.read([*argv, "--full"] if full else argv, stand_in) or {}
+    return ctx.gcloud.read([*argv, "--full"] if full else argv, stand_in, answers.job)
 
 
-def job_details(ctx: Context, job: dict) -> tuple[str, str, str]:
+def job_details(ctx: Context, job: JobSummary) -> tuple[str, str, str]:
     """(template label, workers at start, workers at most) of a job."""
-    label = next((t for t in ctx.catalog.names if ctx.catalog[t].job_base == job.get("name")), None)
+    label = next((t for t in ctx.catalog.names if ctx.catalog[t].job_base == job.name), None)
     stand_in = {
+        "id": job.id,
         "labels": {"template": label} if label else {},
         "environment": {
             "workerPools": [{"numWorkers": 1, "autoscalingSettings": {"maxNumWorkers": 2}}]
         },
     }
-    found = describe(ctx, job["id"], stand_in, full=True)
-    pools = (found.get("environment") or {}).get("workerPools") or [{}]
-    pool = pools[0]
-    return (
-        (found.get("labels") or {}).get("template", ""),
-        str(pool.get("numWorkers", "?")),
-        str((pool.get("autoscalingSettings") or {}).get("maxNumWorkers", "?")),
-    )
+    found = describe(ctx, job.id, stand_in, full=True)
+    return (found.template, *found.workers)
 
 
 def age(created: str, now: datetime | None = None) -> str:
@@ -201,13 +198,10 @@ def run(ctx: Context, template: TemplateInfo) -> int:
     if template.streaming:
         found = active_job(ctx, job, dry_present=False)
         if found:
-            say(
-                f"stream job {job} is already active ({found['id']} {found['state']}); "
-                "nothing to do."
-            )
+            say(f"stream job {job} is already active ({found.id} {found.state}); nothing to do.")
             say(f"to replace it in place with the current template: {PROG} update {template.name}")
             return 0
-    ctx.gcloud.run(launch_argv(ctx, template, job))
+    ctx.gcloud.run(launch_argv(ctx, template, job), wait=SLOW)
     say(
         f"launched {job}; watch it at "
         f"https://console.cloud.google.com/dataflow/jobs/{s.region}?project={s.project}"
@@ -217,14 +211,11 @@ def run(ctx: Context, template: TemplateInfo) -> int:
     return 0
 
 
-def step_names(job: dict) -> list[str]:
-    """The top-level step names of a job: what an update matches state by."""
-    transforms = (job.get("pipelineDescription") or {}).get("originalPipelineTransform") or []
-    return sorted({t["name"].split("/")[0] for t in transforms if t.get("name", "").split("/")[0]})
-
-
-def steps_stand_in(names_: list[str]) -> dict:
-    return {"pipelineDescription": {"originalPipelineTransform": [{"name": n} for n in names_]}}
+def steps_stand_in(job_id: str, names_: list[str]) -> dict:
+    return {
+        "id": job_id,
+        "pipelineDescription": {"originalPipelineTransform": [{"name": n} for n in names_]},
+    }
 
 
 def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, extra: list[str]):
@@ -235,15 +226,15 @@ def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, e
         f"asking Dataflow whether the new {template.name} can replace {job} "
         f"(a validation-only job; it replaces nothing)"
     )
-    answer = g.launch(
-        launch_argv(ctx, template, job, *extra, check=True), {"job": {"id": "CHECK_JOB_ID"}}
+    check = g.launch(
+        launch_argv(ctx, template, job, *extra, check=True),
+        {"job": {"id": "CHECK_JOB_ID"}},
+        answers.launched_job_id,
+        wait=SLOW,
     )
-    check = ((answer or {}).get("job") or {}).get("id")
-    if not check:
-        raise Stop("gcloud started the graph check but answered no job ID")
     waited = 0
     while True:
-        state = describe(ctx, check, {"currentState": "JOB_STATE_DONE"}).get("currentState")
+        state = describe(ctx, check, {"id": check, "currentState": "JOB_STATE_DONE"}).state
         if state in FINAL_STATES:
             break
         if waited >= ctx.settings.check_minutes * 60:
@@ -256,15 +247,13 @@ def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, e
         waited += CHECK_POLL_SECONDS
     # What each side calls its steps: the dry run plays a rename of Classify to Predict.
     played = ["Read", "Classify", "Publish", "DeadLetters"]
-    old = step_names(describe(ctx, running, steps_stand_in(played), full=True))
-    new = step_names(
-        describe(
-            ctx,
-            check,
-            steps_stand_in([n.replace("Classify", "Predict") for n in played]),
-            full=True,
-        )
-    )
+    old = describe(ctx, running, steps_stand_in(running, played), full=True).steps
+    new = describe(
+        ctx,
+        check,
+        steps_stand_in(check, [n.replace("Classify", "Predict") for n in played]),
+        full=True,
+    ).steps
     mapped = {
         pair.split("=", 1)[0]
         for pair in (ctx.options.transform_name_mappings or "").split(",")
@@ -282,7 +271,8 @@ def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, e
     if state != "JOB_STATE_DONE":
         raise Stop(
             f"Dataflow found the new {template.name} incompatible with the running {job} "
-            f"(check {check}: {state.removeprefix('JOB_STATE_')}); {job} is untouched. "
+            f"(check {check}: {state.removeprefix('JOB_STATE_') or 'state unknown'}); {job} is "
+            "untouched. "
             f"Why: {PROG} logs {check}"
         )
     say(f"the graph check passed ({check})")
@@ -311,9 +301,9 @@ def update(ctx: Context, template: TemplateInfo) -> int:
             f"by Dataflow, and {job} keeps running"
         )
     else:
-        check_update(ctx, template, job, found["id"], extra)
-    say(f"updating {job} ({found['id']} {found['state']}) in place with {s.spec(template.name)}")
-    ctx.gcloud.run(launch_argv(ctx, template, job, *extra))
+        check_update(ctx, template, job, found.id, extra)
+    say(f"updating {job} ({found.id} {found.state}) in place with {s.spec(template.name)}")
+    ctx.gcloud.run(launch_argv(ctx, template, job, *extra), wait=SLOW)
     say("Dataflow starts a replacement job with the same name and moves the state over")
     say_how_to_stop(ctx, job)
     return 0
@@ -338,13 +328,13 @@ def drain(ctx: Context, target: str) -> int:
     if not found:
         say(f"no active job named {job} in {s.region}: nothing to drain")
         return 0
-    if found["state"] in ("Draining", "Cancelling"):
-        say(f"job {job} ({found['id']}) is already {found['state'].lower()}")
+    if found.state in ("Draining", "Cancelling"):
+        say(f"job {job} ({found.id}) is already {found.state.lower()}")
         return 0
-    g.run(["gcloud", "dataflow", "jobs", "drain", found["id"], *ctx.project_region])
+    g.run(["gcloud", "dataflow", "jobs", "drain", found.id, *ctx.project_region])
     say(
-        f"draining {job} ({found['id']}): it stops reading, finishes what it holds, then ends "
-        f"(gcloud dataflow jobs describe {found['id']} --region={s.region})"
+        f"draining {job} ({found.id}): it stops reading, finishes what it holds, then ends "
+        f"(gcloud dataflow jobs describe {found.id} --region={s.region})"
     )
     return 0
 
@@ -363,13 +353,13 @@ def jobs(ctx: Context) -> int:
         template, workers, most = job_details(ctx, job)
         print(
             ROW.format(
-                job["id"],
-                job["name"],
+                job.id,
+                job.name,
                 template or "-",
-                job.get("type", "?"),
-                age(job.get("creationTime", "")),
+                job.type or "?",
+                age(job.created),
                 f"{workers}/{most}",
-                job.get("state", "?"),
+                job.state or "?",
             ),
             file=out,
         )
@@ -384,20 +374,18 @@ def resolve_job_id(ctx: Context, target: str) -> str:
         return target
     base = ctx.catalog[target].job_base if target in ctx.catalog else None
     shown = base or target
-    listing = (
-        ctx.gcloud.read(
-            [
-                "gcloud",
-                "dataflow",
-                "jobs",
-                "list",
-                *ctx.project_region,
-                "--status=all",
-                "--sort-by=~creationTime",
-            ],
-            [{"id": f"JOB_ID_OF_{shown}", "name": shown}],
-        )
-        or []
+    listing = ctx.gcloud.read(
+        [
+            "gcloud",
+            "dataflow",
+            "jobs",
+            "list",
+            *ctx.project_region,
+            "--status=all",
+            "--sort-by=~creationTime",
+        ],
+        [{"id": f"JOB_ID_OF_{shown}", "name": shown}],
+        answers.job_list,
     )
 
     def named(name: str) -> bool:
@@ -414,8 +402,8 @@ def resolve_job_id(ctx: Context, target: str) -> str:
         )
 
     for job in listing:
-        if named(job.get("name", "")):
-            return job["id"]
+        if named(job.name):
+            return job.id
     raise Stop(
         f"no job named {target} in {ctx.settings.region} ({PROG} jobs lists the active ones)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ops.commands import PROG, Context
-from ops.gcloud import ROOT, say
+from ops.gcloud import ROOT, SLOW, say
 
 APIS = (
     "dataflow.googleapis.com",  # the jobs
@@ -174,9 +174,10 @@ def ensure_images_table(ctx: Context) -> None:
                     "test",
                     "--output",
                     str(s.csv),
-                ]
+                ],
+                wait=SLOW,
             )
-        g.run(["gcloud", "storage", "cp", str(s.csv), s.csv_object, *ctx.project])
+        g.run(["gcloud", "storage", "cp", str(s.csv), s.csv_object, *ctx.project], wait=SLOW)
     g.run(
         [
             *bq,
@@ -187,7 +188,8 @@ def ensure_images_table(ctx: Context) -> None:
             table,
             s.csv_object,
             "ID:INTEGER,Image:STRING",
-        ]
+        ],
+        wait=SLOW,
     )
 
 
@@ -280,7 +282,7 @@ def grant_roles(ctx: Context) -> None:
 def setup(ctx: Context) -> int:
     s = ctx.settings
     say(f"setting up project {s.project} in {s.region} (bucket gs://{s.bucket})")
-    ctx.gcloud.run(["gcloud", "services", "enable", *APIS, *ctx.project])
+    ctx.gcloud.run(["gcloud", "services", "enable", *APIS, *ctx.project], wait=SLOW)
     ensure_bucket(ctx)
     ensure_repository(ctx)
     ensure_service_account(

@@ -16,6 +16,10 @@ would with --format=json, from a small played project:
   metrics   what `beta dataflow metrics list` answers
   described {job ID: what `dataflow jobs describe` answers}, instead of a played answer
   project   what `gcloud config get-value project` prints (not recorded: it is local)
+  raw       {substring: stdout}: what any call whose command line holds the substring prints
+            instead of the played answer (an answer of an unexpected shape)
+
+`limits` records each call's time limit (the runner's timeout, or the longer one it asked for).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class FakeGcloud(Gcloud):
         described: dict | None = None,
         policy: dict | None = None,
         project: str = "",
+        raw: dict[str, str] | None = None,
         cwd: Path | None = None,
     ):
         super().__init__(dry_run=True, **({"cwd": cwd} if cwd else {}))
@@ -80,6 +85,8 @@ class FakeGcloud(Gcloud):
             ]
         }
         self.project = project
+        self.raw = raw or {}
+        self.limits: list[float] = []
         self.calls: list[list[str]] = []
         self.slept: list[float] = []
         self.failed = False
@@ -88,15 +95,21 @@ class FakeGcloud(Gcloud):
         self.slept.append(seconds)
 
     # --- answers ------------------------------------------------------------------------
-    def _execute(self, argv, *, capture: bool, quiet: bool) -> tuple[int, str, str]:
+    def _execute(
+        self, argv, *, capture: bool, quiet: bool, wait: float = 0
+    ) -> tuple[int, str, str]:
         argv = list(argv)
         if argv[:4] == ["gcloud", "config", "get-value", "project"]:
             return (0, self.project + "\n", "") if self.project else (0, "(unset)\n", "")
         self.calls.append(argv)
+        self.limits.append(max(self.timeout, wait))
         line = shlex.join(argv)
         if self.fail and self.fail in line and not self.failed:
             self.failed = True
             return 1, "", f"ERROR: (fake) {line} failed\n"
+        for key, out in self.raw.items():
+            if key in line:
+                return 0, out, ""
         answer = self._answer(argv)
         if isinstance(answer, int):
             return answer, "", "" if answer == 0 else "ERROR: (fake) NOT_FOUND\n"
@@ -151,7 +164,7 @@ class FakeGcloud(Gcloud):
             ]
         if words[1:3] == ["storage", "cat"]:
             created, image = self.versions[words[3]]
-            return json.dumps({"image": image, "metadata": {}})
+            return json.dumps({"image": image, "sdkInfo": {"language": "PYTHON"}, "metadata": {}})
         if words[1:4] == ["storage", "objects", "describe"] and words[4] in self.versions:
             return 0
         if {"describe", "show"} & set(words):

@@ -170,7 +170,7 @@ ALL_RUNS = [
         "run",
         "mnist_batch",
         "--param",
-        "model=gs://b/m,1",
+        "model=gs://lab-b/m,1",
         "--",
         "--worker-machine-type=n1-standard-2",
     ),

@@ -402,9 +402,9 @@ def test_run_param_overrides_and_extra_flags(flex):
             "run",
             "mnist_batch",
             "--param",
-            "model=gs://b/model",
+            "model=gs://lab-b/model",
             "--param",
-            "input=gs://b/data/mnist.csv",
+            "input=gs://lab-b/data/mnist.csv",
             "--max-workers",
             "5",
             "--",
@@ -413,19 +413,20 @@ def test_run_param_overrides_and_extra_flags(flex):
     )
     launch = r.one("gcloud", "dataflow", "flex-template", "run")
     assert parameters(launch) == {
-        "input": "gs://b/data/mnist.csv",
+        "input": "gs://lab-b/data/mnist.csv",
         "output": f"{PROJECT}:MNIST.Predict",
-        "model": "gs://b/model",
+        "model": "gs://lab-b/model",
     }
     assert flag(launch, "max-workers") == "5"
     assert launch[-1] == "--worker-machine-type=n1-standard-4"
 
 
 def test_run_parameter_values_with_commas_use_another_separator(flex):
-    r = ok(flex("--project", PROJECT, "run", "pedestrian_depth", "--param", "focal_px=1.0,2.0"))
+    # An object name may hold a comma (Cloud Storage takes any Unicode but CR and LF).
+    r = ok(flex("--project", PROJECT, "run", "wordcount", "--param", "input=gs://lab-b/a,b.txt"))
     launch = r.one("gcloud", "dataflow", "flex-template", "run")
     assert flag(launch, "parameters").startswith("^~^")
-    assert parameters(launch)["focal_px"] == "1.0,2.0"
+    assert parameters(launch)["input"] == "gs://lab-b/a,b.txt"
 
 
 def test_run_of_a_running_stream_job_does_nothing(flex):

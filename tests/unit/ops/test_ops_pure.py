@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ops import names
-from ops.commands.jobs import age, parameters_flag, step_names
+from ops.answers import job
+from ops.commands.jobs import age, parameters_flag
 from ops.gcloud import quote_command, quote_word
 from ops.lab import Catalog
 from ops.names import Refused
@@ -142,8 +143,5 @@ def test_age_and_step_names():
     assert age("2026-01-02 01:00:00", now) == "2h04m"
     assert age("yesterday", now) == "?"
     transforms = [{"name": n} for n in ("Read", "Classify/Parse", "Classify", "", "Publish")]
-    assert step_names({"pipelineDescription": {"originalPipelineTransform": transforms}}) == [
-        "Classify",
-        "Publish",
-        "Read",
-    ]
+    described = {"id": "1", "pipelineDescription": {"originalPipelineTransform": transforms}}
+    assert job(described).steps == ("Classify", "Publish", "Read")
