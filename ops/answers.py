@@ -63,6 +63,8 @@ def _text(entry: dict, key: str, what: str, *, required: bool = False) -> str:
     value = entry.get(key)
     if value is None and not required:
         return ""
+    if key not in entry:
+        raise Wrong(f"{what} without {key}")
     if not isinstance(value, str) or (required and not value):
         raise Wrong(f"{what} whose {key} is {shape(value)}, not a text")
     return value
@@ -279,19 +281,22 @@ class Connection:
 
 
 def connection(value) -> Connection:
-    state = _section(
-        _object(value, "a connection (an object)"), "installationState", "a connection"
-    )
+    described = _object(value, "a connection (an object with installationState)")
+    state = _object(described.get("installationState"), "a connection's installationState")
     return Connection(
-        stage=_text(state, "stage", "an installation state"),
+        stage=_text(state, "stage", "an installation state", required=True),
         action_uri=_text(state, "actionUri", "an installation state"),
     )
 
 
 def billing_account(value) -> str:
-    """The project's billing account ID, "" when it has none."""
-    info = _object(value, "a project's billing info (an object)")
-    return _text(info, "billingAccountName", "billing info").removeprefix("billingAccounts/")
+    """The project's billing account ID, "" when it has none (gcloud then says "")."""
+    info = _object(value, "a project's billing info (an object with billingAccountName)")
+    if not isinstance(info.get("billingAccountName"), str):
+        raise Wrong(
+            f"billing info whose billingAccountName is {shape(info.get('billingAccountName'))}"
+        )
+    return info["billingAccountName"].removeprefix("billingAccounts/")
 
 
 def named_list(value, what: str) -> list[str]:
@@ -304,8 +309,10 @@ def named_list(value, what: str) -> list[str]:
 
 
 def policy_roles(value) -> dict[str, set[str]]:
-    """An IAM policy's bindings: member -> roles."""
-    policy = _object(value, "an IAM policy (an object with bindings)")
+    """An IAM policy's bindings: member -> roles. Every policy has an etag; one without
+    bindings grants nothing."""
+    policy = _object(value, "an IAM policy (an object with an etag)")
+    _text(policy, "etag", "a policy", required=True)
     roles: dict[str, set[str]] = {}
     listing = "a policy whose bindings are a list of objects"
     for binding in _list(policy.get("bindings") or [], listing):

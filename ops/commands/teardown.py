@@ -80,11 +80,12 @@ def remove_project_roles(ctx: Context, grants: dict[str, tuple[str, ...]]) -> No
     """Each member's project-level roles of ours that the project's policy still holds."""
     s, g = ctx.settings, ctx.gcloud
     stand_in = {
+        "etag": "ETAG",
         "bindings": [
             {"role": role, "members": [member]}
             for member, roles in grants.items()
             for role in roles
-        ]
+        ],
     }
     policy = g.read(
         ["gcloud", "projects", "get-iam-policy", s.project], stand_in, answers.policy_roles

@@ -79,10 +79,11 @@ class FakeGcloud(Gcloud):
         self.described = described or {}
         # In a present project, the project-level grants setup and trigger make.
         self.policy = policy or {
+            "etag": "BwYAAAAAAAA=",
             "bindings": [
                 {"role": role, "members": [f"serviceAccount:{account}"]}
                 for role, account in PROJECT_GRANTS
-            ]
+            ],
         }
         self.project = project
         self.raw = raw or {}
@@ -137,7 +138,7 @@ class FakeGcloud(Gcloud):
         if words[1:3] == ["projects", "describe"]:
             return {"projectNumber": PROJECT_NUMBER}
         if words[1:3] == ["projects", "get-iam-policy"]:
-            return self.policy if present else {"bindings": []}
+            return self.policy if present else {"etag": "BwYAAAAAAAA=", "bindings": []}
         if words[1:4] == ["builds", "connections", "describe"] and wants_json:
             return {
                 "installationState": {
