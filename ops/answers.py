@@ -24,26 +24,33 @@ class Wrong(ValueError):
     """An answer of another shape than the reader's; the message says what it was."""
 
 
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
 def shape(value) -> str:
     """What an answer is, in a few words (never its content: it may be long or hostile)."""
     if value is NOTHING:
         return "nothing"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        kinds = sorted({shape(item).removeprefix("a ").removeprefix("an ") for item in value})
+    kind = _kind(value)
+    if kind == "list":
+        kinds = sorted({_kind(item) for item in value})
         if not kinds:
             return "an empty list"
-        return "a list of " + " and ".join(k if k == "null" else k + "s" for k in kinds[:3])
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+        return "a list of " + " and ".join(k if k == "null" else k + "s" for k in kinds)
+    return kind if kind == "null" else ("an " if kind == "object" else "a ") + kind
 
 
 def _object(value, what: str) -> dict:
@@ -54,6 +61,13 @@ def _object(value, what: str) -> dict:
 
 def _list(value, what: str) -> list:
     if not isinstance(value, list):
+        raise Wrong(f"{shape(value)}, not {what}")
+    return value
+
+
+def _objects(value, what: str) -> list[dict]:
+    """A list of objects (said whole when it is not: "a list of numbers")."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
         raise Wrong(f"{shape(value)}, not {what}")
     return value
 
@@ -116,8 +130,7 @@ class JobSummary:
 
 def job_list(value) -> list[JobSummary]:
     found = []
-    for entry in _list(value, JOB_LIST):
-        entry = _object(entry, JOB_LIST)
+    for entry in _objects(value, JOB_LIST):
         found.append(
             JobSummary(
                 id=_text(entry, "id", "a job", required=True),
@@ -159,8 +172,8 @@ def job(value) -> Job:
     scaling = _section(pool, "autoscalingSettings", "a worker pool")
     transforms = _section(entry, "pipelineDescription", what).get("originalPipelineTransform")
     steps = set()
-    for transform in _list(transforms or [], "a list of transforms"):
-        name = _text(_object(transform, "a transform (an object)"), "name", "a transform")
+    for transform in _objects(transforms or [], "a list of transforms"):
+        name = _text(transform, "name", "a transform")
         if name.split("/")[0]:
             steps.add(name.split("/")[0])
     return Job(
@@ -191,8 +204,8 @@ def metrics(value) -> list[dict]:
     """`gcloud beta dataflow metrics list`'s entries: each an object whose name is an object
     with a name. Their values are ops/cost.py's to read (it skips what it cannot use)."""
     found = []
-    for entry in _list(value, METRICS):
-        name = _section(_object(entry, METRICS), "name", "a metric")
+    for entry in _objects(value, METRICS):
+        name = _section(entry, "name", "a metric")
         _text(name, "name", "a metric name", required=True)
         found.append(entry)
     return found
@@ -246,8 +259,7 @@ class Version:
 def version_list(value) -> list[Version]:
     """`gcloud storage objects list --raw` of the kept specs, newest first."""
     found = []
-    for entry in _list(value, VERSIONS):
-        entry = _object(entry, VERSIONS)
+    for entry in _objects(value, VERSIONS):
         name = _text(entry, "name", "an object", required=True)
         if not name.endswith(".json"):
             raise Wrong(f"an object that is not a kept spec (NAME/TAG.json): {name[-40:]!r}")
@@ -302,10 +314,7 @@ def billing_account(value) -> str:
 def named_list(value, what: str) -> list[str]:
     """The `name` of each entry of a list of resources (budgets, repositories)."""
     listing = f"a list of {what} (objects with a name)"
-    return [
-        _text(_object(entry, listing), "name", what[:-1], required=True)
-        for entry in _list(value, listing)
-    ]
+    return [_text(entry, "name", what[:-1], required=True) for entry in _objects(value, listing)]
 
 
 def policy_roles(value) -> dict[str, set[str]]:
@@ -315,8 +324,7 @@ def policy_roles(value) -> dict[str, set[str]]:
     _text(policy, "etag", "a policy", required=True)
     roles: dict[str, set[str]] = {}
     listing = "a policy whose bindings are a list of objects"
-    for binding in _list(policy.get("bindings") or [], listing):
-        binding = _object(binding, listing)
+    for binding in _objects(policy.get("bindings") or [], listing):
         role = _text(binding, "role", "a binding", required=True)
         for member in _list(binding.get("members") or [], "a list of members"):
             if not isinstance(member, str):

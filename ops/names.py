@@ -48,11 +48,13 @@ class Refused(ValueError):
 
 def shown(value: str) -> str:
     """The value as an error message may show it: quoted, control characters escaped,
-    cut to SHOWN characters with the full length said."""
-    text = value if len(value) <= SHOWN else value[:SHOWN]
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    if len(value) > SHOWN:
-        return f"'{text}...' ({len(value)} characters)"
+    cut to SHOWN characters (escapes counted as written) with the full length said."""
+    text = ""
+    for i, c in enumerate(value):
+        written = c if c.isprintable() else repr(c)[1:-1]
+        if len(text) + len(written) > SHOWN:
+            return f"'{text}...' ({len(value)} characters)"
+        text += written
     return f"'{text}'"
 
 
@@ -130,8 +132,7 @@ def bucket(value: str) -> str:
     return _bucket(
         "bucket name",
         value,
-        "3-63 characters (up to 222 with dots, 63 between dots): a-z, 0-9, -, _, .; a letter "
-        "or digit at each end",
+        "3-63 of a-z 0-9 - _ . (up to 222 with dots, 63 between), a letter or digit at each end",
     )
 
 
