@@ -13,13 +13,13 @@ from apache_beam.io.gcp.bigquery import BigQueryDisposition, ReadFromBigQuery, W
 from apache_beam.metrics import Metrics
 
 from pipelines.core.beam_private import delete_table
-from pipelines.core.checks import Kind, location_kind
+from pipelines.core.checks import Place, place_of
 from pipelines.core.deadletters import to_json_line
 from pipelines.io.text import ReadRecords, RemoveStaleFiles
 
 
 def is_table(value: str) -> bool:
-    return location_kind(value) is Kind.TABLE
+    return place_of(value) is Place.TABLE
 
 
 class ReadRows(beam.PTransform):
