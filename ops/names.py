@@ -50,7 +50,7 @@ def shown(value: str) -> str:
     """The value as an error message may show it: quoted, control characters escaped,
     cut to SHOWN characters (escapes counted as written) with the full length said."""
     text = ""
-    for i, c in enumerate(value):
+    for c in value:
         written = c if c.isprintable() else repr(c)[1:-1]
         if len(text) + len(written) > SHOWN:
             return f"'{text}...' ({len(value)} characters)"
