@@ -13,7 +13,6 @@ from collections.abc import Callable
 from ops import names
 from ops.commands import Context
 from ops.gcloud import (
-    BUILD,
     DEFAULT_TIMEOUT,
     PROG,
     SLOW,
@@ -86,6 +85,8 @@ FLEXRS_GOALS = ("COST_OPTIMIZED", "SPEED_OPTIMIZED")
 
 
 def usage(catalog: Catalog) -> str:
+    from ops.commands.day2 import REPLAY_SECONDS
+
     env = {key: os.environ.get(key) or default for key, default in ENVIRONMENT.items()}
     dataset, images = env["DATASET"], env["IMAGES_TABLE"]
     return f"""\
@@ -159,7 +160,8 @@ other environment: REPOSITORY ({env["REPOSITORY"]}), WORKER_SA ({env["WORKER_SA"
   CONNECTION ({env["CONNECTION"]}),
   DATASET, IMAGES_TABLE, PREDICT_TABLE, PYTHON (interpreter for the tools it runs),
   {TIMEOUT_VARIABLE} (seconds a gcloud call may take, default {DEFAULT_TIMEOUT}; launches, API
-  enabling and loads get at least {SLOW}, builds and replay {BUILD}; past it: stopped, exit 1)
+  enabling and loads get at least {SLOW}, replay {REPLAY_SECONDS}, builds cloudbuild.yaml's
+  timeout plus {SLOW}; past it the call is stopped, exit 1)
 
 dry-run output: "+ CMD" is a command that would run; "? CMD" is a read-only check that a
 real run makes first and whose answer decides what follows. A dry run answers "absent" to

@@ -9,7 +9,8 @@ Four kinds of call, each printed the same way in both modes:
 Every JSON answer goes through a reader of ops/answers.py (a dry run's stand-in too): an
 answer of another shape is one line naming the command, exit 1. Every call has a time limit:
 `timeout` seconds (OPS_GCLOUD_TIMEOUT, default DEFAULT_TIMEOUT, which suits reads), or the
-longer `wait` a slow call asks for (SLOW, BUILD); past it the call is stopped, one line, exit 1.
+longer `wait` a slow call asks for (SLOW, build_limit); past it the call is stopped, two lines
+(what, what to do), exit 1.
 A failure is two lines: what failed, and what to do.
 
 In dry-run mode nothing runs: "+" and "?" lines go to stdout, checks answer `assume`
@@ -59,12 +60,19 @@ class CommandFailed(Stop):
 
 
 # Seconds a call may take. A read answers in seconds; a launch, enabling APIs or a BigQuery
-# load waits on Google's side for minutes; a build waits for Cloud Build, whose limit is
-# cloudbuild.yaml's `timeout` (3600 s), plus the source's upload.
+# load waits on Google's side for minutes (SLOW); `gcloud builds submit` waits for the build,
+# which Cloud Build itself stops after cloudbuild.yaml's `timeout` (build_limit).
 DEFAULT_TIMEOUT = 120
 SLOW = 600
-BUILD = 4200
 TIMEOUT_VARIABLE = "OPS_GCLOUD_TIMEOUT"
+
+
+def build_limit(config: Path = ROOT / "cloudbuild.yaml") -> float:
+    """cloudbuild.yaml's own `timeout: NNNs`, plus SLOW for the source's upload and the queue."""
+    found = re.search(r"^timeout:\s*([0-9]+)s\s*$", config.read_text(encoding="utf-8"), re.M)
+    if not found:
+        raise Stop(f"{config.name} states no build timeout (timeout: NNNs)")
+    return int(found.group(1)) + SLOW
 
 
 def command_name(argv: Sequence[str]) -> str:
@@ -176,7 +184,7 @@ class Gcloud:
     ) -> None:
         """A command that changes something. quiet: drop its own output (a policy dump).
         iam: a role binding, retried while a new account is not visible to IAM yet.
-        wait: a slow command's time limit (SLOW, BUILD)."""
+        wait: a slow command's time limit (SLOW, build_limit)."""
         line = self._show("+", argv)
         if self.dry_run:
             return

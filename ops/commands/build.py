@@ -11,7 +11,7 @@ from __future__ import annotations
 from ops import answers, names
 from ops.commands import PROG, Context
 from ops.commands.setup import SECRET_ROLE, repository_flags
-from ops.gcloud import BUILD, ROOT, SLOW, Stop, say
+from ops.gcloud import ROOT, SLOW, Stop, build_limit, say
 
 
 def substitutions(ctx: Context) -> str:
@@ -57,7 +57,7 @@ def deploy(ctx: Context) -> int:
             f"--service-account={build_account(ctx)}",
             f"--gcs-source-staging-dir=gs://{s.bucket}/source",
         ],
-        wait=BUILD,
+        wait=build_limit(),
     )
     say(
         f"templates registered at gs://{s.bucket}/templates/NAME.json, each build's also at "

@@ -12,8 +12,12 @@ from ops import answers, names
 from ops.commands import PROG, Context
 from ops.commands.jobs import describe, resolve_job_id
 from ops.commands.setup import python_bin
-from ops.gcloud import BUILD, say
+from ops.gcloud import say
 from ops.lab import TemplateInfo
+
+# The replay pulls and republishes until the dead-letter subscription is empty: a backlog of
+# days takes minutes, not the seconds of a gcloud read.
+REPLAY_SECONDS = 3600
 
 
 def replay(ctx: Context, template: TemplateInfo) -> int:
@@ -40,7 +44,7 @@ def replay(ctx: Context, template: TemplateInfo) -> int:
             "--topic",
             f"projects/{s.project}/topics/{topic}",
         ],
-        wait=BUILD,
+        wait=REPLAY_SECONDS,
     )
     return 0
 
