@@ -34,6 +34,7 @@ from pipelines.core.deadletters import errors_location
 from pipelines.core.grammar import enum_kind
 from pipelines.core.launch import is_dataflow
 from pipelines.core.params import Parameter, ParameterError, Template
+from pipelines.io.bigquery import check_tables
 from pipelines.io.tables import ReadRows, WriteRows, is_table
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import (
@@ -45,6 +46,7 @@ from pipelines.mnist.location import (
 from pipelines.mnist.records import (
     CSV_HEADER,
     DEAD_LETTER_SCHEMA,
+    INPUT_COLUMN_TYPES,
     PREDICTION_SCHEMA,
     is_csv_header,
     prediction_lines,
@@ -158,6 +160,12 @@ def preflight(args, options) -> None:
             "model_pattern %s: using the newest valid model, %s", args.model_pattern, newest.folder
         )
         args.model = newest.folder
+    check_tables(
+        ("input", args.input) if kinds["input"] is Place.TABLE else None,
+        INPUT_COLUMN_TYPES,
+        [(name, value) for name, value in locations[1:] if kinds[name] is Place.TABLE],
+        on_dataflow=on_dataflow,
+    )
 
 
 def build_pipeline(pipeline, args):

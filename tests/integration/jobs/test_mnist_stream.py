@@ -411,3 +411,45 @@ def test_model_watch_switches_models_without_losing_a_message(pubsub_emulator, t
     # Within the check interval plus the load (and a pull's round trip on a shared machine).
     assert switched_after < check_seconds + 30, switched_after
     print(f"outputs named the new model {switched_after:.1f} s after it was placed")
+
+
+# --- a replayed message that fails again keeps its `replayed` mark ------------------------
+
+REPLAY_RUN = "2026-12-07T01:00:00Z 0a1b2c3d"
+
+
+@pytest.mark.parametrize("nan, stage", [(False, "inference"), (True, "format")])
+def test_a_replayed_message_that_fails_again_carries_its_mark_into_the_dead_letter(nan, stage):
+    from tools.replay_dead_letters import FAILED_AGAIN, Original, to_replay
+
+    marked = {"ID": "0", "replayed": REPLAY_RUN}
+    crowded = {**{f"a{i:02d}": "v" for i in range(97)}, "replayed": REPLAY_RUN}  # envelope
+    inputs = {
+        "parse": PubsubMessage(b"ID=7;Image=0.0", marked, message_id="parse"),
+        stage: PubsubMessage(sample_messages(1)[0], marked, message_id=stage),
+        "envelope": PubsubMessage(sample_messages(1)[0], crowded, message_id="envelope"),
+    }
+    with TestPipeline() as p:
+        _, dead = p | beam.Create(list(inputs.values())) | ClassifyMessages(_FailingModel(nan))
+        assert_that(
+            dead
+            | beam.Map(
+                lambda m: (
+                    m.message_id,
+                    m.attributes["error_stage"],
+                    to_replay(m, REPLAY_RUN).kind,
+                    to_replay(m, "later")
+                    == Original(
+                        inputs[m.message_id].data,
+                        {**inputs[m.message_id].attributes, "replayed": "later"},
+                    ),
+                )
+            ),
+            equal_to(
+                [
+                    ("parse", "parse", FAILED_AGAIN, True),
+                    (stage, stage, FAILED_AGAIN, True),
+                    ("envelope", stage, FAILED_AGAIN, True),
+                ]
+            ),
+        )
