@@ -164,6 +164,10 @@ def check_syntax(args: argparse.Namespace, parameters, *, on_dataflow: bool) -> 
     state (names.BEYOND_THE_FORM). Numbers were checked by their argparse type already."""
     for p in parameters:
         value = getattr(args, p.name, None)
+        if isinstance(value, list):
+            # argparse reads `--name=--` as an empty list (it drops "--" from every value),
+            # which no check below would see.
+            raise ParameterError(p.name, "got '--', which is not a value")
         if p.kind is None or not isinstance(value, str) or value == "":
             continue
         problem = p.kind.problem(value, on_dataflow=on_dataflow)
