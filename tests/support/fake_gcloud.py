@@ -15,6 +15,8 @@ would with --format=json, from a small played project:
   versions  {gs:// URL of a kept spec: (created, image)}
   metrics   what `beta dataflow metrics list` answers
   described {job ID: what `dataflow jobs describe` answers}, instead of a played answer
+  monitored {"dashboards" | "policies" | "channels": what its monitoring list answers}
+  tags      what `container images list-tags` answers
   project   what `gcloud config get-value project` prints (not recorded: it is local)
 """
 
@@ -59,6 +61,8 @@ class FakeGcloud(Gcloud):
         metrics: list | None = None,
         described: dict | None = None,
         policy: dict | None = None,
+        monitored: dict | None = None,
+        tags: list | None = None,
         project: str = "",
         cwd: Path | None = None,
     ):
@@ -79,6 +83,8 @@ class FakeGcloud(Gcloud):
                 for role, account in PROJECT_GRANTS
             ]
         }
+        self.monitored = monitored or {}
+        self.tags = tags or []
         self.project = project
         self.calls: list[list[str]] = []
         self.slept: list[float] = []
@@ -117,6 +123,13 @@ class FakeGcloud(Gcloud):
             return {"job": {"id": CHECK_JOB_ID, "name": words[4]}}
         if words[1:5] == ["beta", "dataflow", "metrics", "list"]:
             return self.metrics
+        for group in ("dashboards", "policies", "channels"):
+            if group in words[1:5] and words[words.index(group) + 1 : words.index(group) + 2] == [
+                "list"
+            ]:
+                return self.monitored.get(group, [])
+        if words[1:4] == ["container", "images", "list-tags"]:
+            return self.tags
         if words[1:4] == ["billing", "projects", "describe"]:
             return {"billingAccountName": f"billingAccounts/{BILLING_ACCOUNT}"}
         if words[1:4] == ["billing", "budgets", "list"]:
