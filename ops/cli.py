@@ -288,7 +288,7 @@ def check_options(options: Options, catalog: Catalog) -> None:
         address = names.check_text("--alert-email", options.alert_email, 254)
         if not EMAIL.fullmatch(address):
             raise Refused(
-                f"--alert-email must be one e-mail address (NAME@DOMAIN), not "
+                "--alert-email must be one e-mail address (NAME@DOMAIN), not "
                 + names.shown(address)
             )
     for flag, given in (
