@@ -46,6 +46,8 @@ NEW_FLAGS = (
     "--skip-check",
     "--check-minutes",
     "--amount",
+    "--alert-email",
+    "--exactly-once",
 )
 COMMANDS = (
     "setup",
@@ -63,6 +65,7 @@ COMMANDS = (
     "rollback",
     "replay",
     "cost",
+    "launcher",
 )
 
 
@@ -189,6 +192,10 @@ ALL_RUNS += [
     ("run", "mnist_stream", "--at-least-once"),
     ("run", "mnist_stream", "--max-hours", "0"),
     ("run", "wordcount", "--flexrs-goal", "COST_OPTIMIZED"),
+    ("setup", "--csv", "/nonexistent/mnist.csv", "--alert-email", "staff@example.org"),
+    ("launcher",),
+    ("jobs", "--max-hours", "2"),
+    ("update", "mnist_stream", "--exactly-once"),
 ]
 
 
