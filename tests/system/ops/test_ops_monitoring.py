@@ -234,3 +234,26 @@ def test_launcher_says_when_the_pin_is_the_newest(flex):
     r = flex("--project", PROJECT, "launcher", dry=False, tags=[{"tags": [current]}])
     assert r.returncode == 0 and r.stdout == ""
     assert f"{name}:{current} is the newest dated tag" in r.stderr
+
+
+@pytest.mark.slow
+def test_gcloud_accepts_the_update_lines_of_a_second_setup(flex, tmp_path):
+    """The dry runs that test_ops_cli feeds to gcloud play a first setup (creates); a second
+    one updates: those lines, with the files they name, go through gcloud's own parser too."""
+    import shutil
+    import subprocess
+
+    from tests.system.ops.test_ops_cli import cli_env
+
+    if shutil.which("gcloud") is None:
+        pytest.skip("the gcloud CLI is not installed")
+    (tmp_path / "m.csv").write_text("ID,Image\n")
+    r = flex(*setup_args(tmp_path), dry=False, state="present")
+    updates = [c for c in r.calls if "monitoring" in c[:3] and "update" in c]
+    shapes = {tuple(a.split("=", 1)[0] for a in c[:4]): c for c in updates}
+    assert len(shapes) == 2  # the dashboard's, and one policy's
+    for argv in shapes.values():
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=cli_env(tmp_path), cwd=REPO, timeout=120
+        )
+        assert done.returncode != 0 and "authenticated account" in done.stderr, done.stderr
