@@ -33,20 +33,15 @@ from pipelines.pedestrian.frames import BadFrame, frame_from_message, frame_resu
 from pipelines.pedestrian.options import camera_from_args
 from pipelines.pedestrian.tiling import iou
 from pipelines.pedestrian.transforms import DetectPedestrians
+from tests.support import markers
 from tests.support.processes import REPO, RunningTemplate, run_template, template_env
 
-DESIGN = REPO.parent / "shared" / "design"
+DESIGN = markers.DESIGN
 A_FRAMES = ("A_001.png", "A_002.png", "A_003.png")
 FRAMES = (*A_FRAMES, "B_001.png")
 
-needs_model = pytest.mark.skipif(
-    not det.default_graph_path().is_file(),
-    reason=f"detector graph not installed at {det.default_graph_path()} ({det.INSTALL_HINT})",
-)
-needs_design = pytest.mark.skipif(
-    not all((DESIGN / f).is_file() for f in (*FRAMES, "Labels.csv")),
-    reason=f"the lab's design sample is not here ({DESIGN}); it is not ours to copy",
-)
+needs_model = markers.needs_detector
+needs_design = markers.needs_design
 
 
 def png(array) -> bytes:
