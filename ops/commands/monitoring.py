@@ -80,46 +80,36 @@ def ensure_channel(ctx: Context, email: str) -> str:
 def ensure_monitoring(ctx: Context) -> None:
     s, g = ctx.settings, ctx.gcloud
     email = ctx.options.alert_email
-    channels = [ensure_channel(ctx, email)] if email else []
-    board = monitoring.dashboard(ctx.catalog, s.project)
-    found = ours_by_display_name(listing(ctx, DASHBOARDS, []))
-    existing = found.get(board["displayName"])
-    if existing:
-        # The etag makes the update refuse to overwrite an edit made since the list.
-        if isinstance(existing.get("etag"), str):
-            board["etag"] = existing["etag"]
-        path = write(ctx, "dashboard.json", board)
-        g.run(
-            [
-                *DASHBOARDS,
-                "update",
-                short_id(existing["name"]),
-                *ctx.project,
-                f"--config-from-file={path}",
-            ]
-        )
+    if email:
+        channels = [ensure_channel(ctx, email)]
     else:
-        path = write(ctx, "dashboard.json", board)
-        g.run([*DASHBOARDS, "create", *ctx.project, f"--config-from-file={path}"])
+        # A setup without --alert-email keeps the e-mail an earlier one added.
+        channels = [
+            item["name"] for item in ours_by_display_name(listing(ctx, CHANNELS, [])).values()
+        ]
+    board = monitoring.dashboard(ctx.catalog, s.project)
+    existing = ours_by_display_name(listing(ctx, DASHBOARDS, [])).get(board["displayName"])
+    # The etag makes the update refuse to overwrite an edit made since the list.
+    if existing and isinstance(existing.get("etag"), str):
+        board["etag"] = existing["etag"]
+    path = write(ctx, "dashboard.json", board)
+    action = ["update", short_id(existing["name"])] if existing else ["create"]
+    g.run([*DASHBOARDS, *action, *ctx.project, f"--config-from-file={path}"])
     existing_policies = ours_by_display_name(listing(ctx, POLICIES, []))
     for name, policy in monitoring.policies(ctx.catalog, s.project, channels):
         path = write(ctx, name, policy)
         existing = existing_policies.get(policy["displayName"])
-        if existing:
-            g.run(
-                [
-                    *POLICIES,
-                    "update",
-                    short_id(existing["name"]),
-                    *ctx.project,
-                    f"--policy-from-file={path}",
-                ]
-            )
-        else:
-            g.run([*POLICIES, "create", *ctx.project, f"--policy-from-file={path}"])
-    notified = f"e-mail to {email}" if email else "no e-mail (--alert-email ADDRESS adds one)"
+        action = ["update", short_id(existing["name"])] if existing else ["create"]
+        g.run([*POLICIES, *action, *ctx.project, f"--policy-from-file={path}"])
+    if email:
+        notified = f"e-mail to {email}"
+    elif channels:
+        notified = f"the {len(channels)} notification channel(s) an earlier setup added"
+    else:
+        notified = "no e-mail: --alert-email ADDRESS adds one"
     say(
-        f"dashboard '{board['displayName']}' and alert policies set ({notified}): "
+        f"dashboard '{board['displayName']}' and alert policies set ({notified}; the "
+        f"documents sent: {RENDERED}/): "
         f"https://console.cloud.google.com/monitoring/dashboards?project={s.project}"
     )
 

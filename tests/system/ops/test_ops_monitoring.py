@@ -84,6 +84,18 @@ def test_a_second_setup_updates_ours_in_place_and_creates_none(flex, tmp_path):
         assert policy["notificationChannels"] == [f"projects/{PROJECT}/notificationChannels/c1"]
 
 
+def test_a_second_setup_without_an_address_keeps_the_channel_an_earlier_one_added(flex, tmp_path):
+    (tmp_path / "m.csv").write_text("ID,Image\n")
+    r = flex(*setup_args(tmp_path), dry=False, state="present")
+    assert r.returncode == 0, r.stderr
+    updated = [c for c in r.calls if c[3:5] == ["policies", "update"]]
+    assert len(updated) == POLICY_COUNT
+    assert not [c for c in r.calls if c[3:5] == ["channels", "create"]]
+    for c in updated:
+        policy = json.loads((REPO / flag(c, "policy-from-file")).read_text())
+        assert policy["notificationChannels"] == [f"projects/{PROJECT}/notificationChannels/c1"]
+
+
 def test_someone_elses_dashboard_is_neither_updated_nor_deleted(flex, tmp_path):
     (tmp_path / "m.csv").write_text("ID,Image\n")
     theirs = {
