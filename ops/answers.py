@@ -273,6 +273,41 @@ def version_list(value) -> list[Version]:
     return sorted(found, key=lambda v: v.created, reverse=True)
 
 
+# --- images and Cloud Monitoring ---------------------------------------------------------------
+
+IMAGE_TAGS = "a list of images (objects with a digest and a list of tags)"
+
+
+def image_tags(value) -> list[dict]:
+    """`gcloud container images list-tags`: each image's digest and tags (ops/commands/launcher
+    picks the dated ones)."""
+    found = _objects(value, IMAGE_TAGS)
+    for entry in found:
+        _text(entry, "digest", "an image", required=True)
+        tags = entry.get("tags")
+        if tags is not None and not (
+            isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)
+        ):
+            raise Wrong(f"an image whose tags are {shape(tags)}, not a list of texts")
+    return found
+
+
+def resources(value, what: str) -> list[dict]:
+    """A monitoring list (dashboards, policies, channels): objects with a name, and a
+    displayName when they say one (ops/commands/monitoring tells ours by it)."""
+    found = _objects(value, f"a list of {what} (objects with a name)")
+    for entry in found:
+        _text(entry, "name", "an entry", required=True)
+        _text(entry, "displayName", "an entry")
+    return found
+
+
+def created_name(value) -> str:
+    """The resource name a `create` answers with."""
+    created = _object(value, "a created resource (an object with a name)")
+    return _text(created, "name", "a created resource", required=True)
+
+
 # --- projects, billing, Cloud Build ---------------------------------------------------------
 
 

@@ -56,10 +56,12 @@ class Options:
     transform_name_mappings: str | None = None
     max_hours: str | None = None
     at_least_once: bool = False
+    exactly_once: bool = False
     flexrs_goal: str | None = None
     skip_check: bool = False
     check_minutes: str | None = None
     amount: str | None = None
+    alert_email: str | None = None
     dry_run: bool = False
     yes: bool = False
     extra: list[str] = field(default_factory=list)

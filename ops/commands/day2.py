@@ -53,7 +53,10 @@ def cost(ctx: Context, target: str) -> int:
     """What a job has used and what that costs: ops.cost.report over the job's description
     and its metrics."""
     job_id = resolve_job_id(ctx, target)
-    job = describe(ctx, job_id, {"id": job_id, "name": target, "currentState": "JOB_STATE_RUNNING"})
+    # --full: only the full view has `environment`, which says how Streaming Engine bills.
+    job = describe(
+        ctx, job_id, {"id": job_id, "name": target, "currentState": "JOB_STATE_RUNNING"}, full=True
+    )
     # `dataflow metrics` exists only in gcloud's beta (and alpha) track, not in GA.
     metrics = ctx.gcloud.read(
         [

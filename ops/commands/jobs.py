@@ -13,9 +13,22 @@ from ops.lab import TemplateInfo
 
 # A service option: Dataflow itself cancels the job at the limit, whether or not anyone is
 # watching. Flex Templates take service options through --additional-experiments
-# (https://cloud.google.com/dataflow/docs/reference/service-options).
+# (https://cloud.google.com/dataflow/docs/reference/service-options). Google documents it for
+# batch jobs ("stop long-running jobs"); nothing found says a stream job honours it, nor
+# whether an update's new job counts from its own start: hence `jobs` flags every stream job
+# older than --max-hours (STREAM_LIMIT_NOTE).
 WALLTIME_OPTION = "max_workflow_runtime_walltime_seconds"
+STREAM_LIMIT_NOTE = (
+    "Google documents this time limit for batch jobs only: check with ops/flex jobs, which "
+    "flags a stream job running longer"
+)
 AT_LEAST_ONCE = "streaming_mode_at_least_once"
+# The Job resource's environment.streamingMode values (Dataflow v1b3; gcloud's generated
+# dataflow_v1b3_messages.Environment.StreamingModeValueValuesEnum).
+STREAMING_MODES = {
+    "STREAMING_MODE_AT_LEAST_ONCE": True,
+    "STREAMING_MODE_EXACTLY_ONCE": False,
+}
 # Dataflow's own compatibility check: a job that validates the replacement and replaces
 # nothing (https://cloud.google.com/dataflow/docs/guides/updating-a-pipeline#validate).
 GRAPH_CHECK = "graph_validate_only"
@@ -57,19 +70,27 @@ def parameters_flag(values: dict[str, str]) -> list[str]:
     return ["--parameters=" + ",".join(words)]
 
 
-def experiments(ctx: Context, template: TemplateInfo, *more: str) -> list[str]:
+def experiments(
+    ctx: Context, template: TemplateInfo, *more: str, at_least_once: bool | None = None
+) -> list[str]:
+    """at_least_once: the mode update chose; None: what the command line says."""
     found = []
     if template.streaming:
         if ctx.settings.max_hours > 0:
             found.append(f"{WALLTIME_OPTION}={ctx.settings.max_hours * 3600}")
-        if ctx.options.at_least_once:
+        if ctx.options.at_least_once if at_least_once is None else at_least_once:
             found.append(AT_LEAST_ONCE)
     found += more
     return [f"--additional-experiments={','.join(found)}"] if found else []
 
 
 def launch_argv(
-    ctx: Context, template: TemplateInfo, job: str, *extra: str, check: bool = False
+    ctx: Context,
+    template: TemplateInfo,
+    job: str,
+    *extra: str,
+    check: bool = False,
+    at_least_once: bool | None = None,
 ) -> list[str]:
     s = ctx.settings
     argv = [
@@ -90,7 +111,9 @@ def launch_argv(
         argv.append("--enable-streaming-engine")
     elif ctx.options.flexrs_goal:
         argv.append(f"--flexrs-goal={ctx.options.flexrs_goal}")
-    argv += experiments(ctx, template, *([GRAPH_CHECK] if check else []))
+    argv += experiments(
+        ctx, template, *([GRAPH_CHECK] if check else []), at_least_once=at_least_once
+    )
     argv += parameters_flag(parameters(ctx, template))
     return [*argv, *extra, *ctx.options.extra]
 
@@ -146,13 +169,21 @@ def job_details(ctx: Context, job: JobSummary) -> tuple[str, str, str]:
     return (found.template, *found.workers)
 
 
-def age(created: str, now: datetime | None = None) -> str:
-    """A creation time ("2026-01-01 00:00:00", UTC) -> "3h12m", or ? when it does not parse."""
+def running_minutes(created: object, now: datetime | None = None) -> int | None:
+    """Minutes since a creation time of gcloud's list form ("2026-01-01 00:00:00", UTC); None
+    when it is not one."""
     try:
         start = datetime.strptime(created, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     except (TypeError, ValueError):
+        return None
+    return int(((now or datetime.now(UTC)) - start).total_seconds() // 60)
+
+
+def age(created: str, now: datetime | None = None) -> str:
+    """A creation time ("2026-01-01 00:00:00", UTC) -> "3h12m", or ? when it does not parse."""
+    minutes = running_minutes(created, now)
+    if minutes is None:
         return "?"
-    minutes = int(((now or datetime.now(UTC)) - start).total_seconds() // 60)
     if minutes >= 1440:
         return f"{minutes // 1440}d{minutes % 1440 // 60}h"
     return f"{minutes // 60}h{minutes % 60:02d}m"
@@ -171,8 +202,9 @@ def say_how_to_stop(ctx: Context, job: str) -> None:
     hours = ctx.settings.max_hours
     if hours > 0:
         say(
-            f"{job} bills until it stops: Dataflow cancels it after {hours} h (--max-hours); "
-            f"sooner, and without losing what it holds: {PROG} drain {job}"
+            f"{job} bills until it stops: it asks Dataflow to cancel it after {hours} h "
+            f"(--max-hours; {STREAM_LIMIT_NOTE}); to stop it without losing what it holds: "
+            f"{PROG} drain {job}"
         )
     else:
         say(
@@ -218,7 +250,14 @@ def steps_stand_in(job_id: str, names_: list[str]) -> dict:
     }
 
 
-def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, extra: list[str]):
+def check_update(
+    ctx: Context,
+    template: TemplateInfo,
+    job: str,
+    running: str,
+    extra: list[str],
+    at_least_once: bool,
+):
     """Dataflow's own compatibility check, then the step names the running job has and the new
     graph lacks. Stops unless the check passed."""
     g = ctx.gcloud
@@ -227,7 +266,7 @@ def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, e
         f"(a validation-only job; it replaces nothing)"
     )
     check = g.launch(
-        launch_argv(ctx, template, job, *extra, check=True),
+        launch_argv(ctx, template, job, *extra, check=True, at_least_once=at_least_once),
         {"job": {"id": "CHECK_JOB_ID"}},
         answers.launched_job_id,
         wait=SLOW,
@@ -278,6 +317,54 @@ def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, e
     say(f"the graph check passed ({check})")
 
 
+def streaming_mode(job: object) -> bool | None:
+    """Whether a job (`jobs describe --full`) runs at least once: True, False, or None when
+    its answer does not say."""
+    environment = job.get("environment") if isinstance(job, dict) else None
+    if not isinstance(environment, dict):
+        return None
+    mode = environment.get("streamingMode")
+    if isinstance(mode, str) and mode in STREAMING_MODES:
+        return STREAMING_MODES[mode]
+    # A job launched with the experiment, as run passes it, before the field was filled.
+    options = [
+        *(environment.get("experiments") or []),
+        *(environment.get("serviceOptions") or []),
+    ]
+    if any(option == AT_LEAST_ONCE for option in options if isinstance(option, str)):
+        return True
+    return None
+
+
+def choose_mode(ctx: Context, job: str, running_id: str) -> bool:
+    """The streaming mode of the replacement: --at-least-once or --exactly-once when given,
+    else the running job's own (the spec's default, exactly once, would silently drop
+    an at-least-once job's mode)."""
+    described = describe(
+        ctx,
+        running_id,
+        {"id": running_id, "environment": {"streamingMode": "STREAMING_MODE_EXACTLY_ONCE"}},
+        full=True,
+    )
+    running = streaming_mode(described.raw)
+    shown = {True: "at least once", False: "exactly once", None: "unknown"}
+    if ctx.options.at_least_once or ctx.options.exactly_once:
+        chosen = ctx.options.at_least_once
+        flag = "--at-least-once" if chosen else "--exactly-once"
+        say(f"streaming mode: {shown[chosen]} ({flag}; the running {job}: {shown[running]})")
+        return chosen
+    if running is None:
+        raise Stop(
+            f"cannot read the streaming mode of the running {job} ({running_id}): pass "
+            f"--at-least-once or --exactly-once"
+        )
+    say(
+        f"streaming mode: {shown[running]}, as the running {job} "
+        "(--at-least-once or --exactly-once to change it)"
+    )
+    return running
+
+
 def update(ctx: Context, template: TemplateInfo) -> int:
     s = ctx.settings
     if not template.streaming:
@@ -292,6 +379,7 @@ def update(ctx: Context, template: TemplateInfo) -> int:
         raise Stop(
             f"no active job named {job} in {s.region}: start it with {PROG} run {template.name}"
         )
+    at_least_once = choose_mode(ctx, job, found.id)
     extra = ["--update"]
     if ctx.options.transform_name_mappings:
         extra.append(f"--transform-name-mappings={ctx.options.transform_name_mappings}")
@@ -301,9 +389,9 @@ def update(ctx: Context, template: TemplateInfo) -> int:
             f"by Dataflow, and {job} keeps running"
         )
     else:
-        check_update(ctx, template, job, found.id, extra)
+        check_update(ctx, template, job, found.id, extra, at_least_once)
     say(f"updating {job} ({found.id} {found.state}) in place with {s.spec(template.name)}")
-    ctx.gcloud.run(launch_argv(ctx, template, job, *extra), wait=SLOW)
+    ctx.gcloud.run(launch_argv(ctx, template, job, *extra, at_least_once=at_least_once), wait=SLOW)
     say("Dataflow starts a replacement job with the same name and moves the state over")
     say_how_to_stop(ctx, job)
     return 0
@@ -364,7 +452,26 @@ def jobs(ctx: Context) -> int:
             file=out,
         )
     say(f"WORKERS: at start/at most. Stream jobs bill until stopped: {PROG} drain NAME|ID")
+    for line in overdue(ctx, listing):
+        say(line)
     return 0
+
+
+def overdue(ctx: Context, listing: list[JobSummary], now: datetime | None = None) -> list[str]:
+    """A line per stream job running longer than --max-hours, with the command that stops it:
+    the time limit passed at launch is not documented for stream jobs (STREAM_LIMIT_NOTE)."""
+    hours = ctx.settings.max_hours
+    found = []
+    for job in listing:
+        if job.type != "Streaming":
+            continue
+        minutes = running_minutes(job.created, now)
+        if hours > 0 and minutes is not None and minutes > hours * 60:
+            found.append(
+                f"OVER {hours} h: stream job {job.name} ({job.id}) has run "
+                f"{age(job.created, now)}; stop it: {PROG} drain {job.id}"
+            )
+    return found
 
 
 def resolve_job_id(ctx: Context, target: str) -> str:

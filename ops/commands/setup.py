@@ -1,10 +1,12 @@
-"""setup: APIs, bucket, registry, topics, dataset, accounts and their least-privilege roles."""
+"""setup: APIs, bucket, registry, topics, dataset, accounts and their least-privilege roles,
+then the dashboard and alert policies."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from ops.commands import PROG, Context
+from ops.commands.monitoring import ensure_monitoring
 from ops.gcloud import ROOT, SLOW, say
 
 APIS = (
@@ -19,6 +21,7 @@ APIS = (
     "iam.googleapis.com",  # the service accounts
     "cloudresourcemanager.googleapis.com",  # project-level role bindings
     "logging.googleapis.com",  # job and build logs
+    "monitoring.googleapis.com",  # the dashboard and alert policies
 )
 
 # Least privilege (docs/google-cloud.md explains each, and why roles/viewer, which Google's
@@ -294,5 +297,6 @@ def setup(ctx: Context) -> int:
     ensure_topics(ctx)
     ensure_images_table(ctx)
     grant_roles(ctx)
+    ensure_monitoring(ctx)
     say(f"setup done. Next: {PROG} deploy")
     return 0

@@ -9,6 +9,7 @@ from ops.answers import JobSummary
 from ops.commands import PROG, Context
 from ops.commands.build import cloud_build_agent, repository_link
 from ops.commands.jobs import active_jobs, job_details
+from ops.commands.monitoring import remove_monitoring
 from ops.commands.setup import BUILDER_PROJECT_ROLES, SECRET_ROLE, WORKER_PROJECT_ROLES
 from ops.gcloud import Stop, say
 
@@ -138,6 +139,7 @@ def teardown(ctx: Context) -> int:
     g.assume = "present"
     say(f"tearing down project {s.project} in {s.region} (bucket gs://{s.bucket})")
     stop_jobs(ctx)
+    remove_monitoring(ctx)
     where = [f"--project={s.project}", f"--region={s.build_region}"]
     if g.exists(["gcloud", "builds", "triggers", "describe", s.trigger_name, *where]):
         g.run(["gcloud", "builds", "triggers", "delete", s.trigger_name, *where, "--quiet"])

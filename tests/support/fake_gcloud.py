@@ -7,7 +7,8 @@ would with --format=json, from a small played project:
 
   state     "absent" (describe/show checks fail) or "present" (they succeed)
   fail      a substring: the first call whose command line holds it fails (exit 1)
-  jobs      the active jobs: dicts with id, name, state and optionally template (the label);
+  jobs      the active jobs: dicts with id, name, state and optionally template (the label)
+            and mode (environment.streamingMode, default STREAMING_MODE_EXACTLY_ONCE);
             after a `dataflow jobs cancel`, the cancelled and Cancelling ones are gone
   check     the state of the graph-validation job that `update` starts
   steps     {job ID: [step names]}: a job's pipeline transforms (describe --full)
@@ -15,6 +16,9 @@ would with --format=json, from a small played project:
   versions  {gs:// URL of a kept spec: (created, image)}
   metrics   what `beta dataflow metrics list` answers
   described {job ID: what `dataflow jobs describe` answers}, instead of a played answer
+  monitored {"dashboards" | "policies" | "channels": what its monitoring list answers};
+            in a present project, by default, the ones setup makes (ops.monitoring)
+  tags      what `container images list-tags` answers
   project   what `gcloud config get-value project` prints (not recorded: it is local)
   raw       {substring: stdout}: what any call whose command line holds the substring prints
             instead of the played answer (an answer of an unexpected shape)
@@ -34,6 +38,7 @@ CHECK_JOB_ID = "2026-01-01_00_00_00-99"  # the job a graph check starts
 BILLING_ACCOUNT = "0A0A0A-1B1B1B-2C2C2C"
 PROJECT_NUMBER = "123456789012"
 REPOSITORY_LINK = "dataflow-lab"
+PLAYED_EMAIL = "staff@example.org"  # the e-mail channel of a present project
 _WORKER = "dataflow-worker@lab-project-123.iam.gserviceaccount.com"
 _BUILDER = "flex-builder@lab-project-123.iam.gserviceaccount.com"
 PROJECT_GRANTS = (
@@ -47,6 +52,10 @@ PROJECT_GRANTS = (
     ),
     ("roles/viewer", "someone-else@example.com"),
 )
+
+
+# Fields of a played job that only `describe` answers.
+HIDDEN = ("template", "mode")
 
 
 class FakeGcloud(Gcloud):
@@ -63,6 +72,8 @@ class FakeGcloud(Gcloud):
         metrics: list | None = None,
         described: dict | None = None,
         policy: dict | None = None,
+        monitored: dict | None = None,
+        tags: list | None = None,
         project: str = "",
         raw: dict[str, str] | None = None,
         cwd: Path | None = None,
@@ -85,6 +96,8 @@ class FakeGcloud(Gcloud):
                 for role, account in PROJECT_GRANTS
             ],
         }
+        self.monitored = monitored or {}
+        self.tags = tags or []
         self.project = project
         self.raw = raw or {}
         self.limits: list[float] = []
@@ -131,6 +144,15 @@ class FakeGcloud(Gcloud):
             return {"job": {"id": CHECK_JOB_ID, "name": words[4]}}
         if words[1:5] == ["beta", "dataflow", "metrics", "list"]:
             return self.metrics
+        for group in ("dashboards", "policies", "channels"):
+            if group in words[1:5] and words[words.index(group) + 1 : words.index(group) + 2] == [
+                "list"
+            ]:
+                if group in self.monitored or not present:
+                    return self.monitored.get(group, [])
+                return _ours(group, argv)
+        if words[1:4] == ["container", "images", "list-tags"]:
+            return self.tags
         if words[1:4] == ["billing", "projects", "describe"]:
             return {"billingAccountName": f"billingAccounts/{BILLING_ACCOUNT}"}
         if words[1:4] == ["billing", "budgets", "list"]:
@@ -181,9 +203,9 @@ class FakeGcloud(Gcloud):
             if not a.startswith("-")
         }
         if not cancelled:
-            return [{k: v for k, v in j.items() if k != "template"} for j in self.jobs]
+            return [{k: v for k, v in j.items() if k not in HIDDEN} for j in self.jobs]
         return [
-            {k: v for k, v in j.items() if k != "template"}
+            {k: v for k, v in j.items() if k not in HIDDEN}
             for j in self.jobs
             if j["id"] not in cancelled and j["state"] != "Cancelling"
         ]
@@ -205,7 +227,34 @@ class FakeGcloud(Gcloud):
             "currentState": "JOB_STATE_RUNNING",
             "labels": {"template": job["template"]} if job.get("template") else {},
             "environment": {
-                "workerPools": [{"numWorkers": 1, "autoscalingSettings": {"maxNumWorkers": 2}}]
+                "workerPools": [{"numWorkers": 1, "autoscalingSettings": {"maxNumWorkers": 2}}],
+                "streamingMode": job.get("mode", "STREAMING_MODE_EXACTLY_ONCE"),
             },
             "pipelineDescription": {"originalPipelineTransform": transforms},
         }
+
+
+def _ours(group: str, argv: list[str]) -> list[dict]:
+    """What a project set up by ops/flex lists: its dashboard, policies and a channel."""
+    from ops import monitoring
+    from ops.lab import Catalog
+
+    project = next(a.split("=", 1)[1] for a in argv if a.startswith("--project="))
+    catalog = Catalog.from_registry()
+    root = f"projects/{project}"
+    if group == "dashboards":
+        board = monitoring.dashboard(catalog, project)
+        return [{**board, "name": f"{root}/dashboards/d1", "etag": "e1"}]
+    if group == "policies":
+        return [
+            {**policy, "name": f"{root}/alertPolicies/p{i}"}
+            for i, (_, policy) in enumerate(monitoring.policies(catalog, project, []))
+        ]
+    return [
+        {
+            "name": f"{root}/notificationChannels/c1",
+            "type": "email",
+            "displayName": monitoring.channel_name(PLAYED_EMAIL),
+            "labels": {"email_address": PLAYED_EMAIL},
+        }
+    ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 from types import SimpleNamespace
 
 import apache_beam as beam
@@ -318,15 +320,12 @@ def test_batched_stream_gives_the_per_message_outcomes():
 # --- model watch: a newer model replaces the running one, an invalid one is ignored ---------
 
 
-def _model_copy(models, name: str, updated: float):
-    """A copy of the baked model in models/NAME, its saved_model.pb (the matched file)
-    updated at `updated`. Copied aside and renamed into place, as an upload that puts the
-    matched file last looks to the pattern: whole or not at all."""
-    import os
-    import shutil
-
+def _model_copy(models, name: str, updated: float, without: tuple[str, ...] = ()):
+    """A copy of the baked model in models/NAME (but its files or folders `without`), its
+    saved_model.pb (the matched file) updated at `updated`. Copied aside and renamed into
+    place, as an upload that puts the matched file last looks to the pattern."""
     staging = models.parent / f"staging-{name}"
-    shutil.copytree(REPO / "models" / "mnist", staging)
+    shutil.copytree(REPO / "models" / "mnist", staging, ignore=lambda _, names: without)
     os.utime(staging / "saved_model.pb", (updated, updated))
     os.rename(staging, models / name)
     return str(models / name)
@@ -334,7 +333,6 @@ def _model_copy(models, name: str, updated: float):
 
 @pytest.mark.slow
 def test_model_watch_switches_models_without_losing_a_message(pubsub_emulator, tmp_path):
-    import os
     import time
 
     models = tmp_path / "models"
@@ -387,9 +385,19 @@ def test_model_watch_switches_models_without_losing_a_message(pubsub_emulator, t
         assert {m.attributes["model"] for m in receive(30)} == {first}
         assert f"MNIST model {bad} ignored" in job.output(), job.output()[-3000:]
 
-        # A newer valid model: the outputs switch to it within the check interval plus its
+        # A newer model uploaded saved_model.pb first: refused while its variables/ are
+        # missing, looked at again once they are there (the watch used to remember the
+        # refusal for good).
+        second = _model_copy(models, "v2", now + 10, without=("variables",))
+        waited = time.monotonic()
+        while f"MNIST model {second} ignored" not in job.output():
+            assert time.monotonic() - waited < 60, job.output()[-3000:]
+            time.sleep(0.5)
+        assert "the SavedModel has no variables/variables.index" in job.output()
+        assert "looked at again when any of its files changes" in job.output()
+        # Its variables/ land: the outputs switch to it within the check interval plus its
         # load, and no message is lost or doubled on the way.
-        second = _model_copy(models, "v2", now + 10)
+        shutil.copytree(REPO / "models" / "mnist" / "variables", models / "v2" / "variables")
         placed = time.monotonic()
         switched_after = None
         while switched_after is None and time.monotonic() - placed < 90:

@@ -40,7 +40,8 @@ DESCRIBED = {
     "location": REGION,
     "labels": {"template": "mnist_stream"},
     "environment": {
-        "workerPools": [{"numWorkers": 1, "autoscalingSettings": {"maxNumWorkers": 2}}]
+        "streamingMode": "STREAMING_MODE_EXACTLY_ONCE",
+        "workerPools": [{"numWorkers": 1, "autoscalingSettings": {"maxNumWorkers": 2}}],
     },
 }
 METRICS = [{"name": {"origin": "dataflow/v1b3", "name": "TotalVcpuTime"}, "scalar": 3600}]
@@ -58,6 +59,8 @@ BUDGETS = [{"name": "billingAccounts/0A0A0A-1B1B1B-2C2C2C/budgets/b1"}]
 NUMBERED = {"projectNumber": "123456789012"}
 CONNECTION = {"installationState": {"stage": "COMPLETE"}}
 POLICY = {"etag": "BwYAAAAAAAA=", "bindings": [{"role": "roles/viewer", "members": ["user:a@b.c"]}]}
+TAGS = [{"digest": "sha256:aa", "tags": ["20200101_RC00", "latest"]}]
+POLICIES = [{"name": "projects/p/alertPolicies/x8", "displayName": "CPU high"}]
 REPOSITORIES = [{"name": "projects/p/locations/l/connections/github/repositories/dataflow-lab"}]
 
 TRIGGER = ["trigger", "--github", "someone/dataflow-lab"]
@@ -100,6 +103,8 @@ SLOTS = {
     "trigger/project": (TRIGGER, {"state": "present"}, "gcloud projects describe", NUMBERED),
     "trigger/connection": (TRIGGER, {"state": "present"}, "connections describe", CONNECTION),
     "teardown/policy": (["teardown", "--yes"], {"state": "present"}, "get-iam-policy", POLICY),
+    "launcher/tags": (["launcher"], {}, "images list-tags", TAGS),
+    "teardown/monitoring": (["teardown", "--yes"], {"state": "present"}, "policies list", POLICIES),
     "teardown/links": (
         ["teardown", "--yes"],
         {"state": "present"},

@@ -39,6 +39,9 @@ READERS = [
     answers.billing_account,
     answers.policy_roles,
     lambda value: answers.named_list(value, "budgets"),
+    answers.image_tags,
+    lambda value: answers.resources(value, "dashboards"),
+    answers.created_name,
 ]
 # The keys the readers look for, so that generated objects often have them.
 KEYS = st.sampled_from(
@@ -48,6 +51,7 @@ KEYS = st.sampled_from(
         "pipelineDescription", "originalPipelineTransform", "job", "image", "sdkInfo",
         "language", "metadata", "timeCreated", "projectNumber", "installationState", "stage",
         "actionUri", "billingAccountName", "etag", "bindings", "role", "members", "x",
+        "digest", "tags", "displayName",
     ]
 )  # fmt: skip
 SCALARS = (
