@@ -326,7 +326,7 @@ def test_the_registration_steps_run_python3_in_the_google_cloud_cli_image():
     register = [s for s in steps if s["id"].startswith("register-")]
     assert len(register) == len(NAMES)
     if not shutil.which("gcloud"):
-        pytest.skip("the gcloud CLI is not installed")
+        missing("the gcloud CLI is not installed")
     first = subprocess.run(["gcloud", "version"], capture_output=True, text=True, timeout=120)
     version = re.match(r"Google Cloud SDK ([0-9.]+)", first.stdout)[1]
     for step in register:
