@@ -16,8 +16,10 @@ PULL_MAX_MESSAGES = 1000
 PULL_TARGET_BYTES = 16 * 2**20
 FULL_PAGE = 100  # a pull that brings this many (the emulator's most) is followed by another
 
-# Pulled messages held unanswered at most: pulls pause above either.
-MAX_HELD = 2000
+# Pulled messages held unanswered at most: pulls pause above either. A backlog holds up to
+# four bundles: one being published, one queued to be, one the runner works on, and the one
+# pulled ahead (subscriber.py, publish.py).
+MAX_HELD = 4 * PULL_MAX_MESSAGES
 MAX_HELD_BYTES = 256 * 2**20  # camera frames are megabytes each
 LEASE_SECONDS = 60
 ACK_CHUNK = 500  # ack ids per acknowledge / modify request, well under its size limit

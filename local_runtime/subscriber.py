@@ -17,12 +17,16 @@ soon as they are pulled. `LocalSubscriber` stands in for its client:
   LOST_AFTER_SECONDS) ends the run with one line naming the subscription and the cause.
 * The runner reads each message from a MessageView of the raw protobuf rather than
   through the client's proto-plus wrapper (about 60 us a message, 5 us this way).
+* With `prefetch` (a local run's), the pulls run on a thread of their own, one bundle ahead
+  of the runner, whose pull takes what is ready: on the runner's one thread, pulling was
+  about 40% of a backlog drain's time, waiting on Pub/Sub while nothing else ran.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import threading
 import time
 
 from local_runtime.ledger import AckLedger
@@ -32,6 +36,9 @@ from local_runtime.shared import LEDGER, SUPERVISOR, Supervisor
 LOST_AFTER_SECONDS = 20
 _PAUSE_SECONDS = 0.05  # the runner asks again at once after an empty pull: do not spin
 _RETRY_SECONDS = 1
+# The runner's pull waits this long for a prefetched bundle before it returns an empty one: an
+# empty bundle is cheap, and the runner then sees a failure or a stop within this.
+_TAKE_SECONDS = 1
 
 _log = logging.getLogger(__name__)
 
@@ -101,8 +108,11 @@ class LocalSubscriber:
         max_messages: int | None = None,
         ledger: AckLedger = LEDGER,
         supervisor: Supervisor = SUPERVISOR,
+        prefetch: bool = False,
     ):
         self._client = client
+        self._prefetch = prefetch
+        self._ahead = None  # the _Prefetcher, from the first pull on
         # Read here, not bound at definition: bench/mnist_stream_bench.py --pull-max sets it.
         self._max_messages = max_messages or PULL_MAX_MESSAGES
         self._ledger = ledger
@@ -112,11 +122,23 @@ class LocalSubscriber:
         self._failing_since = None
 
     def pull(self, **kwargs):
+        if self._prefetch:
+            if self._ahead is None:
+                self._ahead = _Prefetcher(self, kwargs)
+            if kwargs["subscription"] == self._ahead.subscription:
+                return _Pulled(self._ahead.take(_TAKE_SECONDS))
+        return _Pulled(self.pull_now(kwargs))
+
+    def pull_now(self, kwargs) -> list:
+        """One bundle's messages, pulled now (held in the ledger while it holds)."""
         self._ledger.pull_started()
         try:
             return self._pull(**kwargs)
         finally:
             self._ledger.pull_ended()
+
+    def failed(self) -> bool:
+        return self._supervisor.failure is not None
 
     def _paused(self) -> bool:
         ledger = self._ledger
@@ -136,12 +158,12 @@ class LocalSubscriber:
     def _pull(self, **kwargs):
         if self._paused():
             time.sleep(_PAUSE_SECONDS)
-            return _empty_pull()
+            return []
         wanted = self.wanted(kwargs.get("max_messages", 0))
         kwargs["max_messages"] = wanted
         received = self._call_pull(kwargs)
         if received is None:
-            return _empty_pull()
+            return []
         last = len(received)
         size = sum(message_bytes(m.message) for m in received)
         while (
@@ -169,9 +191,9 @@ class LocalSubscriber:
                 ledger.hand_back(
                     [(self._client, kwargs["subscription"], m.ack_id) for m in received]
                 )
-                return _empty_pull()
+                return []
             ledger.hold(self._client, kwargs["subscription"], received)
-        return _Pulled(received)
+        return received
 
     def _call_pull(self, kwargs):
         """The messages of one pull, no retries of the client library's own (they would
@@ -246,6 +268,58 @@ class LocalSubscriber:
         return getattr(self._client, name)
 
 
+class _Prefetcher:
+    """Pulls a subscription one bundle ahead of the runner, on a thread of its own.
+
+    What it pulled is held in the ledger from the pull on (leased, and handed back by a stop
+    like the rest); a bundle ready when the run stops is still given to the runner, which
+    finishes it, as it finishes the bundle it is working on. Without a run watching, an
+    error of a pull is raised by the runner's next pull, as Beam's own read would raise it.
+    """
+
+    def __init__(self, subscriber: LocalSubscriber, kwargs: dict):
+        self.subscription = kwargs["subscription"]
+        self._subscriber = subscriber
+        self._kwargs = dict(kwargs)
+        self._ready = threading.Condition()
+        self._bundle = None  # the next bundle's messages, once pulled
+        self._error = None
+        threading.Thread(target=self._run, name="pubsub-prefetch", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                self._ready.wait_for(lambda: self._bundle is None)
+            started = time.monotonic()
+            try:
+                received = self._subscriber.pull_now(dict(self._kwargs))
+            except BaseException as error:  # noqa: BLE001 - raised by the runner's pull
+                with self._ready:
+                    self._error = error
+                    self._ready.notify_all()
+                return
+            if not received and time.monotonic() - started < _PAUSE_SECONDS:
+                time.sleep(_PAUSE_SECONDS)  # a server that answers "nothing" at once
+            if received:
+                with self._ready:
+                    self._bundle = received
+                    self._ready.notify_all()
+
+    def take(self, timeout: float) -> list:
+        """The next bundle's messages, waiting up to `timeout` for them; [] if none came."""
+        with self._ready:
+            self._ready.wait_for(
+                lambda: self._bundle is not None or self._error is not None, timeout
+            )
+            if self._bundle is None or self._subscriber.failed():
+                if self._error is not None:
+                    raise self._error
+                return []
+            received, self._bundle = self._bundle, None
+            self._ready.notify_all()
+            return received
+
+
 class _Pulled:
     """Several pulls' messages as one response (what the runner reads of a response)."""
 
@@ -253,17 +327,11 @@ class _Pulled:
         self.received_messages = received_messages
 
 
-def _empty_pull():
-    from google.cloud.pubsub_v1 import types
-
-    return types.PullResponse()
-
-
 def _replace_beams_client(beams_client):
     from pipelines.io.pubsub_clients import subscriber_client
 
     beams_client.close()  # never used: it has gRPC's 4 MiB receive limit on the emulator
-    return LocalSubscriber(subscriber_client())
+    return LocalSubscriber(subscriber_client(), prefetch=True)
 
 
 def use_local_subscriber() -> bool:

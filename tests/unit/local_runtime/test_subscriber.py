@@ -193,3 +193,60 @@ def test_without_a_run_watching_a_lost_subscription_raises_as_beam_would():
     client = _LocalSubscriber(FailingSubscriber([NotFound("gone")]), 8, AckLedger(), Supervisor())
     with pytest.raises(NotFound):
         client.pull(subscription="s")
+
+
+def _wait_until(condition, seconds=5):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_a_prefetching_subscriber_pulls_the_next_bundle_while_the_runner_works():
+    fake = FakeSubscriber(received("1", "2"))
+    ledger = AckLedger()
+    ledger.holding = True
+    client = _LocalSubscriber(fake, 100, ledger, Supervisor(), prefetch=True)
+    first = client.pull(subscription="s", max_messages=10, timeout=30)
+    assert [m.message.message_id for m in first.received_messages] == ["1", "2"]
+    fake.messages = received("3")
+    # pulled, and held (leased, handed back by a stop), before the runner asks for it
+    assert _wait_until(lambda: ledger.held_count() == 3)
+    assert [m.message.message_id for m in client.pull(subscription="s").received_messages] == ["3"]
+    assert fake.acks == []
+
+
+def test_a_prefetching_subscriber_keeps_only_one_bundle_ahead():
+    fake = FakeSubscriber(received("1"))
+    client = _LocalSubscriber(fake, 100, AckLedger(), Supervisor(), prefetch=True)
+    client.pull(subscription="s")
+    fake.messages = received("2")
+    assert _wait_until(lambda: not fake.messages)  # the bundle ahead
+    fake.messages = received("3")
+    assert not _wait_until(lambda: not fake.messages, 0.3)  # not pulled: one is waiting
+    assert [m.message.message_id for m in client.pull(subscription="s").received_messages] == ["2"]
+    assert [m.message.message_id for m in client.pull(subscription="s").received_messages] == ["3"]
+
+
+def test_a_prefetching_subscriber_raises_a_pull_error_without_a_run_watching():
+    from google.api_core.exceptions import NotFound
+
+    fake = FailingSubscriber([NotFound("gone")])
+    client = _LocalSubscriber(fake, 8, AckLedger(), Supervisor(), prefetch=True)
+    with pytest.raises(NotFound):
+        client.pull(subscription="s")
+
+
+def test_a_prefetching_subscriber_stops_pulling_on_a_failure_and_gives_nothing_more():
+    from google.api_core.exceptions import NotFound
+
+    supervisor = Supervisor()
+    supervisor.active = True
+    fake = FailingSubscriber([NotFound("Subscription does not exist")], sized(1, 10))
+    client = _LocalSubscriber(fake, 8, AckLedger(), supervisor, prefetch=True)
+    assert list(client.pull(subscription="projects/p/subscriptions/s").received_messages) == []
+    assert supervisor.failure.startswith("cannot pull from projects/p/subscriptions/s: NotFound")
+    assert list(client.pull(subscription="projects/p/subscriptions/s").received_messages) == []
+    assert len(fake.pulls) == 1
