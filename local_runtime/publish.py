@@ -1,5 +1,11 @@
-"""Publishing on a local stream run: each bundle's messages published synchronously, then
-the inputs they answer acknowledged; and dead letters logged, then acknowledged.
+"""Publishing on a local stream run: each bundle's messages published, then the inputs they
+answer acknowledged; and dead letters logged, then acknowledged.
+
+While a run watches and holds acknowledgements (run.py), a bundle's publish request and its
+acknowledgements are made behind the runner, on a thread of their own (shared.PUBLISHING),
+while the runner works on the next bundle: the runner's one thread otherwise waits for
+Pub/Sub to answer both calls. An input is still acknowledged only after its outcome's
+publish succeeded; a run that stops waits for what is being published (the ledger holds it).
 
 A publish that fails (topic deleted, permission denied, Pub/Sub gone, or a message Pub/Sub
 would refuse) acknowledges nothing more and tells the run, which stops with one line naming
@@ -8,12 +14,13 @@ the topic (see run.py): the unanswered input stays on the subscription.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import apache_beam as beam
 
 from local_runtime.ledger import AckLedger
-from local_runtime.shared import LEDGER, SUPERVISOR, Supervisor, publisher
+from local_runtime.shared import LEDGER, PUBLISHING, SUPERVISOR, Behind, Supervisor, publisher
 from pipelines.io.pubsub import LogDeadLetterFn
 
 PUBLISH_TIMEOUT_SECONDS = 30
@@ -29,8 +36,8 @@ class PublishFailed(RuntimeError):
 
 
 class PublishAndAcknowledgeFn(beam.DoFn):
-    """Publishes each bundle's messages to one topic synchronously (one request per 1,000),
-    then acknowledges the inputs they answer."""
+    """Publishes each bundle's messages to one topic (one request per 1,000), then
+    acknowledges the inputs they answer: behind the runner while a run watches."""
 
     answers_input = True  # see overrides.pipeline_answers_every_message
 
@@ -50,7 +57,26 @@ class PublishAndAcknowledgeFn(beam.DoFn):
 
     def finish_bundle(self):
         pending, self._pending = self._pending, []
-        publish_and_acknowledge(self._client, self._topic, pending)
+        if pending:
+            publish_behind(self._client, self._topic, pending)
+
+
+def publish_behind(
+    client,
+    topic: str,
+    outcomes: list,
+    ledger: AckLedger = LEDGER,
+    supervisor: Supervisor = SUPERVISOR,
+    behind: Behind = PUBLISHING,
+) -> None:
+    """publish_and_acknowledge, on `behind`'s thread while a run watches and the ledger
+    holds; else now (a test, a plain pipeline.run(): a failure raises as Beam's would)."""
+    if supervisor.active and ledger.holding:
+        behind.submit(
+            functools.partial(publish_and_acknowledge, client, topic, outcomes, ledger, supervisor)
+        )
+    else:
+        publish_and_acknowledge(client, topic, outcomes, ledger, supervisor)
 
 
 def publish_and_acknowledge(

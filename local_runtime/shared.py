@@ -11,6 +11,7 @@ process (a stream run ends its process), so one of each is enough.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 
 from local_runtime.ledger import AckLedger
@@ -34,6 +35,40 @@ class Supervisor:
 
 
 SUPERVISOR = Supervisor()
+
+
+class Behind:
+    """Work the runner's thread hands off, done in order on one thread of its own: at most
+    `depth` jobs wait, so that a slow Pub/Sub slows the runner down instead of piling up
+    pulled messages. A job that raises fails the run (`supervisor`)."""
+
+    def __init__(self, depth: int, name: str, supervisor: Supervisor = SUPERVISOR):
+        self._queue = queue.Queue(depth)
+        self._name = name
+        self._supervisor = supervisor
+        self._lock = threading.Lock()
+        self._thread = None
+
+    def submit(self, job) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+        self._queue.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                job()
+            except Exception as error:  # noqa: BLE001 - told to the run, which stops
+                self._supervisor.fail(f"{self._name} failed: {type(error).__name__}: {error}")
+                return
+
+
+# Publishing behind the runner (local_runtime/publish.py): one bundle published while the next
+# waits, and the runner works on a third.
+PUBLISHING = Behind(1, "publishing")
 
 _PUBLISHERS: dict = {}
 _PUBLISHERS_LOCK = threading.Lock()
