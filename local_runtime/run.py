@@ -28,6 +28,7 @@ import threading
 import time
 import traceback
 
+from local_runtime.beam_private import cache_dofn_signatures
 from local_runtime.ledger import Sent
 from local_runtime.limits import LEASE_SECONDS
 from local_runtime.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
@@ -49,6 +50,7 @@ def run_local_stream(pipeline, name: str):
     ends the process (see the module docstring for the exit statuses)."""
     pipeline.replace_all(list(LOCAL_OVERRIDES))
     use_local_subscriber()
+    cache_dofn_signatures()
     LEDGER.holding = pipeline_answers_every_message(pipeline)
     if not LEDGER.holding:
         _log.warning(

@@ -112,3 +112,36 @@ def test_the_direct_runners_pubsub_read_goes_through_the_wrapped_client(monkeypa
     beam_private.close_direct_pubsub_reads()
     assert client.wrapped.closed
     evaluator._subscriber_client_cache.pop(reader._applied_ptransform, None)
+
+
+def test_dofn_signatures_are_inspected_once_per_function_with_beams_answers(monkeypatch):
+    import inspect
+
+    import apache_beam as beam
+    from apache_beam.transforms import core
+
+    class WithDefaults(beam.DoFn):
+        def process(self, element, side=3, *rest, timestamp=beam.DoFn.TimestampParam):
+            yield element
+
+    assert beam_private.cache_dofn_signatures()
+    assert beam_private.cache_dofn_signatures()  # idempotent
+    cached = core.get_function_args_defaults
+    original = cached._pipelines_original
+    first, second = WithDefaults(), WithDefaults()
+    for f in (first.process, second.process, WithDefaults.process, len, lambda a, b=2: a):
+        assert cached(f) == original(f)
+    args, defaults = cached(first.process)
+    assert (args, defaults) == (["element", "side"], [3])
+    args.append("changed")  # a caller's list is its own
+    assert cached(second.process) == (["element", "side"], [3])
+    inspections = []
+    real = inspect.signature
+    monkeypatch.setattr(
+        inspect, "signature", lambda *a, **k: inspections.append(a) or real(*a, **k)
+    )
+    original(first.process)
+    assert len(inspections) == 1  # Beam inspects through inspect.signature
+    for _ in range(3):  # every bundle's fresh copy of the DoFn
+        core.get_function_arguments(WithDefaults(), "process")
+    assert len(inspections) == 1
