@@ -16,8 +16,8 @@ the input topic's subscription, with a dead-letter topic), then
       by about 7%); target >= 1,500/s (goal 2,000/s). The same backlog, on topics of its
       own, is also drained by a plain loop (pull, parse, predict, publish, acknowledge:
       the same SavedModel, parsing and formatting functions and Pub/Sub clients, no Beam;
-      `plain_loop`), measured the same way; the job must drain at >= 0.8x its rate
-      (--no-baseline skips it). --repeat N runs N rounds of both (each job on fresh
+      `plain_loop`), measured the same way; the job must drain at >= 0.8x its rate (issue
+      19), the goal is 2.0x (issue 25) (--no-baseline skips it). --repeat N runs N rounds of both (each job on fresh
       topics), in alternating order, and judges the median of the rounds' ratios: one
       drain of 6,000 takes 1.5-2.5 s, and its figure moves by a third with the machine's
       load and with the emulator warming up (the first drains of a run are the slowest);
@@ -71,8 +71,14 @@ up, run and torn down, three of them on the empty dead-letter bundles); and RunI
 lost its loaded model between bundles (Beam's Shared cache holds it weakly, and its own
 setup displaces the one strong reference): 15-22 loads in a 20,000 drain, ~35 ms each.
 Keeping the loaded model (pipelines/core/models.py, keep_loaded) and pulling up to 1,000
-a bundle (local_runtime/subscriber.py) halve the fixed cost per message; measured with
---repeat 3, alternating before and after, see README's table for the figures.
+a bundle (local_runtime/subscriber.py) halve the fixed cost per message. Then (issue 25) the
+runner's thread stopped waiting on Pub/Sub: the next bundle is pulled on a thread of its own
+while the runner works (local_runtime/subscriber.py, prefetch), each bundle is published and
+acknowledged behind it (local_runtime/publish.py), and the DoFn signatures Beam inspected
+again for every bundle are inspected once (local_runtime/beam_private.py). What is left on
+the runner's thread is CPU: parsing, the model, formatting and Beam's per-element and
+per-bundle work, the same computation as the plain loop's plus Beam's; on 2 shared cores
+the drain is bound by CPU, not by waiting. Figures: docs/benchmarks.md.
 
 The emulator and the job run in their own process groups and are stopped on exit, on
 Ctrl-C, on SIGTERM and on errors alike. Figures vary with machine load: the load average
@@ -112,6 +118,7 @@ RATE_TARGET = 200
 BACKLOG_MUST = 1500  # messages/s (issue 13)
 BACKLOG_GOAL = 2000
 BASELINE_MUST = 0.8  # the job's backlog drain / the plain loop's (issue 19)
+BASELINE_GOAL = 2.0  # the same (issue 25: "close to the floor")
 MAX_LATENCY_GROWTH = 1.0
 # Outputs published within this of the first came from the same publish request.
 SAME_REQUEST_SECONDS = 0.005
@@ -856,10 +863,13 @@ def drain_verdict(drains: list) -> str:
         found = ratios(label, "plain") if label != "plain" else []
         if found:
             median = statistics.median(found)
+            verdict = "goal met" if median >= BASELINE_GOAL else "goal MISSED"
+            if median < BASELINE_MUST:
+                verdict = "MISSED"
             lines.append(
                 f"{label} / plain loop of the same round: "
                 f"{', '.join(f'{r:.2f}' for r in found)} (median {median:.2f}x; must >= "
-                f"{BASELINE_MUST:g}x): {'met' if median >= BASELINE_MUST else 'MISSED'}"
+                f"{BASELINE_MUST:g}x, goal >= {BASELINE_GOAL:g}x): {verdict}"
             )
     found = ratios("after", "before")
     if found:

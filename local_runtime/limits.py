@@ -15,6 +15,10 @@ PULL_MAX_MESSAGES = 1000
 # A pull asks for no more than this many bytes, by the size of the last pull's largest message.
 PULL_TARGET_BYTES = 16 * 2**20
 FULL_PAGE = 100  # a pull that brings this many (the emulator's most) is followed by another
+# A pull ahead of the runner waits at most this for messages, then asks again: a stop waits for
+# it to end (run.PULL_WAIT_SECONDS) before handing back what is held, or the server would
+# hand those messages straight to it, leased to a process about to exit.
+PREFETCH_PULL_SECONDS = 2
 
 # Pulled messages held unanswered at most: pulls pause above either. A backlog holds up to
 # four bundles: one being published, one queued to be, one the runner works on, and the one

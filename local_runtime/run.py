@@ -30,7 +30,7 @@ import traceback
 
 from local_runtime.beam_private import cache_dofn_signatures
 from local_runtime.ledger import Sent
-from local_runtime.limits import LEASE_SECONDS
+from local_runtime.limits import LEASE_SECONDS, PREFETCH_PULL_SECONDS
 from local_runtime.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
 from local_runtime.shared import LEDGER, SUPERVISOR
 from local_runtime.subscriber import use_local_subscriber
@@ -41,6 +41,7 @@ DRAIN_SECONDS = 15
 # whatever the server hands it afterwards returns when its ack deadline passes).
 PULL_WAIT_SECONDS = 3
 assert LEASE_EVERY_SECONDS < LEASE_SECONDS
+assert PREFETCH_PULL_SECONDS < PULL_WAIT_SECONDS
 
 _log = logging.getLogger(__name__)
 

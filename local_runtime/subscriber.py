@@ -30,7 +30,12 @@ import threading
 import time
 
 from local_runtime.ledger import AckLedger
-from local_runtime.limits import FULL_PAGE, PULL_MAX_MESSAGES, PULL_TARGET_BYTES
+from local_runtime.limits import (
+    FULL_PAGE,
+    PREFETCH_PULL_SECONDS,
+    PULL_MAX_MESSAGES,
+    PULL_TARGET_BYTES,
+)
 from local_runtime.shared import LEDGER, SUPERVISOR, Supervisor
 
 LOST_AFTER_SECONDS = 20
@@ -280,7 +285,7 @@ class _Prefetcher:
     def __init__(self, subscriber: LocalSubscriber, kwargs: dict):
         self.subscription = kwargs["subscription"]
         self._subscriber = subscriber
-        self._kwargs = dict(kwargs)
+        self._kwargs = {**kwargs, "timeout": PREFETCH_PULL_SECONDS}
         self._ready = threading.Condition()
         self._bundle = None  # the next bundle's messages, once pulled
         self._error = None
