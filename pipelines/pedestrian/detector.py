@@ -391,7 +391,8 @@ class LiteModel:
         # The preprocessor's arithmetic, in its order and float32; its resize is the
         # identity on tiles already at the input size.
         parts = self.parts
-        image = batch.astype(np.float32) * parts.pixel_scale - parts.pixel_shift
+        image = np.multiply(batch, parts.pixel_scale, dtype=np.float32)
+        image -= parts.pixel_shift
         with self._lock:
             if batch.shape[0] != self._batch:
                 self._interpreter.resize_tensor_input(self._input, list(image.shape))
