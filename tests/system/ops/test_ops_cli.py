@@ -16,6 +16,7 @@ from ops.lab import Catalog, TemplateInfo
 from pipelines.registry import TEMPLATES as REGISTERED
 from pipelines.registry import job_module
 from tests.support.flex import PROJECT, ok, parameters
+from tests.support.markers import missing
 
 REPO = Path(__file__).resolve().parents[3]
 FLEX = REPO / "ops" / "flex"
@@ -228,7 +229,7 @@ def test_gcloud_accepts_every_command_it_is_given(flex, tmp_path):
     all: gcloud parses it (flags, arguments, choices, flag groups) and stops at "no account",
     before any request. An unknown flag or a malformed argument fails earlier, differently."""
     if shutil.which("gcloud") is None:
-        pytest.skip("the gcloud CLI is not installed")
+        missing("the gcloud CLI is not installed")
     from concurrent.futures import ThreadPoolExecutor
 
     env = cli_env(tmp_path)
@@ -253,7 +254,7 @@ def test_bq_knows_every_flag_it_is_given(flex, tmp_path):
     """bq asks for credentials before it parses flags, so its own help is the reference:
     global flags (before the command) from `bq --helpfull`, the others from `bq help CMD`."""
     if shutil.which("bq") is None:
-        pytest.skip("bq (part of the gcloud CLI) is not installed")
+        missing("bq (part of the gcloud CLI) is not installed")
     env = cli_env(tmp_path)
 
     def help_flags(*args: str) -> set[str]:

@@ -18,23 +18,14 @@ from pipelines.pedestrian import detector as det
 from pipelines.pedestrian.detector import PedestrianDetector, make_tile_batch
 from pipelines.pedestrian.frames import frame_result
 from pipelines.pedestrian.tiling import iou
+from tests.support import markers
 
-REPO = Path(__file__).resolve().parents[3]
-DESIGN = REPO.parent / "shared" / "design"
+DESIGN = markers.DESIGN
 REFERENCE = json.loads((Path(__file__).parent / "reference_detections.json").read_text())
 MIN_IOU = 0.9
 MAX_DISTANCE_CHANGE_M = 0.05
 
-pytestmark = [
-    pytest.mark.skipif(
-        not det.default_graph_path().is_file(),
-        reason=f"detector graph not installed at {det.default_graph_path()} ({det.INSTALL_HINT})",
-    ),
-    pytest.mark.skipif(
-        not (DESIGN / "Labels.csv").is_file(),
-        reason=f"the lab's design sample is not here ({DESIGN}); it is not ours to copy",
-    ),
-]
+pytestmark = [markers.needs_detector, markers.needs_design]
 
 
 @pytest.fixture(scope="module")
