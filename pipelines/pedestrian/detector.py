@@ -382,27 +382,39 @@ class LiteModel:
         details = self._interpreter.get_output_details()
         self._encodings = next(o["index"] for o in details if len(o["shape"]) == 4)
         self._logits = next(o["index"] for o in details if len(o["shape"]) == 3)
-        self._batch = 0
+        self._interpreter.resize_tensor_input(self._input, [1, INPUT_SIZE, INPUT_SIZE, 3])
+        self._interpreter.allocate_tensors()
         self._lock = threading.Lock()
 
     def run(self, batch: np.ndarray, min_score: float):
         """[N, 300, 300, 3] uint8 -> the graph's (num, scores, boxes, classes) for the
-        detections scoring at least `min_score`."""
-        # The preprocessor's arithmetic, in its order and float32; its resize is the
-        # identity on tiles already at the input size.
+        detections scoring at least `min_score`.
+
+        One tile per call: 8 tiles take about 55 ms of CPU one by one and 66 ms as one
+        batch of 8 (XNNPACK, one thread), whose activations no longer fit in the cache.
+        """
         parts = self.parts
-        image = np.multiply(batch, parts.pixel_scale, dtype=np.float32)
-        image -= parts.pixel_shift
+        encodings, logits = [], []
         with self._lock:
-            if batch.shape[0] != self._batch:
-                self._interpreter.resize_tensor_input(self._input, list(image.shape))
-                self._interpreter.allocate_tensors()
-                self._batch = batch.shape[0]
-            self._interpreter.set_tensor(self._input, image)
-            self._interpreter.invoke()
-            encodings = self._interpreter.get_tensor(self._encodings)
-            logits = self._interpreter.get_tensor(self._logits)
-        return ssd.postprocess(encodings, logits, parts.anchors, parts.settings, min_score)
+            for tile in batch:
+                # The preprocessor's arithmetic, in its order and float32; its resize is
+                # the identity on tiles already at the input size.
+                image = np.multiply(tile[np.newaxis], parts.pixel_scale, dtype=np.float32)
+                image -= parts.pixel_shift
+                self._interpreter.set_tensor(self._input, image)
+                self._interpreter.invoke()
+                encodings.append(self._interpreter.get_tensor(self._encodings))
+                logits.append(self._interpreter.get_tensor(self._logits))
+        if not encodings:  # no tiles: the graph's empty outputs
+            encodings = [np.zeros((0, len(parts.anchors), 1, 4), np.float32)]
+            logits = [np.zeros((0, len(parts.anchors), 2), np.float32)]
+        return ssd.postprocess(
+            np.concatenate(encodings),
+            np.concatenate(logits),
+            parts.anchors,
+            parts.settings,
+            min_score,
+        )
 
 
 class PedestrianDetector:

@@ -119,7 +119,7 @@ def postprocess(
     from its convolutional part's, for the detections scoring at least `min_score`."""
     encodings = np.asarray(box_encodings, np.float32)
     n = encodings.shape[0]
-    encodings = encodings.reshape(n, -1, 4)
+    encodings = encodings.reshape(n, len(anchors), 4)
     logits = np.asarray(class_logits, np.float32)
     scores = 1.0 / (1.0 + np.exp(-(logits[:, :, 1:] / np.float32(settings.logit_scale))))
     cap = settings.max_total

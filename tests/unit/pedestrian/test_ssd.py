@@ -95,3 +95,12 @@ def test_outputs_are_sorted_clipped_capped_and_labelled_from_one():
     assert ssd.postprocess(encodings, np.full_like(logits, -30.0), anchors, SETTINGS, 0.5)[
         0
     ].tolist() == [0, 0, 0]
+
+
+def test_no_tiles_give_the_graphs_empty_outputs():
+    _, _, anchors = random_outputs(3)
+    num, scores, boxes, classes = ssd.postprocess(
+        np.zeros((0, len(anchors), 1, 4)), np.zeros((0, len(anchors), 2)), anchors, SETTINGS
+    )
+    assert num.shape == (0,) and scores.shape == classes.shape == (0, 100)
+    assert boxes.shape == (0, 100, 4)
