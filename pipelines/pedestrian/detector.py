@@ -8,8 +8,8 @@ the job's model handler calls `load()` where the model runs.
 CPU per 1080p frame is what a stream job pays for (bench/pedestrian_bench.py), so the
 detector decodes a frame only as finely as its tiles need (`decode_frame`: half size for
 720 px tiles, JPEG by DCT scaling), keeps it as one RGB image that the tiles are cut from,
-runs all tiles in one batch through the graph's convolutional part converted at load to
-TensorFlow Lite (XNNPACK kernels), and post-processes in numpy as the graph does (ssd.py).
+runs the tiles through the graph's convolutional part converted at load to TensorFlow Lite
+(XNNPACK kernels), and post-processes in numpy as the graph does (ssd.py).
 Boxes and distances stay in the frame's full-size pixels.
 """
 
@@ -357,9 +357,10 @@ def lite_parts(path: str, mtime_ns: int, size: int) -> LiteParts:
 
 class LiteModel:
     """The graph's convolutional part on TensorFlow Lite (XNNPACK), its post-processing in
-    numpy (ssd.py): the same detector, in about 0.85x the CPU of the graph on TensorFlow
-    with its batch norms folded and 0.7x the graph as shipped (docs/benchmarks.md), with
-    outputs within 1e-5 of the graph's (tests/unit/pedestrian/test_reference_detections.py).
+    numpy (ssd.py): the same detector, its outputs within 1e-5 of the graph's
+    (tests/unit/pedestrian/test_reference_detections.py), in about 0.7x the CPU of the
+    graph on TensorFlow with its batch norms folded and 0.55x the graph as shipped
+    (docs/benchmarks.md).
 
     Converted at load from the frozen graph already installed: nothing is downloaded, and
     nothing converted is stored. An interpreter is not thread-safe and a worker process
@@ -418,7 +419,7 @@ class LiteModel:
 
 
 class PedestrianDetector:
-    """Tiles a frame, runs all tiles through the graph in one batch, merges the boxes.
+    """Tiles a frame, runs the tiles through the detector, merges the boxes.
 
     Construct anywhere (it is cheap and picklable); call `load()` once per process (the
     job's model handler does, pipelines/pedestrian/handler.py) before `detect()`.
