@@ -2,11 +2,11 @@
 
     .venv/bin/python bench/pedestrian_bench.py [--frames 12] [--tile 720] [--overlap 0.25]
 
-Runs the lab's four sample frames (../shared/design, never copied here) repeated to
-`--frames`, from image bytes to merged boxes, as PNG (the lab's files) and as JPEG at
-quality 92 (what tools/demo.py and cameras send), through three paths in the same process,
-alternating in rounds (whose order also alternates) so that load from other work on the
-machine falls on all alike:
+Runs the lab's four sample frames (DESIGN_FRAMES, default ../shared/design, never copied
+here) repeated to `--frames`, from image bytes to merged boxes, as PNG (the lab's files) and
+as JPEG at quality 92 (what tools/demo.py and cameras send), through three paths, each in a
+process of its own (`PathWorker`), alternating in rounds (whose order also alternates) so
+that load from other work on the machine falls on all alike:
 
 - plain: the baseline, a plain tiled loop: decoded whole with Pillow, the same eight tiles
   cut from the full frame, one batch per frame through the frozen graph as shipped;
@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -140,18 +142,82 @@ def run(detector: PedestrianDetector, decode, payloads, totals: dict) -> dict:
     return totals
 
 
-def compare(detectors: dict, payloads, rounds: int) -> dict:
+RESULT = "RESULT "  # a worker's answer line (whatever else a library prints, it is not this)
+
+
+class PathWorker:
+    """One path's detector in a process of its own, as a Dataflow worker process runs only
+    the job's: measured in one process, the paths' runtimes (three models, TensorFlow's
+    thread pools) cost each other cache and CPU, the plain loop 5-8% more than alone. The
+    worker runs one round of a format each time it is asked (after a warm-up of two frames
+    the first time) and answers with the round's totals."""
+
+    def __init__(self, path: str, threads: int, args):
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            path,
+            "--threads",
+            str(threads),
+            *("--frames", str(args.frames), "--tile", str(args.tile)),
+            *("--overlap", str(args.overlap), "--design-dir", str(args.design_dir)),
+            *(("--graph", args.graph) if args.graph else ()),
+        ]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def round(self, fmt: str) -> dict:
+        self._process.stdin.write(fmt + "\n")
+        self._process.stdin.flush()
+        for line in self._process.stdout:
+            if line.startswith(RESULT):
+                return json.loads(line[len(RESULT) :])
+        raise RuntimeError(f"the benchmark worker ended (exit {self._process.wait()})")
+
+    def close(self) -> None:
+        self._process.stdin.close()
+        self._process.wait()
+
+
+def serve(path: str, threads: int, args) -> int:
+    """--worker: `path`'s detector, one round per format name read from stdin."""
+    detector = PedestrianDetector(
+        args.graph,
+        tile=args.tile,
+        overlap=args.overlap,
+        intra_op_threads=threads,
+        inter_op_threads=threads,
+        **DETECTORS[path],
+    ).load()
+    decode = decode_image if path == "plain" else detector.decode
+    inputs = sample_inputs(args.design_dir)
+    warmed = set()
+    for line in sys.stdin:
+        fmt = line.strip()
+        frames = inputs[fmt]
+        payloads = [frames[i % len(frames)] for i in range(args.frames)]
+        if fmt not in warmed:
+            run(detector, decode, payloads[:2], new_totals())
+            warmed.add(fmt)
+        print(RESULT + json.dumps(run(detector, decode, payloads, new_totals())), flush=True)
+    return 0
+
+
+def compare(workers: dict, fmt: str, rounds: int) -> dict:
     """Every path over the same frames, alternating every round (whose order also
-    alternates), after a warm-up of each: path -> one totals dict per round."""
-    decoders = {path: detectors[path].decode for path in PATHS}
-    decoders["plain"] = decode_image
-    for path in PATHS:
-        run(detectors[path], decoders[path], payloads[:2], new_totals())
+    alternates): path -> one totals dict per round."""
     samples = {path: [] for path in PATHS}
     for i in range(rounds):
         for path in PATHS if i % 2 == 0 else PATHS[::-1]:
-            samples[path].append(run(detectors[path], decoders[path], payloads, new_totals()))
+            samples[path].append(workers[path].round(fmt))
     return samples
+
+
+def sample_inputs(design_dir: Path) -> dict:
+    raw = [(design_dir / f).read_bytes() for f in FRAMES]
+    return {"png": raw, "jpeg": [as_jpeg(data) for data in raw]}
 
 
 def cpu_ms(totals: dict, stage: str | None = None) -> float:
@@ -387,14 +453,17 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--pipeline-only", action="store_true", help="only the --pipeline comparison"
     )
+    parser.add_argument("--worker", choices=PATHS, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return serve(args.worker, args.threads, args)
 
     missing = [f for f in FRAMES if not (args.design_dir / f).is_file()]
     if missing:
         print(f"sample frames missing in {args.design_dir}: {', '.join(missing)}", file=sys.stderr)
         return 2
-    raw = [(args.design_dir / f).read_bytes() for f in FRAMES]
-    inputs = {"png": raw, "jpeg": [as_jpeg(data) for data in raw]}
+    inputs = sample_inputs(args.design_dir)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
 
     print(
@@ -405,25 +474,13 @@ def main(argv=None) -> int:
     rounds = max(1, args.rounds)
     settings = () if args.pipeline_only else (("all cores", 0), ("single core", 1))
     for setting, threads in settings:
-        detectors = {
-            path: PedestrianDetector(
-                args.graph,
-                tile=args.tile,
-                overlap=args.overlap,
-                intra_op_threads=threads,
-                inter_op_threads=threads,
-                **DETECTORS[path],
-            ).load()
-            for path in PATHS
-        }
+        workers = {path: PathWorker(path, threads, args) for path in PATHS}
         try:
             for fmt in formats:
-                frames = inputs[fmt]
-                payloads = [frames[i % len(frames)] for i in range(args.frames)]
-                print(report(f"{setting}, {fmt} 1920x1080", compare(detectors, payloads, rounds)))
+                print(report(f"{setting}, {fmt} 1920x1080", compare(workers, fmt, rounds)))
         finally:
-            for detector in detectors.values():
-                detector.close()
+            for worker in workers.values():
+                worker.close()
     if args.pipeline or args.pipeline_only:
         for fmt in formats:
             frames = inputs[fmt]

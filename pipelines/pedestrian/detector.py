@@ -358,8 +358,8 @@ def lite_parts(path: str, mtime_ns: int, size: int) -> LiteParts:
 class LiteModel:
     """The graph's convolutional part on TensorFlow Lite (XNNPACK), its post-processing in
     numpy (ssd.py): the same detector, its outputs within 1e-5 of the graph's
-    (tests/unit/pedestrian/test_reference_detections.py), in about 0.7x the CPU of the
-    graph on TensorFlow with its batch norms folded and 0.55x the graph as shipped
+    (tests/unit/pedestrian/test_reference_detections.py), in about 0.75x the CPU of the
+    graph on TensorFlow with its batch norms folded and 0.6x the graph as shipped
     (docs/benchmarks.md).
 
     Converted at load from the frozen graph already installed: nothing is downloaded, and
