@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from pipelines.core.launch import make_parser
 from pipelines.core.params import ParameterError, check_required
@@ -318,6 +319,22 @@ def test_registered_spec_carries_the_console_launch_defaults(name, tmp_path):
     assert spec["image"] == (
         f"northamerica-northeast2-docker.pkg.dev/{project}/dataflow-templates/{name}:{build_id}"
     )
+
+
+def test_the_registration_steps_run_python3_in_the_google_cloud_cli_image():
+    steps = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())["steps"]
+    register = [s for s in steps if s["id"].startswith("register-")]
+    assert len(register) == len(NAMES)
+    if not shutil.which("gcloud"):
+        pytest.skip("the gcloud CLI is not installed")
+    first = subprocess.run(["gcloud", "version"], capture_output=True, text=True, timeout=120)
+    version = re.match(r"Google Cloud SDK ([0-9.]+)", first.stdout)[1]
+    for step in register:
+        # Google's migration notes: cloud-sdk:VERSION-slim -> google-cloud-cli:VERSION-stable,
+        # Debian based with python3; the same release as the gcloud the specs render with.
+        assert step["name"] == f"gcr.io/google.com/cloudsdktool/google-cloud-cli:{version}-stable"
+        assert step["entrypoint"] == "python3"
+    assert "cloud-sdk:" not in (REPO / "cloudbuild.yaml").read_text()
 
 
 def test_dockerfile_passes_hadolint():

@@ -47,6 +47,8 @@ NEW_FLAGS = (
     "--skip-check",
     "--check-minutes",
     "--amount",
+    "--alert-email",
+    "--exactly-once",
 )
 COMMANDS = (
     "setup",
@@ -64,6 +66,7 @@ COMMANDS = (
     "rollback",
     "replay",
     "cost",
+    "launcher",
 )
 
 
@@ -171,7 +174,7 @@ ALL_RUNS = [
         "run",
         "mnist_batch",
         "--param",
-        "model=gs://b/m,1",
+        "model=gs://lab-b/m,1",
         "--",
         "--worker-machine-type=n1-standard-2",
     ),
@@ -190,6 +193,10 @@ ALL_RUNS += [
     ("run", "mnist_stream", "--at-least-once"),
     ("run", "mnist_stream", "--max-hours", "0"),
     ("run", "wordcount", "--flexrs-goal", "COST_OPTIMIZED"),
+    ("setup", "--csv", "/nonexistent/mnist.csv", "--alert-email", "staff@example.org"),
+    ("launcher",),
+    ("jobs", "--max-hours", "2"),
+    ("update", "mnist_stream", "--exactly-once"),
 ]
 
 
