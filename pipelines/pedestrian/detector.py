@@ -309,14 +309,13 @@ def lite_parts(path: str, mtime_ns: int, size: int) -> LiteParts:
     1.5 s of CPU, which a process that loads the detector again, as the DirectRunner
     may, then skips)."""
     import tensorflow as tf
-    from tensorflow.python.framework import tensor_util
 
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(Path(path).read_bytes())
     nodes = {n.name: n for n in graph_def.node}
 
     def value(name):
-        return tensor_util.MakeNdarray(nodes[name].attr["value"].tensor)
+        return tf.make_ndarray(nodes[name].attr["value"].tensor)
 
     extract = tf.compat.v1.graph_util.extract_sub_graph
     # The anchors depend on no input: computed once, from the graph's own generator.
