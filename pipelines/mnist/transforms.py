@@ -60,7 +60,7 @@ VALID = "valid"
 MIN_BATCH_ROWS = 64
 MAX_BATCH_ROWS = 1024
 # Messages per batch of the stream job, at most: a batch is what one bundle brings (the local
-# runner's bundles are its pulls, pipelines/local/subscriber.py), and never waits for more
+# runner's bundles are its pulls, local_runtime/subscriber.py), and never waits for more
 # (BatchElements flushes at the end of each bundle).
 MAX_BATCH_MESSAGES = 1000
 # The attribute of a prediction message naming the model folder that made it.
