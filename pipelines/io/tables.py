@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 import apache_beam as beam
 from apache_beam.io import WriteToText
@@ -71,25 +70,18 @@ class WriteRows(beam.PTransform):
     """Rows to a BigQuery table (replacing its content) or to JSON-lines files (replacing the
     files an earlier run wrote to the same prefix: RemoveStaleFiles).
 
-    Elements are dict rows, or anything `rows_of` turns into a list of them and `lines_of`
-    into JSON lines (a batch of predictions, formatted at once)."""
+    Each element is a row (a dict), or a batch of rows its producer already formatted for
+    this destination (`is_table`): a list of rows for a table, JSON-lines text (lines joined
+    by newlines) for files."""
 
-    def __init__(
-        self,
-        destination: str,
-        schema: dict,
-        rows_of: Callable[[Any], list[dict]] = lambda row: [row],
-        lines_of: Callable[[Any], str] = to_json_line,
-    ):
+    def __init__(self, destination: str, schema: dict):
         super().__init__()
         self._destination = destination
         self._schema = schema
-        self._rows_of = rows_of
-        self._lines_of = lines_of
 
     def expand(self, elements):
         if is_table(self._destination):
-            rows = elements | "ToRows" >> beam.FlatMap(self._rows_of)
+            rows = elements | "ToRows" >> beam.FlatMap(_as_rows)
             # A load job replaces the table, but Beam starts none when there are no rows:
             # then the table is replaced here, so it never shows a previous run's rows.
             (
@@ -106,11 +98,19 @@ class WriteRows(beam.PTransform):
             )
         written = (
             elements
-            | "ToJson" >> beam.Map(self._lines_of)
+            | "ToJson" >> beam.Map(_as_json_lines)
             | "WriteFiles" >> WriteToText(self._destination, file_name_suffix=".json")
         )
         written | "RemoveStale" >> RemoveStaleFiles(self._destination, ".json")
         return written
+
+
+def _as_rows(element) -> list:
+    return element if isinstance(element, list) else [element]
+
+
+def _as_json_lines(element) -> str:
+    return element if isinstance(element, str) else to_json_line(element)
 
 
 class _ReplaceTableIfEmpty(beam.DoFn):
