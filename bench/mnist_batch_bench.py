@@ -549,7 +549,7 @@ def main(argv=None) -> int:
             )
         )
     for label, b, m, note in rows:
-        spec = ".3f" if b is not None and b < 10 else ",.0f"  # dollars: cents matter
+        spec = ".4f" if b is not None and b < 10 else ",.0f"  # dollars: fractions of a cent
         print(f"{label:44s} {_fmt(b, spec):>10s} {_fmt(m, spec):>10s}  {note}")
 
     print()
