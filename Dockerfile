@@ -7,7 +7,10 @@
 # (tests/system/image/build.sh). Beam's tag must equal apache-beam in requirements.lock, and its
 # Python (3.11) must match, or workers refuse to start. The launcher is pinned to a dated tag
 # from Google's table (https://cloud.google.com/dataflow/docs/reference/flex-templates-base-images),
-# never `latest`, so that a rebuild of the same commit launches the same way.
+# never `latest`, so that a rebuild of the same commit launches the same way. Google publishes a
+# new dated tag for each release, security fixes included: `ops/flex launcher` (read-only)
+# lists the tags newer than this one and prints this line as it should read; change it, then
+# `ops/flex deploy` (docs/day-two.md says when).
 ARG BEAM_SDK_IMAGE=apache/beam_python3.11_sdk:2.77.0
 ARG LAUNCHER_IMAGE=gcr.io/dataflow-templates-base/python311-template-launcher-base:20260122_RC00
 

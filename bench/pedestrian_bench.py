@@ -47,8 +47,9 @@ from pipelines.pedestrian.detector import (
     detections_from_outputs,
     make_tile_batch,
 )
+from tools import design_frames
 
-DESIGN = REPO.parent / "shared" / "design"
+DESIGN = design_frames.folder()
 FRAMES = ("A_001.png", "A_002.png", "A_003.png", "B_001.png")
 STAGES = ("decode", "tiling", "model", "merge")
 JPEG_QUALITY = 92  # tools/demo.py's

@@ -7,13 +7,22 @@ a value that cannot be right is one line naming it, exit 2.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 
 from ops import names
 from ops.commands import Context
-from ops.gcloud import PROG, CommandFailed, Gcloud, Stop
-from ops.lab import Catalog
+from ops.gcloud import (
+    DEFAULT_TIMEOUT,
+    PROG,
+    SLOW,
+    TIMEOUT_VARIABLE,
+    CommandFailed,
+    Gcloud,
+    Stop,
+)
+from ops.lab import Catalog, TemplateInfo
 from ops.names import Refused
 from ops.settings import (
     DEFAULT_BUILD_REGION,
@@ -24,8 +33,10 @@ from ops.settings import (
     DEFAULT_REGION,
     ENVIRONMENT,
     Options,
+    gcloud_timeout,
     resolve,
 )
+from pipelines.core.params import ParameterError, check_value
 
 # Options that take a value -> the Options field.
 VALUED = {
@@ -43,9 +54,11 @@ VALUED = {
     "--flexrs-goal": "flexrs_goal",
     "--check-minutes": "check_minutes",
     "--amount": "amount",
+    "--alert-email": "alert_email",
 }
 SWITCHES = {
     "--at-least-once": "at_least_once",
+    "--exactly-once": "exactly_once",
     "--skip-check": "skip_check",
     "--dry-run": "dry_run",
     "--yes": "yes",
@@ -67,14 +80,19 @@ COMMANDS = (
     "replay",
     "cost",
     "budget",
+    "launcher",
     "teardown",
     "templates",
     "help",
 )
 FLEXRS_GOALS = ("COST_OPTIMIZED", "SPEED_OPTIMIZED")
+# An address a notification channel takes: one @, a dotted domain; at most 254 characters.
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 
 
 def usage(catalog: Catalog) -> str:
+    from ops.commands.day2 import REPLAY_SECONDS
+
     env = {key: os.environ.get(key) or default for key, default in ENVIRONMENT.items()}
     dataset, images = env["DATASET"], env["IMAGES_TABLE"]
     return f"""\
@@ -85,7 +103,8 @@ commands:
                         access), the Artifact Registry repository, the topics and
                         subscriptions, the {dataset} dataset and its {images} table (loaded
                         from the lab's CSV), the worker and build service accounts and
-                        their least-privilege roles
+                        their least-privilege roles; a Cloud Monitoring dashboard and alert
+                        policies (ops/monitoring/*.json; --alert-email adds an e-mail)
   deploy                build and register every template: gcloud builds submit with
                         cloudbuild.yaml, running as the build service account; each build
                         also keeps its specs as versions (see versions, rollback)
@@ -96,7 +115,8 @@ commands:
   update TEMPLATE       relaunch a running stream job in place (same job name, --update),
                         once Dataflow's graph check has passed; names renamed steps
   drain TEMPLATE|JOB    drain a running stream job (by template, job name or job ID)
-  jobs                  the active jobs in the region: template, age, workers (at start/most)
+  jobs                  the active jobs in the region: template, age, workers (at start/most);
+                        flags each stream job running over --max-hours, with its drain
   status                the same as jobs
   logs TEMPLATE|JOB     the warnings and errors of a job (the latest one of a template),
                         the launcher's included: why a console launch failed
@@ -108,6 +128,8 @@ commands:
   cost TEMPLATE|JOB     what a job (the latest one of a template) has used, and its cost
   budget                a monthly budget alert for this project (needs --amount; the
                         billing account's Costs Manager role, or the project's Owner)
+  launcher              read-only: the Flex launcher base image's tags newer than the
+                        Dockerfile's pin, and the one-line change to move to the newest
   teardown              stop our jobs, delete what the other commands created; refuses while
                         other jobs run in the region
   templates             print the template names
@@ -131,10 +153,14 @@ options (environment variable in brackets; lab's name as default):
                         template declares)
   --max-workers N       [MAX_WORKERS] run/update/deploy: default {DEFAULT_MAX_WORKERS} (deploy: the
                         specs' default, which console launches get)
-  --max-hours H         [MAX_HOURS] run/update of a stream job: Dataflow cancels it after H
-                        hours (whole hours, default {DEFAULT_MAX_HOURS}; 0: no limit)
+  --max-hours H         [MAX_HOURS] run/update of a stream job: asks Dataflow to cancel it
+                        after H hours (whole hours, default {DEFAULT_MAX_HOURS}; 0: no limit;
+                        Google documents this for batch jobs only); jobs: flags stream jobs
+                        running longer than H hours
   --at-least-once       run/update of a stream job: at-least-once streaming mode (cheaper;
-                        a repeated message gives a repeated output with the same ID or name)
+                        a repeated message gives a repeated output with the same ID or name;
+                        update keeps the running job's mode unless told)
+  --exactly-once        run/update of a stream job: exactly-once streaming mode (the default)
   --flexrs-goal GOAL    run of a batch job: COST_OPTIMIZED (FlexRS: a mix of preemptible and
                         regular VMs, cheaper; may start up to 6 h later) or SPEED_OPTIMIZED
   --transform-name-mappings OLD=NEW[,...]  update: renamed steps
@@ -142,11 +168,15 @@ options (environment variable in brackets; lab's name as default):
   --check-minutes M     [CHECK_MINUTES] update: how long to wait for the graph check
                         (default {DEFAULT_CHECK_MINUTES})
   --amount N            budget: the monthly amount, in the billing account's currency
+  --alert-email ADDR    setup: send the alert policies' notifications to this e-mail address
   -- FLAGS...           run/update: passed on to gcloud dataflow flex-template run
 other environment: REPOSITORY ({env["REPOSITORY"]}), WORKER_SA ({env["WORKER_SA"]}),
   BUILDER_SA ({env["BUILDER_SA"]}), TRIGGER_NAME ({env["TRIGGER_NAME"]}),
   CONNECTION ({env["CONNECTION"]}),
-  DATASET, IMAGES_TABLE, PREDICT_TABLE, PYTHON (interpreter for the tools it runs)
+  DATASET, IMAGES_TABLE, PREDICT_TABLE, PYTHON (interpreter for the tools it runs),
+  {TIMEOUT_VARIABLE} (seconds a gcloud call may take, default {DEFAULT_TIMEOUT}; launches, API
+  enabling and loads get at least {SLOW}, replay {REPLAY_SECONDS}, builds cloudbuild.yaml's
+  timeout plus {SLOW}; past it the call is stopped, exit 1)
 
 dry-run output: "+ CMD" is a command that would run; "? CMD" is a read-only check that a
 real run makes first and whose answer decides what follows. A dry run answers "absent" to
@@ -250,17 +280,32 @@ def check_options(options: Options, catalog: Catalog) -> None:
         flag
         for flag, given in (
             ("--at-least-once", options.at_least_once),
+            ("--exactly-once", options.exactly_once),
             ("--max-hours", options.max_hours is not None),
         )
         if given
     ]
     if options.max_hours is not None:
         names.whole_number("--max-hours", options.max_hours, 0, 9999, "hours")
+    if options.at_least_once and options.exactly_once:
+        raise Refused("--at-least-once and --exactly-once exclude each other: give one")
     for flag in stream_flags:
+        if flag == "--max-hours" and command == "jobs":
+            continue
         if command not in ("run", "update"):
-            raise Refused(f"{flag} is for run and update")
+            where = "run, update and jobs" if flag == "--max-hours" else "run and update"
+            raise Refused(f"{flag} is for {where}")
         if is_template and not streaming:
             raise Refused(f"{flag} is for stream jobs; {template} is a batch template")
+    if options.alert_email is not None:
+        if command != "setup":
+            raise Refused("--alert-email is for setup")
+        address = names.check_text("--alert-email", options.alert_email, 254)
+        if not EMAIL.fullmatch(address):
+            raise Refused(
+                "--alert-email must be one e-mail address (NAME@DOMAIN), not "
+                + names.shown(address)
+            )
     for flag, given in (
         ("--skip-check", options.skip_check),
         ("--check-minutes", options.check_minutes is not None),
@@ -299,7 +344,7 @@ def check_options(options: Options, catalog: Catalog) -> None:
             declared = catalog[template].parameters
             for item in options.params:
                 names.check_text("--param", item)
-                key, equals, _ = item.partition("=")
+                key, equals, value = item.partition("=")
                 if not equals or not key:
                     raise Refused(f"--param needs KEY=VALUE, not {names.shown(item)}")
                 names.one_of(
@@ -308,12 +353,27 @@ def check_options(options: Options, catalog: Catalog) -> None:
                     declared,
                     f"{template} declares: {', '.join(declared)}",
                 )
+                param_value(catalog[template], key, value)
     if options.github is not None:
         names.github_repo(options.github)
 
 
+def param_value(template: TemplateInfo, key: str, value: str) -> None:
+    """A --param value through the very checks the template's launch makes on Dataflow."""
+    spec = template.declared.get(key)
+    if spec is None:
+        return
+    try:
+        check_value(spec, value, on_dataflow=True)
+    except ParameterError as error:
+        problem = str(error).removeprefix(f"--{key}: ")
+        if len(problem) > 200:
+            problem = problem[:200] + "..."
+        raise Refused(f"--param {key}: {problem}") from None
+
+
 def commands(catalog: Catalog) -> dict[str, Callable[[Context, Options], int]]:
-    from ops.commands import budget, build, day2, jobs, setup, teardown
+    from ops.commands import budget, build, day2, jobs, launcher, setup, teardown
 
     def template(streaming_only: bool = False):
         return lambda o: catalog[
@@ -345,6 +405,7 @@ def commands(catalog: Catalog) -> dict[str, Callable[[Context, Options], int]]:
         "replay": (stream_template, day2.replay),
         "cost": (target, day2.cost),
         "budget": (lambda o: (), lambda c, a: budget.budget(c, c.options.amount)),
+        "launcher": (lambda o: need_args(o, 0, "no argument"), lambda c, a: launcher.launcher(c)),
         "teardown": (lambda o: (), lambda c, a: teardown.teardown(c)),
     }
 
@@ -385,13 +446,16 @@ def main(
         if command in ("logs", "drain", "cost") and not options.args:
             raise Refused(f"{command} needs a template, job name or job ID")
         check_options(options, catalog)
+        timeout = gcloud_timeout(env)
         table = commands(catalog)
         check_args, action = table[command]
         args = check_args(options)
         runner = gcloud or Gcloud(dry_run=True)
+        runner.timeout = timeout
         settings = resolve(options, env, runner.configured_project)
         if gcloud is None:
             runner = Gcloud(dry_run=settings.dry_run)
+            runner.timeout = timeout
         else:
             runner.dry_run = settings.dry_run
         context = Context(settings=settings, gcloud=runner, catalog=catalog, options=options)

@@ -15,9 +15,18 @@ and returns the text ops/flex cost prints. Pure: it runs no command (ops/flex as
 Dataflow's job metrics (origin `dataflow/v1b3`) and their units: TotalVcpuTime (vCPU-seconds),
 TotalMemoryUsage (MB-seconds), TotalPdUsage and TotalSsdUsage (GB-seconds),
 TotalStreamingDataProcessed, TotalShuffleDataProcessed and BillableShuffleDataProcessed (GB),
-TotalSeCuUsage (Streaming Engine compute units, resource-based billing; not priced). The
-estimate prices them with ops/pricing.py; it is a list-price estimate of Dataflow's own charges,
-not the bill (no discounts, and no Pub/Sub, BigQuery, Cloud Storage or logging charges).
+TotalSeCuUsage (Streaming Engine compute units of resource-based billing, taken as
+compute-unit-hours: the unit Google prices them in; neither gcloud's nor Beam's sources name
+this metric or its unit, so both rest on Dataflow's own answers). The estimate prices them
+with ops/pricing.py, each figure with its source in the footer; a figure not in the table is
+"not estimated", never a number. It is a list-price estimate of Dataflow's own charges, not the
+bill (no discounts, and no Pub/Sub, BigQuery, Cloud Storage or logging charges).
+
+A stream job on resource-based billing (environment.useStreamingEngineResourceBasedBilling, or
+environment.streamingMode STREAMING_MODE_AT_LEAST_ONCE: Google says at-least-once mode always
+uses it) is billed by compute units, not by data processed; without `environment` (the summary
+view) neither is estimated. The fields are those of the Job resource's Environment (Dataflow
+v1b3; gcloud's generated dataflow_v1b3_messages.Environment).
 
 The job's own counters (origin `user`) are summed over the steps that report them, committed
 values where Dataflow has them. A job's counts must add up (BALANCES): every element read ends
@@ -29,7 +38,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from ops.pricing import PRICES_DATE, PRICING_URL, prices_for
+from ops.pricing import PRICING_URL, SOURCES, prices_for
 
 SERVICE_ORIGIN = "dataflow/v1b3"
 USER_ORIGIN = "user"
@@ -115,20 +124,48 @@ def _count(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3f}"
 
 
+# What a row's cost column says when it has no figure.
+NOT_BILLED = "not billed"
+NOT_ESTIMATED = "not estimated"
+# Google: "at-least-once mode always uses resource-based billing".
+AT_LEAST_ONCE_MODE = "STREAMING_MODE_AT_LEAST_ONCE"
+
+
+def _billing(job: dict) -> str | None:
+    """How a stream job's Streaming Engine is billed: "resource" (by compute units), "data"
+    (by data processed), or None when the answer does not say (no `environment`: the summary
+    view of `jobs describe`, without --full)."""
+    environment = job.get("environment")
+    if not isinstance(environment, dict):
+        return None
+    if environment.get("useStreamingEngineResourceBasedBilling") is True:
+        return "resource"
+    if environment.get("streamingMode") == AT_LEAST_ONCE_MODE:
+        return "resource"
+    return "data"
+
+
 def _resource_lines(job: dict, used: dict[str, float]) -> tuple[list[str], list[str]]:
     """(lines of usage and price, notes on what the estimate leaves out)."""
     mode = _mode(job)
     region = _field(job, "location")
     priced_region, prices = prices_for(region)
     lines, notes, total = [], [], 0.0
-    environment = job.get("environment") if isinstance(job.get("environment"), dict) else {}
-    resource_based = environment.get("useStreamingEngineResourceBasedBilling") is True
+    billing = _billing(job) if mode == "streaming" else None
+    sources: dict[str, list[str]] = defaultdict(list)  # source -> labels priced from it
+    left_out: list[str] = []
 
-    def row(label: str, amount: float, unit: str, price: float | None) -> None:
+    def row(label: str, amount: float, unit: str, price: float | None, field: str = "") -> None:
+        """price None: `field` names why (NOT_BILLED or NOT_ESTIMATED)."""
         nonlocal total
-        cost = "" if price is None else dollars(amount * price)
-        total += 0.0 if price is None else amount * price
-        lines.append(f"  {label:<34}{amount:>14,.3f} {unit:<12}{cost:>10}")
+        if price is None:
+            cost = field
+        else:
+            cost = dollars(amount * price)
+            total += amount * price
+            if label not in sources[SOURCES[field]]:
+                sources[SOURCES[field]].append(label)
+        lines.append(f"  {label:<34}{amount:>14,.3f} {unit:<12}{cost:>13}")
 
     worker_mode = mode or "batch"
     if mode is None:
@@ -139,6 +176,7 @@ def _resource_lines(job: dict, used: dict[str, float]) -> tuple[list[str], list[
             used["TotalVcpuTime"] / SECONDS_PER_HOUR,
             "vCPU-hours",
             prices.vcpu_hour[worker_mode],
+            "vcpu_hour",
         )
     if "TotalMemoryUsage" in used:
         row(
@@ -146,6 +184,7 @@ def _resource_lines(job: dict, used: dict[str, float]) -> tuple[list[str], list[
             used["TotalMemoryUsage"] / MB_PER_GB / SECONDS_PER_HOUR,
             "GB-hours",
             prices.memory_gb_hour[worker_mode],
+            "memory_gb_hour",
         )
     if "TotalPdUsage" in used:
         row(
@@ -153,6 +192,7 @@ def _resource_lines(job: dict, used: dict[str, float]) -> tuple[list[str], list[
             used["TotalPdUsage"] / SECONDS_PER_HOUR,
             "GB-hours",
             prices.pd_standard_gb_hour,
+            "pd_standard_gb_hour",
         )
     if "TotalSsdUsage" in used:
         row(
@@ -160,27 +200,42 @@ def _resource_lines(job: dict, used: dict[str, float]) -> tuple[list[str], list[
             used["TotalSsdUsage"] / SECONDS_PER_HOUR,
             "GB-hours",
             prices.pd_ssd_gb_hour,
+            "pd_ssd_gb_hour",
+        )
+    if mode == "streaming" and billing is None:
+        notes.append(
+            "the job's description has no environment (gcloud dataflow jobs describe without "
+            "--full): whether Streaming Engine bills it by data processed or by compute units "
+            "is unknown, so neither is estimated"
+        )
+    elif billing == "resource":
+        notes.append(
+            "the job uses Streaming Engine resource-based billing (at-least-once jobs always "
+            "do): it is billed by compute units, not by data processed"
         )
     if "TotalStreamingDataProcessed" in used:
-        billed = mode == "streaming" and not resource_based
-        if mode == "streaming" and resource_based:
-            notes.append(
-                "the job uses Streaming Engine resource-based billing: its data processed is "
-                "not billed, its compute units are"
-            )
-        row(
-            "Streaming Engine data processed",
-            used["TotalStreamingDataProcessed"],
-            "GB",
-            prices.streaming_engine_gb if billed else None,
-        )
+        if mode != "streaming":
+            data = (None, NOT_ESTIMATED)
+        elif billing == "data":
+            data = (prices.streaming_engine_gb, "streaming_engine_gb")
+        else:
+            data = (None, NOT_BILLED if billing == "resource" else NOT_ESTIMATED)
+        row("Streaming Engine data processed", used["TotalStreamingDataProcessed"], "GB", *data)
     if "TotalSeCuUsage" in used:
-        row("Streaming Engine compute units", used["TotalSeCuUsage"], "units", None)
-        if used["TotalSeCuUsage"]:
-            notes.append(
-                "Streaming Engine compute units are not in the price table (ops/pricing.py): "
-                "the estimate leaves them out"
-            )
+        if billing == "resource":
+            price = prices.streaming_engine_cu_hour
+            units = (price, "streaming_engine_cu_hour")
+            if price is None:
+                units = (None, NOT_ESTIMATED)
+                left_out.append("Streaming Engine compute units")
+        else:
+            units = (None, NOT_BILLED if billing == "data" else NOT_ESTIMATED)
+        row("Streaming Engine compute units", used["TotalSeCuUsage"], "unit-hours", *units)
+    elif billing == "resource":
+        notes.append(
+            "Dataflow has not reported TotalSeCuUsage (the compute units) yet: the estimate "
+            "leaves them out"
+        )
     shuffle_name = next(
         (n for n in ("BillableShuffleDataProcessed", "TotalShuffleDataProcessed") if n in used),
         None,
@@ -189,7 +244,10 @@ def _resource_lines(job: dict, used: dict[str, float]) -> tuple[list[str], list[
         label = "Shuffle data processed" + (
             " (billable)" if shuffle_name.startswith("Billable") else ""
         )
-        row(label, used[shuffle_name], "GB", prices.shuffle_gb if mode != "streaming" else None)
+        if mode != "streaming":
+            row(label, used[shuffle_name], "GB", prices.shuffle_gb, "shuffle_gb")
+        else:
+            row(label, used[shuffle_name], "GB", None, NOT_ESTIMATED)
     missing = [
         name for name in ("TotalVcpuTime", "TotalMemoryUsage", "TotalPdUsage") if name not in used
     ]
@@ -198,14 +256,20 @@ def _resource_lines(job: dict, used: dict[str, float]) -> tuple[list[str], list[
             f"Dataflow has not reported {', '.join(missing)} (yet: they appear a few minutes "
             f"after the workers start): the estimate leaves them out"
         )
+    if left_out:
+        notes.append(
+            f"not in the price table (ops/pricing.py), so not estimated: {', '.join(left_out)}"
+        )
     if priced_region != region:
         notes.insert(
             0,
             f"the job's region {region or '(unknown)'} is not in the price table "
             f"(ops/pricing.py): priced at {priced_region}'s prices instead",
         )
-    lines.append(f"  {'estimate':<34}{'':>27}{dollars(total):>10}")
-    lines.append(f"  at {priced_region} list prices of {PRICES_DATE} ({PRICING_URL})")
+    lines.append(f"  {'estimate':<34}{'':>27}{dollars(total):>13}")
+    lines.append(f"  at {priced_region} list prices ({PRICING_URL}); each from:")
+    for source, labels in sources.items():
+        lines.append(f"    {', '.join(labels)}: {source}")
     return lines, notes
 
 

@@ -23,6 +23,8 @@ class TemplateInfo:
     streaming: bool
     parameters: tuple[str, ...]  # declared names, in order
     lab: dict[str, str] = field(default_factory=dict)  # name -> lab template
+    # name -> pipelines.core.params.Parameter: what the launch checks each value with.
+    declared: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def job_base(self) -> str:
@@ -65,6 +67,7 @@ class Catalog:
                 streaming=template.streaming,
                 parameters=tuple(p.name for p in template.parameters),
                 lab={p.name: p.lab for p in template.parameters if p.lab is not None},
+                declared={p.name: p for p in template.parameters},
             )
         return cls(found)
 

@@ -4,11 +4,14 @@ Every refusal is a `Refused`: one line naming the value, exit 2, before anything
 value is shown cut to SHOWN characters and with control characters escaped, so that a
 pasted 10,000-character or multi-line value gives one short line, never an echo of itself.
 
-The Google Cloud rules, each from Google's page:
-  project ID   6-30 of a-z 0-9 -, a letter first, no - last
-               https://cloud.google.com/resource-manager/docs/creating-managing-projects
-  bucket       3-63 of a-z 0-9 - _ ., a letter or digit at each end, not "goog..." nor
-               holding "google" https://cloud.google.com/storage/docs/buckets#naming
+The rules ops shares with the templates (project ID, bucket, BigQuery dataset and table) are
+the templates' own: the console form's regexes from `pipelines/core/grammar.py` and the rules
+beyond the form from `pipelines/core/names.py`, which quotes Google's pages. Where ops and
+the form disagreed (ops refused an 81-character dotted bucket name, which Google allows up to
+222 characters, and took `a..b`, whose empty component Google refuses:
+https://cloud.google.com/storage/docs/buckets#naming), the form was right.
+
+ops' own rules, each from Google's page:
   region       e.g. us-central1 https://cloud.google.com/dataflow/docs/resources/locations
   job name     [a-z]([-a-z0-9]{0,1022}[a-z0-9])? (the Job resource's name field,
                https://cloud.google.com/dataflow/docs/reference/rest/v1b3/projects.jobs)
@@ -16,8 +19,12 @@ The Google Cloud rules, each from Google's page:
   account ID   6-30 of a-z 0-9 -, a letter first (gcloud iam service-accounts create)
   label value  up to 63 of a-z 0-9 - _ (a build tag is one: the specs carry tag=TAG)
                https://cloud.google.com/resource-manager/docs/labels-overview
-pipelines/core/names.py (branch grammar) was not on main when this was written; when it
-lands, the rules here that it also has should come from there.
+A project ID is a plain one: ops derives the bucket and the service accounts' e-mail
+addresses from it, which a domain-scoped project (example.com:my-project) would not give.
+
+Any value at all is refused when it holds a control character, a bidirectional control or a
+zero-width character: a value is printed into commands that a user reads and pastes, and
+these make a command read differently from what it runs.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
+
+from pipelines.core import grammar
+from pipelines.core import names as google
 
 SHOWN = 40
 # Longer than any name or path Google Cloud takes (a Cloud Storage object name: 1,024 bytes).
@@ -38,21 +48,44 @@ class Refused(ValueError):
 
 def shown(value: str) -> str:
     """The value as an error message may show it: quoted, control characters escaped,
-    cut to SHOWN characters with the full length said."""
-    text = value if len(value) <= SHOWN else value[:SHOWN]
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    if len(value) > SHOWN:
-        return f"'{text}...' ({len(value)} characters)"
+    cut to SHOWN characters (escapes counted as written) with the full length said."""
+    text = ""
+    for c in value:
+        written = c if c.isprintable() else repr(c)[1:-1]
+        if len(text) + len(written) > SHOWN:
+            return f"'{text}...' ({len(value)} characters)"
+        text += written
     return f"'{text}'"
 
 
+# Bidirectional controls (Unicode's Bidi_Control property: they reorder what a terminal
+# shows, https://www.unicode.org/reports/tr9/) and zero-width characters (invisible).
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def _hidden(char: str) -> str | None:
+    """What makes `char` unfit for a value shown in a command, or None."""
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return "a control character"
+    if char in BIDI_CONTROLS:
+        return "a bidirectional control"
+    if char in ZERO_WIDTH:
+        return "a zero-width character"
+    if category in ("Zl", "Zp"):
+        return "a line separator"
+    return None
+
+
 def check_text(what: str, value: str, limit: int = MAX_VALUE) -> str:
-    """Any value at all: no control characters, not over-long."""
+    """Any value at all: no control, bidirectional-control or zero-width characters, not
+    over-long."""
     for i, char in enumerate(value):
-        if unicodedata.category(char) == "Cc":
+        kind = _hidden(char)
+        if kind:
             raise Refused(
-                f"{what} holds a control character ({repr(char)[1:-1]} at position {i + 1}): "
-                f"{shown(value)}"
+                f"{what} holds {kind} ({repr(char)[1:-1]} at position {i + 1}): {shown(value)}"
             )
     if len(value) > limit:
         raise Refused(f"{what} is too long ({len(value)} characters; at most {limit})")
@@ -71,14 +104,15 @@ def _rule(pattern: str):
     return check
 
 
-_project = _rule(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
-_bucket = _rule(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
+_project = _rule(grammar.PROJECT_ID)
+_bucket = _rule(grammar.BUCKET)
 _region = _rule(r"[a-z]+-[a-z]+[0-9]+")
 _account = _rule(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 _job_name = _rule(r"[a-z]([-a-z0-9]{0,1022}[a-z0-9])?")
 _label_value = _rule(r"[a-z0-9_-]{1,63}")
 _resource_id = _rule(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
-_bigquery_name = _rule(r"[A-Za-z0-9_]{1,1024}")
+_dataset = _rule(grammar.DATASET)
+_table = _rule(grammar.TABLE_NAME)
 _github = _rule(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}")
 
 JOB_ID = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}_[0-9]{2}_[0-9]{2}-[0-9]+")
@@ -89,14 +123,17 @@ def project_id(value: str) -> str:
 
 
 def bucket(value: str) -> str:
-    _bucket(
-        "bucket name", value, "3-63 characters: a-z, 0-9, -, _, .; a letter or digit at each end"
-    )
-    if value.startswith("goog") or "google" in value:
+    check_text("bucket name", value, google.BUCKET_DOTTED_MAX)
+    if value.startswith(google.BUCKET_RESERVED_PREFIX) or google.bucket_problem(value):
         raise Refused(
-            f"bucket name {shown(value)} is not valid: Google reserves goog... and google"
+            f"bucket name {shown(value)} is not valid: Google reserves goog... and names "
+            "holding google or a close misspelling, and refuses IP addresses"
         )
-    return value
+    return _bucket(
+        "bucket name",
+        value,
+        "3-63 of a-z 0-9 - _ . (up to 222 with dots, 63 between), a letter or digit at each end",
+    )
 
 
 def region(value: str, what: str = "region") -> str:
@@ -134,8 +171,12 @@ def resource_id(what: str, value: str) -> str:
     return _resource_id(what, value, "a-z, 0-9 and -, a letter first, at most 63 characters")
 
 
-def bigquery_name(what: str, value: str) -> str:
-    return _bigquery_name(what, value, "letters, digits and _ only")
+def dataset(what: str, value: str) -> str:
+    return _dataset(what, value, "1-1024 letters, digits and _")
+
+
+def table(what: str, value: str) -> str:
+    return _table(what, value, "1-1024 letters, digits, _, - and spaces")
 
 
 def github_repo(value: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops import names
+from ops.gcloud import DEFAULT_TIMEOUT, TIMEOUT_VARIABLE
 from ops.names import Refused
 
 DEFAULT_REGION = "northamerica-northeast2"
@@ -55,10 +56,12 @@ class Options:
     transform_name_mappings: str | None = None
     max_hours: str | None = None
     at_least_once: bool = False
+    exactly_once: bool = False
     flexrs_goal: str | None = None
     skip_check: bool = False
     check_minutes: str | None = None
     amount: str | None = None
+    alert_email: str | None = None
     dry_run: bool = False
     yes: bool = False
     extra: list[str] = field(default_factory=list)
@@ -131,6 +134,14 @@ class Settings:
         return f"gs://{self.bucket}/templates/versions/{template}/"
 
 
+def gcloud_timeout(env: dict) -> int:
+    """OPS_GCLOUD_TIMEOUT: how long a gcloud call may take (slow calls get longer, see
+    ops/gcloud.py)."""
+    return names.whole_number(
+        TIMEOUT_VARIABLE, env.get(TIMEOUT_VARIABLE) or str(DEFAULT_TIMEOUT), 1, 86400, "seconds"
+    )
+
+
 def flag(value: str | None, env: dict, variable: str, default: str) -> str:
     """An option, else the environment variable, else the default."""
     if value is not None:
@@ -171,8 +182,9 @@ def resolve(options: Options, env: dict, configured_project) -> Settings:
         names.account_id(values[variable], variable)
     for variable in ("REPOSITORY", "TRIGGER_NAME", "CONNECTION"):
         names.resource_id(variable, values[variable])
-    for variable in ("DATASET", "IMAGES_TABLE", "PREDICT_TABLE"):
-        names.bigquery_name(variable, values[variable])
+    names.dataset("DATASET", values["DATASET"])
+    for variable in ("IMAGES_TABLE", "PREDICT_TABLE"):
+        names.table(variable, values[variable])
     python = env.get("PYTHON") or None
     if python:
         names.check_text("PYTHON", python)

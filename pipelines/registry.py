@@ -1,6 +1,6 @@
 """Every Flex Template this repository builds: template name -> job module.
 
-A template is a job module (with a `TEMPLATE` and `run()`) and a line here; then
+A template is a job module (`TEMPLATE`, `preflight`, `build_pipeline`) and a line here; then
 `python -m tools.generate` writes its entry file, console metadata and Cloud Build steps,
 and ops/flex reads it here (with its parameters' `lab` values). Whether it streams is its
 `TEMPLATE.streaming`, nowhere else.

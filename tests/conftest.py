@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support.gcs_emulator import running_gcs_emulator
+from tests.support.markers import IN_CI, MARKER, missing
 from tests.support.processes import REPO
 from tests.support.pubsub_emulator import running_pubsub_emulator
 
@@ -17,7 +18,23 @@ from tests.support.pubsub_emulator import running_pubsub_emulator
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 settings.register_profile("ci", max_examples=1000, deadline=None, suppress_health_check=_SLOW_OK)
 settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=_SLOW_OK)
-settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev")
+settings.load_profile("ci" if IN_CI else "dev")
+
+# Jobs and tools that tests start as processes import this checkout, not whichever one the
+# venv's editable install points at (a second worktree shares the venv).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"{MARKER}(reason): needs a tool the repository lacks")
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers(MARKER):
+        if marker.args and marker.args[0]:
+            missing(marker.args[0])
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +49,8 @@ def gcs_emulator(tmp_path_factory):
     try:
         with running_gcs_emulator(log) as host:
             yield host
-    except FileNotFoundError as missing:
-        pytest.skip(str(missing))
+    except FileNotFoundError as absent:
+        missing(str(absent))
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +60,8 @@ def pubsub_emulator(tmp_path_factory):
     try:
         with running_pubsub_emulator(log) as host:
             yield host
-    except FileNotFoundError as missing:
-        pytest.skip(str(missing))
+    except FileNotFoundError as absent:
+        missing(str(absent))
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +71,7 @@ def javascript():
         from tests.support.jsregex import JavaScriptRegexes
 
         engine = JavaScriptRegexes()
-    except FileNotFoundError as missing:
-        pytest.skip(str(missing))
+    except FileNotFoundError as absent:
+        missing(str(absent))
     yield engine
     engine.close()

@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from tools import design_frames
+
 REPO = Path(__file__).resolve().parents[1]
-DESIGN_FRAMES = REPO.parent / "shared" / "design"
 
 
 def step(title: str) -> None:
@@ -159,13 +160,14 @@ def pedestrian_depth(out: Path) -> None:
     from tools import pubsub_emulator as emulator
 
     step("pedestrian_depth: the lab's camera frames -> pedestrians and their distance")
-    if not DESIGN_FRAMES.is_dir():
-        print(f"skipped: the lab's design frames are not at {DESIGN_FRAMES}")
+    pngs = sorted(design_frames.folder().glob("*.png"))
+    if not pngs:
+        print(f"skipped: {design_frames.missing(needed=('A_001.png',))}")
         return
     # Cameras send JPEG; it also keeps each message under the emulator's 4 MiB gRPC limit.
     frames = out / "frames"
     frames.mkdir(exist_ok=True)
-    for png in sorted(DESIGN_FRAMES.glob("*.png")):
+    for png in pngs:
         Image.open(png).convert("RGB").save(frames / (png.stem + ".jpg"), quality=92)
     with emulator.running_pubsub_emulator(out / "pubsub-emulator-frames.log"):
         camera = emulator.create_topic("camera_frames")

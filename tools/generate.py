@@ -25,8 +25,12 @@ from pipelines.registry import TEMPLATES, job_module
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "python -m tools.generate"
 DOCKER = "gcr.io/cloud-builders/docker"
-# Same release as the Cloud SDK these tests render specs with; slim has gcloud and python3.
-CLOUD_SDK = "gcr.io/google.com/cloudsdktool/cloud-sdk:528.0.0-slim"
+# The registration step's image: Google's google-cloud-cli image (its migration notes move
+# the cloud-sdk:VERSION-slim tags to google-cloud-cli:VERSION-stable), at the release the
+# tests render specs with (gcloud 528). The -stable flavour is Debian based and installs
+# python3, which the step's entrypoint runs (tools/register_template.py: standard library
+# only); gcloud itself runs on it (bin/gcloud prefers python3).
+CLOUD_CLI = "gcr.io/google.com/cloudsdktool/google-cloud-cli:528.0.0-stable"
 
 
 def template(name: str):
@@ -145,7 +149,7 @@ def cloudbuild() -> str:
     names = list(TEMPLATES)
     common = {
         "docker": DOCKER,
-        "cloud_sdk": CLOUD_SDK,
+        "cloud_sdk": CLOUD_CLI,
         "first": names[0],
         "command": COMMAND,
         # ops/flex's defaults, so that a trigger build and `ops/flex deploy` agree.

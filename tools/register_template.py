@@ -17,7 +17,7 @@ copies the result to each `--spec` in turn (or writes it locally when a --spec i
 gs:// path), with the image as the object's custom metadata `image`, which `ops/flex
 versions` lists without reading every spec. Give the kept version first and the current
 spec last, so that a current spec always has its kept twin.
-Standard library only: it runs in Cloud Build's cloud-sdk image.
+Standard library only: it runs in Cloud Build's google-cloud-cli image (python3, gcloud).
 """
 
 from __future__ import annotations

@@ -6,13 +6,19 @@ letters back into an input file.
     python -m tools.replay_dead_letters \\
         --from-file 'out/predict_errors-*.json' --to-csv fixed.csv
 
-Stream jobs (Pub/Sub): pulls the dead letters from --subscription, rebuilds each original
-exactly (data and attributes, from either dead-letter form: beside ours or in the JSON
-envelope), publishes it to --topic and only then acknowledges the dead letter. A dead letter
-that cannot be replayed (its data was truncated to fit, or it cannot be rebuilt or
-published) is left on the subscription, and the run says why. --dry-run publishes and
-acknowledges nothing and hands every dead letter back at once. The run ends when a pull has
-brought nothing for --wait seconds, or after --limit dead letters.
+Stream jobs (Pub/Sub): looks up --subscription and --topic (a missing one: exit 2, before
+any pull), then pulls the dead letters, rebuilds each original exactly (data and attributes,
+from either dead-letter form: beside ours or in the JSON envelope), publishes it to --topic
+with the attribute `replayed=<this run>` added, and only then acknowledges the dead letter.
+A dead letter that cannot be replayed (its data was truncated to fit, it cannot be rebuilt or
+published, or its original carries this run's mark: the job refused what this run sent, so
+the cause is not fixed) is left on the subscription, and the run says why. So one run
+publishes each dead letter's original at most once, even while the job keeps refusing them;
+a later run (after the fix) replays them again. --dry-run publishes and acknowledges nothing
+and hands every dead letter back at once.
+The run ends after --limit dead letters, or once no new dead letter (one this run has not
+seen; a redelivery is not new) has arrived for --wait seconds. A long run says how far it is
+every PROGRESS_SECONDS.
 
 mnist_batch (files): reads the JSON-lines dead letters {"Error", "Row"} and writes an
 `ID,Image` CSV the batch job takes as --input. A CSV line comes back byte for byte (a line
@@ -33,9 +39,11 @@ import io
 import json
 import os
 import re
+import secrets
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -43,6 +51,7 @@ from pipelines.core.checks import check_credentials, is_gcs
 from pipelines.core.deadletters import (
     ERROR_ATTRIBUTE,
     MAX_MESSAGE_BYTES,
+    REPLAYED_ATTRIBUTE,
     STAGE_ATTRIBUTE,
     dead_letter_message,
     original_message,
@@ -82,6 +91,7 @@ TRUNCATED = "truncated"
 NOT_A_DEAD_LETTER = "not a dead letter"
 NOT_REBUILT = "cannot be rebuilt"
 NOT_PUBLISHABLE = "cannot be published"
+FAILED_AGAIN = "failed again after replay"
 
 
 def rebuild(dead_letter) -> Original | Refusal:
@@ -123,6 +133,33 @@ def rebuild(dead_letter) -> Original | Refusal:
     return original
 
 
+def run_mark() -> str:
+    """The value of `replayed` on what one run publishes: when, and a token that tells two
+    runs started in the same second apart."""
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {secrets.token_hex(4)}"
+
+
+def to_replay(dead_letter, run: str) -> Original | Refusal:
+    """What the run marked `run` publishes for a dead letter: its exact original plus
+    `replayed=run`; or why nothing. Total, like `rebuild`."""
+    outcome = rebuild(dead_letter)
+    if isinstance(outcome, Refusal):
+        return outcome
+    if outcome.attributes.get(REPLAYED_ATTRIBUTE) == run:
+        # Publishing it again would bring it back again, for as long as the job runs.
+        reason = dict(dead_letter.attributes).get(ERROR_ATTRIBUTE, "")
+        return Refusal(
+            FAILED_AGAIN,
+            f"this run replayed its original ({REPLAYED_ATTRIBUTE}={run}) and the job "
+            f"refused it again: {reason}",
+        )
+    marked = Original(outcome.data, {**outcome.attributes, REPLAYED_ATTRIBUTE: run})
+    problem = publish_problem(Message(marked.data, marked.attributes))
+    if problem:
+        return Refusal(NOT_PUBLISHABLE, f"with {REPLAYED_ATTRIBUTE!r} added: {problem}")
+    return marked
+
+
 def summary_line(replayed: int, refused: Counter, *, dry_run: bool, topic: str) -> str:
     """The run's last line: how many went back, and why any did not."""
     verb = "would replay" if dry_run else "replayed"
@@ -143,6 +180,7 @@ PUBLISH_TIMEOUT_SECONDS = 60
 REQUEST_MESSAGES = 1000
 REQUEST_BYTES = MAX_MESSAGE_BYTES - 100_000
 ACK_IDS_PER_REQUEST = 1000
+PROGRESS_SECONDS = 10.0  # a long run says how far it is this often
 
 
 class ReplayFailed(Exception):
@@ -154,10 +192,13 @@ def _first_line(error: Exception) -> str:
     return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
-def _publisher():
-    """The generated (GAPIC) publisher: one request per batch of originals, its attributes
-    passed as a map. (The library's batching `publish(topic, data, **attrs)` would take an
-    original's attribute named `timeout`, `retry` or `ordering_key` for its own argument.)"""
+def _clients():
+    """(subscriber, publisher), on the emulator when PUBSUB_EMULATOR_HOST is set. The
+    publisher is the generated (GAPIC) one: one request per batch of originals, its
+    attributes passed as a map. (The library's batching `publish(topic, data, **attrs)`
+    would take an original's attribute named `timeout`, `retry` or `ordering_key` for its
+    own argument.)"""
+    from google.cloud.pubsub_v1 import SubscriberClient
     from google.pubsub_v1 import PublisherClient
 
     host = os.environ.get("PUBSUB_EMULATOR_HOST")
@@ -165,10 +206,12 @@ def _publisher():
         import grpc
         from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
 
-        return PublisherClient(
+        publisher = PublisherClient(
             transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host))
         )
-    return PublisherClient()
+    else:
+        publisher = PublisherClient()
+    return SubscriberClient(), publisher
 
 
 def _requests(originals: list) -> list[list]:
@@ -194,6 +237,8 @@ class Replay:
     dry_run: bool = False
     wait: float = 5.0
     out: object = sys.stderr
+    mark: str = field(default_factory=run_mark)  # this run's `replayed` value
+    clock: Callable[[], float] = time.monotonic
     replayed: int = 0
     refused: Counter = field(default_factory=Counter)
     _outcome: dict = field(default_factory=dict)  # message_id -> "replayed" | "kept"
@@ -204,19 +249,35 @@ class Replay:
         return len(self._outcome)
 
     def run(self, subscriber, publisher) -> None:
-        """Pulls until idle or --limit; raises ReplayFailed when Pub/Sub refuses."""
+        """Pulls until --limit, or until no new dead letter has arrived for `wait` seconds;
+        raises ReplayFailed when Pub/Sub refuses."""
         try:
-            idle_since = time.monotonic()
+            last_new = last_progress = self.clock()
             while self.limit is None or self.taken < self.limit:
                 wanted = PAGE if self.limit is None else min(PAGE, self.limit - self.taken)
-                received = self._pull(subscriber, wanted)
-                if received:
-                    idle_since = time.monotonic()
-                    self._handle(subscriber, publisher, received)
-                elif time.monotonic() - idle_since >= self.wait:
+                # Only a dead letter this run has not seen restarts the clock: redeliveries
+                # of those it keeps back would otherwise hold a finished run open.
+                if self._handle(subscriber, publisher, self._pull(subscriber, wanted)):
+                    last_new = self.clock()
+                elif self.clock() - last_new >= self.wait:
+                    print(
+                        f"no new dead letter for {self.wait:g} s: done ({self.progress()})",
+                        file=self.out,
+                    )
                     break
+                if self.clock() - last_progress >= PROGRESS_SECONDS:
+                    last_progress = self.clock()
+                    print(self.progress(), file=self.out, flush=True)
         finally:
             self._hand_back(subscriber)
+
+    def progress(self) -> str:
+        reasons = ", ".join(f"{n} {kind}" for kind, n in sorted(self.refused.items()))
+        return (
+            f"{'would replay' if self.dry_run else 'replayed'} {self.replayed} of "
+            f"{self.taken} dead letters seen"
+            + (f"; not replayed {sum(self.refused.values())} ({reasons})" if reasons else "")
+        )
 
     def _pull(self, subscriber, wanted: int) -> list:
         from google.api_core import exceptions
@@ -234,8 +295,9 @@ class Replay:
             ) from None
         return list(response.received_messages)
 
-    def _handle(self, subscriber, publisher, received: list) -> None:
-        to_publish, to_ack, kept = [], [], []
+    def _handle(self, subscriber, publisher, received: list) -> int:
+        """Replays or keeps back what a pull brought; returns how many of it were new."""
+        to_publish, to_ack, kept, new = [], [], [], 0
         for item in received:
             message = item.message
             seen = self._outcome.get(message.message_id)
@@ -246,8 +308,10 @@ class Replay:
                 self._kept[message.message_id] = item.ack_id
                 kept.append(item.ack_id)
                 continue
-            outcome = rebuild(
-                Message(bytes(message.data), dict(message.attributes), message.message_id)
+            new += 1
+            outcome = to_replay(
+                Message(bytes(message.data), dict(message.attributes), message.message_id),
+                self.mark,
             )
             if isinstance(outcome, Refusal):
                 self.refused[outcome.kind] += 1
@@ -277,17 +341,12 @@ class Replay:
                     self._outcome[item.message.message_id] = "replayed"
                 self.replayed += len(request)
         self._acknowledge(subscriber, to_ack)
-        print(
-            f"{'looked at' if self.dry_run else 'replayed'} {self.replayed}, "
-            f"not replayed {sum(self.refused.values())}",
-            file=self.out,
-            flush=True,
-        )
         if failure is not None:
             raise ReplayFailed(
                 f"publishing to {self.topic} failed: {failure}; {self.replayed} replayed "
                 f"before, the rest left on {self.subscription}"
             )
+        return new
 
     def _keep(self, message_id: str, ack_id: str, kept: list) -> None:
         self._outcome[message_id] = "kept"
@@ -355,11 +414,13 @@ def _row_object(row: str) -> dict | None:
         return None
     try:
         value = json.loads(row)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if (
         isinstance(value, dict)
         and set(value) == {"ID", "Image"}
+        # The job's rows hold a number or text in each; anything else is a raw line.
+        and all(isinstance(v, (str, int, float, type(None))) for v in value.values())
         and json.dumps(value, default=str) == row
     ):
         return value
@@ -394,29 +455,75 @@ def csv_line(dead_letter: dict) -> bytes | Refusal:
     return line
 
 
+def line_to_csv(raw: bytes) -> bytes | Refusal:
+    """The CSV line of one line of a dead-letter file (JSON text, as the job and
+    `bq extract` write it), or why none. Total: never raises, whatever the line holds."""
+    if not raw.strip():
+        return Refusal(NOT_A_DEAD_LETTER, "an empty line")
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Refusal(NOT_A_DEAD_LETTER, "not UTF-8 text")
+    except RecursionError:
+        return Refusal(NOT_A_DEAD_LETTER, "JSON nested too deeply to read")
+    except ValueError as error:
+        return Refusal(NOT_A_DEAD_LETTER, f"not JSON: {error}")
+    if not isinstance(value, dict):
+        return Refusal(NOT_A_DEAD_LETTER, f"a JSON {type(value).__name__}, not an object")
+    return csv_line(value)
+
+
+def lines_to_csv(lines: Iterable[bytes]) -> Iterator[bytes | Refusal]:
+    """One outcome per line of a file (split at \\n, as iterating over it does)."""
+    for raw in lines:
+        yield line_to_csv(raw)
+
+
+def same_file(destination: str, sources: list[str]) -> str | None:
+    """The source that `destination` is, whatever the spelling (`./`, `..`, symbolic or
+    hard links), or None. Object names in a bucket are compared as they are."""
+    if is_gcs(destination):
+        return next((s for s in sources if s == destination), None)
+    target = os.path.realpath(destination)
+    for source in sources:
+        if is_gcs(source):
+            continue
+        if os.path.realpath(source) == target:
+            return source
+        try:
+            if os.path.samefile(source, destination):
+                return source
+        except OSError:  # the destination does not exist yet
+            pass
+    return None
+
+
 def rows_to_csv(pattern: str, destination: str, out=sys.stderr) -> tuple[int, Counter]:
     """Writes the CSV of every dead-letter row in the files matching `pattern`; returns how
-    many rows it wrote and why any could not be."""
+    many rows it wrote and why any could not be (every line is one or the other).
+    Raises ParameterError, before writing anything, when `destination` is one of them."""
     from apache_beam.io.filesystems import FileSystems
 
-    matched = FileSystems.match([pattern])[0].metadata_list
+    matched = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
     if not matched:
         raise ReplayFailed(f"--from-file: no file matches {pattern}")
+    source = same_file(destination, matched)
+    if source is not None:
+        raise ParameterError(
+            "to-csv",
+            f"{destination} is {source}, a file --from-file reads: writing it would erase "
+            f"its dead letters",
+        )
     written, refused = 0, Counter()
     with FileSystems.create(destination) as sink:
         sink.write(CSV_HEADER.encode() + b"\n")
-        for metadata in sorted(matched, key=lambda m: m.path):
-            with FileSystems.open(metadata.path) as source:
-                for number, raw in enumerate(io.BufferedReader(source), start=1):
-                    if not raw.strip():
-                        continue
-                    try:
-                        outcome = csv_line(json.loads(raw))
-                    except (ValueError, AttributeError):
-                        outcome = Refusal(NOT_A_DEAD_LETTER, "not a JSON object")
+        for path in matched:
+            with FileSystems.open(path) as handle:
+                outcomes = lines_to_csv(io.BufferedReader(handle))
+                for number, outcome in enumerate(outcomes, start=1):
                     if isinstance(outcome, Refusal):
                         refused[outcome.kind] += 1
-                        print(f"not written: line {number} of {metadata.path}: {outcome}", file=out)
+                        print(f"not written: line {number} of {path}: {outcome}", file=out)
                         continue
                     sink.write(outcome + b"\n")
                     written += 1
@@ -468,7 +575,7 @@ def parse_arguments(argv=None):
         "--wait",
         type=finite_float,
         default=5.0,
-        help="stop once a pull has brought nothing for this many seconds (default 5)",
+        help="stop once no new dead letter has arrived for this many seconds (default 5)",
     )
     parser.add_argument("--from-file", help="mnist_batch dead-letter files (JSON lines)")
     parser.add_argument("--to-csv", help="the ID,Image CSV to write from --from-file")
@@ -493,6 +600,11 @@ def parse_arguments(argv=None):
                 value = getattr(args, name.replace("-", "_"))
                 if is_gcs(value):
                     check_credentials(name, value)
+                else:  # as a shell would: what is read and written is what is compared
+                    setattr(args, name.replace("-", "_"), os.path.expanduser(value))
+            if not is_gcs(args.from_file):
+                # Beam matches nothing for a relative pattern without a folder ('x-*.json').
+                args.from_file = os.path.join(os.getcwd(), args.from_file)
             return args
         if not args.subscription:
             raise ParameterError("subscription", "is required: where the dead letters are")
@@ -531,8 +643,9 @@ def _check_pubsub_credentials() -> None:
         ) from None
 
 
-def _check_not_a_loop(subscriber, args) -> None:
-    """Publishing to the topic the dead letters come from would replay them for ever."""
+def _look_up(subscriber, publisher, args, out=sys.stderr) -> None:
+    """Both exist, and are not a loop (publishing to the topic the dead letters come from
+    would replay them for ever): checked before the first pull, in a dry run too."""
     from google.api_core import exceptions
 
     try:
@@ -542,7 +655,14 @@ def _check_not_a_loop(subscriber, args) -> None:
     except exceptions.NotFound:
         raise ParameterError("subscription", f"{args.subscription} does not exist") from None
     except exceptions.GoogleAPICallError:
-        return  # cannot tell (permissions): the pull says more if it matters
+        found = None  # cannot tell (permissions): the pull says more if it matters
+    try:
+        publisher.get_topic(request={"topic": args.topic}, timeout=10)
+    except exceptions.NotFound:
+        raise ParameterError("topic", f"{args.topic} does not exist") from None
+    except exceptions.GoogleAPICallError as error:
+        # Publishing needs less than looking up (roles/pubsub.publisher): not a refusal.
+        print(f"could not look up --topic: {_first_line(error)}", file=out)
     if found == args.topic:  # both are full paths (parse_arguments)
         raise ParameterError(
             "topic", f"is the dead letters' own topic ({found}): they would come back for ever"
@@ -554,6 +674,9 @@ def main(argv=None) -> int:
     if args.from_file:
         try:
             written, refused = rows_to_csv(args.from_file, args.to_csv)
+        except ParameterError as error:
+            print(f"replay_dead_letters: error: {error}", file=sys.stderr)
+            return 2
         except ReplayFailed as error:
             print(f"replay_dead_letters: error: {error}", file=sys.stderr)
             return 1
@@ -567,12 +690,10 @@ def main(argv=None) -> int:
         print(line)
         return 0
 
-    from google.cloud import pubsub_v1
-
-    subscriber = pubsub_v1.SubscriberClient()
+    subscriber, publisher = _clients()
     try:
         try:
-            _check_not_a_loop(subscriber, args)
+            _look_up(subscriber, publisher, args)
         except ParameterError as error:
             print(f"replay_dead_letters: error: {error}", file=sys.stderr)
             return 2
@@ -580,7 +701,7 @@ def main(argv=None) -> int:
             args.subscription, args.topic, limit=args.limit, dry_run=args.dry_run, wait=args.wait
         )
         try:
-            replay.run(subscriber, None if args.dry_run else _publisher())
+            replay.run(subscriber, None if args.dry_run else publisher)
         except ReplayFailed as error:
             print(f"replay_dead_letters: error: {error}", file=sys.stderr)
             return 1
@@ -590,6 +711,7 @@ def main(argv=None) -> int:
         return 0
     finally:
         subscriber.close()
+        publisher.transport.close()
 
 
 if __name__ == "__main__":

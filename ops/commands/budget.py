@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ops import answers
 from ops.commands import PROG, Context
-from ops.gcloud import Stop, say
+from ops.gcloud import SLOW, Stop, say
 
 
 def budget_name(ctx: Context) -> str:
@@ -13,33 +14,30 @@ def budget_name(ctx: Context) -> str:
 def budget(ctx: Context, amount: str) -> int:
     s, g = ctx.settings, ctx.gcloud
     name = budget_name(ctx)
-    billing = (
-        g.read(
-            ["gcloud", "billing", "projects", "describe", s.project],
-            {"billingAccountName": "billingAccounts/BILLING_ACCOUNT_ID"},
-        )
-        or {}
+    account = g.read(
+        ["gcloud", "billing", "projects", "describe", s.project],
+        {"billingAccountName": "billingAccounts/BILLING_ACCOUNT_ID"},
+        answers.billing_account,
     )
-    account = (billing.get("billingAccountName") or "").removeprefix("billingAccounts/")
     if not account:
         raise Stop(f"project {s.project} has no billing account: nothing to budget")
-    g.run(["gcloud", "services", "enable", "billingbudgets.googleapis.com", *ctx.project])
-    existing = (
-        g.read(
-            [
-                "gcloud",
-                "billing",
-                "budgets",
-                "list",
-                f"--billing-account={account}",
-                f'--filter=displayName="{name}"',
-            ],
-            [],
-        )
-        or []
+    g.run(
+        ["gcloud", "services", "enable", "billingbudgets.googleapis.com", *ctx.project], wait=SLOW
+    )
+    existing = g.read(
+        [
+            "gcloud",
+            "billing",
+            "budgets",
+            "list",
+            f"--billing-account={account}",
+            f'--filter=displayName="{name}"',
+        ],
+        [],
+        lambda answer: answers.named_list(answer, "budgets"),
     )
     if existing:
-        found = existing[0]["name"]
+        found = existing[0]
         say(
             f"budget '{name}' exists ({found}); to change it: gcloud billing budgets update "
             f"{found.rsplit('/', 1)[-1]} --billing-account={account} --budget-amount={amount}"

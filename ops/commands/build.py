@@ -8,12 +8,10 @@ the current one that the console and `run` launch (cloudbuild.yaml, from tools/g
 
 from __future__ import annotations
 
-import json
-
-from ops import names
+from ops import answers, names
 from ops.commands import PROG, Context
 from ops.commands.setup import SECRET_ROLE, repository_flags
-from ops.gcloud import ROOT, Stop, say
+from ops.gcloud import ROOT, SLOW, Stop, build_limit, say
 
 
 def substitutions(ctx: Context) -> str:
@@ -58,7 +56,8 @@ def deploy(ctx: Context) -> int:
             f"--substitutions={substitutions(ctx)}",
             f"--service-account={build_account(ctx)}",
             f"--gcs-source-staging-dir=gs://{s.bucket}/source",
-        ]
+        ],
+        wait=build_limit(),
     )
     say(
         f"templates registered at gs://{s.bucket}/templates/NAME.json, each build's also at "
@@ -81,11 +80,11 @@ def need_github(ctx: Context) -> str:
 
 
 def project_number(ctx: Context) -> str:
-    answer = ctx.gcloud.read(
+    return ctx.gcloud.read(
         ["gcloud", "projects", "describe", ctx.settings.project],
-        {"projectNumber": "PROJECT_NUMBER"},
+        {"projectNumber": "123456789012"},
+        answers.project_number,
     )
-    return str(answer["projectNumber"])
 
 
 def cloud_build_agent(ctx: Context) -> str:
@@ -97,7 +96,7 @@ def trigger(ctx: Context) -> int:
     github = need_github(ctx)
     link = repository_link(github)
     where = [f"--project={s.project}", f"--region={s.build_region}"]
-    g.run(["gcloud", "services", "enable", "secretmanager.googleapis.com", *ctx.project])
+    g.run(["gcloud", "services", "enable", "secretmanager.googleapis.com", *ctx.project], wait=SLOW)
     # Cloud Build stores the GitHub token it is given in Secret Manager (Google's documented
     # role: https://cloud.google.com/build/docs/automating-builds/github/connect-repo-github).
     g.run(
@@ -118,15 +117,15 @@ def trigger(ctx: Context) -> int:
     connection = g.read(
         ["gcloud", "builds", "connections", "describe", s.connection, *where],
         {"installationState": {"stage": "COMPLETE"}},
+        answers.connection,
     )
-    state = (connection or {}).get("installationState", {})
-    if state.get("stage") != "COMPLETE":
-        uri = state.get("actionUri") or (
+    if connection.stage != "COMPLETE":
+        uri = connection.action_uri or (
             f"https://console.cloud.google.com/cloud-build/repositories/2nd-gen?project={s.project}"
         )
         say(
             f"the GitHub connection '{s.connection}' is waiting for you "
-            f"(state: {state.get('stage') or 'unknown'})."
+            f"(state: {connection.stage or 'unknown'})."
         )
         say(f"open this link, authorise Cloud Build and install its GitHub App on {github}:")
         print(f"    {uri}", file=g.err)
@@ -189,7 +188,7 @@ def trigger(ctx: Context) -> int:
 # --- versions and rollback ---------------------------------------------------------------
 
 
-def version_objects(ctx: Context, template: str) -> list[dict]:
+def version_objects(ctx: Context, template: str) -> list[answers.Version]:
     """The kept versions' objects, as the JSON API names their fields (--raw): name,
     timeCreated, metadata.image (which tools/register_template.py sets)."""
     s = ctx.settings
@@ -200,7 +199,7 @@ def version_objects(ctx: Context, template: str) -> list[dict]:
             "metadata": {"image": f"IMAGE_ROOT/{template}:TAG"},
         }
     ]
-    objects = ctx.gcloud.read(
+    return ctx.gcloud.read(
         [
             "gcloud",
             "storage",
@@ -211,8 +210,8 @@ def version_objects(ctx: Context, template: str) -> list[dict]:
             "--raw",
         ],
         stand_in,
+        answers.version_list,
     )
-    return sorted(objects or [], key=lambda o: o.get("timeCreated", ""), reverse=True)
 
 
 def versions(ctx: Context, template: str) -> int:
@@ -224,10 +223,8 @@ def versions(ctx: Context, template: str) -> int:
     out = ctx.gcloud.out
     print(f"{'TAG':<38} {'CREATED':<20} IMAGE", file=out)
     for item in found:
-        tag = item["name"].rsplit("/", 1)[-1].removesuffix(".json")
-        created = item.get("timeCreated", "?")[:19].replace("T", " ")
-        image = (item.get("metadata") or {}).get("image", "?")
-        print(f"{tag:<38} {created:<20} {image}", file=out)
+        created = (item.created or "?")[:19].replace("T", " ")
+        print(f"{item.tag:<38} {created:<20} {item.image or '?'}", file=out)
     say(f"the current spec is {s.spec(template)}; to go back: {PROG} rollback {template} TAG")
     return 0
 
@@ -240,15 +237,20 @@ def rollback(ctx: Context, template: str, tag: str) -> int:
     g.assume = "present"
     if not g.exists(["gcloud", "storage", "objects", "describe", kept, *ctx.project]):
         raise Stop(f"no version {tag} of {template} at {kept} (see {PROG} versions {template})")
-    spec = json.loads(
-        g.read_text(
-            ["gcloud", "storage", "cat", kept, *ctx.project],
-            json.dumps({"image": f"IMAGE_ROOT/{template}:{tag}"}),
-        )
+    # Only a Flex Template spec naming an image may become the one that launches.
+    spec = g.read(
+        ["gcloud", "storage", "cat", kept, *ctx.project],
+        {
+            "image": f"{s.region}-docker.pkg.dev/{s.project}/{s.repository}/{template}:{tag}",
+            "sdkInfo": {"language": "PYTHON"},
+            "metadata": {},
+        },
+        answers.template_spec,
+        document=True,
     )
     g.run(["gcloud", "storage", "cp", kept, s.spec(template), *ctx.project])
     say(
-        f"{template} now launches {spec.get('image', '?')} (version {tag}), from the console "
+        f"{template} now launches {spec.image} (version {tag}), from the console "
         f"and {PROG} run; a running stream job keeps its image until {PROG} update {template}"
     )
     return 0

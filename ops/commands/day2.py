@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import importlib
 
-from ops import names
+from ops import answers, names
 from ops.commands import PROG, Context
 from ops.commands.jobs import describe, resolve_job_id
 from ops.commands.setup import python_bin
 from ops.gcloud import say
 from ops.lab import TemplateInfo
+
+# The replay pulls and republishes until the dead-letter subscription is empty: a backlog of
+# days takes minutes, not the seconds of a gcloud read.
+REPLAY_SECONDS = 3600
 
 
 def replay(ctx: Context, template: TemplateInfo) -> int:
@@ -39,7 +43,8 @@ def replay(ctx: Context, template: TemplateInfo) -> int:
             subscription,
             "--topic",
             f"projects/{s.project}/topics/{topic}",
-        ]
+        ],
+        wait=REPLAY_SECONDS,
     )
     return 0
 
@@ -48,7 +53,10 @@ def cost(ctx: Context, target: str) -> int:
     """What a job has used and what that costs: ops.cost.report over the job's description
     and its metrics."""
     job_id = resolve_job_id(ctx, target)
-    job = describe(ctx, job_id, {"id": job_id, "name": target, "currentState": "JOB_STATE_RUNNING"})
+    # --full: only the full view has `environment`, which says how Streaming Engine bills.
+    job = describe(
+        ctx, job_id, {"id": job_id, "name": target, "currentState": "JOB_STATE_RUNNING"}, full=True
+    )
     # `dataflow metrics` exists only in gcloud's beta (and alpha) track, not in GA.
     metrics = ctx.gcloud.read(
         [
@@ -62,10 +70,11 @@ def cost(ctx: Context, target: str) -> int:
             "--source=all",
         ],
         [],
+        answers.metrics,
     )
     if ctx.gcloud.dry_run:
         say(f"a real run prints {PROG}'s cost report of {job_id} from these two answers")
         return 0
     report = importlib.import_module("ops.cost").report
-    print(report(job, metrics or []), file=ctx.gcloud.out)
+    print(report(job.raw, metrics), file=ctx.gcloud.out)
     return 0

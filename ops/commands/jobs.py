@@ -5,16 +5,30 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ops import names
+from ops import answers, names
+from ops.answers import Job, JobSummary
 from ops.commands import PROG, Context
-from ops.gcloud import Stop, say
+from ops.gcloud import SLOW, Stop, say
 from ops.lab import TemplateInfo
 
 # A service option: Dataflow itself cancels the job at the limit, whether or not anyone is
 # watching. Flex Templates take service options through --additional-experiments
-# (https://cloud.google.com/dataflow/docs/reference/service-options).
+# (https://cloud.google.com/dataflow/docs/reference/service-options). Google documents it for
+# batch jobs ("stop long-running jobs"); nothing found says a stream job honours it, nor
+# whether an update's new job counts from its own start: hence `jobs` flags every stream job
+# older than --max-hours (STREAM_LIMIT_NOTE).
 WALLTIME_OPTION = "max_workflow_runtime_walltime_seconds"
+STREAM_LIMIT_NOTE = (
+    "Google documents this time limit for batch jobs only: check with ops/flex jobs, which "
+    "flags a stream job running longer"
+)
 AT_LEAST_ONCE = "streaming_mode_at_least_once"
+# The Job resource's environment.streamingMode values (Dataflow v1b3; gcloud's generated
+# dataflow_v1b3_messages.Environment.StreamingModeValueValuesEnum).
+STREAMING_MODES = {
+    "STREAMING_MODE_AT_LEAST_ONCE": True,
+    "STREAMING_MODE_EXACTLY_ONCE": False,
+}
 # Dataflow's own compatibility check: a job that validates the replacement and replaces
 # nothing (https://cloud.google.com/dataflow/docs/guides/updating-a-pipeline#validate).
 GRAPH_CHECK = "graph_validate_only"
@@ -56,19 +70,27 @@ def parameters_flag(values: dict[str, str]) -> list[str]:
     return ["--parameters=" + ",".join(words)]
 
 
-def experiments(ctx: Context, template: TemplateInfo, *more: str) -> list[str]:
+def experiments(
+    ctx: Context, template: TemplateInfo, *more: str, at_least_once: bool | None = None
+) -> list[str]:
+    """at_least_once: the mode update chose; None: what the command line says."""
     found = []
     if template.streaming:
         if ctx.settings.max_hours > 0:
             found.append(f"{WALLTIME_OPTION}={ctx.settings.max_hours * 3600}")
-        if ctx.options.at_least_once:
+        if ctx.options.at_least_once if at_least_once is None else at_least_once:
             found.append(AT_LEAST_ONCE)
     found += more
     return [f"--additional-experiments={','.join(found)}"] if found else []
 
 
 def launch_argv(
-    ctx: Context, template: TemplateInfo, job: str, *extra: str, check: bool = False
+    ctx: Context,
+    template: TemplateInfo,
+    job: str,
+    *extra: str,
+    check: bool = False,
+    at_least_once: bool | None = None,
 ) -> list[str]:
     s = ctx.settings
     argv = [
@@ -89,7 +111,9 @@ def launch_argv(
         argv.append("--enable-streaming-engine")
     elif ctx.options.flexrs_goal:
         argv.append(f"--flexrs-goal={ctx.options.flexrs_goal}")
-    argv += experiments(ctx, template, *([GRAPH_CHECK] if check else []))
+    argv += experiments(
+        ctx, template, *([GRAPH_CHECK] if check else []), at_least_once=at_least_once
+    )
     argv += parameters_flag(parameters(ctx, template))
     return [*argv, *extra, *ctx.options.extra]
 
@@ -107,7 +131,7 @@ def stand_in_job(name: str, state: str = "Running") -> dict:
     }
 
 
-def active_jobs(ctx: Context, *, dry_present: bool) -> list[dict]:
+def active_jobs(ctx: Context, *, dry_present: bool) -> list[JobSummary]:
     """The active jobs in the region (gcloud's list form: id, name, type, creationTime,
     state). A dry run plays the stream jobs that run starts, or none."""
     stand_in = (
@@ -115,47 +139,51 @@ def active_jobs(ctx: Context, *, dry_present: bool) -> list[dict]:
         if dry_present
         else []
     )
-    found = ctx.gcloud.read(
-        ["gcloud", "dataflow", "jobs", "list", *ctx.project_region, "--status=active"], stand_in
+    return ctx.gcloud.read(
+        ["gcloud", "dataflow", "jobs", "list", *ctx.project_region, "--status=active"],
+        stand_in,
+        answers.job_list,
     )
-    return found or []
 
 
-def active_job(ctx: Context, name: str, *, dry_present: bool) -> dict | None:
-    return next((j for j in active_jobs(ctx, dry_present=dry_present) if j["name"] == name), None)
+def active_job(ctx: Context, name: str, *, dry_present: bool) -> JobSummary | None:
+    return next((j for j in active_jobs(ctx, dry_present=dry_present) if j.name == name), None)
 
 
-def describe(ctx: Context, job_id: str, stand_in: dict, full: bool = False) -> dict:
+def describe(ctx: Context, job_id: str, stand_in: dict, full: bool = False) -> Job:
     argv = ["gcloud", "dataflow", "jobs", "describe", job_id, *ctx.project_region]
-    return ctx.gcloud.read([*argv, "--full"] if full else argv, stand_in) or {}
+    return ctx.gcloud.read([*argv, "--full"] if full else argv, stand_in, answers.job)
 
 
-def job_details(ctx: Context, job: dict) -> tuple[str, str, str]:
+def job_details(ctx: Context, job: JobSummary) -> tuple[str, str, str]:
     """(template label, workers at start, workers at most) of a job."""
-    label = next((t for t in ctx.catalog.names if ctx.catalog[t].job_base == job.get("name")), None)
+    label = next((t for t in ctx.catalog.names if ctx.catalog[t].job_base == job.name), None)
     stand_in = {
+        "id": job.id,
         "labels": {"template": label} if label else {},
         "environment": {
             "workerPools": [{"numWorkers": 1, "autoscalingSettings": {"maxNumWorkers": 2}}]
         },
     }
-    found = describe(ctx, job["id"], stand_in, full=True)
-    pools = (found.get("environment") or {}).get("workerPools") or [{}]
-    pool = pools[0]
-    return (
-        (found.get("labels") or {}).get("template", ""),
-        str(pool.get("numWorkers", "?")),
-        str((pool.get("autoscalingSettings") or {}).get("maxNumWorkers", "?")),
-    )
+    found = describe(ctx, job.id, stand_in, full=True)
+    return (found.template, *found.workers)
+
+
+def running_minutes(created: object, now: datetime | None = None) -> int | None:
+    """Minutes since a creation time of gcloud's list form ("2026-01-01 00:00:00", UTC); None
+    when it is not one."""
+    try:
+        start = datetime.strptime(created, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+    return int(((now or datetime.now(UTC)) - start).total_seconds() // 60)
 
 
 def age(created: str, now: datetime | None = None) -> str:
     """A creation time ("2026-01-01 00:00:00", UTC) -> "3h12m", or ? when it does not parse."""
-    try:
-        start = datetime.strptime(created, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-    except (TypeError, ValueError):
+    minutes = running_minutes(created, now)
+    if minutes is None:
         return "?"
-    minutes = int(((now or datetime.now(UTC)) - start).total_seconds() // 60)
     if minutes >= 1440:
         return f"{minutes // 1440}d{minutes % 1440 // 60}h"
     return f"{minutes // 60}h{minutes % 60:02d}m"
@@ -174,8 +202,9 @@ def say_how_to_stop(ctx: Context, job: str) -> None:
     hours = ctx.settings.max_hours
     if hours > 0:
         say(
-            f"{job} bills until it stops: Dataflow cancels it after {hours} h (--max-hours); "
-            f"sooner, and without losing what it holds: {PROG} drain {job}"
+            f"{job} bills until it stops: it asks Dataflow to cancel it after {hours} h "
+            f"(--max-hours; {STREAM_LIMIT_NOTE}); to stop it without losing what it holds: "
+            f"{PROG} drain {job}"
         )
     else:
         say(
@@ -201,13 +230,10 @@ def run(ctx: Context, template: TemplateInfo) -> int:
     if template.streaming:
         found = active_job(ctx, job, dry_present=False)
         if found:
-            say(
-                f"stream job {job} is already active ({found['id']} {found['state']}); "
-                "nothing to do."
-            )
+            say(f"stream job {job} is already active ({found.id} {found.state}); nothing to do.")
             say(f"to replace it in place with the current template: {PROG} update {template.name}")
             return 0
-    ctx.gcloud.run(launch_argv(ctx, template, job))
+    ctx.gcloud.run(launch_argv(ctx, template, job), wait=SLOW)
     say(
         f"launched {job}; watch it at "
         f"https://console.cloud.google.com/dataflow/jobs/{s.region}?project={s.project}"
@@ -217,17 +243,21 @@ def run(ctx: Context, template: TemplateInfo) -> int:
     return 0
 
 
-def step_names(job: dict) -> list[str]:
-    """The top-level step names of a job: what an update matches state by."""
-    transforms = (job.get("pipelineDescription") or {}).get("originalPipelineTransform") or []
-    return sorted({t["name"].split("/")[0] for t in transforms if t.get("name", "").split("/")[0]})
+def steps_stand_in(job_id: str, names_: list[str]) -> dict:
+    return {
+        "id": job_id,
+        "pipelineDescription": {"originalPipelineTransform": [{"name": n} for n in names_]},
+    }
 
 
-def steps_stand_in(names_: list[str]) -> dict:
-    return {"pipelineDescription": {"originalPipelineTransform": [{"name": n} for n in names_]}}
-
-
-def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, extra: list[str]):
+def check_update(
+    ctx: Context,
+    template: TemplateInfo,
+    job: str,
+    running: str,
+    extra: list[str],
+    at_least_once: bool,
+):
     """Dataflow's own compatibility check, then the step names the running job has and the new
     graph lacks. Stops unless the check passed."""
     g = ctx.gcloud
@@ -235,15 +265,15 @@ def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, e
         f"asking Dataflow whether the new {template.name} can replace {job} "
         f"(a validation-only job; it replaces nothing)"
     )
-    answer = g.launch(
-        launch_argv(ctx, template, job, *extra, check=True), {"job": {"id": "CHECK_JOB_ID"}}
+    check = g.launch(
+        launch_argv(ctx, template, job, *extra, check=True, at_least_once=at_least_once),
+        {"job": {"id": "CHECK_JOB_ID"}},
+        answers.launched_job_id,
+        wait=SLOW,
     )
-    check = ((answer or {}).get("job") or {}).get("id")
-    if not check:
-        raise Stop("gcloud started the graph check but answered no job ID")
     waited = 0
     while True:
-        state = describe(ctx, check, {"currentState": "JOB_STATE_DONE"}).get("currentState")
+        state = describe(ctx, check, {"id": check, "currentState": "JOB_STATE_DONE"}).state
         if state in FINAL_STATES:
             break
         if waited >= ctx.settings.check_minutes * 60:
@@ -256,15 +286,13 @@ def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, e
         waited += CHECK_POLL_SECONDS
     # What each side calls its steps: the dry run plays a rename of Classify to Predict.
     played = ["Read", "Classify", "Publish", "DeadLetters"]
-    old = step_names(describe(ctx, running, steps_stand_in(played), full=True))
-    new = step_names(
-        describe(
-            ctx,
-            check,
-            steps_stand_in([n.replace("Classify", "Predict") for n in played]),
-            full=True,
-        )
-    )
+    old = describe(ctx, running, steps_stand_in(running, played), full=True).steps
+    new = describe(
+        ctx,
+        check,
+        steps_stand_in(check, [n.replace("Classify", "Predict") for n in played]),
+        full=True,
+    ).steps
     mapped = {
         pair.split("=", 1)[0]
         for pair in (ctx.options.transform_name_mappings or "").split(",")
@@ -282,10 +310,59 @@ def check_update(ctx: Context, template: TemplateInfo, job: str, running: str, e
     if state != "JOB_STATE_DONE":
         raise Stop(
             f"Dataflow found the new {template.name} incompatible with the running {job} "
-            f"(check {check}: {state.removeprefix('JOB_STATE_')}); {job} is untouched. "
+            f"(check {check}: {state.removeprefix('JOB_STATE_') or 'state unknown'}); {job} is "
+            "untouched. "
             f"Why: {PROG} logs {check}"
         )
     say(f"the graph check passed ({check})")
+
+
+def streaming_mode(job: object) -> bool | None:
+    """Whether a job (`jobs describe --full`) runs at least once: True, False, or None when
+    its answer does not say."""
+    environment = job.get("environment") if isinstance(job, dict) else None
+    if not isinstance(environment, dict):
+        return None
+    mode = environment.get("streamingMode")
+    if isinstance(mode, str) and mode in STREAMING_MODES:
+        return STREAMING_MODES[mode]
+    # A job launched with the experiment, as run passes it, before the field was filled.
+    options = [
+        *(environment.get("experiments") or []),
+        *(environment.get("serviceOptions") or []),
+    ]
+    if any(option == AT_LEAST_ONCE for option in options if isinstance(option, str)):
+        return True
+    return None
+
+
+def choose_mode(ctx: Context, job: str, running_id: str) -> bool:
+    """The streaming mode of the replacement: --at-least-once or --exactly-once when given,
+    else the running job's own (the spec's default, exactly once, would silently drop
+    an at-least-once job's mode)."""
+    described = describe(
+        ctx,
+        running_id,
+        {"id": running_id, "environment": {"streamingMode": "STREAMING_MODE_EXACTLY_ONCE"}},
+        full=True,
+    )
+    running = streaming_mode(described.raw)
+    shown = {True: "at least once", False: "exactly once", None: "unknown"}
+    if ctx.options.at_least_once or ctx.options.exactly_once:
+        chosen = ctx.options.at_least_once
+        flag = "--at-least-once" if chosen else "--exactly-once"
+        say(f"streaming mode: {shown[chosen]} ({flag}; the running {job}: {shown[running]})")
+        return chosen
+    if running is None:
+        raise Stop(
+            f"cannot read the streaming mode of the running {job} ({running_id}): pass "
+            f"--at-least-once or --exactly-once"
+        )
+    say(
+        f"streaming mode: {shown[running]}, as the running {job} "
+        "(--at-least-once or --exactly-once to change it)"
+    )
+    return running
 
 
 def update(ctx: Context, template: TemplateInfo) -> int:
@@ -302,6 +379,7 @@ def update(ctx: Context, template: TemplateInfo) -> int:
         raise Stop(
             f"no active job named {job} in {s.region}: start it with {PROG} run {template.name}"
         )
+    at_least_once = choose_mode(ctx, job, found.id)
     extra = ["--update"]
     if ctx.options.transform_name_mappings:
         extra.append(f"--transform-name-mappings={ctx.options.transform_name_mappings}")
@@ -311,9 +389,9 @@ def update(ctx: Context, template: TemplateInfo) -> int:
             f"by Dataflow, and {job} keeps running"
         )
     else:
-        check_update(ctx, template, job, found["id"], extra)
-    say(f"updating {job} ({found['id']} {found['state']}) in place with {s.spec(template.name)}")
-    ctx.gcloud.run(launch_argv(ctx, template, job, *extra))
+        check_update(ctx, template, job, found.id, extra, at_least_once)
+    say(f"updating {job} ({found.id} {found.state}) in place with {s.spec(template.name)}")
+    ctx.gcloud.run(launch_argv(ctx, template, job, *extra, at_least_once=at_least_once), wait=SLOW)
     say("Dataflow starts a replacement job with the same name and moves the state over")
     say_how_to_stop(ctx, job)
     return 0
@@ -338,13 +416,13 @@ def drain(ctx: Context, target: str) -> int:
     if not found:
         say(f"no active job named {job} in {s.region}: nothing to drain")
         return 0
-    if found["state"] in ("Draining", "Cancelling"):
-        say(f"job {job} ({found['id']}) is already {found['state'].lower()}")
+    if found.state in ("Draining", "Cancelling"):
+        say(f"job {job} ({found.id}) is already {found.state.lower()}")
         return 0
-    g.run(["gcloud", "dataflow", "jobs", "drain", found["id"], *ctx.project_region])
+    g.run(["gcloud", "dataflow", "jobs", "drain", found.id, *ctx.project_region])
     say(
-        f"draining {job} ({found['id']}): it stops reading, finishes what it holds, then ends "
-        f"(gcloud dataflow jobs describe {found['id']} --region={s.region})"
+        f"draining {job} ({found.id}): it stops reading, finishes what it holds, then ends "
+        f"(gcloud dataflow jobs describe {found.id} --region={s.region})"
     )
     return 0
 
@@ -363,18 +441,37 @@ def jobs(ctx: Context) -> int:
         template, workers, most = job_details(ctx, job)
         print(
             ROW.format(
-                job["id"],
-                job["name"],
+                job.id,
+                job.name,
                 template or "-",
-                job.get("type", "?"),
-                age(job.get("creationTime", "")),
+                job.type or "?",
+                age(job.created),
                 f"{workers}/{most}",
-                job.get("state", "?"),
+                job.state or "?",
             ),
             file=out,
         )
     say(f"WORKERS: at start/at most. Stream jobs bill until stopped: {PROG} drain NAME|ID")
+    for line in overdue(ctx, listing):
+        say(line)
     return 0
+
+
+def overdue(ctx: Context, listing: list[JobSummary], now: datetime | None = None) -> list[str]:
+    """A line per stream job running longer than --max-hours, with the command that stops it:
+    the time limit passed at launch is not documented for stream jobs (STREAM_LIMIT_NOTE)."""
+    hours = ctx.settings.max_hours
+    found = []
+    for job in listing:
+        if job.type != "Streaming":
+            continue
+        minutes = running_minutes(job.created, now)
+        if hours > 0 and minutes is not None and minutes > hours * 60:
+            found.append(
+                f"OVER {hours} h: stream job {job.name} ({job.id}) has run "
+                f"{age(job.created, now)}; stop it: {PROG} drain {job.id}"
+            )
+    return found
 
 
 def resolve_job_id(ctx: Context, target: str) -> str:
@@ -384,20 +481,18 @@ def resolve_job_id(ctx: Context, target: str) -> str:
         return target
     base = ctx.catalog[target].job_base if target in ctx.catalog else None
     shown = base or target
-    listing = (
-        ctx.gcloud.read(
-            [
-                "gcloud",
-                "dataflow",
-                "jobs",
-                "list",
-                *ctx.project_region,
-                "--status=all",
-                "--sort-by=~creationTime",
-            ],
-            [{"id": f"JOB_ID_OF_{shown}", "name": shown}],
-        )
-        or []
+    listing = ctx.gcloud.read(
+        [
+            "gcloud",
+            "dataflow",
+            "jobs",
+            "list",
+            *ctx.project_region,
+            "--status=all",
+            "--sort-by=~creationTime",
+        ],
+        [{"id": f"JOB_ID_OF_{shown}", "name": shown}],
+        answers.job_list,
     )
 
     def named(name: str) -> bool:
@@ -414,8 +509,8 @@ def resolve_job_id(ctx: Context, target: str) -> str:
         )
 
     for job in listing:
-        if named(job.get("name", "")):
-            return job["id"]
+        if named(job.name):
+            return job.id
     raise Stop(
         f"no job named {target} in {ctx.settings.region} ({PROG} jobs lists the active ones)"
     )

@@ -1,11 +1,13 @@
-"""setup: APIs, bucket, registry, topics, dataset, accounts and their least-privilege roles."""
+"""setup: APIs, bucket, registry, topics, dataset, accounts and their least-privilege roles,
+then the dashboard and alert policies."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from ops.commands import PROG, Context
-from ops.gcloud import ROOT, say
+from ops.commands.monitoring import ensure_monitoring
+from ops.gcloud import ROOT, SLOW, say
 
 APIS = (
     "dataflow.googleapis.com",  # the jobs
@@ -19,6 +21,7 @@ APIS = (
     "iam.googleapis.com",  # the service accounts
     "cloudresourcemanager.googleapis.com",  # project-level role bindings
     "logging.googleapis.com",  # job and build logs
+    "monitoring.googleapis.com",  # the dashboard and alert policies
 )
 
 # Least privilege (docs/google-cloud.md explains each, and why roles/viewer, which Google's
@@ -174,9 +177,10 @@ def ensure_images_table(ctx: Context) -> None:
                     "test",
                     "--output",
                     str(s.csv),
-                ]
+                ],
+                wait=SLOW,
             )
-        g.run(["gcloud", "storage", "cp", str(s.csv), s.csv_object, *ctx.project])
+        g.run(["gcloud", "storage", "cp", str(s.csv), s.csv_object, *ctx.project], wait=SLOW)
     g.run(
         [
             *bq,
@@ -187,7 +191,8 @@ def ensure_images_table(ctx: Context) -> None:
             table,
             s.csv_object,
             "ID:INTEGER,Image:STRING",
-        ]
+        ],
+        wait=SLOW,
     )
 
 
@@ -280,7 +285,7 @@ def grant_roles(ctx: Context) -> None:
 def setup(ctx: Context) -> int:
     s = ctx.settings
     say(f"setting up project {s.project} in {s.region} (bucket gs://{s.bucket})")
-    ctx.gcloud.run(["gcloud", "services", "enable", *APIS, *ctx.project])
+    ctx.gcloud.run(["gcloud", "services", "enable", *APIS, *ctx.project], wait=SLOW)
     ensure_bucket(ctx)
     ensure_repository(ctx)
     ensure_service_account(
@@ -292,5 +297,6 @@ def setup(ctx: Context) -> int:
     ensure_topics(ctx)
     ensure_images_table(ctx)
     grant_roles(ctx)
+    ensure_monitoring(ctx)
     say(f"setup done. Next: {PROG} deploy")
     return 0

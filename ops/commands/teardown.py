@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from ops import answers
+from ops.answers import JobSummary
 from ops.commands import PROG, Context
 from ops.commands.build import cloud_build_agent, repository_link
 from ops.commands.jobs import active_jobs, job_details
+from ops.commands.monitoring import remove_monitoring
 from ops.commands.setup import BUILDER_PROJECT_ROLES, SECRET_ROLE, WORKER_PROJECT_ROLES
 from ops.gcloud import Stop, say
 
@@ -27,16 +30,16 @@ def ours(ctx: Context, name: str) -> bool:
     return False
 
 
-def our_active_jobs(ctx: Context) -> list[dict]:
+def our_active_jobs(ctx: Context) -> list[JobSummary]:
     """Our active jobs: started by run (their names), or from one of our specs (their
     template label, which console launches carry too). Anyone else's jobs stop teardown
     before it deletes anything they may be using."""
     found, others = [], []
     for job in active_jobs(ctx, dry_present=True):
-        if ours(ctx, job["name"]) or job_details(ctx, job)[0] in ctx.catalog:
+        if ours(ctx, job.name) or job_details(ctx, job)[0] in ctx.catalog:
             found.append(job)
         else:
-            others.append(f"{job['name']} ({job['id']})")
+            others.append(f"{job.name} ({job.id})")
     if others:
         raise Stop(
             f"other jobs are active in {ctx.settings.region}: {' '.join(others)}. They may read "
@@ -50,17 +53,17 @@ def our_active_jobs(ctx: Context) -> list[dict]:
 def stop_jobs(ctx: Context) -> None:
     g = ctx.gcloud
     jobs = our_active_jobs(ctx)
-    cancel = [j["id"] for j in jobs if j["state"] != "Cancelling"]
+    cancel = [j.id for j in jobs if j.state != "Cancelling"]
     # Cancel, not drain: everything they read and write is deleted next.
     if cancel:
         g.run(["gcloud", "dataflow", "jobs", "cancel", *cancel, *ctx.project_region])
     if g.dry_run:
         return
     # The jobs hold the topics and the bucket; wait until they have let go.
-    waiting = {j["id"] for j in jobs}
+    waiting = {j.id for j in jobs}
     waited = 0
     while waiting:
-        active = {j["id"] for j in active_jobs(ctx, dry_present=False)}
+        active = {j.id for j in active_jobs(ctx, dry_present=False)}
         waiting &= active
         if not waiting:
             return
@@ -78,20 +81,25 @@ def remove_project_roles(ctx: Context, grants: dict[str, tuple[str, ...]]) -> No
     """Each member's project-level roles of ours that the project's policy still holds."""
     s, g = ctx.settings, ctx.gcloud
     stand_in = {
+        "etag": "ETAG",
         "bindings": [
             {"role": role, "members": [member]}
             for member, roles in grants.items()
             for role in roles
-        ]
+        ],
     }
-    policy = g.read(["gcloud", "projects", "get-iam-policy", s.project], stand_in) or {}
+    policy = g.read(
+        ["gcloud", "projects", "get-iam-policy", s.project], stand_in, answers.policy_roles
+    )
     for member, roles in grants.items():
         remove_member_roles(ctx, policy, member, roles)
 
 
-def remove_member_roles(ctx: Context, policy: dict, member: str, roles: tuple[str, ...]) -> None:
+def remove_member_roles(
+    ctx: Context, policy: dict[str, set[str]], member: str, roles: tuple[str, ...]
+) -> None:
     s, g = ctx.settings, ctx.gcloud
-    present = {b["role"] for b in policy.get("bindings", []) if member in b.get("members", [])}
+    present = policy.get(member, set())
     for role in roles:
         if role in present:
             g.run(
@@ -131,38 +139,37 @@ def teardown(ctx: Context) -> int:
     g.assume = "present"
     say(f"tearing down project {s.project} in {s.region} (bucket gs://{s.bucket})")
     stop_jobs(ctx)
+    remove_monitoring(ctx)
     where = [f"--project={s.project}", f"--region={s.build_region}"]
     if g.exists(["gcloud", "builds", "triggers", "describe", s.trigger_name, *where]):
         g.run(["gcloud", "builds", "triggers", "delete", s.trigger_name, *where, "--quiet"])
     if g.exists(["gcloud", "builds", "connections", "describe", s.connection, *where]):
         link = repository_link(s.github) if s.github else "REPOSITORY_LINK"
-        links = (
-            g.read(
-                [
-                    "gcloud",
-                    "builds",
-                    "repositories",
-                    "list",
-                    f"--connection={s.connection}",
-                    *where,
-                ],
-                [
-                    {
-                        "name": f"projects/{s.project}/locations/{s.build_region}/connections/"
-                        f"{s.connection}/repositories/{link}"
-                    }
-                ],
-            )
-            or []
+        links = g.read(
+            [
+                "gcloud",
+                "builds",
+                "repositories",
+                "list",
+                f"--connection={s.connection}",
+                *where,
+            ],
+            [
+                {
+                    "name": f"projects/{s.project}/locations/{s.build_region}/connections/"
+                    f"{s.connection}/repositories/{link}"
+                }
+            ],
+            lambda answer: answers.named_list(answer, "repositories"),
         )
-        for item in links:
+        for name in links:
             g.run(
                 [
                     "gcloud",
                     "builds",
                     "repositories",
                     "delete",
-                    item["name"].rsplit("/", 1)[-1],
+                    name.rsplit("/", 1)[-1],
                     f"--connection={s.connection}",
                     *where,
                     "--quiet",

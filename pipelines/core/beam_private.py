@@ -98,12 +98,3 @@ def close_direct_pubsub_reads() -> None:
     cache = pubsub_read_evaluator()._subscriber_client_cache
     for state in list(cache.values()):
         state.close()
-
-
-# --- BigQuery -----------------------------------------------------------------------------
-
-
-def delete_table(client, project: str, dataset: str, table: str) -> None:
-    """Deletes a table through Beam's BigQueryWrapper `client` (a missing table is no
-    error), with Beam's own retries and credentials."""
-    client._delete_table(project, dataset, table)

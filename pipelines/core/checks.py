@@ -41,12 +41,14 @@ NO_CREDENTIALS = (
 def _local_location_problem(value: str) -> str | None:
     """Where a local run takes a local path by LOCATION_RULE; None if `value` is one."""
     try:
-        return None if location_kind(value) is Kind.LOCAL else grammar.NOT_LOCAL
+        return None if place_of(value) is Place.LOCAL else grammar.NOT_LOCAL
     except ValueError as error:
         return str(error)
 
 
-class Kind(enum.Enum):
+class Place(enum.Enum):
+    """Where a location value points (the parameter syntax is a grammar.Kind, not this)."""
+
     GCS = "Cloud Storage path"
     TABLE = "BigQuery table"
     LOCAL = "local path"
@@ -56,7 +58,7 @@ def is_gcs(value: str) -> bool:
     return value.startswith("gs://")
 
 
-def location_kind(value: str) -> Kind:
+def place_of(value: str) -> Place:
     """Which kind of location `value` is, by the module's rule; ValueError if none."""
     if _CONTROL.search(value):
         raise ValueError(
@@ -64,18 +66,18 @@ def location_kind(value: str) -> Kind:
             f"object or table name can"
         )
     if is_gcs(value):
-        return Kind.GCS
+        return Place.GCS
     if "/" in value or value.lower().endswith(FILE_EXTENSIONS):
-        return Kind.LOCAL
+        return Place.LOCAL
     if grammar.BIGQUERY_TABLE.accepts(value):
-        return Kind.TABLE
+        return Place.TABLE
     if ":" in value:
         raise ValueError(
             f"{value!r} is neither a BigQuery table (PROJECT:DATASET.TABLE, "
             f"project IDs have 6-30 characters) nor a path (gs://BUCKET/... or "
             f"./{value} for a local file)"
         )
-    return Kind.LOCAL
+    return Place.LOCAL
 
 
 # A table or a Cloud Storage file: the console's syntax (core/grammar.py), and on a local run
@@ -83,9 +85,9 @@ def location_kind(value: str) -> Kind:
 LOCATION = grammar.local_or(grammar.TABLE_OR_FILE, _local_location_problem)
 
 
-def kind_of(name: str, value: str) -> Kind:
+def parameter_place(name: str, value: str) -> Place:
     try:
-        return location_kind(value)
+        return place_of(value)
     except ValueError as error:
         raise ParameterError(name, str(error)) from None
 
@@ -95,13 +97,13 @@ def canonical_location(value: str) -> str:
     that is no location by the rule is compared as a local path: the rule refuses it where
     tables are allowed, and elsewhere (word counts write files only) a local path it is."""
     try:
-        kind = location_kind(value)
+        kind = place_of(value)
     except ValueError:
-        kind = Kind.LOCAL
-    if kind is Kind.TABLE:
+        kind = Place.LOCAL
+    if kind is Place.TABLE:
         parts = grammar.table_parts(value)
         return f"bigquery:{parts['project']}:{parts['dataset']}.{parts['table']}"
-    if kind is Kind.GCS:
+    if kind is Place.GCS:
         return value
     try:
         return "file:" + os.path.realpath(os.path.expanduser(value))
@@ -126,10 +128,10 @@ def check_distinct(*named: tuple[str, str]) -> None:
 def check_credentials(name: str, value: str) -> None:
     """A Google Cloud location needs credentials; without any, Beam would retry for minutes
     (about 2 minutes on a read, or fail after the work on a write). Local emulators need none."""
-    kind = location_kind(value)
-    if kind is Kind.LOCAL:
+    kind = place_of(value)
+    if kind is Place.LOCAL:
         return
-    emulator = "STORAGE_EMULATOR_HOST" if kind is Kind.GCS else "BIGQUERY_EMULATOR_HOST"
+    emulator = "STORAGE_EMULATOR_HOST" if kind is Place.GCS else "BIGQUERY_EMULATOR_HOST"
     if os.environ.get(emulator):
         return
     import google.auth

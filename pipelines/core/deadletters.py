@@ -29,6 +29,13 @@ Either way a dead letter stays under Pub/Sub's 10 MB: when the original data wou
 the dead letter keeps its first bytes and says `truncated_from_bytes=<original length>`.
 `original_message(dead_letter)` gives the original data and attributes back from both forms.
 
+Replayed originals
+------------------
+tools/replay_dead_letters.py publishes each original it replays with one attribute added,
+`replayed` (REPLAYED_ATTRIBUTE), naming its run. The jobs treat it as any other original
+attribute, so a replayed message that fails again makes a dead letter that still carries it:
+that is how the tool tells a dead letter it caused from one it has yet to replay.
+
 Outcomes name their input
 -------------------------
 Every outgoing message (a result or a dead letter) carries in `message_id` the id of the
@@ -89,6 +96,8 @@ STAGE_ATTRIBUTE = "error_stage"
 TRUNCATED_ATTRIBUTE = "truncated_from_bytes"
 ENVELOPE_ATTRIBUTE = "error_envelope"
 ENVELOPE_JSON = "json"
+# Set by the replay tool on what it republishes; an original attribute to the jobs, not ours.
+REPLAYED_ATTRIBUTE = "replayed"
 OUR_ATTRIBUTES = frozenset(
     {ERROR_ATTRIBUTE, STAGE_ATTRIBUTE, TRUNCATED_ATTRIBUTE, ENVELOPE_ATTRIBUTE}
 )

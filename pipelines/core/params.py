@@ -142,12 +142,32 @@ def check_required(args: argparse.Namespace, parameters) -> None:
             raise ParameterError(p.name, f"is required: {p.help_text}")
 
 
+def check_value(p: Parameter, text: str, *, on_dataflow: bool) -> None:
+    """One value given as text, checked as the launch checks it: its argparse type and
+    choices, then check_required and check_syntax. For what passes a value on to a launch
+    without parsing a command line (ops/flex --param)."""
+    try:
+        value = p.type(text)
+    except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+        raise ParameterError(p.name, str(error) or f"invalid value {text!r}") from None
+    choices = [choice for choice, _ in p.enum_options]
+    if choices and value not in choices:
+        raise ParameterError(p.name, f"invalid choice {text!r} (choose from {', '.join(choices)})")
+    args = argparse.Namespace(**{p.name: value})
+    check_required(args, [p])
+    check_syntax(args, [p], on_dataflow=on_dataflow)
+
+
 def check_syntax(args: argparse.Namespace, parameters, *, on_dataflow: bool) -> None:
     """Every given text value against its kind's grammar (exactly the console's regex; on a
     local run a location may also be a local path), then the naming rules the regex cannot
     state (names.BEYOND_THE_FORM). Numbers were checked by their argparse type already."""
     for p in parameters:
         value = getattr(args, p.name, None)
+        if isinstance(value, list):
+            # argparse reads `--name=--` as an empty list (it drops "--" from every value),
+            # which no check below would see.
+            raise ParameterError(p.name, "got '--', which is not a value")
         if p.kind is None or not isinstance(value, str) or value == "":
             continue
         problem = p.kind.problem(value, on_dataflow=on_dataflow)

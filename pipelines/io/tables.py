@@ -3,7 +3,6 @@ lines out. Which a value is follows one rule (pipelines/core/checks.py, LOCATION
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import apache_beam as beam
@@ -11,14 +10,14 @@ from apache_beam.io import WriteToText
 from apache_beam.io.gcp.bigquery import BigQueryDisposition, ReadFromBigQuery, WriteToBigQuery
 from apache_beam.metrics import Metrics
 
-from pipelines.core.beam_private import delete_table
-from pipelines.core.checks import Kind, location_kind
+from pipelines.core.checks import Place, place_of
 from pipelines.core.deadletters import to_json_line
+from pipelines.io.bigquery import replace_with_empty
 from pipelines.io.text import ReadRecords, RemoveStaleFiles
 
 
 def is_table(value: str) -> bool:
-    return location_kind(value) is Kind.TABLE
+    return place_of(value) is Place.TABLE
 
 
 class ReadRows(beam.PTransform):
@@ -121,18 +120,4 @@ class _ReplaceTableIfEmpty(beam.DoFn):
     def process(self, row_count: int):
         if row_count:
             return
-        from apache_beam.io.gcp import bigquery_tools
-
-        reference = bigquery_tools.parse_table_reference(self._table)
-        client = bigquery_tools.BigQueryWrapper()
-        # Delete, then create empty. (get_or_create_table with WRITE_TRUNCATE would do both
-        # but then sleeps 150 s, a guard for streaming inserts that this job never makes.)
-        delete_table(client, reference.projectId, reference.datasetId, reference.tableId)
-        client.get_or_create_table(
-            reference.projectId,
-            reference.datasetId,
-            reference.tableId,
-            bigquery_tools.parse_table_schema_from_json(json.dumps(self._schema)),
-            BigQueryDisposition.CREATE_IF_NEEDED,
-            BigQueryDisposition.WRITE_APPEND,
-        )
+        replace_with_empty(self._table, self._schema)

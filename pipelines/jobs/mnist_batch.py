@@ -23,17 +23,18 @@ import apache_beam as beam
 from pipelines.core.checks import (
     LOCATION,
     LOCATION_RULE,
-    Kind,
+    Place,
     check_credentials,
     check_distinct,
     check_input_exists,
     check_output_prefix,
-    kind_of,
+    parameter_place,
 )
 from pipelines.core.deadletters import errors_location
 from pipelines.core.grammar import enum_kind
 from pipelines.core.launch import is_dataflow
 from pipelines.core.params import Parameter, ParameterError, Template
+from pipelines.io.bigquery import check_tables
 from pipelines.io.tables import ReadRows, WriteRows, is_table
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import (
@@ -45,6 +46,7 @@ from pipelines.mnist.location import (
 from pipelines.mnist.records import (
     CSV_HEADER,
     DEAD_LETTER_SCHEMA,
+    INPUT_COLUMN_TYPES,
     PREDICTION_SCHEMA,
     is_csv_header,
     prediction_lines,
@@ -138,8 +140,8 @@ def preflight(args, options) -> None:
     # The one place the default is filled in: build_pipeline reads args.dead_letter.
     args.dead_letter = args.dead_letter or errors_location(args.output)
     locations = (("input", args.input), ("output", args.output), ("dead_letter", args.dead_letter))
-    kinds = {name: kind_of(name, value) for name, value in locations}
-    if on_dataflow and kinds["input"] is Kind.LOCAL:
+    kinds = {name: parameter_place(name, value) for name, value in locations}
+    if on_dataflow and kinds["input"] is Place.LOCAL:
         raise ParameterError(
             "input",
             f"expected a BigQuery table PROJECT:DATASET.TABLE or a "
@@ -147,11 +149,11 @@ def preflight(args, options) -> None:
         )
     check_distinct(*locations)
     for name, value in locations:
-        if kinds[name] is Kind.TABLE:
+        if kinds[name] is Place.TABLE:
             check_credentials(name, value)
         elif name != "input":
             check_output_prefix(name, value, on_dataflow=on_dataflow)
-    if kinds["input"] is not Kind.TABLE:
+    if kinds["input"] is not Place.TABLE:
         check_input_exists("input", args.input)
     newest = check_model_source(args, on_dataflow=on_dataflow)
     if newest:  # a batch job uses one model: the newest valid one now
@@ -159,6 +161,12 @@ def preflight(args, options) -> None:
             "model_pattern %s: using the newest valid model, %s", args.model_pattern, newest.folder
         )
         args.model = newest.folder
+    check_tables(
+        ("input", args.input) if kinds["input"] is Place.TABLE else None,
+        INPUT_COLUMN_TYPES,
+        [(name, value) for name, value in locations[1:] if kinds[name] is Place.TABLE],
+        on_dataflow=on_dataflow,
+    )
 
 
 def build_pipeline(pipeline, args):

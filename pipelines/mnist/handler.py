@@ -36,7 +36,7 @@ from pipelines.mnist.contract import (
     SIGNATURE_KEY,
 )
 from pipelines.mnist.contract import EXPECTED as _EXPECTED
-from pipelines.mnist.location import matched_models, model_problem
+from pipelines.mnist.location import matched_models, model_files, model_problem
 
 # The MNIST composites batch before parsing (pipelines/mnist/transforms.py, where the bounds
 # are): each example is then already a batch [N, 784], and one example is one model call.
@@ -44,6 +44,8 @@ DEFAULT_MIN_BATCH_SIZE = 1
 DEFAULT_MAX_BATCH_SIZE = 1
 
 _log = logging.getLogger(__name__)
+
+LOOKED_AT_AGAIN = "looked at again when any of its files changes"
 
 
 def _tf():
@@ -225,14 +227,15 @@ class WatchedModel:
     `check_seconds` and, when a match newer than the current model is valid and loads, swaps
     it in (one reference assignment: a batch runs whole on the model it started with, and
     its results name that model). A newer match that is not a valid model, or does not load,
-    is logged once with its reason and ignored: the current model stays. Every worker process
-    watches for itself, so all of them switch within `check_seconds` plus the load time.
+    is logged once with its reason and ignored until any of its files changes: the current
+    model stays. Every worker process watches for itself, so all of them switch within
+    `check_seconds` plus the load time.
     """
 
     def __init__(self, pattern: str, check_seconds: float, load=_load_logged):
         self._pattern = pattern
         self._load = load
-        self._refused: set = set()
+        self._refused: dict = {}  # folder: its match and files when it was refused
         self._current = None  # (ModelFile, model)
         for found in matched_models(pattern):
             if self._try(found):
@@ -260,7 +263,10 @@ class WatchedModel:
         return self._current[1].predict(images)
 
     def _try(self, found) -> bool:
-        if found in self._refused:
+        # A refusal holds for the folder as it was: an upload that put the matched file
+        # before the others is looked at again once any of its files changes.
+        seen = (found, model_files(found.folder))
+        if self._refused.get(found.folder) == seen:
             return False
         problem = model_problem(found.folder)
         if problem is None:
@@ -269,9 +275,15 @@ class WatchedModel:
             except Exception as error:  # noqa: BLE001 - a bad upload must not stop the job
                 problem = f"cannot load {found.folder!r}: {error}"
         if problem is not None:
-            self._refused.add(found)
+            self._refused[found.folder] = seen
             keeping = f"; keeping {self.folder}" if self._current else ""
-            _log.warning("MNIST model %s ignored: %s%s", found.folder, problem, keeping)
+            _log.warning(
+                "MNIST model %s ignored: %s%s; %s",
+                found.folder,
+                problem,
+                keeping,
+                LOOKED_AT_AGAIN,
+            )
             return False
         previous, self._current = self._current, (found, model)
         if previous is not None:

@@ -100,16 +100,35 @@ def matched_models(pattern: str) -> list[ModelFile]:
 
 def model_problem(path: str, *, default: bool = False) -> str | None:
     """Why the folder `path` does not hold a model of the contract (read and checked without
-    TensorFlow), or None."""
+    TensorFlow: the graph, the index of its weights, the data files' lengths), or None."""
     from apache_beam.io.filesystems import FileSystems
 
     try:
         if FileSystems.exists(FileSystems.join(path, contract.SAVED_MODEL_FILE)):
-            contract.check_saved_model(_read(FileSystems, path, contract.SAVED_MODEL_FILE))
-            _require(FileSystems, path, contract.SAVED_MODEL_VARIABLES, "the SavedModel")
+            graph = _read(FileSystems, path, contract.SAVED_MODEL_FILE, contract.MAX_GRAPH_BYTES)
+            variables = contract.check_saved_model(graph)
+            # A SavedModel restores by the object graph its data file holds: only the
+            # variables its index holds under their object paths can be compared here.
+            _check_weights(
+                FileSystems,
+                path,
+                contract.SAVED_MODEL_PREFIX,
+                variables,
+                "the SavedModel",
+                every=False,
+            )
         elif FileSystems.exists(FileSystems.join(path, contract.CHECKPOINT_META)):
             _require(FileSystems, path, contract.CHECKPOINT_FILES, "the checkpoint")
-            contract.check_checkpoint_meta(_read(FileSystems, path, contract.CHECKPOINT_META))
+            graph = _read(FileSystems, path, contract.CHECKPOINT_META, contract.MAX_GRAPH_BYTES)
+            variables = contract.check_checkpoint_meta(graph)
+            _check_weights(
+                FileSystems,
+                path,
+                contract.CHECKPOINT_PREFIX,
+                variables,
+                "the checkpoint",
+                every=True,
+            )
         else:
             what = "the default model is not" if default else "no model"
             raise contract.ModelFormatError(f"{what} there")
@@ -118,6 +137,21 @@ def model_problem(path: str, *, default: bool = False) -> str | None:
     except Exception as error:  # noqa: BLE001 - an unreadable location is the user's answer
         return f"cannot read {path!r}: {error}"
     return None
+
+
+def model_files(folder: str) -> tuple[tuple[str, int, float], ...]:
+    """(path, bytes, update time) of each model file in `folder`: what has to change before
+    a folder once refused is worth another look."""
+    from apache_beam.io.filesystems import FileSystems
+
+    patterns = [FileSystems.join(folder, pattern) for pattern in contract.MODEL_FILES]
+    return tuple(
+        sorted(
+            (m.path, m.size_in_bytes, m.last_updated_in_seconds or 0.0)
+            for result in FileSystems.match(patterns)
+            for m in result.metadata_list
+        )
+    )
 
 
 def newest_valid_model(pattern: str, newer_than: float | None = None):
@@ -180,6 +214,26 @@ def _require(filesystems, folder: str, patterns: tuple[str, ...], what: str) -> 
             raise contract.ModelFormatError(f"{what} has no {pattern}")
 
 
-def _read(filesystems, folder: str, name: str) -> bytes:
+def _check_weights(
+    filesystems, folder: str, prefix: str, variables: dict, what: str, *, every: bool
+) -> None:
+    index_name = prefix + ".index"
+    data_glob = prefix + ".data-*"
+    _require(filesystems, folder, (index_name, data_glob), what)
+    index = _read(filesystems, folder, index_name, contract.MAX_INDEX_BYTES)
+    bundle = contract.check_weights(variables, index, index_name, every=every)
+    (matched,) = filesystems.match([filesystems.join(folder, data_glob)])
+    data_dir = posixpath.dirname(prefix)
+    lengths = {
+        posixpath.join(data_dir, posixpath.basename(m.path)): m.size_in_bytes
+        for m in matched.metadata_list
+    }
+    contract.check_data_files(bundle, prefix, lengths)
+
+
+def _read(filesystems, folder: str, name: str, limit: int) -> bytes:
     with filesystems.open(filesystems.join(folder, name)) as handle:
-        return handle.read()
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise contract.ModelFormatError(f"{name} is larger than {limit} bytes")
+    return data

@@ -33,6 +33,9 @@ DEAD_LETTER_SCHEMA = {
     ]
 }
 CSV_HEADER = ("ID", "Image")
+# The BigQuery types an input table's columns may have, per column of CSV_HEADER: an ID is
+# an INTEGER or, as in a CSV file, a STRING holding one (parse_id checks each row's value).
+INPUT_COLUMN_TYPES = dict(zip(CSV_HEADER, (("INTEGER", "STRING"), ("STRING",))))
 
 
 class BadRecord(ValueError):

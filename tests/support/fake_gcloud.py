@@ -7,7 +7,8 @@ would with --format=json, from a small played project:
 
   state     "absent" (describe/show checks fail) or "present" (they succeed)
   fail      a substring: the first call whose command line holds it fails (exit 1)
-  jobs      the active jobs: dicts with id, name, state and optionally template (the label);
+  jobs      the active jobs: dicts with id, name, state and optionally template (the label)
+            and mode (environment.streamingMode, default STREAMING_MODE_EXACTLY_ONCE);
             after a `dataflow jobs cancel`, the cancelled and Cancelling ones are gone
   check     the state of the graph-validation job that `update` starts
   steps     {job ID: [step names]}: a job's pipeline transforms (describe --full)
@@ -15,7 +16,14 @@ would with --format=json, from a small played project:
   versions  {gs:// URL of a kept spec: (created, image)}
   metrics   what `beta dataflow metrics list` answers
   described {job ID: what `dataflow jobs describe` answers}, instead of a played answer
+  monitored {"dashboards" | "policies" | "channels": what its monitoring list answers};
+            in a present project, by default, the ones setup makes (ops.monitoring)
+  tags      what `container images list-tags` answers
   project   what `gcloud config get-value project` prints (not recorded: it is local)
+  raw       {substring: stdout}: what any call whose command line holds the substring prints
+            instead of the played answer (an answer of an unexpected shape)
+
+`limits` records each call's time limit (the runner's timeout, or the longer one it asked for).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ CHECK_JOB_ID = "2026-01-01_00_00_00-99"  # the job a graph check starts
 BILLING_ACCOUNT = "0A0A0A-1B1B1B-2C2C2C"
 PROJECT_NUMBER = "123456789012"
 REPOSITORY_LINK = "dataflow-lab"
+PLAYED_EMAIL = "staff@example.org"  # the e-mail channel of a present project
 _WORKER = "dataflow-worker@lab-project-123.iam.gserviceaccount.com"
 _BUILDER = "flex-builder@lab-project-123.iam.gserviceaccount.com"
 PROJECT_GRANTS = (
@@ -43,6 +52,10 @@ PROJECT_GRANTS = (
     ),
     ("roles/viewer", "someone-else@example.com"),
 )
+
+
+# Fields of a played job that only `describe` answers.
+HIDDEN = ("template", "mode")
 
 
 class FakeGcloud(Gcloud):
@@ -59,7 +72,10 @@ class FakeGcloud(Gcloud):
         metrics: list | None = None,
         described: dict | None = None,
         policy: dict | None = None,
+        monitored: dict | None = None,
+        tags: list | None = None,
         project: str = "",
+        raw: dict[str, str] | None = None,
         cwd: Path | None = None,
     ):
         super().__init__(dry_run=True, **({"cwd": cwd} if cwd else {}))
@@ -74,12 +90,17 @@ class FakeGcloud(Gcloud):
         self.described = described or {}
         # In a present project, the project-level grants setup and trigger make.
         self.policy = policy or {
+            "etag": "BwYAAAAAAAA=",
             "bindings": [
                 {"role": role, "members": [f"serviceAccount:{account}"]}
                 for role, account in PROJECT_GRANTS
-            ]
+            ],
         }
+        self.monitored = monitored or {}
+        self.tags = tags or []
         self.project = project
+        self.raw = raw or {}
+        self.limits: list[float] = []
         self.calls: list[list[str]] = []
         self.slept: list[float] = []
         self.failed = False
@@ -88,15 +109,21 @@ class FakeGcloud(Gcloud):
         self.slept.append(seconds)
 
     # --- answers ------------------------------------------------------------------------
-    def _execute(self, argv, *, capture: bool, quiet: bool) -> tuple[int, str, str]:
+    def _execute(
+        self, argv, *, capture: bool, quiet: bool, wait: float = 0
+    ) -> tuple[int, str, str]:
         argv = list(argv)
         if argv[:4] == ["gcloud", "config", "get-value", "project"]:
             return (0, self.project + "\n", "") if self.project else (0, "(unset)\n", "")
         self.calls.append(argv)
+        self.limits.append(max(self.timeout, wait))
         line = shlex.join(argv)
         if self.fail and self.fail in line and not self.failed:
             self.failed = True
             return 1, "", f"ERROR: (fake) {line} failed\n"
+        for key, out in self.raw.items():
+            if key in line:
+                return 0, out, ""
         answer = self._answer(argv)
         if isinstance(answer, int):
             return answer, "", "" if answer == 0 else "ERROR: (fake) NOT_FOUND\n"
@@ -117,6 +144,15 @@ class FakeGcloud(Gcloud):
             return {"job": {"id": CHECK_JOB_ID, "name": words[4]}}
         if words[1:5] == ["beta", "dataflow", "metrics", "list"]:
             return self.metrics
+        for group in ("dashboards", "policies", "channels"):
+            if group in words[1:5] and words[words.index(group) + 1 : words.index(group) + 2] == [
+                "list"
+            ]:
+                if group in self.monitored or not present:
+                    return self.monitored.get(group, [])
+                return _ours(group, argv)
+        if words[1:4] == ["container", "images", "list-tags"]:
+            return self.tags
         if words[1:4] == ["billing", "projects", "describe"]:
             return {"billingAccountName": f"billingAccounts/{BILLING_ACCOUNT}"}
         if words[1:4] == ["billing", "budgets", "list"]:
@@ -124,7 +160,7 @@ class FakeGcloud(Gcloud):
         if words[1:3] == ["projects", "describe"]:
             return {"projectNumber": PROJECT_NUMBER}
         if words[1:3] == ["projects", "get-iam-policy"]:
-            return self.policy if present else {"bindings": []}
+            return self.policy if present else {"etag": "BwYAAAAAAAA=", "bindings": []}
         if words[1:4] == ["builds", "connections", "describe"] and wants_json:
             return {
                 "installationState": {
@@ -151,7 +187,7 @@ class FakeGcloud(Gcloud):
             ]
         if words[1:3] == ["storage", "cat"]:
             created, image = self.versions[words[3]]
-            return json.dumps({"image": image, "metadata": {}})
+            return json.dumps({"image": image, "sdkInfo": {"language": "PYTHON"}, "metadata": {}})
         if words[1:4] == ["storage", "objects", "describe"] and words[4] in self.versions:
             return 0
         if {"describe", "show"} & set(words):
@@ -167,9 +203,9 @@ class FakeGcloud(Gcloud):
             if not a.startswith("-")
         }
         if not cancelled:
-            return [{k: v for k, v in j.items() if k != "template"} for j in self.jobs]
+            return [{k: v for k, v in j.items() if k not in HIDDEN} for j in self.jobs]
         return [
-            {k: v for k, v in j.items() if k != "template"}
+            {k: v for k, v in j.items() if k not in HIDDEN}
             for j in self.jobs
             if j["id"] not in cancelled and j["state"] != "Cancelling"
         ]
@@ -191,7 +227,34 @@ class FakeGcloud(Gcloud):
             "currentState": "JOB_STATE_RUNNING",
             "labels": {"template": job["template"]} if job.get("template") else {},
             "environment": {
-                "workerPools": [{"numWorkers": 1, "autoscalingSettings": {"maxNumWorkers": 2}}]
+                "workerPools": [{"numWorkers": 1, "autoscalingSettings": {"maxNumWorkers": 2}}],
+                "streamingMode": job.get("mode", "STREAMING_MODE_EXACTLY_ONCE"),
             },
             "pipelineDescription": {"originalPipelineTransform": transforms},
         }
+
+
+def _ours(group: str, argv: list[str]) -> list[dict]:
+    """What a project set up by ops/flex lists: its dashboard, policies and a channel."""
+    from ops import monitoring
+    from ops.lab import Catalog
+
+    project = next(a.split("=", 1)[1] for a in argv if a.startswith("--project="))
+    catalog = Catalog.from_registry()
+    root = f"projects/{project}"
+    if group == "dashboards":
+        board = monitoring.dashboard(catalog, project)
+        return [{**board, "name": f"{root}/dashboards/d1", "etag": "e1"}]
+    if group == "policies":
+        return [
+            {**policy, "name": f"{root}/alertPolicies/p{i}"}
+            for i, (_, policy) in enumerate(monitoring.policies(catalog, project, []))
+        ]
+    return [
+        {
+            "name": f"{root}/notificationChannels/c1",
+            "type": "email",
+            "displayName": monitoring.channel_name(PLAYED_EMAIL),
+            "labels": {"email_address": PLAYED_EMAIL},
+        }
+    ]

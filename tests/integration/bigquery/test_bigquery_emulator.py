@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import bigquery_emulator as bqe
+from tests.support.markers import missing
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +113,7 @@ def run_job_subprocess(emulator, script: Path, args: list[str], cwd: Path) -> tu
 
 def requires_gcs(emulator):
     if emulator.gcs is None:
-        pytest.skip("gcp-storage-emulator not installed: FILE_LOADS needs gs:// temp files")
+        missing("gcp-storage-emulator not installed: FILE_LOADS needs gs:// temp files")
 
 
 # --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import pytest
 
 from pipelines.mnist.records import DEAD_LETTER_SCHEMA, PREDICTION_SCHEMA
 from tests.support import bigquery_emulator as bqe
+from tests.support.markers import missing
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +136,7 @@ def check_predictions(rows: list[dict], expected_ids, labels: dict[int, int]) ->
 
 def test_mnist_batch_template_bigquery_in_and_out(bigquery_emulator, bq_client, tmp_path):
     if bigquery_emulator.gcs is None:
-        pytest.skip("gcp-storage-emulator not installed: FILE_LOADS needs gs:// temp files")
+        missing("gcp-storage-emulator not installed: FILE_LOADS needs gs:// temp files")
     project = bigquery_emulator.project
     images = f"{project}:{DATASET}.Images"  # the lab's P:D.T form ...
     predict = f"{project}.{DATASET}.Predict"  # ... and P.D.T
@@ -215,7 +216,7 @@ def test_a_clean_run_leaves_no_stale_dead_letters(
     bigquery_emulator, bq_client, bq_dataset, tmp_path
 ):
     if bigquery_emulator.gcs is None:
-        pytest.skip("gcp-storage-emulator not installed: FILE_LOADS needs gs:// temp files")
+        missing("gcp-storage-emulator not installed: FILE_LOADS needs gs:// temp files")
     project = bigquery_emulator.project
     images = f"{project}:{bq_dataset}.Images"
     predict = f"{project}:{bq_dataset}.Predict"

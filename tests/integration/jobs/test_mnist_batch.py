@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import time
 
 import apache_beam as beam
@@ -22,6 +23,7 @@ from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import resolve_model
 from pipelines.mnist.records import parse_csv_line, split_csv_line
 from pipelines.mnist.transforms import ParseImages, PredictDigits
+from tests.support.mnist_models import noise
 from tests.support.mnist_reference import parse_row
 from tests.support.processes import REPO, read_shards, run_template, template_env
 
@@ -254,6 +256,12 @@ def test_template_end_to_end_on_the_bundled_sample(tmp_path):
             ["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "TMP/graph"],
             "--model: 'TMP/graph': the SavedModel has no variables/variables.index",
         ),
+        # Issue 24: weights of random bytes beside a valid graph (the run used to crash with
+        # five tracebacks and write nothing).
+        (
+            ["--input", "data/mnist_sample.csv", "--output", "OUT", "--model", "TMP/noise"],
+            "--model: 'TMP/noise': variables/variables.index: not a tensor bundle index",
+        ),
         (
             [
                 "--input",
@@ -280,6 +288,9 @@ def test_bad_parameters_fail_before_the_pipeline(tmp_path, args, message):
     (tmp_path / "graph" / "saved_model.pb").write_bytes(
         (REPO / "models" / "mnist" / "saved_model.pb").read_bytes()
     )
+    shutil.copytree(REPO / "models" / "mnist", tmp_path / "noise")
+    for path in (tmp_path / "noise" / "variables").iterdir():
+        path.write_bytes(noise(path.stat().st_size))
     args = [
         a.replace("OUT", str(tmp_path / "out"))
         .replace("GARBAGE", str(garbage))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 from types import SimpleNamespace
 
 import apache_beam as beam
@@ -335,15 +337,12 @@ def test_batched_stream_gives_the_per_message_outcomes():
 # --- model watch: a newer model replaces the running one, an invalid one is ignored ---------
 
 
-def _model_copy(models, name: str, updated: float):
-    """A copy of the baked model in models/NAME, its saved_model.pb (the matched file)
-    updated at `updated`. Copied aside and renamed into place, as an upload that puts the
-    matched file last looks to the pattern: whole or not at all."""
-    import os
-    import shutil
-
+def _model_copy(models, name: str, updated: float, without: tuple[str, ...] = ()):
+    """A copy of the baked model in models/NAME (but its files or folders `without`), its
+    saved_model.pb (the matched file) updated at `updated`. Copied aside and renamed into
+    place, as an upload that puts the matched file last looks to the pattern."""
     staging = models.parent / f"staging-{name}"
-    shutil.copytree(REPO / "models" / "mnist", staging)
+    shutil.copytree(REPO / "models" / "mnist", staging, ignore=lambda _, names: without)
     os.utime(staging / "saved_model.pb", (updated, updated))
     os.rename(staging, models / name)
     return str(models / name)
@@ -351,7 +350,6 @@ def _model_copy(models, name: str, updated: float):
 
 @pytest.mark.slow
 def test_model_watch_switches_models_without_losing_a_message(pubsub_emulator, tmp_path):
-    import os
     import time
 
     models = tmp_path / "models"
@@ -404,9 +402,19 @@ def test_model_watch_switches_models_without_losing_a_message(pubsub_emulator, t
         assert {m.attributes["model"] for m in receive(30)} == {first}
         assert f"MNIST model {bad} ignored" in job.output(), job.output()[-3000:]
 
-        # A newer valid model: the outputs switch to it within the check interval plus its
+        # A newer model uploaded saved_model.pb first: refused while its variables/ are
+        # missing, looked at again once they are there (the watch used to remember the
+        # refusal for good).
+        second = _model_copy(models, "v2", now + 10, without=("variables",))
+        waited = time.monotonic()
+        while f"MNIST model {second} ignored" not in job.output():
+            assert time.monotonic() - waited < 60, job.output()[-3000:]
+            time.sleep(0.5)
+        assert "the SavedModel has no variables/variables.index" in job.output()
+        assert "looked at again when any of its files changes" in job.output()
+        # Its variables/ land: the outputs switch to it within the check interval plus its
         # load, and no message is lost or doubled on the way.
-        second = _model_copy(models, "v2", now + 10)
+        shutil.copytree(REPO / "models" / "mnist" / "variables", models / "v2" / "variables")
         placed = time.monotonic()
         switched_after = None
         while switched_after is None and time.monotonic() - placed < 90:
@@ -428,3 +436,45 @@ def test_model_watch_switches_models_without_losing_a_message(pubsub_emulator, t
     # Within the check interval plus the load (and a pull's round trip on a shared machine).
     assert switched_after < check_seconds + 30, switched_after
     print(f"outputs named the new model {switched_after:.1f} s after it was placed")
+
+
+# --- a replayed message that fails again keeps its `replayed` mark ------------------------
+
+REPLAY_RUN = "2026-12-07T01:00:00Z 0a1b2c3d"
+
+
+@pytest.mark.parametrize("nan, stage", [(False, "inference"), (True, "format")])
+def test_a_replayed_message_that_fails_again_carries_its_mark_into_the_dead_letter(nan, stage):
+    from tools.replay_dead_letters import FAILED_AGAIN, Original, to_replay
+
+    marked = {"ID": "0", "replayed": REPLAY_RUN}
+    crowded = {**{f"a{i:02d}": "v" for i in range(97)}, "replayed": REPLAY_RUN}  # envelope
+    inputs = {
+        "parse": PubsubMessage(b"ID=7;Image=0.0", marked, message_id="parse"),
+        stage: PubsubMessage(sample_messages(1)[0], marked, message_id=stage),
+        "envelope": PubsubMessage(sample_messages(1)[0], crowded, message_id="envelope"),
+    }
+    with TestPipeline() as p:
+        _, dead = p | beam.Create(list(inputs.values())) | ClassifyMessages(_FailingModel(nan))
+        assert_that(
+            dead
+            | beam.Map(
+                lambda m: (
+                    m.message_id,
+                    m.attributes["error_stage"],
+                    to_replay(m, REPLAY_RUN).kind,
+                    to_replay(m, "later")
+                    == Original(
+                        inputs[m.message_id].data,
+                        {**inputs[m.message_id].attributes, "replayed": "later"},
+                    ),
+                )
+            ),
+            equal_to(
+                [
+                    ("parse", "parse", FAILED_AGAIN, True),
+                    (stage, stage, FAILED_AGAIN, True),
+                    ("envelope", stage, FAILED_AGAIN, True),
+                ]
+            ),
+        )

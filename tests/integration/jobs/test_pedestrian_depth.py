@@ -33,20 +33,15 @@ from pipelines.pedestrian.frames import BadFrame, frame_from_message, frame_resu
 from pipelines.pedestrian.options import camera_from_args
 from pipelines.pedestrian.tiling import iou
 from pipelines.pedestrian.transforms import DetectPedestrians
+from tests.support import markers
 from tests.support.processes import REPO, RunningTemplate, run_template, template_env
 
-DESIGN = REPO.parent / "shared" / "design"
+DESIGN = markers.DESIGN
 A_FRAMES = ("A_001.png", "A_002.png", "A_003.png")
 FRAMES = (*A_FRAMES, "B_001.png")
 
-needs_model = pytest.mark.skipif(
-    not det.default_graph_path().is_file(),
-    reason=f"detector graph not installed at {det.default_graph_path()} ({det.INSTALL_HINT})",
-)
-needs_design = pytest.mark.skipif(
-    not all((DESIGN / f).is_file() for f in (*FRAMES, "Labels.csv")),
-    reason=f"the lab's design sample is not here ({DESIGN}); it is not ours to copy",
-)
+needs_model = markers.needs_detector
+needs_design = markers.needs_design
 
 
 def png(array) -> bytes:
@@ -496,3 +491,50 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
     for record in results.values():
         for pedestrian in record["pedestrians"]:
             assert math.isfinite(pedestrian["distance_m"])
+
+
+# --- a replayed frame that fails again keeps its `replayed` mark ----------------------------
+
+REPLAY_RUN = "2026-12-07T01:00:00Z 0a1b2c3d"
+
+
+def test_a_replayed_frame_that_fails_again_carries_its_mark_into_the_dead_letter():
+    from tools.replay_dead_letters import FAILED_AGAIN, Original, to_replay
+
+    red = np.zeros((10, 10, 3), np.uint8)
+    red[..., 0] = 255
+    marked = {"name": "f.png", "replayed": REPLAY_RUN}
+    crowded = {**{f"a{i:02d}": "v" for i in range(97)}, "replayed": REPLAY_RUN}  # envelope
+    inputs = {
+        "decode": PubsubMessage(b"\x89PNG but not really", marked, message_id="decode"),
+        "detect": PubsubMessage(png(red), marked, message_id="detect"),
+        "envelope": PubsubMessage(png(red), crowded, message_id="envelope"),
+    }
+    with streaming_pipeline() as p:
+        _, dead = (
+            p
+            | TestStream().add_elements(list(inputs.values())).advance_watermark_to_infinity()
+            | DetectPedestrians(FakeDetector(), max_frame_pixels=100_000)
+        )
+        assert_that(
+            dead
+            | beam.Map(
+                lambda m: (
+                    m.message_id,
+                    m.attributes["error_stage"],
+                    to_replay(m, REPLAY_RUN).kind,
+                    to_replay(m, "later")
+                    == Original(
+                        inputs[m.message_id].data,
+                        {**inputs[m.message_id].attributes, "replayed": "later"},
+                    ),
+                )
+            ),
+            equal_to(
+                [
+                    ("decode", "decode", FAILED_AGAIN, True),
+                    ("detect", "detect", FAILED_AGAIN, True),
+                    ("envelope", "detect", FAILED_AGAIN, True),
+                ]
+            ),
+        )

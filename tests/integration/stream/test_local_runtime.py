@@ -21,6 +21,7 @@ from tests.integration.stream.test_stream_failures import (
     wait_exit,
 )
 from tests.support import pubsub_emulator as emulator
+from tests.support.markers import missing
 from tests.support.processes import RunningTemplate, template_env
 
 pytestmark = pytest.mark.slow
@@ -127,8 +128,8 @@ def test_emulator_killed_mid_run_stops_the_job_in_one_line(tmp_path):
             seconds = time.monotonic() - killed
         finally:
             log = job.stop()
-    except FileNotFoundError as missing:
-        pytest.skip(str(missing))
+    except FileNotFoundError as absent:
+        missing(str(absent))
     finally:
         if previous is not None:
             os.environ["PUBSUB_EMULATOR_HOST"] = previous

@@ -5,10 +5,13 @@ And mnist_batch's dead-letter files back into a CSV the job reads."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import uuid
 
 import grpc
@@ -16,7 +19,14 @@ import pytest
 
 from pipelines.core.deadletters import dead_letter_message
 from tests.support import pubsub_emulator as emulator
-from tests.support.processes import REPO, read_shards, run_template, template_env
+from tests.support.processes import (
+    REPO,
+    RunningTemplate,
+    read_shards,
+    run_template,
+    template_env,
+)
+from tools.replay_dead_letters import Replay, ReplayFailed
 
 # A 10 MB dead letter is more than gRPC's default 4 MiB receive limit of the emulator's
 # insecure channel (see that folder's sitecustomize); Google's Pub/Sub has no such limit.
@@ -87,22 +97,30 @@ def replay(*args: str) -> subprocess.CompletedProcess:
     return run_tool("--wait", "2", *args)
 
 
-def run_tool(*args: str) -> subprocess.CompletedProcess:
-    env = template_env(
-        {"PYTHONPATH": os.pathsep.join([str(LARGE_MESSAGES), os.environ.get("PYTHONPATH", "")])}
-    )
+def run_tool(*args: str, timeout: float = 300, cwd=REPO) -> subprocess.CompletedProcess:
+    path = [str(LARGE_MESSAGES), str(REPO), os.environ.get("PYTHONPATH", "")]
+    env = template_env({"PYTHONPATH": os.pathsep.join(path)})
     return subprocess.run(
         [sys.executable, "-m", "tools.replay_dead_letters", *args],
-        cwd=REPO,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
 
 
 def as_pair(message) -> tuple[bytes, dict]:
     return bytes(message.data), dict(message.attributes)
+
+
+def unmarked(pairs) -> tuple[list[tuple[bytes, dict]], set[str]]:
+    """(the originals as they were, the `replayed` marks they arrived with)."""
+    originals, marks = [], set()
+    for data, attributes in pairs:
+        marks.add(attributes.pop("replayed", None))
+        originals.append((data, attributes))
+    return sorted(originals), marks
 
 
 # Originals a stream job may have refused, each with the form its dead letter takes.
@@ -143,8 +161,9 @@ def test_originals_of_both_forms_are_replayed_exactly_once_and_truncated_ones_st
     assert f"not replayed: message {ids[4]}: truncated: the dead letter keeps " in done.stderr
     assert "of the original's 10000001 bytes (truncated_from_bytes)" in done.stderr
     assert f"not replayed: message {ids[5]}: cannot be rebuilt: JSONDecodeError" in done.stderr
-    arrived = sorted(as_pair(m) for m in drain(subscriber, input_subscription))
+    arrived, marks = unmarked(as_pair(m) for m in drain(subscriber, input_subscription))
     assert arrived == sorted(replayable)  # exactly, and each once
+    assert len(marks) == 1 and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [0-9a-f]{8}", *marks)
     # What was not replayed is handed back at once (not after its ack deadline), unchanged.
     left = drain(subscriber, dead_subscription)
     assert sorted(m.message_id for m in left) == sorted([ids[4], ids[5]])
@@ -190,12 +209,14 @@ def test_dry_run_publishes_nothing_and_hands_every_dead_letter_back(pubsub_emula
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == f"would replay 3 dead letters to {input_topic}"
-    assert f"would publish message {ids[0]} as 2 bytes with 1 attributes" in done.stderr
+    # The original's one attribute, and `replayed`.
+    assert f"would publish message {ids[0]} as 2 bytes with 2 attributes" in done.stderr
     assert drain(subscriber, input_subscription, seconds=2) == []
     assert sorted(m.message_id for m in drain(subscriber, dead_subscription)) == sorted(ids)
 
 
-def test_a_publish_failure_acknowledges_nothing_and_exits_in_one_line(pubsub_emulator):
+def test_a_publish_failure_acknowledges_nothing_and_stops_the_run(pubsub_emulator):
+    # The topic is there when the run looks it up, and gone by its first publish.
     publisher, subscriber = clients()
     dead_topic, dead_subscription = topic_and_subscription(subscriber, "dead")
     input_topic = emulator.create_topic(f"gone-{uuid.uuid4().hex[:8]}")
@@ -205,17 +226,123 @@ def test_a_publish_failure_acknowledges_nothing_and_exits_in_one_line(pubsub_emu
         dead_topic,
         [dead_letter_message(b"x%d" % i, {"ID": str(i)}, "bad", stage="parse") for i in range(3)],
     )
+    run = Replay(dead_subscription, input_topic, wait=2, out=io.StringIO())
 
-    done = replay("--subscription", dead_subscription, "--topic", input_topic)
+    with pytest.raises(ReplayFailed) as failed:
+        run.run(subscriber, publisher)
 
-    assert done.returncode == 1
-    errors = [line for line in done.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1, done.stderr
-    assert errors[0].startswith(
-        f"replay_dead_letters: error: publishing to {input_topic} failed: NotFound: "
-    )
-    assert "Traceback" not in done.stderr
+    assert str(failed.value).startswith(f"publishing to {input_topic} failed: NotFound: ")
+    assert run.replayed == 0
     assert sorted(m.message_id for m in drain(subscriber, dead_subscription)) == sorted(ids)
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["replay", "dry run"])
+def test_a_topic_that_does_not_exist_is_one_line_and_exit_2_before_any_pull(
+    pubsub_emulator, dry_run
+):
+    publisher, subscriber = clients()
+    dead_topic, dead_subscription = topic_and_subscription(subscriber, "dead")
+    missing = emulator.topic(f"missing-{uuid.uuid4().hex[:8]}")
+    ids = publish(
+        publisher, dead_topic, [dead_letter_message(b"x", {"ID": "1"}, "bad", stage="parse")]
+    )
+
+    done = replay("--subscription", dead_subscription, "--topic", missing, *dry_run)
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"replay_dead_letters: error: --topic: {missing} does not exist"
+    ]
+    assert done.stdout == ""
+    # Not pulled: it is delivered at once (not held back until a deadline passes).
+    assert [m.message_id for m in drain(subscriber, dead_subscription, seconds=2)] == ids
+
+
+class JobThatFailsAgain:
+    """A stand-in for a running stream job whose cause is not fixed: every message on its
+    input becomes a dead letter again, by the jobs' own rule (original attributes kept)."""
+
+    def __init__(self, input_subscription: str, dead_topic: str):
+        self.input_subscription, self.dead_topic = input_subscription, dead_topic
+        self.received = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        from google.api_core import exceptions
+
+        publisher, subscriber = clients()
+        while not self._stop.is_set():
+            try:
+                response = subscriber.pull(
+                    request={"subscription": self.input_subscription, "max_messages": 100},
+                    timeout=1.0,
+                )
+            except exceptions.DeadlineExceeded:
+                continue
+            for item in response.received_messages:
+                data, attributes = as_pair(item.message)
+                self.received.append((data, dict(attributes)))
+                publish(
+                    publisher,
+                    self.dead_topic,
+                    [dead_letter_message(data, attributes, "still broken", stage="parse")],
+                )
+                subscriber.acknowledge(
+                    request={"subscription": self.input_subscription, "ack_ids": [item.ack_id]}
+                )
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def test_replaying_while_the_job_still_refuses_them_ends_and_publishes_each_once(
+    pubsub_emulator,
+):
+    publisher, subscriber = clients()
+    dead_topic, dead_subscription = topic_and_subscription(subscriber, "dead")
+    input_topic, input_subscription = topic_and_subscription(subscriber, "input")
+    originals = [(f"image {i}".encode(), {"ID": str(i)}) for i in range(5)]
+    publish(
+        publisher,
+        dead_topic,
+        [dead_letter_message(d, a, "broken", stage="parse") for d, a in originals],
+    )
+    job = JobThatFailsAgain(input_subscription, dead_topic)
+    try:
+        # Today's main republished them for as long as it ran: a generous bound, not a timing.
+        done = run_tool(
+            "--wait",
+            "5",
+            "--subscription",
+            dead_subscription,
+            "--topic",
+            input_topic,
+            timeout=120,
+        )
+    finally:
+        job.stop()
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == (
+        f"replayed 5 dead letters to {input_topic}; 5 not replayed, left on the subscription "
+        f"(5 failed again after replay)"
+    )
+    received, marks = unmarked(job.received)
+    assert received == originals  # each original once
+    assert len(marks) == 1
+    assert "no new dead letter for 5 s: done" in done.stderr
+    # The second generation stays, each carrying the mark of the run that replayed it.
+    left = drain(subscriber, dead_subscription)
+    assert len(left) == 5
+    for message in left:
+        assert message.attributes["error"] == "still broken"
+        assert message.attributes["replayed"] == next(iter(marks))
+    assert sorted((bytes(m.data), m.attributes["ID"]) for m in left) == [
+        (d, a["ID"]) for d, a in originals
+    ]
 
 
 @pytest.mark.parametrize(
@@ -390,3 +517,111 @@ def test_a_subscription_that_does_not_exist_is_one_line_and_exit_2(pubsub_emulat
         f"replay_dead_letters: error: --subscription: "
         f"{emulator.subscription('nothing-here')} does not exist"
     ]
+
+
+def job_dead_letters(tmp_path):
+    """mnist_batch's own dead-letter files, from BAD_LINES."""
+    source = tmp_path / "images.csv"
+    source.write_bytes(b"\n".join([b"ID,Image", *BAD_LINES]) + b"\n")
+    output = tmp_path / "predict"
+    run_template("mnist_batch", ["--input", str(source), "--output", str(output)])
+    return sorted(tmp_path.glob("predict_errors-*.json"))
+
+
+def test_a_csv_that_is_an_input_file_under_another_name_is_refused_and_kept(tmp_path):
+    files = job_dead_letters(tmp_path)
+    before = {f: f.read_bytes() for f in files}
+    (tmp_path / "fixed.csv").symlink_to(files[-1])
+
+    # Relative spellings, from the folder the files are in: what a person types.
+    done = run_tool("--from-file", "predict_errors-*.json", "--to-csv", "./fixed.csv", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"replay_dead_letters: error: --to-csv: ./fixed.csv is {files[-1]}, a file "
+        f"--from-file reads: writing it would erase its dead letters"
+    ]
+    assert {f: f.read_bytes() for f in files} == before
+
+
+def test_a_deeply_nested_line_is_counted_with_its_reason(tmp_path):
+    files = job_dead_letters(tmp_path)
+    files[0].write_bytes(files[0].read_bytes() + b"[" * 200_000 + b"\n")
+    fixed = tmp_path / "fixed.csv"
+
+    done = run_tool("--from-file", str(tmp_path / "predict_errors-*.json"), "--to-csv", str(fixed))
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"wrote {len(BAD_LINES)} rows to {fixed}; 1 not written (1 not a dead letter)"
+    )
+    assert "not a dead letter: JSON nested too deeply to read" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def wait_for_dead_letters(subscriber, subscription: str, count: int, timeout: float) -> None:
+    """Until `count` messages wait on the subscription; each pulled one is handed back."""
+    import time
+
+    from google.api_core import exceptions
+
+    seen, deadline = set(), time.monotonic() + timeout
+    while len(seen) < count:
+        assert time.monotonic() < deadline, f"{len(seen)} of {count} dead letters arrived"
+        try:
+            page = subscriber.pull(
+                request={"subscription": subscription, "max_messages": 100}, timeout=2.0
+            ).received_messages
+        except exceptions.DeadlineExceeded:
+            continue
+        seen |= {m.message.message_id for m in page}
+        if page:
+            subscriber.modify_ack_deadline(
+                request={
+                    "subscription": subscription,
+                    "ack_ids": [m.ack_id for m in page],
+                    "ack_deadline_seconds": 0,
+                }
+            )
+
+
+@pytest.mark.slow
+def test_replaying_into_the_running_mnist_stream_job_that_still_refuses_them_ends(
+    pubsub_emulator,
+):
+    from types import SimpleNamespace
+
+    publisher, subscriber = clients()
+    images = emulator.create_topic(f"mnist_image-{uuid.uuid4().hex[:8]}")
+    predict = emulator.create_topic(f"mnist_predict-{uuid.uuid4().hex[:8]}")
+    dead_topic, dead_subscription = topic_and_subscription(subscriber, "mnist_dead_letter")
+    job = RunningTemplate(
+        "mnist_stream",
+        [f"--input={images}", f"--output={predict}", f"--dead_letter={dead_topic}"],
+        env=template_env({"PUBSUB_EMULATOR_HOST": pubsub_emulator}),
+    )
+    # Messages the job refuses for as long as its producer is not fixed.
+    bad = [(b"ID=7;Image=0.0", {"source": "cam1"}), (b'[7, "0.0"]', {"source": "cam2"})]
+    try:
+        emulator.wait_for_subscriber(images, timeout=180)
+        publish(publisher, images, [SimpleNamespace(data=d, attributes=a) for d, a in bad])
+        wait_for_dead_letters(subscriber, dead_subscription, len(bad), timeout=180)
+
+        # A wide idle window: the job (warm by now) answers within it.
+        done = run_tool(
+            "--wait", "30", "--subscription", dead_subscription, "--topic", images, timeout=150
+        )
+
+        job.assert_running()
+    finally:
+        log = job.stop()
+    assert done.returncode == 0, done.stderr + log[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == (
+        f"replayed 2 dead letters to {images}; 2 not replayed, left on the subscription "
+        f"(2 failed again after replay)"
+    )
+    left = drain(subscriber, dead_subscription)
+    assert len({m.attributes["replayed"] for m in left}) == 1
+    assert sorted(
+        (bytes(m.data), m.attributes["source"], m.attributes["error_stage"]) for m in left
+    ) == sorted((d, a["source"], "parse") for d, a in bad)

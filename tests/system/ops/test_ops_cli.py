@@ -16,6 +16,7 @@ from ops.lab import Catalog, TemplateInfo
 from pipelines.registry import TEMPLATES as REGISTERED
 from pipelines.registry import job_module
 from tests.support.flex import PROJECT, ok, parameters
+from tests.support.markers import missing
 
 REPO = Path(__file__).resolve().parents[3]
 FLEX = REPO / "ops" / "flex"
@@ -46,6 +47,8 @@ NEW_FLAGS = (
     "--skip-check",
     "--check-minutes",
     "--amount",
+    "--alert-email",
+    "--exactly-once",
 )
 COMMANDS = (
     "setup",
@@ -63,6 +66,7 @@ COMMANDS = (
     "rollback",
     "replay",
     "cost",
+    "launcher",
 )
 
 
@@ -170,7 +174,7 @@ ALL_RUNS = [
         "run",
         "mnist_batch",
         "--param",
-        "model=gs://b/m,1",
+        "model=gs://lab-b/m,1",
         "--",
         "--worker-machine-type=n1-standard-2",
     ),
@@ -189,6 +193,10 @@ ALL_RUNS += [
     ("run", "mnist_stream", "--at-least-once"),
     ("run", "mnist_stream", "--max-hours", "0"),
     ("run", "wordcount", "--flexrs-goal", "COST_OPTIMIZED"),
+    ("setup", "--csv", "/nonexistent/mnist.csv", "--alert-email", "staff@example.org"),
+    ("launcher",),
+    ("jobs", "--max-hours", "2"),
+    ("update", "mnist_stream", "--exactly-once"),
 ]
 
 
@@ -228,7 +236,7 @@ def test_gcloud_accepts_every_command_it_is_given(flex, tmp_path):
     all: gcloud parses it (flags, arguments, choices, flag groups) and stops at "no account",
     before any request. An unknown flag or a malformed argument fails earlier, differently."""
     if shutil.which("gcloud") is None:
-        pytest.skip("the gcloud CLI is not installed")
+        missing("the gcloud CLI is not installed")
     from concurrent.futures import ThreadPoolExecutor
 
     env = cli_env(tmp_path)
@@ -253,7 +261,7 @@ def test_bq_knows_every_flag_it_is_given(flex, tmp_path):
     """bq asks for credentials before it parses flags, so its own help is the reference:
     global flags (before the command) from `bq --helpfull`, the others from `bq help CMD`."""
     if shutil.which("bq") is None:
-        pytest.skip("bq (part of the gcloud CLI) is not installed")
+        missing("bq (part of the gcloud CLI) is not installed")
     env = cli_env(tmp_path)
 
     def help_flags(*args: str) -> set[str]:

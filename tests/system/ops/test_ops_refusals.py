@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ops import names
 from tests.support.flex import PROJECT
 
 LONG = "a" * 10_000
@@ -58,7 +59,23 @@ def refused(result, message: str) -> None:
         (["run", "mnist_stream", "--flexrs-goal", "COST_OPTIMIZED"], "mnist_stream streams"),
         (["update", "mnist_stream", "--check-minutes", "0"], "--check-minutes must be"),
         (["run", "wordcount", "--max-hours", "2"], "wordcount is a batch template"),
-        (["drain", "mnist_stream", "--max-hours", "2"], "--max-hours is for run and update"),
+        (["drain", "mnist_stream", "--max-hours", "2"], "--max-hours is for run, update and jobs"),
+        (["jobs", "--max-hours", "two"], "--max-hours must be a whole number of hours"),
+        (["drain", "mnist_stream", "--exactly-once"], "--exactly-once is for run and update"),
+        (["update", "wordcount", "--exactly-once"], "--exactly-once is for stream jobs"),
+        (
+            ["update", "mnist_stream", "--at-least-once", "--exactly-once"],
+            "--at-least-once and --exactly-once exclude each other",
+        ),
+        (["setup", "--alert-email", "staff"], "--alert-email must be one e-mail address"),
+        (["setup", "--alert-email", "a@b@c.org"], "--alert-email must be one e-mail address"),
+        (["setup", "--alert-email", "a b@c.org"], "--alert-email must be one e-mail address"),
+        (["setup", "--alert-email", "a@" + "b" * 300 + ".org"], "--alert-email is too long"),
+        (["setup", "--alert-email", "a@b.org\nx"], "--alert-email holds a control character"),
+        (["run", "mnist_stream", "--alert-email", "a@b.org"], "--alert-email is for setup"),
+        (["setup", "--alert-email"], "--alert-email needs a value"),
+        (["launcher", "now"], "launcher takes no argument"),
+        (["launcher", "--max-hours", "2"], "--max-hours is for run, update and jobs"),
         (["run", "mnist_stream", "--skip-check"], "--skip-check is for update"),
         (["run", "mnist_stream", "--check-minutes", "5"], "--check-minutes is for update"),
         (["update", "mnist_stream", "--transform-name-mappings", "Classify"], "OLD=NEW"),
@@ -76,6 +93,22 @@ def refused(result, message: str) -> None:
         (["setup", "--", "--x"], "flags after -- are for run and update only"),
         (["trigger", "--github", "not a repo"], "it must be OWNER/REPO"),
         (["trigger"], "trigger needs the GitHub repository"),
+        # --param values through the template's own launch checks (issue 24).
+        (["run", "mnist_stream", "--param", "output=not a topic"], "--param output: expected"),
+        (["run", "mnist_stream", "--param", "model_check_seconds=abc"], "whole number from 1"),
+        (["run", "mnist_stream", "--param", "model_check_seconds=-5"], "out of range"),
+        (
+            ["run", "mnist_stream", "--param", f"input_subscription=projects/{PROJECT}/topics/t"],
+            "--param input_subscription: expected projects/PROJECT/subscriptions/",
+        ),
+        (["run", "mnist_batch", "--param", "read_method=FAST"], "--param read_method: invalid"),
+        (["run", "wordcount", "--param", "output=/tmp/counts"], "cannot use a local path"),
+        (["run", "wordcount", "--param", "output="], "--param output: is required"),
+        (["update", "mnist_stream", "--param", "output=x"], "--param output: expected"),
+        # Invisible characters: a command that reads differently from what it runs.
+        (["run", "wordcount", "--param", "output=gs://b-1/\u202etxt.exe"], "bidirectional"),
+        (["run", "wordcount", "--job-name", "word\u200bcount"], "zero-width character"),
+        (["drain", "mnist\u2066stream"], "bidirectional control"),
     ],
 )
 def test_a_bad_value_is_one_line_and_exit_2(flex, args, message):
@@ -112,6 +145,10 @@ def test_bad_names_are_refused_without_being_echoed(flex, option, value, message
         ("DATASET", "MNIST;drop", "DATASET 'MNIST;drop' is not valid"),
         ("MAX_HOURS", "forever", "--max-hours must be a whole number"),
         ("PROJECT", "x" * 5000, "project ID is too long"),
+        ("OPS_GCLOUD_TIMEOUT", "abc", "OPS_GCLOUD_TIMEOUT must be a whole number of seconds"),
+        ("OPS_GCLOUD_TIMEOUT", "0", "OPS_GCLOUD_TIMEOUT must be a whole number of seconds"),
+        ("OPS_GCLOUD_TIMEOUT", "1e3", "OPS_GCLOUD_TIMEOUT must be a whole number of seconds"),
+        ("IMAGES_TABLE", "Images\u200b", "IMAGES_TABLE holds a zero-width character"),
     ],
 )
 def test_bad_environment_values_are_refused(flex, variable, value, message):
@@ -136,4 +173,26 @@ def test_any_control_character_is_refused_in_one_short_line(flex, option, value)
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert len(line) < 400
+    assert result.calls == [] and not result.commands
+
+
+INVISIBLE = names.BIDI_CONTROLS + names.ZERO_WIDTH
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    option=st.sampled_from(["--project", "--bucket", "--region", "--job-name", "--param", "--csv"]),
+    before=st.text(max_size=20),
+    char=st.sampled_from(INVISIBLE),
+    after=st.text(max_size=20),
+)
+def test_bidi_controls_and_zero_width_characters_are_refused_anywhere(
+    flex, option, before, char, after
+):
+    result = flex("--project", PROJECT, "run", "wordcount", option, before + char + after)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert len(line) < 400 and char not in line
     assert result.calls == [] and not result.commands

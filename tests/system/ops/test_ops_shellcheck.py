@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.markers import missing
+
 OPS = Path(__file__).resolve().parents[3] / "ops"
 
 
@@ -30,7 +32,7 @@ def test_there_are_scripts_to_check():
 @pytest.mark.parametrize("script", shell_scripts(), ids=lambda p: str(p.relative_to(OPS.parent)))
 def test_shellcheck_is_clean(script):
     if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (Debian: apt-get install -y shellcheck)")
+        missing("shellcheck is not installed (Debian: apt-get install -y shellcheck)")
     done = subprocess.run(
         ["shellcheck", "--external-sources", "--severity=style", str(script)],
         capture_output=True,

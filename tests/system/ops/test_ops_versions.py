@@ -105,6 +105,8 @@ def test_cost_plan_reads_the_job_and_its_metrics_as_json(flex):
     for check in (describe, metrics):
         assert flag(check, "region") == REGION and flag(check, "format") == "json"
     assert flag(metrics, "source") == "all"
+    # Only the full view has the environment that says how Streaming Engine bills the job.
+    assert "--full" in describe
 
 
 def test_cost_of_a_template_is_its_newest_job(flex):
@@ -136,7 +138,7 @@ def test_cost_reports_on_gclouds_recorded_answers(flex, name):
     describe, listing = r.calls
     assert describe == [
         "gcloud", "dataflow", "jobs", "describe", job["id"], f"--project={PROJECT}",
-        f"--region={job['location']}", "--format=json",
+        f"--region={job['location']}", "--full", "--format=json",
     ]  # fmt: skip
     assert listing == [
         "gcloud", "beta", "dataflow", "metrics", "list", job["id"], f"--project={PROJECT}",

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.core import checks
-from pipelines.core.checks import Kind, canonical_location, check_distinct, location_kind
+from pipelines.core.checks import Place, canonical_location, check_distinct, place_of
 from pipelines.core.launch import unknown_options
 from pipelines.core.params import ParameterError
 from tests.support.properties import PROPERTY
@@ -19,26 +19,26 @@ from tests.support.properties import PROPERTY
 @pytest.mark.parametrize(
     "value, kind",
     [
-        ("lab-project:MNIST.Images", Kind.TABLE),
-        ("lab-project.MNIST.Images", Kind.TABLE),
-        ("example.com:lab-project:MNIST.Predict", Kind.TABLE),
-        ("gs://lab-bucket/mnist.csv", Kind.GCS),
-        ("mnist.v2.csv", Kind.LOCAL),  # project "mnist" is too short, and .csv is a file
-        ("results.v1.json", Kind.LOCAL),  # a valid table name, but .json says file
-        ("lab-project.MNIST.Images.csv", Kind.LOCAL),
-        ("./lab-project:MNIST.Images", Kind.LOCAL),
-        ("out/predict", Kind.LOCAL),
-        ("predict", Kind.LOCAL),
+        ("lab-project:MNIST.Images", Place.TABLE),
+        ("lab-project.MNIST.Images", Place.TABLE),
+        ("example.com:lab-project:MNIST.Predict", Place.TABLE),
+        ("gs://lab-bucket/mnist.csv", Place.GCS),
+        ("mnist.v2.csv", Place.LOCAL),  # project "mnist" is too short, and .csv is a file
+        ("results.v1.json", Place.LOCAL),  # a valid table name, but .json says file
+        ("lab-project.MNIST.Images.csv", Place.LOCAL),
+        ("./lab-project:MNIST.Images", Place.LOCAL),
+        ("out/predict", Place.LOCAL),
+        ("predict", Place.LOCAL),
     ],
 )
 def test_the_location_rule(value, kind):
-    assert location_kind(value) is kind
+    assert place_of(value) is kind
 
 
 @pytest.mark.parametrize("value", ["a:b", "p:MNIST.Predict", "lab-project:MNIST", "x:y.z"])
 def test_a_colon_that_makes_no_table_is_refused(value):
     with pytest.raises(ValueError, match="neither a BigQuery table"):
-        location_kind(value)
+        place_of(value)
 
 
 @PROPERTY
@@ -46,13 +46,13 @@ def test_a_colon_that_makes_no_table_is_refused(value):
 def test_every_value_has_one_kind_or_one_reason(value):
     canonical_location(value)  # total: a value that is no location compares as a path
     try:
-        kind = location_kind(value)
+        kind = place_of(value)
     except ValueError as error:
         assert (":" in value and "./" in str(error)) or "control character" in str(error)
         return
-    assert kind in Kind
+    assert kind in Place
     assert canonical_location(value) == canonical_location(value)
-    if kind is Kind.TABLE:
+    if kind is Place.TABLE:
         assert canonical_location(value).startswith("bigquery:")
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from pipelines.mnist import handler as mnist_model
 from pipelines.mnist.handler import MnistModelHandler
+from tests.support.mnist_models import write_lab_checkpoint
 
 ROOT = Path(__file__).resolve().parents[3]
 MODEL_DIR = ROOT / "models" / "mnist"
@@ -105,34 +106,6 @@ def test_run_inference_in_a_beam_pipeline(sample):
 
 
 # --- the lab's TF1 checkpoint ---------------------------------------------------------
-
-
-def write_lab_checkpoint(tf, folder, *, key_dtype="int64", use_resource=False, softmax=True):
-    """A tiny checkpoint shaped like the lab's export: placeholders `key` and `image`,
-    `scores`, and the JSON `inputs` / `outputs` collections, saved as `export`."""
-    v1 = tf.compat.v1
-    rng = np.random.default_rng(0)
-    graph = tf.Graph()
-    with graph.as_default():
-        image = v1.placeholder(tf.float32, [None, 784], name="image")
-        key = v1.placeholder(tf.int64 if key_dtype == "int64" else tf.string, [None], name="key")
-        weights = v1.Variable(
-            rng.normal(0, 0.5, (784, 10)).astype(np.float32), name="w", use_resource=use_resource
-        )
-        bias = v1.Variable(
-            rng.normal(0, 0.5, 10).astype(np.float32), name="b", use_resource=use_resource
-        )
-        logits = tf.matmul(image, weights) + bias
-        scores = tf.nn.softmax(logits) if softmax else tf.identity(logits)
-        graph.add_to_collection("inputs", json.dumps({"key": key.name, "image": image.name}))
-        graph.add_to_collection(
-            "outputs", json.dumps({"key": tf.identity(key).name, "scores": scores.name})
-        )
-        with v1.Session(graph=graph) as session:
-            session.run(v1.global_variables_initializer())
-            v1.train.Saver().save(session, str(Path(folder) / "export"))
-            w, b = session.run([weights, bias])
-    return w, b
 
 
 def reference_probabilities(images, w, b):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -16,13 +18,14 @@ import pytest
 
 from pipelines.core.params import ParameterError
 from pipelines.mnist import contract
-from pipelines.mnist.handler import MnistModelHandler, WatchedModel
+from pipelines.mnist.handler import LOOKED_AT_AGAIN, MnistModelHandler, WatchedModel
 from pipelines.mnist.location import (
     check_model,
     check_model_source,
     matched_models,
     newest_valid_model,
 )
+from tests.support.mnist_models import hostile_folders
 from tests.support.processes import REPO
 
 MODEL = REPO / "models" / "mnist"
@@ -153,7 +156,7 @@ def test_the_watch_switches_to_a_newer_valid_model_and_ignores_the_rest(tmp_path
     assert len(warnings) == 2  # newest first
     assert f"MNIST model {unloadable} ignored: cannot load" in warnings[0]
     assert f"MNIST model {bad} ignored: '{bad}': corrupt protobuf" in warnings[1]
-    assert all(w.endswith(f"; keeping {first}") for w in warnings)
+    assert all(w.endswith(f"; keeping {first}; {LOOKED_AT_AGAIN}") for w in warnings)
 
     second = model_folder(tmp_path, "v2", NOW - 10)
     watched.look()
@@ -178,3 +181,114 @@ def test_a_baked_model_names_its_folder(tmp_path):
     model = FakeModel(str(MODEL))
     results = handler.run_inference([np.zeros(784, np.float32)], model)
     assert [r.model_id for r in results] == [str(MODEL)]
+
+
+# --- real model folders, made with TensorFlow, checked without it ---------------------------
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    tf = pytest.importorskip("tensorflow")
+    return hostile_folders(tf, tmp_path_factory.mktemp("models"))
+
+
+@pytest.mark.parametrize("case", ["lab", "lab_resource", "saved_model"])
+def test_real_models_of_the_contract_pass(folders, case):
+    check_model(str(folders[case]), on_dataflow=False)
+
+
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        ("lab_1024_pixels", "'image' has shape [-1, 1024]; expected [None, 784]"),
+        ("lab_3_classes", "'scores' has shape [-1, 3]; expected [None, 10]"),
+        (
+            "lab_weights_of_another_shape",
+            "export.index holds 'b' as float32 [3]; the graph's variable is float32 [10]",
+        ),
+        ("lab_random_index_and_data", "export.index: not a tensor bundle index"),
+        (
+            "lab_truncated_data",
+            r"export.data-00000-of-00001 is {short} bytes; its index says {full}",
+        ),
+        (
+            "saved_model_weights_of_another_shape",
+            "variables/variables.index holds 'w/.ATTRIBUTES/VARIABLE_VALUE' as float32 "
+            "[784, 3]; the graph's variable is float32 [784, 10]",
+        ),
+        ("saved_model_random_variables", "variables/variables.index: not a tensor bundle index"),
+        (
+            "saved_model_truncated_data",
+            "variables/variables.data-00000-of-00001 is 1000 bytes; its index says 900894",
+        ),
+    ],
+)
+def test_a_folder_that_would_fail_every_row_is_one_line_at_launch(folders, case, reason):
+    full = (folders["lab"] / "export.data-00000-of-00001").stat().st_size
+    with pytest.raises(ParameterError) as refused:
+        check_model(str(folders[case]), on_dataflow=False)
+    assert refused.value.name == "model"
+    assert reason.format(short=full - 4, full=full) in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def lab_copy(folders, case: str, root, name: str, updated: float) -> str:
+    folder = root / name
+    shutil.copytree(folders[case], folder)
+    os.utime(folder / contract.CHECKPOINT_META, (updated, updated))
+    return str(folder)
+
+
+def test_the_watch_refuses_a_checkpoint_the_launch_would_refuse(folders, tmp_path, caplog):
+    first = lab_copy(folders, "lab", tmp_path, "v1", NOW - 100)
+    watched = WatchedModel(f"{tmp_path}/*/{contract.CHECKPOINT_META}", 3600, load=FakeModel)
+    for case, reason in [
+        ("lab_3_classes", "'scores' has shape [-1, 3]"),
+        ("lab_weights_of_another_shape", "export.index holds 'b' as float32 [3]"),
+        ("lab_random_index_and_data", "export.index: not a tensor bundle index"),
+    ]:
+        refused = lab_copy(folders, case, tmp_path, f"v2_{case}", NOW)
+        watched.look()
+        assert watched.folder == first
+        assert f"MNIST model {refused} ignored: '{refused}': {reason}" in caplog.text
+        shutil.rmtree(refused)
+
+
+def test_the_watch_looks_again_at_a_refused_folder_once_its_files_change(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="pipelines.mnist.handler")
+    first = model_folder(tmp_path, "v1", NOW - 100)
+    watched = WatchedModel(f"{tmp_path}/*/saved_model.pb", 3600, load=FakeModel)
+    # An upload that puts saved_model.pb first: refused while its variables/ are missing.
+    second = tmp_path / "v2"
+    second.mkdir()
+    shutil.copy(MODEL / "saved_model.pb", second / "saved_model.pb")
+    watched.look()
+    watched.look()
+    assert watched.folder == first
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "the SavedModel has no variables/variables.index" in warning
+    assert warning.endswith(LOOKED_AT_AGAIN)
+    shutil.copytree(MODEL / "variables", second / "variables")
+    watched.look()
+    assert watched.folder == str(second)
+    assert f"MNIST model switched from {first} to {second}" in caplog.text
+
+
+def test_the_check_reads_every_model_file_without_tensorflow(folders):
+    code = (
+        "import sys\n"
+        "from pipelines.mnist.location import model_problem\n"
+        "problems = [model_problem(path) for path in sys.argv[1:]]\n"
+        "assert problems[:2] == [None, None], problems\n"
+        "assert 'not a tensor bundle index' in problems[2], problems\n"
+        "sys.exit('tensorflow' in sys.modules)\n"
+    )
+    paths = [folders["lab"], MODEL, folders["lab_random_index_and_data"]]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *map(str, paths)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -9,11 +9,12 @@ import json
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.core.deadletters import dead_letter_row, to_json_line
-from pipelines.mnist import contract
+from pipelines.mnist import contract, tf_files
 from pipelines.mnist.records import (
     ID_RANGE,
     NUM_PIXELS,
@@ -29,6 +30,7 @@ from pipelines.mnist.records import (
     prediction_rows,
     split_csv_line,
 )
+from tests.support.mnist_models import write_lab_checkpoint
 from tests.support.mnist_reference import parse_row
 from tests.support.processes import REPO
 from tests.support.properties import PROPERTY
@@ -181,7 +183,11 @@ def test_a_prediction_row_is_finite_json_or_a_reason(probabilities):
 )
 def test_the_model_check_accepts_or_says_why_never_crashes(data):
     try:
-        contract.check_saved_model(data)
+        variables = contract.check_saved_model(data)
+        assert all(
+            isinstance(key, str) and isinstance(v.dtype, int) for key, v in variables.items()
+        )
+        assert all(v.shape is None or all(d >= -1 for d in v.shape) for v in variables.values())
         contract.check_checkpoint_meta(data)
     except contract.ModelFormatError as error:
         assert str(error)
@@ -296,3 +302,214 @@ def test_a_csv_file_is_records_each_with_one_outcome(rows):
     for line, breaks, ending in rows:
         if line in BUNDLED and _wrap(line, breaks, ending) in records:
             assert reference(_wrap(line, breaks, ending)) == reference(line)
+
+
+# --- the model files read at launch (pipelines/mnist/tf_files.py, contract.py) -------------
+
+
+def mutations(original: bytes):
+    """`original` with one byte replaced, then cut short: mostly almost-valid files."""
+    return st.tuples(
+        st.integers(0, len(original) - 1), st.integers(0, 255), st.integers(1, len(original))
+    ).map(lambda m: (original[: m[0]] + bytes([m[1]]) + original[m[0] + 1 :])[: m[2]])
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
+
+
+def block(entries) -> bytes:
+    body = b"".join(varint(0) + varint(len(k)) + varint(len(v)) + k + v for k, v in entries)
+    return body + (0).to_bytes(4, "little") + (1).to_bytes(4, "little")  # one restart, at 0
+
+
+def table(entries) -> bytes:
+    """A LevelDB-style table of `entries` (sorted (key, value) pairs), as TensorFlow writes a
+    bundle index: one data block, an empty metaindex block, the index block, the footer."""
+    out = bytearray()
+
+    def put(contents: bytes) -> bytes:
+        handle = varint(len(out)) + varint(len(contents))
+        out.extend(
+            contents + b"\0" + tf_files._masked_crc32c(contents + b"\0").to_bytes(4, "little")
+        )
+        return handle
+
+    data_handle = put(block(entries))
+    metaindex = put(block([]))
+    index = put(block([(entries[-1][0] if entries else b"", data_handle)]))
+    footer = (metaindex + index).ljust(40, b"\0")
+    return bytes(out) + footer + (0xDB4775248B80FB57).to_bytes(8, "little")
+
+
+def message(*fields_: tuple[int, object]) -> bytes:
+    """A protobuf message of (field number, int or bytes) fields."""
+    out = b""
+    for number, value in fields_:
+        if isinstance(value, int):
+            out += varint(number << 3) + varint(value % (1 << 64))
+        else:
+            out += varint(number << 3 | 2) + varint(len(value)) + value
+    return out
+
+
+def entry_proto(dtype, dims, shard, offset, size, extra) -> bytes:
+    shape = message(*((2, message((1, d))) for d in dims))
+    if size is None:  # the size the shape needs, so that more entries get past that check
+        size = math.prod(dims) * tf_files.DTYPE_SIZES.get(dtype, 1)
+    return message((1, dtype), (2, shape), (3, shard), (4, offset), (5, size)) + extra
+
+
+entry_protos = st.one_of(
+    st.binary(max_size=40),
+    st.builds(
+        entry_proto,
+        st.one_of(st.just(1), st.integers(0, 25)),
+        st.lists(st.one_of(st.integers(0, 5), st.just(-1)), max_size=4),
+        st.one_of(st.just(0), st.integers(-1, 3)),
+        st.integers(-1, 100),
+        st.one_of(st.none(), st.integers(-1, 100)),
+        st.sampled_from([b"", message((7, b"")), b"\xff"]),
+    ),
+)
+bundle_indexes = st.builds(
+    lambda shards, header_extra, entries: table(
+        [(b"", message((1, shards)) + header_extra), *sorted(entries.items())]
+    ),
+    st.one_of(st.integers(1, 3), st.integers(-1, 3)),
+    st.sampled_from([b"", message((3, message((1, 1))))]),
+    st.dictionaries(
+        st.one_of(st.text("wb/._", min_size=1, max_size=6).map(str.encode), st.binary(min_size=1)),
+        entry_protos,
+        max_size=5,
+    ),
+)
+BUNDLED_INDEX = (REPO / "models" / "mnist" / "variables" / "variables.index").read_bytes()
+
+
+@PROPERTY
+@given(st.one_of(st.binary(max_size=300), mutations(BUNDLED_INDEX), bundle_indexes))
+def test_a_bundle_index_is_read_or_says_why(data):
+    try:
+        bundle = tf_files.read_bundle(data)
+    except contract.ModelFormatError as error:
+        assert str(error)
+        return
+    assert 1 <= bundle.num_shards <= tf_files.MAX_SHARDS
+    for entry in bundle.entries.values():
+        assert 0 <= entry.shard < bundle.num_shards and entry.offset >= 0 and entry.size >= 0
+        assert all(dim >= 0 for dim in entry.shape)
+        if entry.dtype in tf_files.DTYPE_SIZES and not entry.sliced:
+            assert entry.size == math.prod(entry.shape) * tf_files.DTYPE_SIZES[entry.dtype]
+
+
+@PROPERTY
+@given(st.dictionaries(st.binary(min_size=1, max_size=8), st.binary(max_size=20), max_size=8))
+def test_the_table_reader_gives_back_what_a_table_holds(entries):
+    pairs = sorted(entries.items())
+    assert tf_files.table_entries(table(pairs)) == pairs
+
+
+@PROPERTY
+@given(
+    bundle_indexes,
+    st.dictionaries(
+        st.sampled_from([f"export.data-{i:05d}-of-{n:05d}" for i in range(3) for n in range(1, 4)]),
+        st.integers(0, 200),
+        max_size=4,
+    ),
+)
+def test_data_file_lengths_pass_only_when_each_is_as_long_as_its_index_says(index, lengths):
+    try:
+        bundle = tf_files.read_bundle(index)
+    except contract.ModelFormatError:
+        return
+    try:
+        contract.check_data_files(bundle, "export", lengths)
+    except contract.ModelFormatError as error:
+        assert str(error)
+        return
+    for shard, end in bundle.shard_ends().items():
+        assert lengths[f"export{tf_files.data_file_suffix(shard, bundle.num_shards)}"] >= end
+
+
+@pytest.fixture(scope="module")
+def lab_files(tmp_path_factory):
+    tf = pytest.importorskip("tensorflow")
+    folder = tmp_path_factory.mktemp("lab")
+    write_lab_checkpoint(tf, folder)
+    return {name: (folder / name).read_bytes() for name in ("export.meta", "export.index")}
+
+
+def test_the_lab_checkpoint_meets_the_contract(lab_files):
+    variables = contract.check_checkpoint_meta(lab_files["export.meta"])
+    assert variables == {"w": (1, (784, 10)), "b": (1, (10,))}
+    contract.check_weights(variables, lab_files["export.index"], "export.index")
+
+
+@PROPERTY
+@given(data=st.data())
+def test_a_meta_graph_and_its_index_are_read_or_say_why(lab_files, data):
+    meta = data.draw(st.one_of(st.binary(max_size=300), mutations(lab_files["export.meta"])))
+    index = data.draw(st.one_of(bundle_indexes, mutations(lab_files["export.index"])))
+    try:
+        variables = contract.check_checkpoint_meta(meta)
+        for variable in variables.values():
+            assert isinstance(variable.dtype, int)
+            assert variable.shape is None or all(isinstance(d, int) for d in variable.shape)
+        contract.check_weights(variables, index, "export.index")
+    except contract.ModelFormatError as error:
+        assert str(error) and "\n" not in str(error)
+
+
+def lab_meta(inputs: str, outputs: str) -> bytes:
+    """A MetaGraphDef with the lab's collections holding `inputs` and `outputs` (JSON text)
+    and a graph of the two placeholders they name."""
+
+    def placeholder(name: str, width: int) -> bytes:
+        dims = message((2, message((1, (1 << 64) - 1))), (2, message((1, width))))
+        recorded = message((1, message((7, dims))))  # AttrValue.list.shape, as TF exports
+        return message(
+            (1, name.encode()),
+            (2, b"Placeholder"),
+            (5, message((1, b"shape"), (2, message((7, dims))))),
+            (5, message((1, b"_output_shapes"), (2, recorded))),
+        )
+
+    def collection(name: str, text: str) -> bytes:
+        value = message((2, message((1, text.encode()))))
+        return message((1, name.encode()), (2, value))
+
+    graph = message((1, placeholder("image", 784)), (1, placeholder("scores", 10)))
+    return message(
+        (2, graph), (4, collection("inputs", inputs)), (4, collection("outputs", outputs))
+    )
+
+
+GOOD_OUTPUTS = json.dumps({"scores": "scores:0"})
+
+
+@pytest.mark.parametrize(
+    "inputs, problem",
+    [
+        (json.dumps({"image": "image:0"}), None),
+        ("[" * 100_000, "collection 'inputs' is not JSON"),
+        ("9" * 5000, "collection 'inputs' is not JSON"),
+        (json.dumps({"image": "image:" + "9" * 5000}), "which the graph lacks"),
+        (json.dumps({"image": 7}), "collection 'inputs' names 'image' as 7"),
+        (json.dumps({"image": "scores:0"}), "'image' has shape [-1, 10]; expected [None, 784]"),
+        (json.dumps({"image": "image:3"}), "the graph's 'image' has 1 output(s), not 3"),
+    ],
+)
+def test_hostile_collections_are_one_problem_line(inputs, problem):
+    try:
+        contract.check_checkpoint_meta(lab_meta(inputs, GOOD_OUTPUTS))
+    except contract.ModelFormatError as error:
+        assert problem is not None and problem in str(error), error
+    else:
+        assert problem is None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -70,7 +71,11 @@ def test_a_finished_batch_job_at_its_own_regions_batch_prices():
         + shuffle_gb * prices.shuffle_gb
     )
     assert price(line(report, "estimate")) == pytest.approx(expected, abs=1e-4)
-    assert f"at us-central1 list prices of {pricing.PRICES_DATE} ({pricing.PRICING_URL})" in report
+    assert f"at us-central1 list prices ({pricing.PRICING_URL}); each from:" in report
+    assert (
+        "    vCPU, memory, disk (standard), disk (SSD), Shuffle data processed (billable): "
+        + pricing.BEAM_COPY
+    ) in report.splitlines()
     assert "not in the price table" not in report
     # The job's own counters, summed over steps, the committed values; and they add up.
     assert re.search(r"mnist/dead_letters +12$", report, re.M)  # 11 parse + 1 inference
@@ -92,10 +97,18 @@ def test_a_running_stream_job_outside_the_table_says_whose_prices_it_uses():
     assert price(vcpu) == pytest.approx(
         metric(metrics, "TotalVcpuTime") / 3600 * prices.vcpu_hour["streaming"], abs=1e-4
     )
+    # The summary view (no --full) has no environment: the billing mode is unknown.
+    assert line(report, "Streaming Engine data processed").endswith("not estimated")
+    assert line(report, "Streaming Engine compute units").endswith("not estimated")
+    assert "describe without --full" in report
+    # With the full view's environment of an exactly-once job: billed by data processed.
+    job["environment"] = {"streamingMode": "STREAMING_MODE_EXACTLY_ONCE"}
+    report = cost.report(job, metrics)
     data = line(report, "Streaming Engine data processed")
     assert price(data) == pytest.approx(
         metric(metrics, "TotalStreamingDataProcessed") * prices.streaming_engine_gb, abs=1e-4
     )
+    assert line(report, "Streaming Engine compute units").endswith("not billed")
     # Still running: what is read and not yet out is in flight, not missing.
     assert (
         "mnist: rows_read 36,120 = predictions 36,010 + dead_letters 42 + 68 still in the job "
@@ -110,10 +123,51 @@ def test_a_drained_job_whose_counts_do_not_add_up_says_so():
         "pedestrian: frames_read 5,000 != frames_processed 4,990 + dead_letters 8: they DO NOT "
         "add up (2 missing)"
     ) in report
-    # Resource-based billing: data processed is shown, not priced; compute units not priced.
-    assert line(report, "Streaming Engine data processed").endswith("GB")
-    assert "Streaming Engine compute units are not in the price table" in report
-    assert "resource-based billing" in report
+    # Resource-based billing: data processed is shown, not billed; compute units are priced.
+    assert line(report, "Streaming Engine data processed").endswith("not billed")
+    units = line(report, "Streaming Engine compute units")
+    assert price(units) == pytest.approx(
+        metric(metrics, "TotalSeCuUsage") * pricing.PRICES["us-central1"].streaming_engine_cu_hour,
+        abs=1e-4,
+    )
+    assert "billed by compute units, not by data processed" in report
+    assert f"    Streaming Engine compute units: {pricing.PAGE}" in report.splitlines()
+
+
+def test_an_at_least_once_job_is_billed_by_compute_units_whatever_the_flag_says():
+    job, metrics = recorded("pedestrian_stream_drained")
+    job["environment"].pop("useStreamingEngineResourceBasedBilling")
+    job["environment"]["streamingMode"] = "STREAMING_MODE_AT_LEAST_ONCE"
+    report = cost.report(job, metrics)
+    assert line(report, "Streaming Engine data processed").endswith("not billed")
+    assert line(report, "Streaming Engine compute units").startswith("  Streaming Engine")
+    assert "$" in line(report, "Streaming Engine compute units")
+
+
+def test_a_figure_the_table_lacks_is_not_estimated_never_a_number(monkeypatch):
+    job, metrics = recorded("pedestrian_stream_drained")
+    with_units = cost.report(job, metrics)
+    table = dict(pricing.PRICES)
+    table["us-central1"] = dataclasses.replace(table["us-central1"], streaming_engine_cu_hour=None)
+    monkeypatch.setattr(pricing, "PRICES", table)
+    report = cost.report(job, metrics)
+    assert line(report, "Streaming Engine compute units").endswith("not estimated")
+    assert "so not estimated: Streaming Engine compute units" in report
+    assert pricing.PAGE not in report  # no figure priced from that source
+    assert price(line(report, "estimate")) < price(line(with_units, "estimate"))
+
+
+def test_every_price_names_its_source():
+    fields = {f.name for f in dataclasses.fields(pricing.Prices)}
+    assert set(pricing.SOURCES) == fields
+    assert all(source for source in pricing.SOURCES.values())
+
+
+def test_resource_billing_without_compute_units_says_they_are_left_out():
+    job, metrics = recorded("pedestrian_stream_drained")
+    metrics = [m for m in metrics if m["name"]["name"] != "TotalSeCuUsage"]
+    report = cost.report(job, metrics)
+    assert "Dataflow has not reported TotalSeCuUsage" in report
 
 
 def test_the_same_drained_job_with_counts_that_add_up():

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ops import names
-from ops.commands.jobs import age, parameters_flag, step_names
+from ops.answers import Wrong, job, job_list
+from ops.commands.jobs import age, parameters_flag
 from ops.gcloud import quote_command, quote_word
 from ops.lab import Catalog
 from ops.names import Refused
@@ -142,8 +143,68 @@ def test_age_and_step_names():
     assert age("2026-01-02 01:00:00", now) == "2h04m"
     assert age("yesterday", now) == "?"
     transforms = [{"name": n} for n in ("Read", "Classify/Parse", "Classify", "", "Publish")]
-    assert step_names({"pipelineDescription": {"originalPipelineTransform": transforms}}) == [
-        "Classify",
-        "Publish",
-        "Read",
-    ]
+    described = {"id": "1", "pipelineDescription": {"originalPipelineTransform": transforms}}
+    assert job(described).steps == ("Classify", "Publish", "Read")
+
+
+# --- readers of gcloud's answers (issue 26): odd answers give None or nothing, never a crash ---
+
+_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=30)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=12,
+)
+
+
+@given(_json)
+def test_streaming_mode_reads_any_answer(answer):
+    from ops.commands.jobs import streaming_mode
+
+    assert streaming_mode(answer) in (True, False, None)
+    assert streaming_mode({"environment": answer}) in (True, False, None)
+
+
+def test_streaming_mode_reads_the_field_then_the_experiment():
+    from ops.commands.jobs import AT_LEAST_ONCE, streaming_mode
+
+    def env(**fields):
+        return {"environment": fields}
+
+    assert streaming_mode(env(streamingMode="STREAMING_MODE_AT_LEAST_ONCE")) is True
+    assert streaming_mode(env(streamingMode="STREAMING_MODE_EXACTLY_ONCE")) is False
+    assert streaming_mode(env(streamingMode="STREAMING_MODE_UNSPECIFIED")) is None
+    assert streaming_mode(env(experiments=[AT_LEAST_ONCE])) is True
+    assert streaming_mode(env(serviceOptions=[AT_LEAST_ONCE])) is True
+    assert streaming_mode({}) is None
+
+
+@given(_json, st.text(max_size=20))
+def test_newer_tags_reads_any_answer(answer, current):
+    from ops.commands.launcher import newer_tags
+
+    for tag, digest in newer_tags(answer, current):
+        assert tag > current and isinstance(digest, str)
+
+
+def test_the_dockerfile_has_one_launcher_pin_the_launcher_command_reads():
+    from ops.commands.launcher import DATED, DOCKERFILE, pinned
+
+    name, tag = pinned(DOCKERFILE.read_text())
+    assert name == "gcr.io/dataflow-templates-base/python311-template-launcher-base"
+    assert DATED.fullmatch(tag)
+
+
+@given(st.lists(_json, max_size=5))
+def test_overdue_reads_any_listing(listing):
+    from types import SimpleNamespace
+
+    from ops.commands.jobs import overdue
+
+    try:
+        jobs = job_list(listing)  # what ops/flex jobs passes it: a listing its reader took
+    except Wrong:
+        return
+    ctx = SimpleNamespace(settings=SimpleNamespace(max_hours=1))
+    for line in overdue(ctx, jobs, datetime(2026, 12, 7, tzinfo=UTC)):
+        assert line.startswith("OVER 1 h: stream job ")

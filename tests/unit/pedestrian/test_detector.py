@@ -1,5 +1,5 @@
 """Detector: decoding and post-processing without the model, then the model on the lab's
-sample frames (skipped when the graph or ../shared/design is not here)."""
+sample frames (DESIGN_FRAMES, default ../shared/design: tests/support/markers.py)."""
 
 import io
 import pickle
@@ -24,9 +24,10 @@ from pipelines.pedestrian.detector import (
 )
 from pipelines.pedestrian.geometry import DEFAULT_CAMERA
 from pipelines.pedestrian.tiling import iou
+from tests.support import markers
 
 REPO = Path(__file__).resolve().parents[3]
-DESIGN = REPO.parent / "shared" / "design"
+DESIGN = markers.DESIGN
 FRAMES = ("A_001.png", "A_002.png", "A_003.png")
 
 
@@ -314,14 +315,8 @@ def test_detections_from_outputs_maps_filters_and_merges():
 
 # ---- the model on the lab's frames --------------------------------------------------------
 
-needs_model = pytest.mark.skipif(
-    not det.default_graph_path().is_file(),
-    reason=f"detector graph not installed at {det.default_graph_path()} ({det.INSTALL_HINT})",
-)
-needs_design = pytest.mark.skipif(
-    not (DESIGN / "Labels.csv").is_file(),
-    reason=f"the lab's design sample is not here ({DESIGN}); it is not ours to copy",
-)
+needs_model = markers.needs_detector
+needs_design = markers.needs_design
 
 
 @pytest.fixture(scope="module")

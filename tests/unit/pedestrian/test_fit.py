@@ -8,16 +8,14 @@ import pytest
 
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.geometry import HEAD_TOP, HEIGHT, CameraModel
+from tests.support import markers
 from tools import fit_camera
 from tools.fit_camera import Sample, evaluate, load_labels
 from tools.fit_camera import fit_camera as fit
 
 REPO = Path(__file__).resolve().parents[3]
-LABELS = REPO.parent / "shared" / "design" / "Labels.csv"
-needs_labels = pytest.mark.skipif(
-    not LABELS.is_file(),
-    reason=f"the lab's design sample is not here ({LABELS}); it is not ours to copy",
-)
+LABELS = markers.DESIGN / "Labels.csv"
+needs_labels = markers.needs_design
 
 TRUE = CameraModel(
     focal_px=1500.0,

@@ -3,11 +3,11 @@ change something else could see are left alone."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pipelines.pedestrian import detector as det
 from pipelines.pedestrian.folding import fold_batch_norms
-
-tf = pytest.importorskip("tensorflow")
+from tests.support import markers
 
 
 def norm_params(rng, channels, prefix):
@@ -79,7 +79,7 @@ def test_folding_keeps_the_outputs(kwargs, expected):
     assert np.ptp(before[0]) > 1  # the outputs are not all clipped to one value
 
 
-@pytest.mark.skipif(not det.default_graph_path().is_file(), reason="detector graph not installed")
+@markers.needs_detector
 def test_the_detector_graph_folds_every_norm_and_scores_the_same():
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(det.default_graph_path().read_bytes())

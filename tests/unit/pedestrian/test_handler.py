@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pipelines.core.models import MODELS_DIR_ENV
-from pipelines.pedestrian import detector as det
 from pipelines.pedestrian.detector import Frame, PedestrianDetector, decode_frame
 from pipelines.pedestrian.frames import failure_reason, frame_result, reported_failure_reason
 from pipelines.pedestrian.handler import PedestrianModelHandler
 from pipelines.pedestrian.transforms import METRICS_NAMESPACE, DetectPedestrians
+from tests.support import markers
 from tests.support.properties import PROPERTY
 
 LOADED = "pedestrian detector loaded from"
@@ -237,13 +237,11 @@ def test_failure_reasons():
 
 # ---- the real detector ---------------------------------------------------------------------
 
-DESIGN = Path(__file__).resolve().parents[4] / "shared" / "design"
+DESIGN = markers.DESIGN
 
 
-@pytest.mark.skipif(
-    not det.default_graph_path().is_file() or not (DESIGN / "A_001.png").is_file(),
-    reason="needs the detector graph and the lab's design frames",
-)
+@markers.needs_detector
+@markers.needs_design
 def test_one_model_call_for_two_frames_finds_what_each_alone_finds():
     handler = PedestrianModelHandler(PedestrianDetector(), max_batch_frames=2)
     detector = handler.load_model()
