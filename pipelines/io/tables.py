@@ -23,7 +23,8 @@ def is_table(value: str) -> bool:
 class ReadRows(beam.PTransform):
     """The input as raw elements: BigQuery rows (dicts of `fields`) or, from a CSV file,
     its records as bytes (a quoted field may hold line breaks) without the header records
-    (`is_header`, counted in `<namespace>/csv_headers`)."""
+    (`is_header`, counted in `<namespace>/csv_headers`); with `block_records`, a CSV file's
+    records come in lists of up to that many (ReadRecords), headers taken out."""
 
     def __init__(
         self,
@@ -33,9 +34,11 @@ class ReadRows(beam.PTransform):
         is_header: Callable[[bytes], bool],
         namespace: str,
         read_method: str = "DIRECT_READ",
+        block_records: int | None = None,
     ):
         super().__init__()
         self._source = source
+        self._block_records = block_records
         self._fields = fields
         self._is_header = is_header
         self._namespace = namespace
@@ -48,21 +51,32 @@ class ReadRows(beam.PTransform):
             )
         return (
             pipeline
-            | "ReadCsv" >> ReadRecords(self._source)
-            | "SkipHeaders" >> beam.ParDo(_SkipHeadersFn(self._is_header, self._namespace))
+            | "ReadCsv" >> ReadRecords(self._source, block_records=self._block_records)
+            | "SkipHeaders"
+            >> beam.ParDo(
+                _SkipHeadersFn(self._is_header, self._namespace, blocks=bool(self._block_records))
+            )
         )
 
 
 class _SkipHeadersFn(beam.DoFn):
-    def __init__(self, is_header: Callable[[bytes], bool], namespace: str):
+    def __init__(self, is_header: Callable[[bytes], bool], namespace: str, blocks: bool):
         self._is_header = is_header
+        self._blocks = blocks
         self._headers = Metrics.counter(namespace, "csv_headers")
 
-    def process(self, line: bytes):
-        if self._is_header(line):
-            self._headers.inc()
-        else:
-            yield line
+    def process(self, element):
+        if not self._blocks:
+            if self._is_header(element):
+                self._headers.inc()
+            else:
+                yield element
+            return
+        kept = [record for record in element if not self._is_header(record)]
+        if len(kept) < len(element):
+            self._headers.inc(len(element) - len(kept))
+        if kept:
+            yield kept
 
 
 class WriteRows(beam.PTransform):

@@ -54,7 +54,12 @@ from pipelines.mnist.records import (
     row_pair,
     split_csv_line,
 )
-from pipelines.mnist.transforms import METRICS_NAMESPACE, ParseImages, PredictDigits
+from pipelines.mnist.transforms import (
+    BATCH_ROWS,
+    METRICS_NAMESPACE,
+    ParseImages,
+    PredictDigits,
+)
 
 READ_METHODS = ("DIRECT_READ", "EXPORT")
 _log = logging.getLogger(__name__)
@@ -180,8 +185,9 @@ def build_pipeline(pipeline, args):
             is_header=is_csv_header,
             namespace=METRICS_NAMESPACE,
             read_method=args.read_method,
+            block_records=BATCH_ROWS,
         )
-        | "ParseImages" >> ParseImages(split_csv_line if from_csv else row_pair)
+        | "ParseImages" >> ParseImages(split_csv_line if from_csv else row_pair, batched=from_csv)
     )
     handler = MnistModelHandler(resolve_model(args.model))
     # Each batch's predictions leave formatted as the output takes them (rows or JSON lines).
