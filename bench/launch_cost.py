@@ -43,11 +43,11 @@ LOCAL_PARAMETERS = {
 BUILD_GRAPH = """
 import sys
 import apache_beam as beam
-from pipelines.core.launch import parse
+from pipelines.core.launch import is_dataflow, parse
 from pipelines.registry import job_module
 job = job_module({name!r})
 _, args, options = parse(job.TEMPLATE, {argv!r})
-job.preflight(args, options)
+job.preflight(args, options, on_dataflow=is_dataflow(options))
 job.build_pipeline(beam.Pipeline(options=options), args)
 assert "tensorflow" not in sys.modules, "building the graph imported TensorFlow"
 """

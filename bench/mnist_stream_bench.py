@@ -38,7 +38,7 @@ slow bench.
 
 Diagnostics:
   --capacity N   publish N messages at once and time how fast the job drains them.
-  --pull-max N   override the job's DirectRunner pull size (pipelines/local/subscriber.py,
+  --pull-max N   override the job's DirectRunner pull size (local_runtime/limits.py,
                  PULL_MAX_MESSAGES; injected as a sitecustomize) to compare pull sizes.
   --sample-stacks FILE  sample every thread of the job every 5 ms (a sitecustomize, the
                  poor man's py-spy) and write the functions seen most, by self and total
@@ -52,7 +52,7 @@ What limits a local stream job (Beam 2.77): the DirectRunner's own Pub/Sub read 
 10 messages per bundle, and every bundle pays the runner's fixed per-step cost (DoFn pickle
 round trip, signature introspection, setup/teardown) in each of the job's ~14 steps, one at
 a time on one thread: ~100-160 messages/s on an idle 2-core machine. The job therefore pulls
-more per bundle on the DirectRunner (pipelines/local/subscriber.py: up to 1,000, in follow-up
+more per bundle on the DirectRunner (local_runtime/subscriber.py: up to 1,000, in follow-up
 pulls while the emulator's pages of 100 come full), and works per batch (one batch per
 bundle: parse, score, format; pipelines/jobs/mnist_stream.py). Measured with this bench on 2
 busy cores, alternating the code before and after: a 6,000 backlog drained at 1,200/s
@@ -60,8 +60,8 @@ with 100-message bundles and per-message parsing (0.72 ms of job CPU a message),
 with both (0.28 ms), with the same latency at 10 messages/s. Against the plain loop
 (issue 19, 2 cores at load 6-11, 6,000 backlog): the DirectRunner's read and the publish
 request went through the Pub/Sub client's proto-plus wrappers at about 60 + 20 us a
-message; reading the raw protobuf once (pipelines/local/subscriber.py, MessageView) and
-building the request from it (pipelines/local/publish.py) took the job from 0.33 to 0.19
+message; reading the raw protobuf once (local_runtime/subscriber.py, MessageView) and
+building the request from it (local_runtime/publish.py) took the job from 0.33 to 0.19
 ms of CPU a message, the plain loop's 0.18-0.20, and its drain from 0.47-0.53x the plain
 loop's rate to 0.66-0.70x. Then (2026-12-02, load 2-4, timing every step of the job with a
 sitecustomize): per 500-message bundle the job spent ~46 ms of its thread's CPU in
@@ -71,7 +71,7 @@ up, run and torn down, three of them on the empty dead-letter bundles); and RunI
 lost its loaded model between bundles (Beam's Shared cache holds it weakly, and its own
 setup displaces the one strong reference): 15-22 loads in a 20,000 drain, ~35 ms each.
 Keeping the loaded model (pipelines/core/models.py, keep_loaded) and pulling up to 1,000
-a bundle (pipelines/local/subscriber.py) halve the fixed cost per message; measured with
+a bundle (local_runtime/subscriber.py) halve the fixed cost per message; measured with
 --repeat 3, alternating before and after, see README's table for the figures.
 
 The emulator and the job run in their own process groups and are stopped on exit, on
@@ -118,27 +118,11 @@ SAME_REQUEST_SECONDS = 0.005
 CHECK_EVERY = 37  # keep the payload of one prediction in this many, to check its digit
 
 PULL_SHIM = '''\
-"""Written by bench/mnist_stream_bench.py --pull-max: the DirectRunner's Pub/Sub read
-pulls up to {n} messages per bundle instead of Beam's hard-coded 10."""
-from apache_beam.runners.direct import transform_evaluator as _te
+"""Written by bench/mnist_stream_bench.py --pull-max: the local runtime's Pub/Sub read
+pulls up to {n} messages per bundle instead of its PULL_MAX_MESSAGES."""
+from local_runtime import subscriber as _subscriber
 
-_get_client = _te._PubSubReadEvaluator._get_subscriber_client.__func__
-
-
-class _BiggerPulls:
-    def __init__(self, client):
-        self._client = client
-
-    def pull(self, **kwargs):
-        kwargs["max_messages"] = {n}
-        return self._client.pull(**kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-
-_te._PubSubReadEvaluator._get_subscriber_client = classmethod(
-    lambda cls, transform: _BiggerPulls(_get_client(cls, transform)))
+_subscriber.PULL_MAX_MESSAGES = {n}
 '''
 
 STACK_SAMPLER = '''\
@@ -264,27 +248,11 @@ PLAIN_LOOP_QUIET_SECONDS = 20
 
 
 def _emulator_clients():
-    """A subscriber and a publisher client on the emulator with a 64 MiB gRPC limit, as the
-    job's own (made here, so that the baseline is the same whichever package is measured)."""
-    import grpc
-    from google.cloud import pubsub_v1
-    from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
-    from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
+    """A subscriber and a publisher client on the emulator, the job's own (the factory's
+    64 MiB gRPC limit), so that the baseline reads and publishes as the job does."""
+    from pipelines.io.pubsub_clients import publisher_client, subscriber_client
 
-    def channel():
-        limit = 64 * 2**20
-        return grpc.insecure_channel(
-            os.environ["PUBSUB_EMULATOR_HOST"],
-            options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
-            ],
-        )
-
-    return (
-        pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel())),
-        pubsub_v1.PublisherClient(transport=PublisherGrpcTransport(channel=channel())),
-    )
+    return subscriber_client(), publisher_client()
 
 
 def plain_loop(subscription: str, topic: str, count: int, model: str | None) -> int:
@@ -398,10 +366,10 @@ class Receiver(threading.Thread):
 
     def __init__(self, subscription: str):
         super().__init__(name="receiver", daemon=True)
-        from google.cloud import pubsub_v1
+        from pipelines.io.pubsub_clients import subscriber_client
 
         self._subscription = subscription
-        self._client = pubsub_v1.SubscriberClient()
+        self._client = subscriber_client()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self.arrivals: dict[int, tuple[float, float]] = {}
@@ -458,10 +426,10 @@ class Traffic:
     """Publishes fresh-ID copies of the sample images at a steady rate."""
 
     def __init__(self, topic: str):
-        from google.cloud import pubsub_v1
+        from pipelines.io.pubsub_clients import publisher_client
 
         self._topic = topic
-        self._publisher = pubsub_v1.PublisherClient()
+        self._publisher = publisher_client()
         self._images = [row["Image"] for row in read_rows(SAMPLE)]
         self._next_id = 0
 

@@ -1,14 +1,16 @@
 """Every Flex Template this repository builds: template name -> job module.
 
-A template is a job module (`TEMPLATE`, `preflight`, `build_pipeline`) and a line here; then
-`python -m tools.generate` writes its entry file, console metadata and Cloud Build steps,
-and ops/flex reads it here (with its parameters' `lab` values). Whether it streams is its
-`TEMPLATE.streaming`, nowhere else.
+A template is a job module (with a `TEMPLATE`, `preflight` and `build_pipeline`) and a line
+here; then `python -m tools.generate` writes its entry file (which calls `run_template`),
+console metadata and Cloud Build steps, and ops/flex reads it here (with its parameters'
+`lab` values). Whether it streams is its `TEMPLATE.streaming`, nowhere else. The top of
+`pipelines`: it imports the launch and, by name, the jobs; nothing imports it back.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 
 TEMPLATES = {
     "wordcount": "pipelines.jobs.wordcount",
@@ -21,3 +23,10 @@ TEMPLATES = {
 
 def job_module(name: str):
     return importlib.import_module(TEMPLATES[name])
+
+
+def run_template(name: str, argv: Sequence[str] | None = None):
+    """What a template's entry file runs: the job `name`, from the command line."""
+    from pipelines.core.launch import run_job
+
+    return run_job(job_module(name), argv)

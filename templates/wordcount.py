@@ -1,6 +1,6 @@
 """Flex Template entry point (FLEX_TEMPLATE_PYTHON_PY_FILE) for the wordcount job."""
 
-from pipelines.core.launch import run_template
+from pipelines.registry import run_template
 
 if __name__ == "__main__":
     run_template("wordcount")

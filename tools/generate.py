@@ -43,7 +43,7 @@ def template(name: str):
 def entry_file(name: str) -> str:
     return (
         f'"""Flex Template entry point (FLEX_TEMPLATE_PYTHON_PY_FILE) for the {name} job."""\n\n'
-        f"from pipelines.core.launch import run_template\n\n"
+        f"from pipelines.registry import run_template\n\n"
         f'if __name__ == "__main__":\n'
         f'    run_template("{name}")\n'
     )

@@ -31,9 +31,9 @@ def summarize(prediction: dict) -> tuple[int, int, float]:
 def receive(subscription: str, limit: int | None, timeout: float | None, on_message) -> int:
     """Pulls from `subscription`, acks each message after `on_message(dict)`; returns the
     count. Stops after `limit` messages, `timeout` seconds without one, or Ctrl-C."""
-    from google.cloud import pubsub_v1
+    from pipelines.io.pubsub_clients import subscriber_client
 
-    subscriber = pubsub_v1.SubscriberClient()
+    subscriber = subscriber_client()
     arrived: queue.Queue = queue.Queue()
     future = subscriber.subscribe(subscription, callback=arrived.put)
     count = 0

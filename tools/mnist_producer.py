@@ -44,9 +44,9 @@ def publish(
     sent = 0
     try:
         if publisher is None:  # inside the try: the import alone can take a second or two
-            from google.cloud import pubsub_v1
+            from pipelines.io.pubsub_clients import publisher_client
 
-            publisher = pubsub_v1.PublisherClient()
+            publisher = publisher_client()
         pacer = Pacer(rate)
         for message in messages:
             data, attributes = message if isinstance(message, tuple) else (message, {})

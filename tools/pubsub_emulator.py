@@ -84,28 +84,26 @@ def subscription(name: str) -> str:
 
 
 def create_topic(name: str) -> str:
-    from google.cloud import pubsub_v1
+    from pipelines.io.pubsub_clients import publisher_client
 
-    pubsub_v1.PublisherClient().create_topic(name=topic(name))
+    publisher_client().create_topic(name=topic(name))
     return topic(name)
 
 
 def create_topic_with_subscription(name: str) -> tuple[str, str]:
-    from google.cloud import pubsub_v1
+    from pipelines.io.pubsub_clients import subscriber_client
 
     create_topic(name)
-    pubsub_v1.SubscriberClient().create_subscription(
-        name=subscription(name + "-sub"), topic=topic(name)
-    )
+    subscriber_client().create_subscription(name=subscription(name + "-sub"), topic=topic(name))
     return topic(name), subscription(name + "-sub")
 
 
 def wait_for_subscriber(topic_path: str, timeout: float = 120) -> None:
     """Until a streaming job has subscribed to `topic_path` (messages before that are lost).
     The topic must have had no subscription of its own."""
-    from google.cloud import pubsub_v1
+    from pipelines.io.pubsub_clients import publisher_client
 
-    publisher = pubsub_v1.PublisherClient()
+    publisher = publisher_client()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if list(publisher.list_topic_subscriptions(topic=topic_path)):
@@ -116,11 +114,11 @@ def wait_for_subscriber(topic_path: str, timeout: float = 120) -> None:
 
 def pull(subscription_path: str, count: int, timeout: float, subscriber=None) -> list:
     """Pulls until `count` messages arrived or `timeout` passed; acks what it got. With
-    `subscriber`, through that client (one that takes messages over gRPC's 4 MiB, say)."""
+    `subscriber`, through that client, else through the factory's."""
     if subscriber is None:
-        from google.cloud import pubsub_v1
+        from pipelines.io.pubsub_clients import subscriber_client
 
-        subscriber = pubsub_v1.SubscriberClient()
+        subscriber = subscriber_client()
     received = []
     deadline = time.monotonic() + timeout
     while len(received) < count and time.monotonic() < deadline:

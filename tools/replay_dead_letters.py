@@ -193,25 +193,14 @@ def _first_line(error: Exception) -> str:
 
 
 def _clients():
-    """(subscriber, publisher), on the emulator when PUBSUB_EMULATOR_HOST is set. The
-    publisher is the generated (GAPIC) one: one request per batch of originals, its
-    attributes passed as a map. (The library's batching `publish(topic, data, **attrs)`
-    would take an original's attribute named `timeout`, `retry` or `ordering_key` for its
-    own argument.)"""
-    from google.cloud.pubsub_v1 import SubscriberClient
-    from google.pubsub_v1 import PublisherClient
+    """(subscriber, publisher) from the one Pub/Sub client factory (64 MiB gRPC limits, on
+    the emulator when PUBSUB_EMULATOR_HOST is set). The publisher is the generated (GAPIC)
+    one: one request per batch of originals, its attributes passed as a map. (The library's
+    batching `publish(topic, data, **attrs)` would take an original's attribute named
+    `timeout`, `retry` or `ordering_key` for its own argument.)"""
+    from pipelines.io.pubsub_clients import publisher_client, subscriber_client
 
-    host = os.environ.get("PUBSUB_EMULATOR_HOST")
-    if host:
-        import grpc
-        from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
-
-        publisher = PublisherClient(
-            transport=PublisherGrpcTransport(channel=grpc.insecure_channel(host))
-        )
-    else:
-        publisher = PublisherClient()
-    return SubscriberClient(), publisher
+    return subscriber_client(), publisher_client().api
 
 
 def _requests(originals: list) -> list[list]:

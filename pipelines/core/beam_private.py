@@ -10,11 +10,6 @@ private names (tests/unit/core/test_beam_private.py checks that too).
 
 from __future__ import annotations
 
-import threading
-
-_PATCH_LOCK = threading.Lock()
-
-
 # --- the launch ---------------------------------------------------------------------------
 
 
@@ -25,6 +20,16 @@ def beam_argument_parser(**kwargs):
     from apache_beam.options.pipeline_options import _BeamArgumentParser
 
     return _BeamArgumentParser(**kwargs)
+
+
+def pipeline_options_classes() -> list:
+    """Every PipelineOptions class Beam and the code imported so far define (Dataflow's
+    included), once each: the classes whose arguments Beam's own parsing knows. Beam finds
+    them the same way (`PipelineOptions.__subclasses__()`, direct subclasses only, in
+    `get_all_options`); Beam has no public list of them."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return list({str(c): c for c in PipelineOptions.__subclasses__()}.values())
 
 
 def add_option_arguments(options_class, parser) -> None:
@@ -45,56 +50,3 @@ def in_process_direct_runner():
     runner = SwitchingDirectRunner()
     runner.is_interactive()
     return runner
-
-
-# --- the DirectRunner's Pub/Sub read ------------------------------------------------------
-
-
-def pubsub_read_evaluator():
-    """The DirectRunner's evaluator of ReadFromPubSub. Its `_read_from_pubsub` pulls with
-    `client.pull(subscription=, max_messages=10, timeout=30)` and, on return, acknowledges
-    with `client.acknowledge(subscription=, ack_ids=)`, on the client that
-    `_get_subscriber_client_state_unlocked(transform).client` caches per transform. Of the
-    response it reads `received_messages`, of each `ack_id` and `message`, and of a message
-    (through PubsubMessage._from_message) `data`, `attributes`, `message_id`,
-    `publish_time` (a UTC datetime) and `ordering_key`."""
-    from apache_beam.runners.direct import transform_evaluator
-
-    return transform_evaluator._PubSubReadEvaluator
-
-
-def wrap_direct_pubsub_subscriber(wrap) -> bool:
-    """Makes the DirectRunner's Pub/Sub read use `wrap(beams_client)` as its subscriber
-    client, for pulls, acknowledgements and the temporary subscription of a topic input
-    alike. Once per process (later calls keep the first `wrap`). False if this Beam version
-    reads differently."""
-    try:
-        evaluator = pubsub_read_evaluator()
-        original = evaluator.__dict__["_get_subscriber_client_state_unlocked"].__func__
-    except (ImportError, AttributeError, KeyError):
-        return False
-    with _PATCH_LOCK:
-        if getattr(evaluator, "_pipelines_wrapped", False):
-            return True
-
-        def _get_subscriber_client_state_unlocked(cls, transform):
-            state = original(cls, transform)
-            if not getattr(state.client, "wraps_beams_client", False):
-                state.client = wrap(state.client)
-            return state
-
-        evaluator._get_subscriber_client_state_unlocked = classmethod(
-            _get_subscriber_client_state_unlocked
-        )
-        evaluator._pipelines_original = classmethod(original)  # for its test
-        evaluator._pipelines_wrapped = True
-    return True
-
-
-def close_direct_pubsub_reads() -> None:
-    """Closes every DirectRunner Pub/Sub read of this process: deletes the temporary
-    subscription of a topic input and closes its client (Beam does it when the transform is
-    garbage-collected or at interpreter exit)."""
-    cache = pubsub_read_evaluator()._subscriber_client_cache
-    for state in list(cache.values()):
-        state.close()

@@ -38,10 +38,11 @@ that is how the tool tells a dead letter it caused from one it has yet to replay
 
 Outcomes name their input
 -------------------------
-Every outgoing message (a result or a dead letter) carries in `message_id` the id of the
-input message it answers (`answering`, `dead_letter`). Pub/Sub assigns its own id on
-publish and Beam drops the field, so it is free on the way out; the local runtime uses it to
-acknowledge an input only once its outcome is published (pipelines/local/).
+A stream job's every outgoing message (a result or a dead letter) travels as an `Outcome`:
+the message to publish and the id of the input message it answers (`answering`,
+`dead_letter`), its lineage. The publishing steps unwrap it (pipelines/io/pubsub.py): what
+Pub/Sub receives is the message alone. A runner that acknowledges input only once its
+outcome is published (local_runtime/) reads the id there.
 
 No Beam at import: tools (producers, replay) use the limits and `original_message` too.
 """
@@ -51,7 +52,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 # The tag of every transform's dead-letter output.
 DEAD_LETTERS = "dead_letters"
@@ -177,7 +178,7 @@ def _as_bytes(data) -> bytes:
     return bytes(data)
 
 
-def dead_letter_message(data, attributes, reason, *, stage: str, source_id: str | None = None):
+def dead_letter_message(data, attributes, reason, *, stage: str):
     """The dead letter for the message (`data`, `attributes`) that failed at `stage` for
     `reason`, under the module's rule. Total: always publishable, never raises."""
     data = _as_bytes(data)
@@ -196,7 +197,7 @@ def dead_letter_message(data, attributes, reason, *, stage: str, source_id: str 
         )
     if cut_from is not None:
         kept[TRUNCATED_ATTRIBUTE] = str(cut_from)
-    return _message(data=data, attributes=kept, message_id=source_id)
+    return _message(data=data, attributes=kept)
 
 
 # The attribute saying the data was cut: its key and the longest length it can name.
@@ -230,17 +231,22 @@ def original_message(dead_letter) -> tuple[bytes, dict, int | None]:
     return dead_letter.data, originals, cut_from
 
 
-def dead_letter(message, reason: str, *, stage: str):
+class Outcome(NamedTuple):
+    """What a stream job sends out for one input message: `message` (a PubsubMessage) to
+    publish, answering the input whose Pub/Sub id is `source_id` (None if it had none)."""
+
+    source_id: str | None
+    message: Any
+
+
+def dead_letter(message, reason: str, *, stage: str) -> Outcome:
     """The dead letter of an input `message`, answering it (see the module docstring)."""
     source_id = getattr(message, "message_id", None)
     try:
-        return dead_letter_message(
-            message.data, message.attributes, reason, stage=stage, source_id=source_id
-        )
+        letter = dead_letter_message(message.data, message.attributes, reason, stage=stage)
     except Exception as error:  # noqa: BLE001 - not a Pub/Sub message at all: say so, still
-        return _message(
+        letter = _message(
             data=b"",
-            message_id=source_id,
             attributes={
                 ERROR_ATTRIBUTE: utf8_prefix(
                     f"{reason}; and the message could not be kept: {type(error).__name__}: {error}",
@@ -249,9 +255,9 @@ def dead_letter(message, reason: str, *, stage: str):
                 STAGE_ATTRIBUTE: utf8_prefix(str(stage), MAX_VALUE_BYTES),
             },
         )
+    return Outcome(source_id, letter)
 
 
-def answering(source_id: str | None, message):
-    """`message`, marked as the outcome of the input message whose id is `source_id`."""
-    message.message_id = source_id
-    return message
+def answering(source_id: str | None, message) -> Outcome:
+    """`message`, as the outcome of the input message whose id is `source_id`."""
+    return Outcome(source_id, message)

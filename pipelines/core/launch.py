@@ -10,6 +10,12 @@ parameters. Both come through `run_job`, which
      Beam's in-process runners, see local_runner), and on Dataflow the image this
      template was built into as the workers' SDK container,
   4. builds the graph and runs it, waiting only where waiting is the point (locally).
+
+A stream run off Dataflow is the local runtime's (local_runtime/, in a checkout, never in
+the image): the launch finds it through the entry point group LOCAL_STREAM_RUNTIME, which
+the checkout's install registers (pyproject.toml), and imports nothing of it. The launch
+imports no job: it is handed one (pipelines/registry.py, the top, finds it by name) and
+tells it what it needs to know, such as whether it runs on Dataflow.
 """
 
 from __future__ import annotations
@@ -47,10 +53,23 @@ DIRECT_RUNNERS = {"directrunner", "direct", "bundlebaseddirectrunner", "switchin
 PRISM_TRYING_RUNNERS = {"directrunner", "direct", "switchingdirectrunner"}
 
 
+# The entry point group of the local stream runtime: `run(pipeline, name)` runs a streaming
+# pipeline on the DirectRunner and ends the process.
+LOCAL_STREAM_RUNTIME = "dataflow_flex_lab.local_stream_runtime"
+NO_LOCAL_RUNTIME = (
+    "--runner: running a stream job off Dataflow needs the local stream runtime "
+    "(local_runtime/ of the repository, installed by scripts/setup.sh), which this "
+    "installation does not have; run it from a checkout, or on Dataflow "
+    "(--runner=DataflowRunner)"
+)
+
+
 class Job(Protocol):
     TEMPLATE: Template
 
-    def preflight(self, args: argparse.Namespace, options: PipelineOptions) -> None: ...
+    def preflight(
+        self, args: argparse.Namespace, options: PipelineOptions, *, on_dataflow: bool
+    ) -> None: ...
 
     def build_pipeline(self, pipeline, args: argparse.Namespace): ...
 
@@ -86,7 +105,7 @@ def unknown_options(pipeline_args: Sequence[str]) -> list[str]:
     which is all the Flex launcher adds) takes. Beam itself only warns about them, so a
     misspelt `--outptu` would run the job without its output."""
     parser = beam_private.beam_argument_parser(allow_abbrev=False)
-    for options_class in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+    for options_class in beam_private.pipeline_options_classes():
         beam_private.add_option_arguments(options_class, parser)
     _, unknown = parser.parse_known_args(list(pipeline_args))
     return unknown
@@ -145,11 +164,17 @@ def apply_defaults(options: PipelineOptions, *, streaming: bool) -> None:
             setup.sdk_location = "container"
 
 
-def run_template(name: str, argv: Sequence[str] | None = None):
-    """What a template's entry file runs: the registry's job `name`, from the command line."""
-    from pipelines.registry import job_module
+def local_stream_runtime():
+    """The local runtime's `run(pipeline, name)`, or None when it is not installed (the
+    image has the entry point's declaration but not the package)."""
+    from importlib.metadata import entry_points
 
-    return run_job(job_module(name), argv)
+    for entry_point in entry_points(group=LOCAL_STREAM_RUNTIME):
+        try:
+            return entry_point.load()
+        except ImportError:
+            continue
+    return None
 
 
 def run_job(job: Job, argv: Sequence[str] | None = None):
@@ -159,19 +184,23 @@ def run_job(job: Job, argv: Sequence[str] | None = None):
     logging.getLogger().setLevel(logging.INFO)
     argv = sys.argv[1:] if argv is None else argv
     parser, args, options = parse(job.TEMPLATE, argv)
+    on_dataflow = is_dataflow(options)
+    run_locally = None
     try:
         check_required(args, job.TEMPLATE.parameters)
-        check_syntax(args, job.TEMPLATE.parameters, on_dataflow=is_dataflow(options))
-        job.preflight(args, options)
+        check_syntax(args, job.TEMPLATE.parameters, on_dataflow=on_dataflow)
+        if job.TEMPLATE.streaming and not on_dataflow:
+            run_locally = local_stream_runtime()
+            if run_locally is None:
+                parser.error(NO_LOCAL_RUNTIME)
+        job.preflight(args, options, on_dataflow=on_dataflow)
     except ParameterError as error:
         parser.error(str(error))
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     job.build_pipeline(pipeline, args)
-    if job.TEMPLATE.streaming and not is_dataflow(options):
-        from pipelines.local.run import run_local_stream
-
-        run_local_stream(pipeline, job.TEMPLATE.name)  # ends the process (see its docstring)
+    if run_locally is not None:
+        run_locally(pipeline, job.TEMPLATE.name)  # ends the process (see its docstring)
     result = pipeline.run()
-    if not is_dataflow(options):
+    if not on_dataflow:
         result.wait_until_finish()
     return result

@@ -2,10 +2,11 @@
 launch checks on topics and subscriptions. What a dead letter looks like is
 pipelines/core/deadletters.py.
 
-One graph on every runner: results and dead letters are published with Beam's WriteToPubSub
-(Dataflow's own Pub/Sub sink), dead letters without a topic are logged. A local run swaps in
-its own publishing step (pipelines/local/), which acknowledges each input only once its
-outcome is published; nothing here knows about it.
+One graph on every runner: results and dead letters (deadletters.Outcome: the message and
+the id of the input it answers) are published with Beam's WriteToPubSub (Dataflow's own
+Pub/Sub sink), dead letters without a topic are logged. A local run swaps in its own
+publishing step (local_runtime/), which acknowledges each input only once its outcome is
+published; nothing here knows about it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from apache_beam.io.gcp.pubsub import (
 )
 from apache_beam.metrics import Metrics
 
-from pipelines.core.deadletters import ERROR_ATTRIBUTE, STAGE_ATTRIBUTE
+from pipelines.core.deadletters import ERROR_ATTRIBUTE, STAGE_ATTRIBUTE, Outcome
 from pipelines.core.grammar import (
     PUBSUB_SUBSCRIPTION,
     PUBSUB_TOPIC,
@@ -256,9 +257,9 @@ class PubsubLookup:
     def topic_exists(self, topic: str) -> bool | Refused | None:
         def call():
             if self._publisher is None:
-                from google.cloud import pubsub_v1
+                from pipelines.io.pubsub_clients import publisher_client
 
-                self._publisher = pubsub_v1.PublisherClient()
+                self._publisher = publisher_client()
             self._publisher.get_topic(
                 request={"topic": topic}, retry=None, timeout=_LOOKUP_TIMEOUT_SECONDS
             )
@@ -271,9 +272,9 @@ class PubsubLookup:
 
         def call():
             if self._subscriber is None:
-                from google.cloud import pubsub_v1
+                from pipelines.io.pubsub_clients import subscriber_client
 
-                self._subscriber = pubsub_v1.SubscriberClient()
+                self._subscriber = subscriber_client()
             return self._subscriber.get_subscription(
                 request={"subscription": subscription}, retry=None, timeout=_LOOKUP_TIMEOUT_SECONDS
             ).topic
@@ -366,9 +367,29 @@ class ReadMessages(beam.PTransform):
 # --- publishing ---------------------------------------------------------------------------
 
 
+def message_of(outcome: Outcome) -> PubsubMessage:
+    return outcome.message
+
+
+class PublishOutcomes(beam.PTransform):
+    """Publishes each outcome's message (with attributes) to `topic` with Beam's WriteToPubSub
+    (Dataflow's own Pub/Sub sink). Its input id stays behind: Pub/Sub assigns its own."""
+
+    def __init__(self, topic: str):
+        super().__init__()
+        self.topic = topic
+
+    def expand(self, outcomes):
+        return (
+            outcomes
+            | "Messages" >> beam.Map(message_of)
+            | "WriteToPubSub" >> WriteToPubSub(self.topic, with_attributes=True)
+        )
+
+
 def publish_to(topic: str) -> beam.PTransform:
-    """The step that publishes outgoing messages (with attributes) to `topic`."""
-    return WriteToPubSub(topic, with_attributes=True)
+    """The step that publishes outcomes (deadletters.Outcome) to `topic`."""
+    return PublishOutcomes(topic)
 
 
 class LogDeadLetterFn(beam.DoFn):
@@ -377,7 +398,8 @@ class LogDeadLetterFn(beam.DoFn):
     def __init__(self):
         self._logged = Metrics.counter("pubsub", "dead_letters_logged")
 
-    def process(self, message: PubsubMessage):
+    def process(self, outcome: Outcome):
+        message = outcome.message
         self._logged.inc()
         _log.warning(
             "dead letter (%s, %d bytes): %s",

@@ -32,7 +32,6 @@ from pipelines.core.checks import (
 )
 from pipelines.core.deadletters import errors_location
 from pipelines.core.grammar import enum_kind
-from pipelines.core.launch import is_dataflow
 from pipelines.core.params import Parameter, ParameterError, Template
 from pipelines.io.bigquery import check_tables
 from pipelines.io.tables import ReadRows, WriteRows, is_table
@@ -140,8 +139,7 @@ TEMPLATE = Template(
 )
 
 
-def preflight(args, options) -> None:
-    on_dataflow = is_dataflow(options)
+def preflight(args, options, *, on_dataflow: bool) -> None:
     # The one place the default is filled in: build_pipeline reads args.dead_letter.
     args.dead_letter = args.dead_letter or errors_location(args.output)
     locations = (("input", args.input), ("output", args.output), ("dead_letter", args.dead_letter))

@@ -22,12 +22,11 @@ per batch; the outputs are the same as parsing and formatting message by message
 messages are carried, whole, through RunInference in the batch's `rows`, so that every
 outcome (a prediction or a dead letter, at any stage) answers its own input message: a dead
 letter keeps the message's original data and attributes, and the local runner acknowledges
-the message once that outcome is published (pipelines/local/).
+the message once that outcome is published (local_runtime/).
 """
 
 from __future__ import annotations
 
-from pipelines.core.launch import is_dataflow
 from pipelines.core.params import Template
 from pipelines.io import pubsub
 from pipelines.mnist.handler import MnistModelHandler
@@ -70,10 +69,10 @@ TEMPLATE = Template(
 )
 
 
-def preflight(args, options) -> None:
+def preflight(args, options, *, on_dataflow: bool) -> None:
     input_name = pubsub.check_stream_parameters(args)
-    check_model_source(args, on_dataflow=is_dataflow(options))
-    pubsub.look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
+    check_model_source(args, on_dataflow=on_dataflow)
+    pubsub.look_up_stream_topics(args, input_name, on_dataflow=on_dataflow)
 
 
 def build_pipeline(pipeline, args):

@@ -29,7 +29,6 @@ this module holds the parameters, their checks and the pipeline.
 from __future__ import annotations
 
 from pipelines.core.grammar import number_kind, plain
-from pipelines.core.launch import is_dataflow
 from pipelines.core.params import Parameter, ParameterError, Template
 from pipelines.io import pubsub
 from pipelines.pedestrian import geometry
@@ -216,11 +215,11 @@ def check_numbers(args) -> None:
     camera_from_args(args, CAMERA_PARAMETERS)
 
 
-def preflight(args, options) -> None:
+def preflight(args, options, *, on_dataflow: bool) -> None:
     input_name = pubsub.check_stream_parameters(args)
     check_numbers(args)
     check_detector_installed()
-    pubsub.look_up_stream_topics(args, input_name, on_dataflow=is_dataflow(options))
+    pubsub.look_up_stream_topics(args, input_name, on_dataflow=on_dataflow)
 
 
 def build_pipeline(pipeline, args):

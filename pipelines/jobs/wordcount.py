@@ -13,7 +13,6 @@ from apache_beam.io import WriteToText
 
 from pipelines.core.checks import check_input_exists, check_output_prefix
 from pipelines.core.deadletters import errors_location
-from pipelines.core.launch import is_dataflow
 from pipelines.core.params import Template
 from pipelines.io.text import RemoveStaleFiles, WriteDeadLetters
 from pipelines.words.counting import CountWords, format_count, read_text
@@ -38,8 +37,8 @@ TEMPLATE = Template(
 )
 
 
-def preflight(args, options) -> None:
-    check_output_prefix("output", args.output, on_dataflow=is_dataflow(options))
+def preflight(args, options, *, on_dataflow: bool) -> None:
+    check_output_prefix("output", args.output, on_dataflow=on_dataflow)
     check_input_exists("input", args.input)
 
 

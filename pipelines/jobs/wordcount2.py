@@ -14,7 +14,6 @@ from apache_beam.io import WriteToText
 
 from pipelines.core.checks import check_distinct, check_input_exists, check_output_prefix
 from pipelines.core.deadletters import errors_location
-from pipelines.core.launch import is_dataflow
 from pipelines.core.params import Template
 from pipelines.io.text import RemoveStaleFiles, WriteDeadLetters
 from pipelines.words.counting import (
@@ -57,8 +56,7 @@ TEMPLATE = Template(
 )
 
 
-def preflight(args, options) -> None:
-    on_dataflow = is_dataflow(options)
+def preflight(args, options, *, on_dataflow: bool) -> None:
     check_output_prefix("output", args.output, on_dataflow=on_dataflow)
     check_output_prefix("output2", args.output2, on_dataflow=on_dataflow)
     check_distinct(("output", args.output), ("output2", args.output2))

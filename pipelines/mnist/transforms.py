@@ -64,7 +64,7 @@ VALID = "valid"
 # 23.9k at 256, 13.6k at 512, 12.5k at 1,024 (which BatchElements had grown most batches to).
 BATCH_ROWS = 256
 # Messages per batch of the stream job, at most: a batch is what one bundle brings (the local
-# runner's bundles are its pulls, pipelines/local/subscriber.py), and never waits for more
+# runner's bundles are its pulls, local_runtime/subscriber.py), and never waits for more
 # (BatchElements flushes at the end of each bundle).
 MAX_BATCH_MESSAGES = 1000
 # The attribute of a prediction message naming the model folder that made it.

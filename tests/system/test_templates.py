@@ -123,7 +123,7 @@ def test_entry_file_is_thin_and_runs_its_job(name):
         line for line in source.splitlines() if line.strip() and not line.startswith(('"""', "#"))
     ]
     assert len(code) <= 4, "entry files stay thin: the logic lives in pipelines/"
-    assert "from pipelines.core.launch import run_template" in source
+    assert "from pipelines.registry import run_template" in source
     assert f'run_template("{name}")' in source and name in TEMPLATES
 
 
@@ -326,7 +326,7 @@ def test_the_registration_steps_run_python3_in_the_google_cloud_cli_image():
     register = [s for s in steps if s["id"].startswith("register-")]
     assert len(register) == len(NAMES)
     if not shutil.which("gcloud"):
-        pytest.skip("the gcloud CLI is not installed")
+        missing("the gcloud CLI is not installed")
     first = subprocess.run(["gcloud", "version"], capture_output=True, text=True, timeout=120)
     version = re.match(r"Google Cloud SDK ([0-9.]+)", first.stdout)[1]
     for step in register:

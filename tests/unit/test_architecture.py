@@ -1,11 +1,16 @@
 """The layers of `pipelines/` hold: read from the source's imports, the way the next engineer
-would draw them.
+would draw them. An import by name (importlib.import_module) counts as an import of every
+module its file names in a string, so the registry's jobs are edges too.
 
+    registry    template name -> job: the top; imports the launch and the jobs
     core/    parameters, launch, checks, dead letters: imports no job, no domain, no IO
     io/      text, Pub/Sub, tables: the same graph on every runner
-    local/   the DirectRunner stream runtime: imported by the launch only
     jobs/    one module per template: TEMPLATE, preflight, build_pipeline
     words/, mnist/, pedestrian/   domain code: pure functions and composites
+
+and beside it, never imported by it (the launch finds it through an entry point):
+
+    local_runtime/   the DirectRunner stream runtime, not in the image
 
 (That building any template's graph imports no TensorFlow is
 tests/integration/test_launch_imports.py: it needs a fresh process per template.)
@@ -14,34 +19,55 @@ tests/integration/test_launch_imports.py: it needs a fresh process per template.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 from pipelines.registry import TEMPLATES
 
-PACKAGE = Path(__file__).resolve().parents[2] / "pipelines"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("pipelines", "local_runtime")
 DOMAINS = ("words", "mnist", "pedestrian")
 
 
 def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _imports_by_name(tree: ast.AST) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+            or (isinstance(node.func, ast.Name) and node.func.id in ("import_module", "__import__"))
+        )
+        for node in ast.walk(tree)
+    )
+
+
 def _imports(path: Path) -> set[str]:
-    """Every pipelines module `path` imports, at module level or inside a function."""
+    """Every module of ours `path` imports, at module level or inside a function, by an
+    import statement or by name (then every module named in one of its strings)."""
+    tree = ast.parse(path.read_text(), str(path))
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found |= {f"{node.module}.{alias.name}" for alias in node.names}
-    return {name for name in found if name.split(".")[0] == "pipelines"}
+    if _imports_by_name(tree):
+        found |= {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        }
+    return {name for name in found if name.split(".")[0] in PACKAGES}
 
 
-MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+MODULES = {_module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
 GRAPH = {
     name: {i for i in _imports(path) if i in MODULES} - {name} for name, path in MODULES.items()
 }
@@ -49,7 +75,14 @@ GRAPH = {
 
 def _layer(module: str) -> str:
     parts = module.split(".")
+    if parts[0] != "pipelines":
+        return parts[0]
     return parts[1] if len(parts) > 1 else ""
+
+
+def test_imports_by_name_are_edges():
+    # The registry imports every job by name: the graph must see those imports.
+    assert {f"pipelines.jobs.{name}" for name in TEMPLATES} <= GRAPH["pipelines.registry"]
 
 
 def test_no_import_circles():
@@ -70,21 +103,31 @@ def test_no_import_circles():
             visit(module, [module])
 
 
-def test_the_local_runtime_is_imported_by_the_launch_only():
+def test_the_product_never_imports_the_local_runtime():
     importers = {
         module
         for module, imported in GRAPH.items()
-        if _layer(module) != "local" and any(_layer(i) == "local" for i in imported)
+        if module.startswith("pipelines") and any(_layer(i) == "local_runtime" for i in imported)
     }
-    assert importers <= {"pipelines.core.launch"}, importers
+    assert not importers, importers
+    # Not even by a name held in a string (an import by name of a computed string).
+    naming = [
+        module
+        for module, path in MODULES.items()
+        if module.startswith("pipelines") and re.search(r"\blocal_runtime\.\w", path.read_text())
+    ]
+    assert not naming, naming
+
+
+def test_nothing_imports_the_registry():
+    importers = {m for m, imported in GRAPH.items() if "pipelines.registry" in imported}
+    assert not importers, importers
 
 
 def test_core_and_io_import_no_job_and_no_domain():
     for module, imported in GRAPH.items():
         if _layer(module) in ("core", "io"):
-            wrong = {i for i in imported if _layer(i) in ("jobs", *DOMAINS)}
-            # The launch finds a template's job through the registry, at run time only.
-            wrong -= {"pipelines.registry"}
+            wrong = {i for i in imported if _layer(i) in ("jobs", "registry", *DOMAINS)}
             assert not wrong, f"{module} imports {sorted(wrong)}"
 
 
@@ -101,4 +144,8 @@ def test_every_template_is_a_job_module_of_one_shape():
         tree = ast.parse(MODULES[module].read_text())
         functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
         assert {"preflight", "build_pipeline"} <= functions, name
-        assert "run" not in functions, f"{name}: entry files call launch.run_template"
+        assert "run" not in functions, f"{name}: entry files call registry.run_template"
+        (preflight,) = [n for n in tree.body if getattr(n, "name", None) == "preflight"]
+        # What the job needs of the launch comes as arguments, the same for every job.
+        assert [a.arg for a in preflight.args.args] == ["args", "options"], name
+        assert [a.arg for a in preflight.args.kwonlyargs] == ["on_dataflow"], name

@@ -145,7 +145,7 @@ def test_a_model_pattern_picks_the_newest_valid_model_at_launch(tmp_path):
     _, args, options = parse(
         batch.TEMPLATE, [*argv, "--model_pattern", f"{tmp_path}/*/saved_model.pb"]
     )
-    batch.preflight(args, options)
+    batch.preflight(args, options, on_dataflow=False)
     assert args.model == str(tmp_path / "new")
 
 

@@ -19,8 +19,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
+from local_runtime.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
 from pipelines.core.deadletters import original_message
-from pipelines.local.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
+from pipelines.io import pubsub
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import resolve_model
 from pipelines.mnist.transforms import ClassifyMessages
@@ -69,7 +70,11 @@ def test_classify_messages_under_test_stream():
     )
     truth = labels()
     with TestPipeline(options=options) as p:
-        predictions, dead = p | stream | ClassifyMessages(MnistModelHandler(resolve_model(None)))
+        outcomes = p | stream | ClassifyMessages(MnistModelHandler(resolve_model(None)))
+        # What is published of each outcome: its message.
+        predictions, dead = (
+            o | f"Messages{i}" >> beam.Map(pubsub.message_of) for i, o in enumerate(outcomes)
+        )
         assert_that(
             predictions | beam.Map(lambda m: (m.attributes["ID"], argmax(m.data))),
             equal_to([(str(i), (i, truth[i])) for i in range(6)]),
@@ -111,9 +116,9 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
     finally:
         log = job.stop()
     assert job.process.returncode == 0, log[-3000:]  # SIGTERM is a clean stop
-    from google.cloud import pubsub_v1
+    from pipelines.io.pubsub_clients import publisher_client
 
-    assert list(pubsub_v1.PublisherClient().list_topic_subscriptions(topic=images)) == [], (
+    assert list(publisher_client().list_topic_subscriptions(topic=images)) == [], (
         "the job's own subscription to its input topic outlived it"
     )
     truth = labels()
@@ -169,11 +174,11 @@ def test_later_dead_letters_keep_the_original_message(nan, stage, reason):
         assert_that(
             dead
             | beam.Map(
-                lambda m: (
-                    m.message_id,
-                    original_message(m)[:2],
-                    m.attributes["error_stage"],
-                    reason in m.attributes["error"],
+                lambda outcome: (
+                    outcome.source_id,
+                    original_message(outcome.message)[:2],
+                    outcome.message.attributes["error_stage"],
+                    reason in outcome.message.attributes["error"],
                 )
             ),
             equal_to(
@@ -215,7 +220,7 @@ def test_every_outcome_of_the_job_acknowledges_its_input():
 
 
 def _reference_outcomes(messages, model) -> dict:
-    """message_id -> the outcome the per-message path (before batching) gave: the
+    """message_id -> the message the per-message path (before batching) answered it with: the
     prediction (answer_prediction of the model's scores for that one image, naming the
     model's folder) or the dead
     letter (stage parse) with parse_row's reason."""
@@ -229,12 +234,12 @@ def _reference_outcomes(messages, model) -> dict:
         try:
             image_id, pixels = parse_row(parse_json_message(message.data))
         except Exception as error:  # noqa: BLE001 - what the old step caught
-            outcomes[message.message_id] = dead_letter(message, reason_of(error), stage="parse")
+            outcome = dead_letter(message, reason_of(error), stage="parse")
         else:
             scores = model.predict(pixels[None, :])[0]
-            outcomes[message.message_id] = answer_prediction(
-                message, image_id, scores, model.folder
-            )
+            outcome = answer_prediction(message, image_id, scores, model.folder)
+        assert outcome.source_id == message.message_id
+        outcomes[message.message_id] = outcome.message
     return outcomes
 
 
@@ -306,7 +311,7 @@ def test_batched_stream_gives_the_per_message_outcomes():
 
     def check(outputs):
         outputs = list(outputs)
-        got = {m.message_id: m for m in outputs}
+        got = {outcome.source_id: outcome.message for outcome in outputs}
         assert len(got) == len(outputs) == len(expected)  # one outcome per message
         for message_id, want in expected.items():
             have = got[message_id]
@@ -459,14 +464,14 @@ def test_a_replayed_message_that_fails_again_carries_its_mark_into_the_dead_lett
         assert_that(
             dead
             | beam.Map(
-                lambda m: (
-                    m.message_id,
-                    m.attributes["error_stage"],
-                    to_replay(m, REPLAY_RUN).kind,
-                    to_replay(m, "later")
+                lambda outcome: (
+                    outcome.source_id,
+                    outcome.message.attributes["error_stage"],
+                    to_replay(outcome.message, REPLAY_RUN).kind,
+                    to_replay(outcome.message, "later")
                     == Original(
-                        inputs[m.message_id].data,
-                        {**inputs[m.message_id].attributes, "replayed": "later"},
+                        inputs[outcome.source_id].data,
+                        {**inputs[outcome.source_id].attributes, "replayed": "later"},
                     ),
                 )
             ),

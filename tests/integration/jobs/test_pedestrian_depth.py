@@ -113,7 +113,7 @@ def test_model_name_names_the_pinned_wheel():
 )
 def test_preflight_names_the_bad_parameter(argv, name):
     with pytest.raises(ParameterError) as error:
-        job.preflight(args_for(*argv), PipelineOptions())
+        job.preflight(args_for(*argv), PipelineOptions(), on_dataflow=False)
     assert error.value.name == name
 
 
@@ -148,13 +148,14 @@ def test_preflight_accepts_the_defaults_and_a_subscription(monkeypatch):
             "--dead_letter=projects/lab-project/topics/dead",
         ),
         PipelineOptions(),
+        on_dataflow=False,
     )
 
 
 def test_preflight_reports_a_missing_graph_with_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
     with pytest.raises(ParameterError) as error:
-        job.preflight(args_for(), PipelineOptions())
+        job.preflight(args_for(), PipelineOptions(), on_dataflow=False)
     assert str(tmp_path) in str(error.value) and det.INSTALL_HINT in str(error.value)
 
 
@@ -296,6 +297,11 @@ def streaming_pipeline():
     return TestPipeline(options=options)
 
 
+def messages(*outcomes):
+    """The messages of each collection of outcomes (what is published of them)."""
+    return tuple(o | f"Messages{i}" >> beam.Map(pubsub.message_of) for i, o in enumerate(outcomes))
+
+
 def test_composite_routes_every_message_to_exactly_one_output():
     frame = np.zeros((100, 200, 3), np.uint8)
     frame[20:80, 50:70] = 255
@@ -320,6 +326,7 @@ def test_composite_routes_every_message_to_exactly_one_output():
     )
     with streaming_pipeline() as p:
         results, dead = p | stream | DetectPedestrians(FakeDetector(), max_frame_pixels=100_000)
+        results, dead = messages(results, dead)
         assert_that(
             results | beam.Map(lambda m: (m.attributes["name"], json.loads(m.data))),
             equal_to(
@@ -365,6 +372,7 @@ def test_an_mpo_frame_is_answered_like_its_jpeg():
     )
     with streaming_pipeline() as p:
         results, dead = p | stream | DetectPedestrians(FakeDetector())
+        results, dead = messages(results, dead)
         assert_that(
             results | beam.Map(lambda m: json.dumps(json.loads(m.data))),
             equal_to([expected, expected]),
@@ -406,17 +414,17 @@ def check_against_labels(results: dict) -> None:
 @needs_design
 def test_composite_on_the_lab_frames_under_test_stream():
     frames = {name: (DESIGN / name).read_bytes() for name in FRAMES}
-    messages = [PubsubMessage(frames[name], {"name": name}) for name in FRAMES[:3]]
-    messages.append(PubsubMessage(json_frame("B_001.png", frames["B_001.png"]), {}))
+    frame_messages = [PubsubMessage(frames[name], {"name": name}) for name in FRAMES[:3]]
+    frame_messages.append(PubsubMessage(json_frame("B_001.png", frames["B_001.png"]), {}))
     malformed = [
         PubsubMessage(b"\x00" * 100, {"name": "zeros"}),
         PubsubMessage(b'{"name": "x", "image": "%%%"}', {}),
     ]
     stream = (
         TestStream()
-        .add_elements(messages[:2] + malformed[:1])
+        .add_elements(frame_messages[:2] + malformed[:1])
         .advance_watermark_to(10)
-        .add_elements(messages[2:] + malformed[1:])
+        .add_elements(frame_messages[2:] + malformed[1:])
         .advance_watermark_to_infinity()
     )
     collected = {}
@@ -429,6 +437,7 @@ def test_composite_on_the_lab_frames_under_test_stream():
 
     with streaming_pipeline() as p:
         results, dead = p | stream | DetectPedestrians(det.PedestrianDetector())
+        results, dead = messages(results, dead)
         assert_that(results, check, label="Results")
         assert_that(
             dead | beam.Map(lambda m: m.attributes["error_stage"]),
@@ -442,7 +451,7 @@ def test_composite_on_the_lab_frames_under_test_stream():
 
 def emulator_job_env(host: str) -> dict:
     # Nothing lifts gRPC's 4 MiB default here: the local runtime's own clients take a pull of
-    # several lab frames (3-4 MB each), as Dataflow's do (pipelines/local/clients.py).
+    # several lab frames (3-4 MB each), as Dataflow's do (pipelines/io/pubsub_clients.py).
     return template_env({"PUBSUB_EMULATOR_HOST": host})
 
 
@@ -519,14 +528,14 @@ def test_a_replayed_frame_that_fails_again_carries_its_mark_into_the_dead_letter
         assert_that(
             dead
             | beam.Map(
-                lambda m: (
-                    m.message_id,
-                    m.attributes["error_stage"],
-                    to_replay(m, REPLAY_RUN).kind,
-                    to_replay(m, "later")
+                lambda outcome: (
+                    outcome.source_id,
+                    outcome.message.attributes["error_stage"],
+                    to_replay(outcome.message, REPLAY_RUN).kind,
+                    to_replay(outcome.message, "later")
                     == Original(
-                        inputs[m.message_id].data,
-                        {**inputs[m.message_id].attributes, "replayed": "later"},
+                        inputs[outcome.source_id].data,
+                        {**inputs[outcome.source_id].attributes, "replayed": "later"},
                     ),
                 )
             ),

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from pipelines.core.deadletters import original_message
-from pipelines.local.clients import subscriber_client
+from pipelines.io.pubsub_clients import subscriber_client
 from tests.integration.stream.test_stream_failures import (
     good_messages,
     input_with_subscription,
@@ -82,15 +82,13 @@ def assert_one_true_last_line(log: str, cause: str) -> str:
 
 
 def test_subscription_deleted_mid_run_stops_the_job_in_one_line(pubsub_emulator):
-    from google.cloud import pubsub_v1
-
     images, images_sub = input_with_subscription("images")
     predict, predict_sub = emulator.create_topic_with_subscription(unique("predict"))
     job = start(pubsub_emulator, images_sub, predict)
     try:
         publish(images, good_messages(10))
         assert len(emulator.pull(predict_sub, 10, timeout=90)) == 10, job.output()[-3000:]
-        pubsub_v1.SubscriberClient().delete_subscription(subscription=images_sub)
+        subscriber_client().delete_subscription(subscription=images_sub)
         deleted = time.monotonic()
         publish(images, good_messages(10, first_id=100))
         status = wait_exit(job, timeout=60)

@@ -42,9 +42,9 @@ def input_with_subscription(name: str) -> tuple[str, str]:
 
 def drain(subscription: str, quiet_seconds: float = 4) -> list:
     """Everything still on `subscription` (pulled and acknowledged)."""
-    from google.cloud import pubsub_v1
+    from pipelines.io.pubsub_clients import subscriber_client
 
-    subscriber = pubsub_v1.SubscriberClient()
+    subscriber = subscriber_client()
     received = []
     last = time.monotonic()
     while time.monotonic() - last < quiet_seconds:
@@ -173,7 +173,7 @@ def test_a_missing_output_topic_is_refused_at_launch(pubsub_emulator):
 
 @pytest.mark.slow
 def test_output_topic_deleted_while_running_stops_the_job_and_keeps_its_input(pubsub_emulator):
-    from google.cloud import pubsub_v1
+    from pipelines.io.pubsub_clients import publisher_client
 
     images, images_sub = input_with_subscription("images")
     predict, predict_sub = emulator.create_topic_with_subscription(unique("predict"))
@@ -182,7 +182,7 @@ def test_output_topic_deleted_while_running_stops_the_job_and_keeps_its_input(pu
         publish(images, good_messages(20))
         before = emulator.pull(predict_sub, 20, timeout=80)
         assert len(before) == 20, job.output()[-3000:]
-        pubsub_v1.PublisherClient().delete_topic(topic=predict)
+        publisher_client().delete_topic(topic=predict)
         publish(images, good_messages(50, first_id=1000))
         status = wait_exit(job, timeout=60)
     finally:

@@ -147,6 +147,38 @@ def main() -> None:
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip() == "False", "importing the job module imports tensorflow"
 
+    @check("no_local_runtime")
+    def _():
+        # The image is what Dataflow runs: the DirectRunner stream runtime (local_runtime/ of
+        # a checkout) is not installed, and a local stream run says so in one line, exit 2.
+        import importlib.util
+
+        assert importlib.util.find_spec("local_runtime") is None, "local_runtime is importable"
+        ours = metadata.distribution("dataflow-flex-lab").files or []
+        stray = [str(f) for f in ours if str(f).startswith("local_runtime")]
+        assert not stray, f"the installed package holds {stray[:3]}"
+        from pipelines.core.launch import NO_LOCAL_RUNTIME, local_stream_runtime
+        from pipelines.registry import job_module
+
+        assert local_stream_runtime() is None
+        if not job_module(args.template).TEMPLATE.streaming:
+            return
+        done = subprocess.run(
+            [
+                sys.executable,
+                os.environ["FLEX_TEMPLATE_PYTHON_PY_FILE"],
+                "--input=projects/lab-project/subscriptions/in-sub",
+                "--output=projects/lab-project/topics/out",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and lines == [f"{args.template}: error: {NO_LOCAL_RUNTIME}"], (
+            f"exit {done.returncode}: {lines[-3:]}"
+        )
+
     if "mnist" in args.model:
 
         @check("model_mnist")

@@ -17,6 +17,7 @@ from ops.commands.launcher import DOCKERFILE, pinned
 from ops.lab import Catalog
 from tests.support.fake_gcloud import PLAYED_EMAIL
 from tests.support.flex import PROJECT, experiments, flag, ok
+from tests.support.markers import missing
 
 REPO = Path(__file__).resolve().parents[3]
 CATALOG = Catalog.from_registry()
@@ -276,7 +277,7 @@ def test_gcloud_accepts_the_update_lines_of_a_second_setup(flex, tmp_path):
     from tests.system.ops.test_ops_cli import cli_env
 
     if shutil.which("gcloud") is None:
-        pytest.skip("the gcloud CLI is not installed")
+        missing("the gcloud CLI is not installed")
     (tmp_path / "m.csv").write_text("ID,Image\n")
     r = flex(*setup_args(tmp_path), dry=False, state="present")
     updates = [c for c in r.calls if "monitoring" in c[:3] and "update" in c]

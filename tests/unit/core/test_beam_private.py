@@ -1,51 +1,64 @@
 """Pins every private Beam name pipelines/core/beam_private.py uses: each test fails if the
 installed Beam no longer has it or no longer behaves as that module relies on. And no
-module of `pipelines/` but that one reaches into Beam's private names."""
+module of `pipelines/` but that one reaches into Beam's private names (the local runtime's
+own are local_runtime/beam_private.py, tests/unit/local_runtime/test_beam_private.py)."""
 
 from __future__ import annotations
 
-import ast
 import logging
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.core import beam_private
+from tests.support.beam_names import private_beam_names, private_beam_names_outside
 
 PACKAGE = Path(__file__).resolve().parents[3] / "pipelines"
 
 
 def test_no_module_but_beam_private_uses_private_beam_names():
-    offenders = []
-    for path in PACKAGE.rglob("*.py"):
-        if path.name == "beam_private.py":
-            continue
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("apache_beam"):
-                offenders += [
-                    f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")
-                ]
-        text = path.read_text()
-        offenders += [
-            f"{path.name}: {m}"
-            for m in re.findall(
-                r"\b(?:transform_evaluator|bigquery_tools|pipeline_options)\._\w+", text
-            )
-        ]
-        offenders += [
-            f"{path.name}: {m}"
-            for m in re.findall(r"\w+\._(?:add_argparse_args|delete_table)\b", text)
-        ]
-        # Beam's BigQuery helpers, "no backwards compatibility guarantees": the public
-        # google-cloud-bigquery client does what the jobs need (pipelines/io/bigquery.py).
-        if re.search(r"\bbigquery_tools\b", text):
-            offenders.append(f"{path.name}: bigquery_tools")
-    assert not offenders
+    assert not private_beam_names_outside(PACKAGE, PACKAGE / "core" / "beam_private.py")
+    # Beam's BigQuery helpers, "no backwards compatibility guarantees": the public
+    # google-cloud-bigquery client does what the jobs need (pipelines/io/bigquery.py).
+    using = [
+        p.name for p in PACKAGE.rglob("*.py") if re.search(r"\bbigquery_tools\b", p.read_text())
+    ]
+    assert not using, using
+
+
+def test_the_search_finds_what_it_looks_for(tmp_path):
+    # The check above could pass by finding nothing: it finds these.
+    source = tmp_path / "wrong.py"
+    source.write_text(
+        "from apache_beam.options.pipeline_options import _BeamArgumentParser\n"
+        "classes = PipelineOptions.__subclasses__()\n"
+        "evaluator = transform_evaluator._PubSubReadEvaluator\n"
+    )
+    assert len(private_beam_names(source)) == 3
+
+
+def test_every_options_class_the_launcher_passes_is_known():
+    from apache_beam.options import pipeline_options as po
+
+    classes = beam_private.pipeline_options_classes()
+    assert len(classes) == len(set(classes))
+    for known in (
+        po.StandardOptions,
+        po.GoogleCloudOptions,
+        po.WorkerOptions,
+        po.SetupOptions,
+        po.DebugOptions,
+        po.DirectOptions,
+    ):
+        assert known in classes, known
+
+    class Later(PipelineOptions):  # one defined later is found too, as Beam finds it
+        pass
+
+    assert Later in beam_private.pipeline_options_classes()
 
 
 def test_beams_argument_parser_knows_every_option_and_reports_the_rest():
@@ -84,96 +97,3 @@ def test_the_in_process_direct_runner_never_tries_prism(monkeypatch, caplog):
 
     run(SwitchingDirectRunner())
     assert len(tried) == 1 and "Running pipeline with PrismRunner" in caplog.text
-
-
-class AppliedTransform:
-    pass
-
-
-class FakeBeamClient:
-    """What `google.cloud.pubsub.SubscriberClient()` is to the DirectRunner's read."""
-
-    def __init__(self):
-        self.closed = False
-
-    def close(self):
-        self.closed = True
-
-
-class Wrapper:
-    wraps_beams_client = True
-
-    def __init__(self, client):
-        from google.pubsub_v1 import types
-
-        self.wrapped = client
-        self.pulls, self.acks = [], []
-        self.response = types.PullResponse(
-            received_messages=[
-                types.ReceivedMessage(
-                    ack_id="ack-1",
-                    message=types.PubsubMessage(
-                        data=b"d",
-                        attributes={"k": "v"},
-                        message_id="1",
-                        publish_time={"seconds": 5},
-                    ),
-                )
-            ]
-        )
-
-    def pull(self, **kwargs):
-        self.pulls.append(kwargs)
-        return self.response
-
-    def acknowledge(self, **kwargs):
-        self.acks.append(kwargs)
-
-    def close(self):
-        self.wrapped.close()
-
-
-def test_the_direct_runners_pubsub_read_goes_through_the_wrapped_client(monkeypatch):
-    from google.cloud import pubsub
-
-    evaluator = beam_private.pubsub_read_evaluator()
-    # Beam's own method (kept by the wrapping, which may already have happened here).
-    original = evaluator.__dict__.get(
-        "_pipelines_original", evaluator.__dict__["_get_subscriber_client_state_unlocked"]
-    )
-    monkeypatch.setattr(evaluator, "_get_subscriber_client_state_unlocked", original)
-    monkeypatch.setattr(evaluator, "_pipelines_wrapped", False, raising=False)
-    monkeypatch.setattr(evaluator, "_pipelines_original", original, raising=False)
-    monkeypatch.setattr(pubsub, "SubscriberClient", FakeBeamClient)
-    wrapped = []
-    assert beam_private.wrap_direct_pubsub_subscriber(
-        lambda c: wrapped.append(Wrapper(c)) or wrapped[-1]
-    )
-
-    reader = object.__new__(evaluator)
-    reader._applied_ptransform = AppliedTransform()  # the cache key (weakly held)
-    reader._sub_name = "projects/p/subscriptions/s"
-    [(timestamp, message)] = reader._read_from_pubsub(None)
-    (client,) = wrapped
-    assert isinstance(client.wrapped, FakeBeamClient)
-    assert client.pulls == [
-        {"subscription": "projects/p/subscriptions/s", "max_messages": 10, "timeout": 30}
-    ]
-    assert client.acks == [{"subscription": "projects/p/subscriptions/s", "ack_ids": ["ack-1"]}]
-    assert (message.data, message.attributes, message.message_id) == (b"d", {"k": "v"}, "1")
-    assert timestamp.micros == 5_000_000
-    # The local subscriber answers with views of the raw protobuf instead: read the same.
-    from google.pubsub_v1 import types
-
-    from pipelines.local.subscriber import received_messages
-
-    client.response = SimpleNamespace(received_messages=received_messages(client.response))
-    assert not isinstance(client.response.received_messages[0], types.ReceivedMessage)
-    [(timestamp_2, message_2)] = reader._read_from_pubsub(None)
-    assert (timestamp_2, message_2) == (timestamp, message)
-    assert message_2.publish_time == message.publish_time
-    assert len(wrapped) == 1  # one client per read, cached
-
-    beam_private.close_direct_pubsub_reads()
-    assert client.wrapped.closed
-    evaluator._subscriber_client_cache.pop(reader._applied_ptransform, None)

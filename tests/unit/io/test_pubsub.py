@@ -131,14 +131,11 @@ def test_every_dead_letter_is_publishable_and_keeps_the_original(data, attribute
     ],
 )
 def test_attributes_that_do_not_fit_go_into_an_envelope(attributes):
-    message = deadletters.dead_letter_message(
-        b"\x00data", attributes, "bad", stage="parse", source_id="17"
-    )
+    message = deadletters.dead_letter_message(b"\x00data", attributes, "bad", stage="parse")
     assert message.attributes == {"error": "bad", "error_stage": "parse", "error_envelope": "json"}
     envelope = json.loads(message.data)
     assert envelope["attributes"] == attributes
     assert base64.b64decode(envelope["data"]) == b"\x00data"
-    assert message.message_id == "17"
 
 
 def test_97_attributes_stay_beside_ours_unchanged():
@@ -167,10 +164,15 @@ def test_publish_problem_names_each_limit():
     )
 
 
-def test_answers_carry_the_input_message_id():
+def test_outcomes_name_their_input_and_leave_the_message_alone():
     source = PubsubMessage(b"in", {"a": "b"}, message_id="42")
-    assert deadletters.answering("42", PubsubMessage(b"out", {"ID": "1"})).message_id == "42"
-    assert deadletters.dead_letter(source, "why", stage="parse").message_id == "42"
+    result = deadletters.answering("42", PubsubMessage(b"out", {"ID": "1"}))
+    letter = deadletters.dead_letter(source, "why", stage="parse")
+    assert (result.source_id, letter.source_id) == ("42", "42")
+    # Nothing only a runner needs rides on what is published.
+    assert result.message.message_id is None and letter.message.message_id is None
+    assert (result.message.data, result.message.attributes) == (b"out", {"ID": "1"})
+    assert letter.message.attributes == {"a": "b", "error": "why", "error_stage": "parse"}
 
 
 # --- launch checks: outputs differ from the input's topic; what exists ------------------
@@ -271,8 +273,8 @@ def test_lookup_without_credentials_skips_quickly(monkeypatch):
 def test_a_dead_letter_of_something_that_is_not_a_message_still_says_why():
     odd = PubsubMessage(b"x", None, message_id="9")
     odd.attributes = ["not", "a", "mapping"]
-    message = deadletters.dead_letter(odd, "bad", stage="parse")
-    assert message.message_id == "9" and message.attributes["error_stage"] == "parse"
+    source_id, message = deadletters.dead_letter(odd, "bad", stage="parse")
+    assert source_id == "9" and message.attributes["error_stage"] == "parse"
     assert message.attributes["error"].startswith("bad; and the message could not be kept")
     assert deadletters.publish_problem(message) is None
 

@@ -188,7 +188,8 @@ def test_a_baked_model_names_its_folder(tmp_path):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
     return hostile_folders(tf, tmp_path_factory.mktemp("models"))
 
 

@@ -161,14 +161,18 @@ def test_a_frame_the_detector_fails_on_is_its_own_dead_letter_of_stage_detect():
     p = TestPipeline()
     results, dead = p | beam.Create(messages) | DetectPedestrians(CountingDetector())
     assert_that(
-        results | beam.Map(lambda m: m.attributes["name"]),
+        results | beam.Map(lambda outcome: outcome.message.attributes["name"]),
         equal_to(list(good)),
         label="Results",
     )
     assert_that(
         dead
         | beam.Map(
-            lambda m: (m.attributes["name"], m.attributes["error_stage"], m.attributes["error"])
+            lambda outcome: (
+                outcome.message.attributes["name"],
+                outcome.message.attributes["error_stage"],
+                outcome.message.attributes["error"],
+            )
         ),
         equal_to(
             [

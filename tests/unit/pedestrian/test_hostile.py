@@ -243,6 +243,7 @@ def test_a_detector_fault_is_a_dead_letter_not_a_crash(detections, reason):
     fn = _MeasureFn(geometry.DEFAULT_CAMERA)
     [output] = list(fn.process((FrameKey(message, "odd.png"), PredictionResult(frame, detections))))
     assert output.tag == DEAD_LETTERS
-    assert output.value.attributes["error_stage"] == "detect"
-    assert reason in output.value.attributes["error"]
-    assert output.value.data == b"the frame"  # the input message, answered
+    letter = output.value.message
+    assert letter.attributes["error_stage"] == "detect"
+    assert reason in letter.attributes["error"]
+    assert letter.data == b"the frame"  # the input message, answered

@@ -7,11 +7,13 @@ import logging
 import threading
 from dataclasses import dataclass
 
-MAX_HELD = 2000
-MAX_HELD_BYTES = 256 * 2**20  # camera frames are megabytes each
-LEASE_SECONDS = 60
-_ACK_CHUNK = 500  # ack ids per acknowledge / modify request, well under its size limit
-_CALL_TIMEOUT_SECONDS = 30
+from local_runtime.limits import (
+    ACK_CHUNK,
+    CALL_TIMEOUT_SECONDS,
+    LEASE_SECONDS,
+    MAX_HELD,
+    MAX_HELD_BYTES,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ class AckLedger:
         return self._send(
             entries,
             lambda client, sub, ids: client.acknowledge(
-                subscription=sub, ack_ids=ids, timeout=_CALL_TIMEOUT_SECONDS
+                subscription=sub, ack_ids=ids, timeout=CALL_TIMEOUT_SECONDS
             ),
         )
 
@@ -108,7 +110,7 @@ class AckLedger:
                 subscription=sub,
                 ack_ids=ids,
                 ack_deadline_seconds=seconds,
-                timeout=_CALL_TIMEOUT_SECONDS,
+                timeout=CALL_TIMEOUT_SECONDS,
             ),
         )
 
@@ -123,7 +125,7 @@ class AckLedger:
         return self._send(
             entries,
             lambda client, sub, ids: client.modify_ack_deadline(
-                subscription=sub, ack_ids=ids, ack_deadline_seconds=0, timeout=_CALL_TIMEOUT_SECONDS
+                subscription=sub, ack_ids=ids, ack_deadline_seconds=0, timeout=CALL_TIMEOUT_SECONDS
             ),
         )
 
@@ -136,7 +138,7 @@ class AckLedger:
             )
         sent = Sent()
         for client, subscription, ack_ids in groups.values():
-            for chunk in _chunks(ack_ids, _ACK_CHUNK):
+            for chunk in _chunks(ack_ids, ACK_CHUNK):
                 try:
                     call(client, subscription, chunk)
                 except Exception as error:  # noqa: BLE001 - the deadline will hand them back

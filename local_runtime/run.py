@@ -28,10 +28,11 @@ import threading
 import time
 import traceback
 
-from pipelines.local.ledger import LEASE_SECONDS, Sent
-from pipelines.local.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
-from pipelines.local.shared import LEDGER, SUPERVISOR
-from pipelines.local.subscriber import use_local_subscriber
+from local_runtime.ledger import Sent
+from local_runtime.limits import LEASE_SECONDS
+from local_runtime.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
+from local_runtime.shared import LEDGER, SUPERVISOR
+from local_runtime.subscriber import use_local_subscriber
 
 LEASE_EVERY_SECONDS = 5
 DRAIN_SECONDS = 15
@@ -197,7 +198,7 @@ def _end(status: int, line: str | None):
 
 
 def _close_read_clients() -> None:
-    from pipelines.core.beam_private import close_direct_pubsub_reads
+    from local_runtime.beam_private import close_direct_pubsub_reads
 
     try:
         close_direct_pubsub_reads()

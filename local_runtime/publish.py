@@ -12,9 +12,9 @@ import threading
 
 import apache_beam as beam
 
+from local_runtime.ledger import AckLedger
+from local_runtime.shared import LEDGER, SUPERVISOR, Supervisor, publisher
 from pipelines.io.pubsub import LogDeadLetterFn
-from pipelines.local.ledger import AckLedger
-from pipelines.local.shared import LEDGER, SUPERVISOR, Supervisor, publisher
 
 PUBLISH_TIMEOUT_SECONDS = 30
 _PUBLISH_CHUNK = 1000  # messages per publish request (Pub/Sub's maximum)
@@ -45,8 +45,8 @@ class PublishAndAcknowledgeFn(beam.DoFn):
     def start_bundle(self):
         self._pending = []
 
-    def process(self, message):
-        self._pending.append(message)
+    def process(self, outcome):
+        self._pending.append(outcome)
 
     def finish_bundle(self):
         pending, self._pending = self._pending, []
@@ -56,17 +56,18 @@ class PublishAndAcknowledgeFn(beam.DoFn):
 def publish_and_acknowledge(
     client,
     topic: str,
-    messages,
+    outcomes,
     ledger: AckLedger = LEDGER,
     supervisor: Supervisor = SUPERVISOR,
 ) -> None:
-    """Publishes `messages`; acknowledges the inputs of those published. On a failure, the
-    rest stay unacknowledged and the run stops (see the module docstring)."""
+    """Publishes the messages of `outcomes` (deadletters.Outcome); acknowledges the inputs
+    of those published. On a failure, the rest stay unacknowledged and the run stops (see
+    the module docstring)."""
     from pipelines.core.deadletters import publish_problem
 
-    for chunk in _publish_chunks(messages):
+    for chunk in _publish_chunks(outcomes):
         try:
-            for message in chunk:
+            for _, message in chunk:
                 # The emulator takes what Pub/Sub refuses (101 attributes, long keys): refuse
                 # it here too, so that a local run fails where Google Cloud would.
                 problem = publish_problem(message)
@@ -82,10 +83,10 @@ def publish_and_acknowledge(
             supervisor.fail(str(failure))
             # The main thread ends the process; this runner thread publishes nothing more.
             threading.Event().wait()
-        ledger.release([m.message_id for m in chunk])
+        ledger.release([source_id for source_id, _ in chunk])
 
 
-def _publish_request(topic: str, messages):
+def _publish_request(topic: str, outcomes):
     """The publish request, built from the raw protobuf classes: the client's proto-plus
     wrappers cost about 20 us a message, a tenth of the job's CPU per message."""
     from google.pubsub_v1 import types
@@ -93,21 +94,22 @@ def _publish_request(topic: str, messages):
     message = types.PubsubMessage.pb()
     request = types.PublishRequest.pb()(
         topic=topic,
-        messages=[message(data=m.data or b"", attributes=m.attributes or {}) for m in messages],
+        messages=[message(data=m.data or b"", attributes=m.attributes or {}) for _, m in outcomes],
     )
     return types.PublishRequest.wrap(request)
 
 
-def _publish_chunks(messages):
+def _publish_chunks(outcomes):
     chunk, size = [], 0
-    for message in messages:
+    for outcome in outcomes:
+        message = outcome.message
         message_size = len(message.data or b"") + sum(
             len(k) + len(v) for k, v in (message.attributes or {}).items()
         )
         if chunk and (len(chunk) >= _PUBLISH_CHUNK or size + message_size > _PUBLISH_CHUNK_BYTES):
             yield chunk
             chunk, size = [], 0
-        chunk.append(message)
+        chunk.append(outcome)
         size += message_size
     if chunk:
         yield chunk
@@ -118,6 +120,6 @@ class LogAndAcknowledgeFn(LogDeadLetterFn):
 
     answers_input = True  # see overrides.pipeline_answers_every_message
 
-    def process(self, message):
-        super().process(message)
-        LEDGER.release([message.message_id])
+    def process(self, outcome):
+        super().process(outcome)
+        LEDGER.release([outcome.source_id])

@@ -4,13 +4,13 @@ tests/integration/stream has the runs on the emulator)."""
 
 import pytest
 
-from pipelines.core import beam_private
-from pipelines.local import ledger as ledger_module
-from pipelines.local import subscriber as subscriber_module
-from pipelines.local.ledger import AckLedger
-from pipelines.local.shared import Supervisor
-from pipelines.local.subscriber import PULL_MAX_MESSAGES, use_local_subscriber
-from pipelines.local.subscriber import LocalSubscriber as _LocalSubscriber
+from local_runtime import beam_private
+from local_runtime import ledger as ledger_module
+from local_runtime import subscriber as subscriber_module
+from local_runtime.ledger import AckLedger
+from local_runtime.shared import Supervisor
+from local_runtime.subscriber import PULL_MAX_MESSAGES, use_local_subscriber
+from local_runtime.subscriber import LocalSubscriber as _LocalSubscriber
 from tests.support.pubsub_fakes import (
     FailingSubscriber,
     FakeSubscriber,

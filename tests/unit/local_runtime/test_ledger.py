@@ -1,8 +1,8 @@
 """The ledger of unanswered input: acknowledge when answered, lease, hand back, and
 count only what the server took (fakes only)."""
 
-from pipelines.local.ledger import AckLedger, Sent
-from pipelines.local.subscriber import LocalSubscriber as _LocalSubscriber
+from local_runtime.ledger import AckLedger, Sent
+from local_runtime.subscriber import LocalSubscriber as _LocalSubscriber
 from tests.support.pubsub_fakes import (
     FakeSubscriber,
     received,
@@ -28,7 +28,7 @@ def test_held_messages_are_acknowledged_only_when_answered():
 def test_a_hand_back_counts_only_what_the_server_took():
     from google.api_core.exceptions import NotFound
 
-    from pipelines.local.run import hand_back_summary
+    from local_runtime.run import hand_back_summary
 
     class Gone(FakeSubscriber):
         def modify_ack_deadline(self, **kwargs):

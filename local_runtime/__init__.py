@@ -1,13 +1,16 @@
 """The DirectRunner stream runtime: what a local stream run needs and Dataflow does itself.
 
-Imported by pipelines/core/launch.py only. The product graph is the same on every runner
-(results and dead letters published with Beam's WriteToPubSub); a local run swaps in:
+Not in the image, and imported by nothing in `pipelines`: the launch finds `run.run_local_stream`
+through the entry point group its pyproject.toml declares. The product graph is the same on
+every runner (outcomes unwrapped and published with Beam's WriteToPubSub); a local run swaps
+in:
 
     overrides.py   the PTransformOverrides: publish-and-acknowledge, log-and-acknowledge
     publish.py     those steps: synchronous publish, then acknowledge the inputs answered
     subscriber.py  the DirectRunner's Pub/Sub client: pulls sized by count and bytes,
                    acknowledgements held, Pub/Sub lost -> the run stops
-    clients.py     Pub/Sub clients with gRPC limits above Pub/Sub's own
+    limits.py      pull and acknowledgement sizes and timeouts
+    beam_private.py  the private Beam names used here (the DirectRunner's Pub/Sub read)
     ledger.py      pulled messages not yet answered: acknowledge, lease, hand back
     shared.py      the process-wide state the pieces above share (why: in its docstring)
     run.py         run_local_stream: run, drain on SIGTERM, one last true line, exit status

@@ -1,10 +1,13 @@
-"""The Pub/Sub clients a local stream run makes, with gRPC message limits above Pub/Sub's own.
+"""Every Pub/Sub client this repository makes: the launch's lookups, the local stream
+runtime, the tools, the tests and the benchmarks, through `publisher_client()` and
+`subscriber_client()`. Importing this module imports neither Beam nor the client library.
 
-gRPC's Python default receive limit is 4 MiB. Google's Pub/Sub transport lifts it, but with
-PUBSUB_EMULATOR_HOST set the client library connects through `grpc.insecure_channel(host)`
-with no options (googleapis/google-cloud-python#10056), so a single 6 MB message, or a pull
-of a few camera frames, failed every pull with RESOURCE_EXHAUSTED. Both clients here are
-made on a channel with explicit limits, for the emulator and for Google's endpoint alike.
+Why one factory: gRPC's Python default receive limit is 4 MiB. Google's Pub/Sub transport
+lifts it, but with PUBSUB_EMULATOR_HOST set the client library connects through
+`grpc.insecure_channel(host)` with no options (googleapis/google-cloud-python#10056), so a
+single 6 MB message, or a pull of a few camera frames, failed every pull with
+RESOURCE_EXHAUSTED. Both clients here are made on a channel with explicit limits, for the
+emulator and for Google's endpoint alike.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import os
 from pipelines.core.deadletters import MAX_MESSAGE_BYTES
 
 # A Pub/Sub message is at most MAX_MESSAGE_BYTES (10 MB) and a publish request at most 10 MB;
-# a pull returns as many messages as asked, so its response is bounded by the pull's sizing
-# (subscriber.PULL_TARGET_BYTES), which stays well under this. One message always fits.
+# a pull returns as many messages as asked, so its response is bounded by the puller's
+# sizing (local_runtime/limits.py), which stays well under this. One message always fits.
 CHANNEL_MESSAGE_BYTES = 64 * 2**20
 assert CHANNEL_MESSAGE_BYTES > 2 * MAX_MESSAGE_BYTES
 CHANNEL_OPTIONS = (
@@ -45,6 +48,8 @@ def _channel_factory(transport_class):
 
 
 def subscriber_client():
+    """The client library's SubscriberClient (pull, acknowledge, subscribe, and the
+    generated client's calls), on a channel with CHANNEL_OPTIONS."""
     from google.cloud import pubsub_v1
     from google.pubsub_v1.services.subscriber.transports.grpc import SubscriberGrpcTransport
 
@@ -53,6 +58,8 @@ def subscriber_client():
 
 
 def publisher_client():
+    """The client library's PublisherClient (batching `publish`; `.api` is the generated
+    client, one request per call), on a channel with CHANNEL_OPTIONS."""
     from google.cloud import pubsub_v1
     from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 

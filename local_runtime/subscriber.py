@@ -1,7 +1,7 @@
 """The DirectRunner's Pub/Sub subscriber, made to pull as a Dataflow job would.
 
 Beam's DirectRunner pulls at most 10 messages per bundle (`max_messages=10`, hard-coded in
-its Pub/Sub read evaluator, see pipelines/core/beam_private.py) and acknowledges them as
+its Pub/Sub read evaluator, see local_runtime/beam_private.py) and acknowledges them as
 soon as they are pulled. `LocalSubscriber` stands in for its client:
 
 * Pulls ask for up to PULL_MAX_MESSAGES, and for no more than PULL_TARGET_BYTES by the
@@ -25,16 +25,10 @@ import datetime
 import logging
 import time
 
-from pipelines.local.ledger import AckLedger
-from pipelines.local.shared import LEDGER, SUPERVISOR, Supervisor
+from local_runtime.ledger import AckLedger
+from local_runtime.limits import FULL_PAGE, PULL_MAX_MESSAGES, PULL_TARGET_BYTES
+from local_runtime.shared import LEDGER, SUPERVISOR, Supervisor
 
-# A bundle is a pull: the DirectRunner's fixed cost per bundle (each of the job's steps set up,
-# run and torn down, empty bundles included: about 25 ms of CPU) is paid per this many
-# messages. 1,000 (the most a batch takes, mnist/transforms.MAX_BATCH_MESSAGES) drained a
-# backlog 1.03-1.23x faster than 500 (bench/mnist_stream_bench.py, 12,000 messages, 3 rounds).
-PULL_MAX_MESSAGES = 1000
-PULL_TARGET_BYTES = 16 * 2**20
-FULL_PAGE = 100  # a pull that brings this many (the emulator's most) is followed by another
 LOST_AFTER_SECONDS = 20
 _PAUSE_SECONDS = 0.05  # the runner asks again at once after an empty pull: do not spin
 _RETRY_SECONDS = 1
@@ -104,12 +98,13 @@ class LocalSubscriber:
     def __init__(
         self,
         client,
-        max_messages: int = PULL_MAX_MESSAGES,
+        max_messages: int | None = None,
         ledger: AckLedger = LEDGER,
         supervisor: Supervisor = SUPERVISOR,
     ):
         self._client = client
-        self._max_messages = max_messages
+        # Read here, not bound at definition: bench/mnist_stream_bench.py --pull-max sets it.
+        self._max_messages = max_messages or PULL_MAX_MESSAGES
         self._ledger = ledger
         self._supervisor = supervisor
         self._largest = 0  # bytes of the largest message of the last pull that brought any
@@ -265,7 +260,7 @@ def _empty_pull():
 
 
 def _replace_beams_client(beams_client):
-    from pipelines.local.clients import subscriber_client
+    from pipelines.io.pubsub_clients import subscriber_client
 
     beams_client.close()  # never used: it has gRPC's 4 MiB receive limit on the emulator
     return LocalSubscriber(subscriber_client())
@@ -275,7 +270,7 @@ def use_local_subscriber() -> bool:
     """Makes the DirectRunner read Pub/Sub through LocalSubscriber (once per process); False,
     with a warning, if this Beam version reads differently (then it keeps Beam's pulls and
     acknowledgements)."""
-    from pipelines.core.beam_private import wrap_direct_pubsub_subscriber
+    from local_runtime.beam_private import wrap_direct_pubsub_subscriber
 
     if wrap_direct_pubsub_subscriber(_replace_beams_client):
         return True

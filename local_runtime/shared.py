@@ -2,7 +2,7 @@
 
 Why it cannot live on objects passed around: the DirectRunner pickles every DoFn and sets up
 a fresh copy for each bundle, and it builds its own Pub/Sub subscriber client (through the
-hook in pipelines/core/beam_private.py) where the run cannot hand it anything. The
+hook in local_runtime/beam_private.py) where the run cannot hand it anything. The
 publishing step (a DoFn) must reach the ledger the subscriber fills, and both must tell the
 main thread of `run.run_local_stream` when Pub/Sub fails; so they meet here. One run per
 process (a stream run ends its process), so one of each is enough.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 
-from pipelines.local.ledger import AckLedger
+from local_runtime.ledger import AckLedger
 
 LEDGER = AckLedger()
 
@@ -43,7 +43,7 @@ def publisher():
     """One publisher client per process: the DirectRunner sets up (and tears down) a fresh
     copy of a DoFn for every bundle, and a client per bundle would be a new gRPC channel per
     bundle (about a millisecond each, and channels left for the garbage collector)."""
-    from pipelines.local.clients import publisher_client
+    from pipelines.io.pubsub_clients import publisher_client
 
     pid = os.getpid()
     with _PUBLISHERS_LOCK:

@@ -4,8 +4,9 @@ acknowledges nothing and names the topic (fakes only)."""
 import pytest
 from apache_beam.io.gcp.pubsub import PubsubMessage
 
-from pipelines.local.ledger import AckLedger
-from pipelines.local.publish import PublishFailed, publish_and_acknowledge
+from local_runtime.ledger import AckLedger
+from local_runtime.publish import PublishFailed, publish_and_acknowledge
+from pipelines.core.deadletters import answering
 from tests.support.pubsub_fakes import (
     FakePublisher,
     FakeSubscriber,
@@ -18,7 +19,7 @@ def test_publishing_acknowledges_the_inputs_answered():
     ledger.holding = True
     subscriber = FakeSubscriber()
     ledger.hold(subscriber, "s", received("a", "b"))
-    out = [PubsubMessage(b"x", {"data": "attribute names are free", "topic": "t"}, message_id="a")]
+    out = [answering("a", PubsubMessage(b"x", {"data": "attribute names are free", "topic": "t"}))]
     publisher = FakePublisher()
     publish_and_acknowledge(publisher, "projects/p/topics/out", out, ledger)
     assert subscriber.acks == ["ack-a"] and ledger.held_count() == 1
@@ -37,7 +38,7 @@ def test_a_refused_publish_acknowledges_nothing_and_names_the_topic():
         publish_and_acknowledge(
             FakePublisher(NotFound("Topic not found")),
             "projects/p/topics/out",
-            [PubsubMessage(b"x", {}, message_id="a")],
+            [answering("a", PubsubMessage(b"x", {}))],
             ledger,
         )
     assert subscriber.acks == [] and ledger.held_count() == 1
@@ -49,7 +50,7 @@ def test_a_message_pub_sub_would_refuse_is_not_published_locally_either():
         publish_and_acknowledge(
             publisher,
             "projects/p/topics/out",
-            [PubsubMessage(b"x", {str(i): "" for i in range(101)}, message_id="a")],
+            [answering("a", PubsubMessage(b"x", {str(i): "" for i in range(101)}))],
             AckLedger(),
         )
     assert publisher.requests == []

@@ -1,5 +1,5 @@
 """What a local stream run swaps into the product graph, as Beam PTransformOverrides: the
-graph is built once, the same for Dataflow (tests/unit/local/test_overrides.py compares
+graph is built once, the same for Dataflow (tests/unit/local_runtime/test_overrides.py compares
 them), and only these two steps differ locally."""
 
 from __future__ import annotations
@@ -8,18 +8,19 @@ import apache_beam as beam
 from apache_beam.io.gcp.pubsub import WriteToPubSub
 from apache_beam.pipeline import PipelineVisitor, PTransformOverride
 
-from pipelines.io.pubsub import LogDeadLetterFn
-from pipelines.local.publish import LogAndAcknowledgeFn, PublishAndAcknowledgeFn
+from local_runtime.publish import LogAndAcknowledgeFn, PublishAndAcknowledgeFn
+from pipelines.io.pubsub import LogDeadLetterFn, PublishOutcomes
 
 
 class PublishLocally(PTransformOverride):
-    """Beam's WriteToPubSub -> a synchronous publish that acknowledges what it answers."""
+    """The product's publishing step (its outcomes' messages through Beam's WriteToPubSub)
+    -> a synchronous publish that acknowledges the inputs the outcomes answer."""
 
     def matches(self, applied_ptransform):
-        return isinstance(applied_ptransform.transform, WriteToPubSub)
+        return isinstance(applied_ptransform.transform, PublishOutcomes)
 
     def get_replacement_transform_for_applied_ptransform(self, applied_ptransform):
-        return beam.ParDo(PublishAndAcknowledgeFn(applied_ptransform.transform.full_topic))
+        return beam.ParDo(PublishAndAcknowledgeFn(applied_ptransform.transform.topic))
 
 
 class LogLocally(PTransformOverride):
