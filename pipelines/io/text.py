@@ -131,28 +131,49 @@ class ReadLines(beam.PTransform):
 
 
 class _RecordSource(FileBasedSource):
-    def __init__(self, pattern: str):
+    def __init__(self, pattern: str, block_records: int | None):
         # Not splittable: where a record starts depends on every quote before it.
         super().__init__(pattern, compression_type=CompressionTypes.AUTO, splittable=False)
+        self._block_records = block_records
 
     def read_records(self, file_name, range_tracker):
         with self.open_file(file_name) as stream:
-            for offset, data in iter_records(iter_lines(stream)):
-                if not range_tracker.try_claim(offset):
+            records = iter_records(iter_lines(stream))
+            if not self._block_records:
+                for offset, data in records:
+                    if not range_tracker.try_claim(offset):
+                        return
+                    yield data
+                return
+            block: list[bytes] = []
+            for offset, data in records:
+                if not block and not range_tracker.try_claim(offset):
                     return
-                yield data
+                block.append(data)
+                if len(block) == self._block_records:
+                    yield block
+                    block = []
+            if block:
+                yield block
 
 
 class ReadRecords(beam.PTransform):
     """CSV records of the files matching `pattern`, as bytes (one line, or several when a
-    quoted field holds line breaks), by the rules in pipelines/io/lines.py."""
+    quoted field holds line breaks), by the rules in pipelines/io/lines.py.
 
-    def __init__(self, pattern: str):
+    With `block_records`, lists of up to that many records, in order: for a job that works
+    in batches, Beam's cost per element (a few microseconds in each step) is then paid once
+    a block rather than once a record."""
+
+    def __init__(self, pattern: str, *, block_records: int | None = None):
         super().__init__()
-        self._source = _RecordSource(pattern)
+        if block_records is not None and block_records < 1:
+            raise ValueError(f"block_records must be positive, got {block_records}")
+        self._source = _RecordSource(pattern, block_records)
+        self._type = list[bytes] if block_records else bytes
 
     def expand(self, pbegin):
-        return pbegin | beam.io.Read(self._source).with_output_types(bytes)
+        return pbegin | beam.io.Read(self._source).with_output_types(self._type)
 
 
 class _DecodeLines(beam.DoFn):

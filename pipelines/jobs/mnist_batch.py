@@ -43,9 +43,15 @@ from pipelines.mnist.records import (
     is_csv_header,
     prediction_lines,
     prediction_rows,
+    row_pair,
     split_csv_line,
 )
-from pipelines.mnist.transforms import METRICS_NAMESPACE, ROWS, ParseImages, PredictDigits, Rows
+from pipelines.mnist.transforms import (
+    BATCH_ROWS,
+    METRICS_NAMESPACE,
+    ParseImages,
+    PredictDigits,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -111,17 +117,15 @@ def build_pipeline(pipeline, args):
             is_header=is_csv_header,
             namespace=METRICS_NAMESPACE,
             read_method=args.read_method,
+            block_records=BATCH_ROWS,
         )
-        | "ParseImages" >> ParseImages(Rows(split_csv_line) if from_csv else ROWS)
+        | "ParseImages" >> ParseImages(split_csv_line if from_csv else row_pair, batched=from_csv)
     )
     handler = MnistModelHandler(resolve_model(args.model))
-    predictions, failed = parsed.valid | "PredictDigits" >> PredictDigits(handler)
-    predictions | "WritePredictions" >> WriteRows(
-        args.output,
-        PREDICTION_SCHEMA,
-        rows_of=lambda b: prediction_rows(*b),
-        lines_of=lambda b: prediction_lines(*b),
-    )
+    # Each batch's predictions leave formatted as the output takes them (rows or JSON lines).
+    format_rows = prediction_rows if is_table(args.output) else prediction_lines
+    predictions, failed = parsed.valid | "PredictDigits" >> PredictDigits(handler, format_rows)
+    predictions | "WritePredictions" >> WriteRows(args.output, PREDICTION_SCHEMA)
     (
         (parsed.dead_letters, failed)
         | "MergeDeadLetters" >> beam.Flatten()

@@ -12,14 +12,14 @@
                  format). Without it, bad messages are counted (mnist/dead_letters) and logged.
                  Either way they never stop the job or hold up the good ones.
 
-    messages ──ParseImages──┬─ (MessageBatch(messages, IDs), pixels) ──PredictDigits──┬─ predictions
+    messages ──ParseImages──┬─ Failsafe(Rows(IDs, messages), pixels) ──PredictDigits──┬─ predictions
      (Batch, Validate)      └─ dead letters                    dead letters ─┘ (inference, format)
 
 Messages are batched once (what a bundle brings, never waiting for more), then parsed,
-scored and formatted a batch at a time by the MNIST composites in their MESSAGES form
+scored and formatted a batch at a time by the MNIST composites, answering each message
 (pipelines/mnist/transforms.py), so Beam's cost per element and the parser's are paid
 per batch; the outputs are the same as parsing and formatting message by message. The
-messages are carried, whole, through RunInference as the key of their pixels, so that every
+messages are carried, whole, through RunInference in the batch's `rows`, so that every
 outcome (a prediction or a dead letter, at any stage) answers its own input message: a dead
 letter keeps the message's original data and attributes, and the local runner acknowledges
 the message once that outcome is published (local_runtime/).

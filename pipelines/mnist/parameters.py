@@ -90,7 +90,8 @@ BATCH_INPUT = Parameter(
     help_text=(
         f"The images: a BigQuery table PROJECT:MNIST.Images (or PROJECT.MNIST.Images) "
         "with columns ID (INTEGER, or STRING holding integers) and Image (STRING of 784 "
-        "comma-separated numbers in [0, 1]), or a CSV file or pattern in Cloud Storage with the header ID,Image, "
+        "comma-separated numbers in [0, 1]), or a CSV file or pattern in Cloud Storage "
+        "with the header ID,Image, "
         "e.g. gs://PROJECT-bucket/mnist.csv. Lines that are exactly ID,Image are headers; "
         f"every other line is a row. Which is which: {LOCATION_RULE}."
     ),

@@ -225,8 +225,9 @@ def _reference_outcomes(messages, model) -> dict:
     model's folder) or the dead
     letter (stage parse) with parse_row's reason."""
     from pipelines.core.deadletters import dead_letter
-    from pipelines.mnist.records import parse_json_message, parse_row
-    from pipelines.mnist.transforms import answer_prediction, reason_of
+    from pipelines.mnist.records import parse_json_message
+    from pipelines.mnist.transforms import reason_of
+    from tests.support.mnist_reference import parse_row
 
     outcomes = {}
     for message in messages:
@@ -240,6 +241,22 @@ def _reference_outcomes(messages, model) -> dict:
         assert outcome.source_id == message.message_id
         outcomes[message.message_id] = outcome.message
     return outcomes
+
+
+def answer_prediction(message, image_id: int, probabilities, model: str | None):
+    """The prediction message answering `message`, formatted one row at a time."""
+    from pipelines.core.deadletters import answering, publish_problem, to_json_line
+    from pipelines.mnist.records import BadRecord, prediction_row
+    from pipelines.mnist.transforms import prediction_attributes
+
+    row = prediction_row(image_id, probabilities)
+    prediction = PubsubMessage(
+        data=to_json_line(row).encode("utf-8"), attributes=prediction_attributes(row["ID"], model)
+    )
+    problem = publish_problem(prediction)
+    if problem:
+        raise BadRecord(f"the prediction cannot be published: {problem}")
+    return answering(message.message_id, prediction)
 
 
 def _random_messages(count: int, seed: int = 13) -> list[bytes]:

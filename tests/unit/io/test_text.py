@@ -401,6 +401,18 @@ def test_read_records_reads_records_in_beam(tmp_path):
         )
 
 
+def test_read_records_in_blocks_keeps_every_record_in_order(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'ID,Image\n1,"a\nb"\n2,"open\n3,"c"\n')
+    with TestPipeline() as p:
+        assert_that(
+            p | ReadRecords(str(path), block_records=3),
+            equal_to([[b"ID,Image", b'1,"a\nb"', b'2,"open'], [b'3,"c"']]),
+        )
+    with pytest.raises(ValueError, match="block_records"):
+        ReadRecords(str(path), block_records=0)
+
+
 # ---- a run's files are its own -------------------------------------------------------------
 
 
