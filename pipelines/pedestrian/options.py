@@ -42,7 +42,11 @@ def check_detector_installed() -> None:
     launcher runs in the same image as the workers: if the graph is not here, it is not
     there either. Checked without importing TensorFlow."""
     graph = default_graph_path()
-    if not graph.is_file():
+    try:
+        present = graph.is_file()
+    except OSError:  # a PIPELINES_MODELS_DIR no file system takes (too long a name, ...)
+        present = False
+    if not present:
         raise DetectorMissing(
             f"the pedestrian detector graph is not at {graph}: install it with "
             f"`{INSTALL_HINT}` from the repository root (the image does this at build "
