@@ -17,7 +17,7 @@ import queue
 import sys
 from pathlib import Path
 
-from pipelines.mnist.records import PROBABILITY_FIELDS
+from pipelines.mnist.records import PROBABILITY_FIELDS, BadRecord, parse_id, parse_image
 from tools.pubsub_cli import add_project_argument, resource_path
 
 
@@ -102,16 +102,26 @@ def receive(subscription: str, limit: int | None, timeout: float | None, on_mess
 
 
 def load_images(csv_path: Path, wanted: set[int]) -> dict:
+    """ID -> pixels of the `wanted` rows of the CSV, read by the job's own rules; a row they
+    refuse is left out (drawn as "no image"), and a file that stops being UTF-8 text or CSV
+    is read up to there, with one line saying where."""
     import csv
-
-    import numpy as np
 
     csv.field_size_limit(1 << 24)
     images = {}
     with open(csv_path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if int(row["ID"]) in wanted:
-                images[int(row["ID"])] = np.array(row["Image"].split(","), np.float32)
+        reader = csv.DictReader(handle)
+        try:
+            for row in reader:
+                try:
+                    image_id = parse_id(row.get("ID"))
+                    if image_id in wanted:
+                        images[image_id] = parse_image(row.get("Image"))
+                except BadRecord:
+                    continue
+        except (UnicodeDecodeError, csv.Error) as error:
+            reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error
+            print(f"--csv: read up to line {reader.line_num + 1}: {reason}", file=sys.stderr)
     return images
 
 

@@ -25,6 +25,7 @@ from tools import (
     generate,
     mnist_consumer,
     mnist_data,
+    mnist_producer,
     register_template,
 )
 
@@ -94,6 +95,44 @@ def test_the_frame_consumer_describes_a_result_or_skips_it_in_one_line(data):
         return
     (lines,) = shown
     assert all(isinstance(line, str) and "\n" not in line for line in lines)
+
+
+# ---- the lab's mnist.csv (the producer's rows, the consumer's --csv for --grid) ----------
+
+mnist_cells = st.sampled_from(["7", " 8 ", "-1", "1e3", "x", "", "0.5," * 783 + "0.5"]) | st.text(
+    max_size=8
+)
+mnist_csvs = (
+    st.binary(max_size=300)
+    | st.lists(st.lists(mnist_cells, max_size=3), max_size=5).map(
+        lambda rows: csv_text(rows, ["ID", "Image"])
+    )
+    | st.builds(lambda good, tail: good + tail, st.just(b"ID,Image\n7,0\n"), st.binary(max_size=40))
+)
+
+
+@FILES
+@given(data=mnist_csvs)
+def test_the_producer_publishes_each_row_as_json_or_stops_in_one_line(tmp_path, data, capsys):
+    path = tmp_path / "mnist.csv"
+    path.write_bytes(data)
+    rows = list(mnist_producer.read_rows(path))
+    for row in rows:
+        assert set(row) == {"ID", "Image"}
+        json.loads(mnist_producer.encode(row))
+    err = capsys.readouterr().err
+    assert err.count("\n") <= 1
+
+
+@FILES
+@given(data=mnist_csvs, wanted=st.sets(st.integers(-2, 9), max_size=4))
+def test_the_consumers_grid_images_are_the_rows_the_job_reads(tmp_path, data, wanted, capsys):
+    path = tmp_path / "mnist.csv"
+    path.write_bytes(data)
+    images = mnist_consumer.load_images(path, wanted)
+    assert set(images) <= wanted
+    assert all(pixels.shape == (784,) for pixels in images.values())
+    assert capsys.readouterr().err.count("\n") <= 1
 
 
 # ---- the lab's Labels.csv (tools/fit_camera.py) ---------------------------------------------
