@@ -97,6 +97,34 @@ def test_the_frame_consumer_describes_a_result_or_skips_it_in_one_line(data):
     assert all(isinstance(line, str) and "\n" not in line for line in lines)
 
 
+def png_bytes(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 90, 90)).save(out, format="PNG")
+    return out.getvalue()
+
+
+FRAME = png_bytes(400, 300)
+
+
+@FILES
+@given(
+    data=st.binary(max_size=100)
+    | st.builds(lambda cut: FRAME[:cut], st.integers(0, len(FRAME)))
+    | st.just(FRAME)
+)
+def test_a_frame_file_is_drawn_or_an_oserror_the_consumer_reports(tmp_path, data):
+    frame, out = tmp_path / "A_001.png", tmp_path / "drawn" / "A_001.png"
+    frame.write_bytes(data)
+    try:
+        frame_consumer.draw(RESULT, frame, out)
+    except OSError as error:  # main prints "(not drawn: ...)" and goes on
+        one_line(str(error))
+        return
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
 # ---- the lab's mnist.csv (the producer's rows, the consumer's --csv for --grid) ----------
 
 mnist_cells = st.sampled_from(["7", " 8 ", "-1", "1e3", "x", "", "0.5," * 783 + "0.5"]) | st.text(
