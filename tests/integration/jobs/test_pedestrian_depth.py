@@ -414,17 +414,17 @@ def check_against_labels(results: dict) -> None:
 @needs_design
 def test_composite_on_the_lab_frames_under_test_stream():
     frames = {name: (DESIGN / name).read_bytes() for name in FRAMES}
-    messages = [PubsubMessage(frames[name], {"name": name}) for name in FRAMES[:3]]
-    messages.append(PubsubMessage(json_frame("B_001.png", frames["B_001.png"]), {}))
+    frame_messages = [PubsubMessage(frames[name], {"name": name}) for name in FRAMES[:3]]
+    frame_messages.append(PubsubMessage(json_frame("B_001.png", frames["B_001.png"]), {}))
     malformed = [
         PubsubMessage(b"\x00" * 100, {"name": "zeros"}),
         PubsubMessage(b'{"name": "x", "image": "%%%"}', {}),
     ]
     stream = (
         TestStream()
-        .add_elements(messages[:2] + malformed[:1])
+        .add_elements(frame_messages[:2] + malformed[:1])
         .advance_watermark_to(10)
-        .add_elements(messages[2:] + malformed[1:])
+        .add_elements(frame_messages[2:] + malformed[1:])
         .advance_watermark_to_infinity()
     )
     collected = {}
