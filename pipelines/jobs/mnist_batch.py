@@ -21,8 +21,6 @@ import logging
 import apache_beam as beam
 
 from pipelines.core.checks import (
-    LOCATION,
-    LOCATION_RULE,
     Place,
     check_credentials,
     check_distinct,
@@ -31,17 +29,12 @@ from pipelines.core.checks import (
     parameter_place,
 )
 from pipelines.core.deadletters import errors_location
-from pipelines.core.grammar import enum_kind
-from pipelines.core.params import Parameter, ParameterError, Template
+from pipelines.core.params import ParameterError, Template
 from pipelines.io.bigquery import check_tables
 from pipelines.io.tables import ReadRows, WriteRows, is_table
+from pipelines.mnist import parameters
 from pipelines.mnist.handler import MnistModelHandler
-from pipelines.mnist.location import (
-    MODEL,
-    check_model_source,
-    model_pattern_parameter,
-    resolve_model,
-)
+from pipelines.mnist.location import check_model_source, resolve_model
 from pipelines.mnist.records import (
     CSV_HEADER,
     DEAD_LETTER_SCHEMA,
@@ -54,66 +47,7 @@ from pipelines.mnist.records import (
 )
 from pipelines.mnist.transforms import METRICS_NAMESPACE, ROWS, ParseImages, PredictDigits, Rows
 
-READ_METHODS = ("DIRECT_READ", "EXPORT")
 _log = logging.getLogger(__name__)
-
-INPUT = Parameter(
-    name="input",
-    label="Input table (or CSV file)",
-    help_text=(
-        f"The images: a BigQuery table PROJECT:MNIST.Images (or PROJECT.MNIST.Images) "
-        "with columns ID (INTEGER) and Image (STRING of 784 comma-separated numbers in "
-        "[0, 1]), or a CSV file or pattern in Cloud Storage with the header ID,Image, "
-        "e.g. gs://PROJECT-bucket/mnist.csv. Lines that are exactly ID,Image are headers; "
-        f"every other line is a row. Which is which: {LOCATION_RULE}."
-    ),
-    param_type="TEXT",
-    kind=LOCATION,
-    lab="{project}:{dataset}.{images_table}",
-)
-OUTPUT = Parameter(
-    name="output",
-    label="Output table (or file prefix)",
-    help_text=(
-        "Where the predictions go: a BigQuery table PROJECT:MNIST.Predict (columns ID, "
-        "P0..P9; created if needed, replaced if it exists), or a Cloud Storage prefix "
-        "for JSON-lines files, e.g. gs://PROJECT-bucket/result/predict."
-    ),
-    param_type="TEXT",
-    kind=LOCATION,
-    lab="{project}:{dataset}.{predict_table}",
-)
-DEAD_LETTER = Parameter(
-    name="dead_letter",
-    label="Dead-letter table (or file prefix)",
-    help_text=(
-        "Where rows that cannot be classified go, each with the reason and the original "
-        "row: a BigQuery table (columns Error, Row) or a Cloud Storage prefix. Default: "
-        "the output with _errors appended, e.g. PROJECT:MNIST.Predict_errors."
-    ),
-    param_type="TEXT",
-    optional=True,
-    kind=LOCATION,
-)
-READ_METHOD = Parameter(
-    name="read_method",
-    label="BigQuery read method",
-    help_text=(
-        "How a BigQuery input is read. DIRECT_READ (default) streams rows from the "
-        "BigQuery Storage Read API straight to the workers: no export job, no temporary "
-        "files in Cloud Storage, and reading starts at once. EXPORT first exports the "
-        "table to Avro files in the temp location (slower; needs no Storage Read API "
-        "permission)."
-    ),
-    param_type="ENUM",
-    optional=True,
-    default="DIRECT_READ",
-    kind=enum_kind(READ_METHODS),
-    enum_options=(
-        ("DIRECT_READ", "Storage Read API (fast, default)"),
-        ("EXPORT", "Export job to Cloud Storage"),
-    ),
-)
 
 TEMPLATE = Template(
     name="mnist_batch",
@@ -123,12 +57,12 @@ TEMPLATE = Template(
         "MNIST.Predict."
     ),
     parameters=(
-        INPUT,
-        OUTPUT,
-        MODEL,
-        DEAD_LETTER,
-        READ_METHOD,
-        model_pattern_parameter(watched=False),
+        parameters.BATCH_INPUT,
+        parameters.BATCH_OUTPUT,
+        parameters.MODEL,
+        parameters.BATCH_DEAD_LETTER,
+        parameters.READ_METHOD,
+        parameters.MODEL_PATTERN_AT_START,
     ),
 )
 

@@ -1,6 +1,6 @@
 """From the pedestrian_depth job's parsed arguments to the domain's objects, and the launch
-check that the detector is installed. The parameters themselves, and their ranges, are
-declared in pipelines/jobs/pedestrian_depth.py."""
+checks: the numbers in their ranges, the camera above the pedestrian, the detector
+installed. The parameters themselves, and their ranges, are pipelines/pedestrian/parameters.py."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from pipelines.core.models import MODELS_DIR_ENV
 from pipelines.core.params import Parameter, ParameterError
+from pipelines.core.regex import plain
 from pipelines.mnist import tf_files
 from pipelines.pedestrian import ssd
 from pipelines.pedestrian.detector import INSTALL_HINT, PedestrianDetector, default_graph_path
 from pipelines.pedestrian.geometry import CameraModel
+from pipelines.pedestrian.parameters import CAMERA_PARAMETERS
 
 # The graph the detector ships is 13 MB; one this large is not it.
 MAX_GRAPH_BYTES = 256 << 20
@@ -85,3 +87,27 @@ def graph_problem(data: bytes) -> str | None:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         return f"a graph without the detector's node {missing[0]!r}{more}"
     return None
+
+
+def ranges(parameters: Sequence[Parameter]) -> dict[str, tuple]:
+    """Parameter name -> (lowest, highest) value accepted, both inclusive: each number's kind
+    holds its range (written into its console regex and its help text too)."""
+    return {p.name: p.kind.bounds for p in parameters if p.kind and p.kind.bounds}
+
+
+def check_numbers(args, parameters: Sequence[Parameter]) -> None:
+    """Every number of `parameters` within its range, and the camera above the pedestrian's
+    head. The parser has already refused what is not a finite number."""
+    for name, (low, high) in ranges(parameters).items():
+        value = getattr(args, name)
+        if not low <= value <= high:  # also refuses NaN, should one come by another way
+            raise ParameterError(name, f"expected {plain(low)} to {plain(high)}, got {value!r}")
+    if not args.camera_height_m > args.pedestrian_height_m:
+        raise ParameterError(
+            "camera_height_m",
+            f"expected above pedestrian_height_m "
+            f"({args.pedestrian_height_m!r} m): the distance of a pedestrian "
+            f"cut off by the frame bottom comes from how far below the camera "
+            f"the head is, got {args.camera_height_m!r}",
+        )
+    camera_from_args(args, CAMERA_PARAMETERS)

@@ -31,6 +31,7 @@ from pipelines.pedestrian import detector as det
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.frames import BadFrame, frame_from_message, frame_result, result_message
 from pipelines.pedestrian.options import camera_from_args
+from pipelines.pedestrian.parameters import CAMERA_PARAMETERS
 from pipelines.pedestrian.tiling import iou
 from pipelines.pedestrian.transforms import DetectPedestrians
 from tests.support import markers
@@ -75,21 +76,21 @@ def args_for(*argv):
 
 def test_camera_defaults_are_the_fitted_constants_and_read_back_exactly():
     args = args_for()
-    assert camera_from_args(args, job.CAMERA_PARAMETERS) == geometry.DEFAULT_CAMERA
+    assert camera_from_args(args, CAMERA_PARAMETERS) == geometry.DEFAULT_CAMERA
     assert args.score_threshold == det.DEFAULT_SCORE_THRESHOLD
     assert args.max_frame_pixels == det.DEFAULT_MAX_PIXELS
     for p in job.TEMPLATE.parameters:
         if p.default is not None:
             assert str(p.type(p.default)) == p.default
             assert p.kind is None or p.kind.accepts(p.default), p.name
-    for p in job.CAMERA_PARAMETERS:  # the console says the unit and where the value is from
+    for p in CAMERA_PARAMETERS:  # the console says the unit and where the value is from
         assert p.label.endswith(("(pixels)", "(m)")), p.name
-    for p in job.CAMERA_PARAMETERS[:4]:
+    for p in CAMERA_PARAMETERS[:4]:
         assert "fitted on the lab's Labels.csv by python -m tools.fit_camera" in p.help_text
 
 
 def test_a_negative_forward_offset_is_accepted():
-    camera = camera_from_args(args_for("--forward_offset_m=-1.5"), job.CAMERA_PARAMETERS)
+    camera = camera_from_args(args_for("--forward_offset_m=-1.5"), CAMERA_PARAMETERS)
     assert camera.forward_offset_m == -1.5
 
 
