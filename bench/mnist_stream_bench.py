@@ -277,8 +277,8 @@ def plain_loop(subscription: str, topic: str, count: int, model: str | None) -> 
         parse_image_batch,
         parse_json_message,
         prediction_lines,
+        row_pair,
     )
-    from pipelines.mnist.transforms import row_pair
 
     predictor = load_model(resolve_model(model))
     subscriber, publisher = _emulator_clients()

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipelines.core import names
-from pipelines.core.grammar import Kind
+from pipelines.core.grammar import Kind, number_kind
+from pipelines.core.regex import plain
 
 
 class ParameterError(ValueError):
@@ -67,6 +68,36 @@ class Parameter:
             entry["groupName"] = self.group
         entry.update(self.extra)
         return entry
+
+
+def number_parameter(
+    name: str,
+    label: str,
+    help_text: str,
+    default,
+    low,
+    high,
+    type=float,
+    *,
+    group: str | None = None,
+) -> Parameter:
+    """An optional number from `low` to `high`, both inclusive: the range is in its kind (so
+    in the console's regex and the launch's check) and in its help text."""
+    kind = number_kind(low, high, integer=type is int)
+    return Parameter(
+        name=name,
+        label=label,
+        help_text=f"{help_text} From {plain(low)} to {plain(high)}.",
+        param_type="NUMBER",
+        optional=True,
+        # repr() of a float is the shortest text that reads back as the same float, so the
+        # console's default and the parser's default agree exactly.
+        default=repr(default),
+        kind=kind,
+        # the grammar first (the range included), so float() and int() cannot fail
+        type=kind.argparse_type(type),
+        group=group,
+    )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ lines out. Which a value is follows one rule (pipelines/core/checks.py, LOCATION
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import apache_beam as beam
 from apache_beam.io import WriteToText
@@ -24,7 +23,8 @@ def is_table(value: str) -> bool:
 class ReadRows(beam.PTransform):
     """The input as raw elements: BigQuery rows (dicts of `fields`) or, from a CSV file,
     its records as bytes (a quoted field may hold line breaks) without the header records
-    (`is_header`, counted in `<namespace>/csv_headers`)."""
+    (`is_header`, counted in `<namespace>/csv_headers`); with `block_records`, a CSV file's
+    records come in lists of up to that many (ReadRecords), headers taken out."""
 
     def __init__(
         self,
@@ -34,9 +34,11 @@ class ReadRows(beam.PTransform):
         is_header: Callable[[bytes], bool],
         namespace: str,
         read_method: str = "DIRECT_READ",
+        block_records: int | None = None,
     ):
         super().__init__()
         self._source = source
+        self._block_records = block_records
         self._fields = fields
         self._is_header = is_header
         self._namespace = namespace
@@ -49,46 +51,50 @@ class ReadRows(beam.PTransform):
             )
         return (
             pipeline
-            | "ReadCsv" >> ReadRecords(self._source)
-            | "SkipHeaders" >> beam.ParDo(_SkipHeadersFn(self._is_header, self._namespace))
+            | "ReadCsv" >> ReadRecords(self._source, block_records=self._block_records)
+            | "SkipHeaders"
+            >> beam.ParDo(
+                _SkipHeadersFn(self._is_header, self._namespace, blocks=bool(self._block_records))
+            )
         )
 
 
 class _SkipHeadersFn(beam.DoFn):
-    def __init__(self, is_header: Callable[[bytes], bool], namespace: str):
+    def __init__(self, is_header: Callable[[bytes], bool], namespace: str, blocks: bool):
         self._is_header = is_header
+        self._blocks = blocks
         self._headers = Metrics.counter(namespace, "csv_headers")
 
-    def process(self, line: bytes):
-        if self._is_header(line):
-            self._headers.inc()
-        else:
-            yield line
+    def process(self, element):
+        if not self._blocks:
+            if self._is_header(element):
+                self._headers.inc()
+            else:
+                yield element
+            return
+        kept = [record for record in element if not self._is_header(record)]
+        if len(kept) < len(element):
+            self._headers.inc(len(element) - len(kept))
+        if kept:
+            yield kept
 
 
 class WriteRows(beam.PTransform):
     """Rows to a BigQuery table (replacing its content) or to JSON-lines files (replacing the
     files an earlier run wrote to the same prefix: RemoveStaleFiles).
 
-    Elements are dict rows, or anything `rows_of` turns into a list of them and `lines_of`
-    into JSON lines (a batch of predictions, formatted at once)."""
+    Each element is a row (a dict), or a batch of rows its producer already formatted for
+    this destination (`is_table`): a list of rows for a table, JSON-lines text (lines joined
+    by newlines) for files."""
 
-    def __init__(
-        self,
-        destination: str,
-        schema: dict,
-        rows_of: Callable[[Any], list[dict]] = lambda row: [row],
-        lines_of: Callable[[Any], str] = to_json_line,
-    ):
+    def __init__(self, destination: str, schema: dict):
         super().__init__()
         self._destination = destination
         self._schema = schema
-        self._rows_of = rows_of
-        self._lines_of = lines_of
 
     def expand(self, elements):
         if is_table(self._destination):
-            rows = elements | "ToRows" >> beam.FlatMap(self._rows_of)
+            rows = elements | "ToRows" >> beam.FlatMap(_as_rows)
             # A load job replaces the table, but Beam starts none when there are no rows:
             # then the table is replaced here, so it never shows a previous run's rows.
             (
@@ -105,11 +111,19 @@ class WriteRows(beam.PTransform):
             )
         written = (
             elements
-            | "ToJson" >> beam.Map(self._lines_of)
+            | "ToJson" >> beam.Map(_as_json_lines)
             | "WriteFiles" >> WriteToText(self._destination, file_name_suffix=".json")
         )
         written | "RemoveStale" >> RemoveStaleFiles(self._destination, ".json")
         return written
+
+
+def _as_rows(element) -> list:
+    return element if isinstance(element, list) else [element]
+
+
+def _as_json_lines(element) -> str:
+    return element if isinstance(element, str) else to_json_line(element)
 
 
 class _ReplaceTableIfEmpty(beam.DoFn):

@@ -21,8 +21,6 @@ import logging
 import apache_beam as beam
 
 from pipelines.core.checks import (
-    LOCATION,
-    LOCATION_RULE,
     Place,
     check_credentials,
     check_distinct,
@@ -31,17 +29,12 @@ from pipelines.core.checks import (
     parameter_place,
 )
 from pipelines.core.deadletters import errors_location
-from pipelines.core.grammar import enum_kind
-from pipelines.core.params import Parameter, ParameterError, Template
+from pipelines.core.params import ParameterError, Template
 from pipelines.io.bigquery import check_tables
 from pipelines.io.tables import ReadRows, WriteRows, is_table
+from pipelines.mnist import parameters
 from pipelines.mnist.handler import MnistModelHandler
-from pipelines.mnist.location import (
-    MODEL,
-    check_model_source,
-    model_pattern_parameter,
-    resolve_model,
-)
+from pipelines.mnist.location import check_model_source, resolve_model
 from pipelines.mnist.records import (
     CSV_HEADER,
     DEAD_LETTER_SCHEMA,
@@ -50,70 +43,17 @@ from pipelines.mnist.records import (
     is_csv_header,
     prediction_lines,
     prediction_rows,
+    row_pair,
     split_csv_line,
 )
-from pipelines.mnist.transforms import METRICS_NAMESPACE, ROWS, ParseImages, PredictDigits, Rows
+from pipelines.mnist.transforms import (
+    BATCH_ROWS,
+    METRICS_NAMESPACE,
+    ParseImages,
+    PredictDigits,
+)
 
-READ_METHODS = ("DIRECT_READ", "EXPORT")
 _log = logging.getLogger(__name__)
-
-INPUT = Parameter(
-    name="input",
-    label="Input table (or CSV file)",
-    help_text=(
-        f"The images: a BigQuery table PROJECT:MNIST.Images (or PROJECT.MNIST.Images) "
-        "with columns ID (INTEGER) and Image (STRING of 784 comma-separated numbers in "
-        "[0, 1]), or a CSV file or pattern in Cloud Storage with the header ID,Image, "
-        "e.g. gs://PROJECT-bucket/mnist.csv. Lines that are exactly ID,Image are headers; "
-        f"every other line is a row. Which is which: {LOCATION_RULE}."
-    ),
-    param_type="TEXT",
-    kind=LOCATION,
-    lab="{project}:{dataset}.{images_table}",
-)
-OUTPUT = Parameter(
-    name="output",
-    label="Output table (or file prefix)",
-    help_text=(
-        "Where the predictions go: a BigQuery table PROJECT:MNIST.Predict (columns ID, "
-        "P0..P9; created if needed, replaced if it exists), or a Cloud Storage prefix "
-        "for JSON-lines files, e.g. gs://PROJECT-bucket/result/predict."
-    ),
-    param_type="TEXT",
-    kind=LOCATION,
-    lab="{project}:{dataset}.{predict_table}",
-)
-DEAD_LETTER = Parameter(
-    name="dead_letter",
-    label="Dead-letter table (or file prefix)",
-    help_text=(
-        "Where rows that cannot be classified go, each with the reason and the original "
-        "row: a BigQuery table (columns Error, Row) or a Cloud Storage prefix. Default: "
-        "the output with _errors appended, e.g. PROJECT:MNIST.Predict_errors."
-    ),
-    param_type="TEXT",
-    optional=True,
-    kind=LOCATION,
-)
-READ_METHOD = Parameter(
-    name="read_method",
-    label="BigQuery read method",
-    help_text=(
-        "How a BigQuery input is read. DIRECT_READ (default) streams rows from the "
-        "BigQuery Storage Read API straight to the workers: no export job, no temporary "
-        "files in Cloud Storage, and reading starts at once. EXPORT first exports the "
-        "table to Avro files in the temp location (slower; needs no Storage Read API "
-        "permission)."
-    ),
-    param_type="ENUM",
-    optional=True,
-    default="DIRECT_READ",
-    kind=enum_kind(READ_METHODS),
-    enum_options=(
-        ("DIRECT_READ", "Storage Read API (fast, default)"),
-        ("EXPORT", "Export job to Cloud Storage"),
-    ),
-)
 
 TEMPLATE = Template(
     name="mnist_batch",
@@ -123,12 +63,12 @@ TEMPLATE = Template(
         "MNIST.Predict."
     ),
     parameters=(
-        INPUT,
-        OUTPUT,
-        MODEL,
-        DEAD_LETTER,
-        READ_METHOD,
-        model_pattern_parameter(watched=False),
+        parameters.BATCH_INPUT,
+        parameters.BATCH_OUTPUT,
+        parameters.MODEL,
+        parameters.BATCH_DEAD_LETTER,
+        parameters.READ_METHOD,
+        parameters.MODEL_PATTERN_AT_START,
     ),
 )
 
@@ -177,17 +117,15 @@ def build_pipeline(pipeline, args):
             is_header=is_csv_header,
             namespace=METRICS_NAMESPACE,
             read_method=args.read_method,
+            block_records=BATCH_ROWS,
         )
-        | "ParseImages" >> ParseImages(Rows(split_csv_line) if from_csv else ROWS)
+        | "ParseImages" >> ParseImages(split_csv_line if from_csv else row_pair, batched=from_csv)
     )
     handler = MnistModelHandler(resolve_model(args.model))
-    predictions, failed = parsed.valid | "PredictDigits" >> PredictDigits(handler)
-    predictions | "WritePredictions" >> WriteRows(
-        args.output,
-        PREDICTION_SCHEMA,
-        rows_of=lambda b: prediction_rows(*b),
-        lines_of=lambda b: prediction_lines(*b),
-    )
+    # Each batch's predictions leave formatted as the output takes them (rows or JSON lines).
+    format_rows = prediction_rows if is_table(args.output) else prediction_lines
+    predictions, failed = parsed.valid | "PredictDigits" >> PredictDigits(handler, format_rows)
+    predictions | "WritePredictions" >> WriteRows(args.output, PREDICTION_SCHEMA)
     (
         (parsed.dead_letters, failed)
         | "MergeDeadLetters" >> beam.Flatten()

@@ -12,14 +12,14 @@
                  format). Without it, bad messages are counted (mnist/dead_letters) and logged.
                  Either way they never stop the job or hold up the good ones.
 
-    messages ──ParseImages──┬─ (MessageBatch(messages, IDs), pixels) ──PredictDigits──┬─ predictions
+    messages ──ParseImages──┬─ Failsafe(Rows(IDs, messages), pixels) ──PredictDigits──┬─ predictions
      (Batch, Validate)      └─ dead letters                    dead letters ─┘ (inference, format)
 
 Messages are batched once (what a bundle brings, never waiting for more), then parsed,
-scored and formatted a batch at a time by the MNIST composites in their MESSAGES form
+scored and formatted a batch at a time by the MNIST composites, answering each message
 (pipelines/mnist/transforms.py), so Beam's cost per element and the parser's are paid
 per batch; the outputs are the same as parsing and formatting message by message. The
-messages are carried, whole, through RunInference as the key of their pixels, so that every
+messages are carried, whole, through RunInference in the batch's `rows`, so that every
 outcome (a prediction or a dead letter, at any stage) answers its own input message: a dead
 letter keeps the message's original data and attributes, and the local runner acknowledges
 the message once that outcome is published (local_runtime/).
@@ -29,27 +29,10 @@ from __future__ import annotations
 
 from pipelines.core.params import Template
 from pipelines.io import pubsub
+from pipelines.mnist import parameters
 from pipelines.mnist.handler import MnistModelHandler
-from pipelines.mnist.location import (
-    MODEL,
-    MODEL_CHECK_SECONDS,
-    check_model_source,
-    model_pattern_parameter,
-    resolve_model,
-)
+from pipelines.mnist.location import check_model_source, resolve_model
 from pipelines.mnist.transforms import ClassifyMessages
-
-INPUTS = pubsub.input_source_parameters(
-    "images", "mnist_image", 'Each message is UTF-8 JSON {"ID": 7, "Image": "..."}.'
-)
-OUTPUT = pubsub.output_topic_parameter(
-    "Output topic",
-    "Where the predictions go, e.g. projects/PROJECT/topics/mnist_predict: one UTF-8 JSON "
-    'message {"ID": 7, "P0": ..., "P9": ...} per image, with the ID also as attribute.',
-    lab="projects/{project}/topics/mnist_predict",
-)
-
-DEAD_LETTER_TOPIC = pubsub.dead_letter_topic_parameter("mnist_dead_letter")
 
 TEMPLATE = Template(
     name="mnist_stream",
@@ -58,12 +41,12 @@ TEMPLATE = Template(
         "TensorFlow model baked into the image, and publishes P0..P9 per ID."
     ),
     parameters=(
-        *INPUTS,
-        OUTPUT,
-        MODEL,
-        DEAD_LETTER_TOPIC,
-        model_pattern_parameter(watched=True),
-        MODEL_CHECK_SECONDS,
+        *parameters.STREAM_INPUTS,
+        parameters.STREAM_OUTPUT,
+        parameters.MODEL,
+        parameters.STREAM_DEAD_LETTER,
+        parameters.MODEL_PATTERN_WATCHED,
+        parameters.MODEL_CHECK_SECONDS,
     ),
     streaming=True,
 )

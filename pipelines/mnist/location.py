@@ -10,68 +10,10 @@ import posixpath
 from typing import NamedTuple
 
 from pipelines.core.checks import check_credentials, is_gcs
-from pipelines.core.grammar import GCS_FOLDER, GCS_PATTERN, local_or, number_kind
 from pipelines.core.models import models_dir
-from pipelines.core.params import Parameter, ParameterError
+from pipelines.core.params import ParameterError
 from pipelines.mnist import contract
-
-IMAGE_MODEL_DIR = "/opt/models/mnist"
-
-MODEL = Parameter(
-    name="model",
-    label="Model folder",
-    help_text=(
-        f"The TensorFlow model to classify with. Leave empty for the model baked into "
-        f"the image at {IMAGE_MODEL_DIR} (a Keras CNN, 99.2% on the MNIST test set). "
-        f"Otherwise a folder, e.g. gs://PROJECT-bucket/model, holding "
-        f"{contract.EXPECTED}."
-    ),
-    # The console's folder picker: a form user can only name a gs:// folder anyway.
-    param_type="GCS_READ_FOLDER",
-    optional=True,
-    kind=local_or(GCS_FOLDER),
-)
-
-
-def model_pattern_parameter(*, watched: bool) -> Parameter:
-    """`model_pattern`; `watched`: the job keeps looking for a newer model while it runs."""
-    when = (
-        "is used, and the job switches to a newer valid one within model_check_seconds, "
-        "without a restart (upload the folder's other files first, the matched file last). "
-        "Each prediction message names its model folder in the attribute model."
-        if watched
-        else "when the job starts is used."
-    )
-    return Parameter(
-        name="model_pattern",
-        label="Model file pattern (instead of a model folder)",
-        help_text=(
-            "Instead of model: a file pattern of model files, e.g. "
-            "gs://PROJECT-bucket/models/mnist/*/saved_model.pb (or .../export.meta for the "
-            "lab's checkpoints); a model is the folder of a matched file. The newest valid "
-            f"one (by the matched file's update time) {when}"
-        ),
-        optional=True,
-        kind=local_or(GCS_PATTERN),
-    )
-
-
-CHECK_SECONDS_RANGE = (1, 86_400)
-_CHECK_SECONDS = number_kind(*CHECK_SECONDS_RANGE, integer=True)
-MODEL_CHECK_SECONDS = Parameter(
-    name="model_check_seconds",
-    label="Seconds between looks for a newer model",
-    help_text=(
-        "With model_pattern: how often each worker looks for a newer model, in seconds "
-        "(1 to 86400). Default: 60."
-    ),
-    param_type="NUMBER",
-    optional=True,
-    default="60",
-    kind=_CHECK_SECONDS,
-    # the grammar first (the range included), so int() cannot fail
-    type=_CHECK_SECONDS.argparse_type(int),
-)
+from pipelines.mnist.parameters import CHECK_SECONDS_RANGE
 
 
 def resolve_model(value: str | None) -> str:

@@ -11,7 +11,7 @@ import csv
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -157,10 +157,16 @@ def _first_non_number(parts: list[str]) -> tuple[int, str]:
     return -1, ""
 
 
-def parse_row(row: Mapping[str, Any]) -> tuple[int, np.ndarray]:
-    if not isinstance(row, Mapping):
+def row_pair(row) -> tuple[Any, Any]:
+    """(ID, Image) of a BigQuery row or a decoded message: the lab's {"ID", "Image"}."""
+    if not hasattr(row, "get"):
         raise BadRecord(f"expected an object with ID and Image, got {type(row).__name__}")
-    return parse_id(row.get("ID")), parse_image(row.get("Image"))
+    return row.get("ID"), row.get("Image")
+
+
+def message_pair(message) -> tuple[Any, Any]:
+    """(ID, Image) of a Pub/Sub message: UTF-8 JSON of one row."""
+    return row_pair(parse_json_message(message.data))
 
 
 def parse_csv_line(line: str) -> dict:
@@ -296,6 +302,8 @@ def parse_json_message(data: bytes) -> dict:
         row = json.loads(text)
     except json.JSONDecodeError as error:
         raise BadRecord(f"message is not JSON: {error.msg} at position {error.pos}") from None
+    except RecursionError:  # json's C scanner recurses once per [ or {
+        raise BadRecord("message is not JSON this job reads: nested too deep") from None
     if not isinstance(row, dict):
         raise BadRecord(
             f"message must be a JSON object with ID and Image, got {type(row).__name__}"

@@ -14,6 +14,10 @@ from pipelines.io.text import DecodeLines, ReadLines
 
 # The lab's pattern; str patterns are Unicode-aware, so `\w` covers letters of any script.
 WORD_PATTERN = re.compile(r"[\w']+")
+# Lines are read, decoded and split into words this many bytes at a time: one element per
+# batch instead of per line (Beam's per-element cost was most of the count's), small enough
+# that a batch's words (about 200k a MiB) stay a few MB of Python objects.
+BATCH_BYTES = 1 << 20
 
 
 def split_words(line: str) -> list[str]:
@@ -84,11 +88,16 @@ class CountWords(CountOccurrences):
 
 
 def read_text(pipeline, pattern: str):
-    """(text lines, dead-letter rows) of the files matching `pattern`, long lines cut where
-    no word spans a cut (pipelines/io/lines.py). Steps Read and Decode, at the top level."""
+    """(texts, dead-letter rows) of the files matching `pattern`, long lines cut where no
+    word spans a cut (pipelines/io/lines.py). A text is a batch of lines joined by newlines
+    (a single line where a batch holds one that is not UTF-8): it splits into the same
+    words as its lines. Steps Read and Decode, at the top level."""
     return (
         pipeline
-        | "Read" >> ReadLines(pattern, piece_bytes=WORD_PIECE_BYTES, with_position=True)
+        | "Read"
+        >> ReadLines(
+            pattern, piece_bytes=WORD_PIECE_BYTES, with_position=True, batch_bytes=BATCH_BYTES
+        )
         | "Decode" >> DecodeLines()
     )
 

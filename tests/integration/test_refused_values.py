@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.core.grammar import plain
+from pipelines.core.regex import plain
 from pipelines.registry import TEMPLATES, job_module
 from tests.support.processes import REPO, run_template
 

@@ -6,6 +6,7 @@ module its file names in a string, so the registry's jobs are edges too.
     core/    parameters, launch, checks, dead letters: imports no job, no domain, no IO
     io/      text, Pub/Sub, tables: the same graph on every runner
     jobs/    one module per template: TEMPLATE, preflight, build_pipeline
+    */parameters.py   every Parameter, declared once; jobs only list them
     words/, mnist/, pedestrian/   domain code: pure functions and composites
 
 and beside it, never imported by it (the launch finds it through an entry point):
@@ -149,3 +150,18 @@ def test_every_template_is_a_job_module_of_one_shape():
         # What the job needs of the launch comes as arguments, the same for every job.
         assert [a.arg for a in preflight.args.args] == ["args", "options"], name
         assert [a.arg for a in preflight.args.kwonlyargs] == ["on_dataflow"], name
+
+
+def test_parameters_are_declared_in_parameters_modules_only():
+    """One convention: a template's parameters are declared in its packages' `parameters.py`
+    (module constants; a function where a family's words differ per template), and a job
+    module only lists them in its TEMPLATE."""
+    declaring = set()
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Parameter":
+                declaring.add(module)
+    allowed = {m for m in MODULES if m.endswith(".parameters")} | {"pipelines.core.params"}
+    assert declaring <= allowed, sorted(declaring - allowed)
+    assert {"pipelines.io.parameters", "pipelines.mnist.parameters"} <= declaring

@@ -16,13 +16,15 @@ from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from pipelines.core.failsafe import Failsafe, Rows
 from pipelines.core.launch import parse
 from pipelines.jobs import mnist_batch as batch
 from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import resolve_model
-from pipelines.mnist.records import parse_csv_line, parse_row, split_csv_line
-from pipelines.mnist.transforms import ImageBatch, ParseImages, PredictDigits, Rows
+from pipelines.mnist.records import parse_csv_line, split_csv_line
+from pipelines.mnist.transforms import ParseImages, PredictDigits
 from tests.support.mnist_models import noise
+from tests.support.mnist_reference import parse_row
 from tests.support.processes import REPO, read_shards, run_template, template_env
 
 SAMPLE = REPO / "data" / "mnist_sample.csv"
@@ -55,8 +57,8 @@ def test_parse_images_splits_valid_rows_from_dead_letters():
     good = sample_lines(3)
     lines = [line.encode() for line in good + list(BAD_LINES)]
     with TestPipeline() as p:
-        parsed = p | beam.Create(lines) | ParseImages(Rows(split_csv_line))
-        ids = parsed.valid | beam.FlatMap(lambda batch: batch.ids.tolist())
+        parsed = p | beam.Create(lines) | ParseImages(split_csv_line)
+        ids = parsed.valid | beam.FlatMap(lambda batch: batch.rows.ids.tolist())
         assert_that(ids, equal_to([0, 1, 2]), label="ValidIds")
         dead = parsed.dead_letters | beam.Map(lambda d: (d["Row"], d["Error"].split(":")[0]))
         assert_that(dead | beam.Keys(), equal_to(list(BAD_LINES)), label="DeadRowsVerbatim")
@@ -66,9 +68,9 @@ def test_parsed_batches_equal_the_row_by_row_reference():
     lines = [line.encode() for line in sample_lines(40)]
     expected = dict(parse_row(parse_csv_line(line.decode())) for line in lines)
     with TestPipeline() as p:
-        parsed = p | beam.Create(lines) | ParseImages(Rows(split_csv_line))
+        parsed = p | beam.Create(lines) | ParseImages(split_csv_line)
         pixels = parsed.valid | beam.FlatMap(
-            lambda batch: [(int(i), row.tobytes()) for i, row in zip(batch.ids, batch.pixels)]
+            lambda batch: [(int(i), row.tobytes()) for i, row in zip(batch.rows.ids, batch.value)]
         )
         assert_that(pixels, equal_to([(i, v.tobytes()) for i, v in expected.items()]))
 
@@ -92,7 +94,7 @@ class NaNModelHandler(MnistModelHandler):
 
 
 def image_batch(count):
-    return ImageBatch(np.arange(count, dtype=np.int64), np.full((count, 784), 0.1, np.float32))
+    return Failsafe(Rows(np.arange(count, dtype=np.int64)), np.full((count, 784), 0.1, np.float32))
 
 
 def test_a_failing_model_sends_rows_to_dead_letters_not_a_crash():
@@ -118,7 +120,7 @@ def test_rows_without_finite_probabilities_are_dead_letters():
             | PredictDigits(NaNModelHandler(resolve_model(None), max_batch_size=1))
         )
         assert_that(
-            predictions | beam.FlatMap(lambda b: b.ids.tolist()),
+            predictions | beam.FlatMap(str.splitlines) | beam.Map(lambda x: json.loads(x)["ID"]),
             equal_to([0, 2, 4]),
             label="FiniteRowsPredicted",
         )
@@ -382,3 +384,24 @@ def test_file_outputs_keep_nothing_of_an_earlier_run(tmp_path):
     assert not {p.name for p in tmp_path.iterdir()} & set(stale)
     assert sorted(json.loads(line)["ID"] for line in read_shards(tmp_path / "predict")) == [0, 1, 2]
     assert read_shards(tmp_path / "predict_errors") == []
+
+
+GOLDEN = REPO / "tests" / "integration" / "jobs" / "golden"
+
+
+def test_outputs_are_byte_identical_to_the_recorded_ones(tmp_path):
+    """The bundled sample plus BAD_LINES gives, line for line, the bytes the job wrote before
+    its element type and formatting changed (golden/, recorded with the job of commit
+    c22239d): predictions and dead letters alike. (Shards' order is the runner's: sorted.)"""
+    source = tmp_path / "with_bad_rows.csv"
+    source.write_text(SAMPLE.read_text() + "\n".join(BAD_LINES) + "\n")
+    _, args, options = parse(
+        batch.TEMPLATE, ["--input", str(source), "--output", str(tmp_path / "predict")]
+    )
+    pipeline = beam.Pipeline(options=options)
+    batch.build_pipeline(pipeline, args)
+    pipeline.run().wait_until_finish()
+    for name in ("predict", "predict_errors"):
+        written = b"".join(p.read_bytes() for p in sorted(tmp_path.glob(f"{name}-*-of-*.json")))
+        recorded = (GOLDEN / f"mnist_sample_{name}.json").read_bytes()
+        assert sorted(written.splitlines()) == recorded.splitlines(), name

@@ -26,6 +26,7 @@ from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import resolve_model
 from pipelines.mnist.transforms import ClassifyMessages
 from tests.support import pubsub_emulator as emulator
+from tests.support import replay_marks
 from tests.support.processes import REPO, RunningTemplate, template_env
 from tools import mnist_producer
 
@@ -225,8 +226,9 @@ def _reference_outcomes(messages, model) -> dict:
     model's folder) or the dead
     letter (stage parse) with parse_row's reason."""
     from pipelines.core.deadletters import dead_letter
-    from pipelines.mnist.records import parse_json_message, parse_row
-    from pipelines.mnist.transforms import answer_prediction, reason_of
+    from pipelines.mnist.records import parse_json_message
+    from pipelines.mnist.transforms import reason_of
+    from tests.support.mnist_reference import parse_row
 
     outcomes = {}
     for message in messages:
@@ -240,6 +242,22 @@ def _reference_outcomes(messages, model) -> dict:
         assert outcome.source_id == message.message_id
         outcomes[message.message_id] = outcome.message
     return outcomes
+
+
+def answer_prediction(message, image_id: int, probabilities, model: str | None):
+    """The prediction message answering `message`, formatted one row at a time."""
+    from pipelines.core.deadletters import answering, publish_problem, to_json_line
+    from pipelines.mnist.records import BadRecord, prediction_row
+    from pipelines.mnist.transforms import prediction_attributes
+
+    row = prediction_row(image_id, probabilities)
+    prediction = PubsubMessage(
+        data=to_json_line(row).encode("utf-8"), attributes=prediction_attributes(row["ID"], model)
+    )
+    problem = publish_problem(prediction)
+    if problem:
+        raise BadRecord(f"the prediction cannot be published: {problem}")
+    return answering(message.message_id, prediction)
 
 
 def _random_messages(count: int, seed: int = 13) -> list[bytes]:
@@ -428,15 +446,11 @@ def test_model_watch_switches_models_without_losing_a_message(pubsub_emulator, t
 
 # --- a replayed message that fails again keeps its `replayed` mark ------------------------
 
-REPLAY_RUN = "2026-12-07T01:00:00Z 0a1b2c3d"
-
 
 @pytest.mark.parametrize("nan, stage", [(False, "inference"), (True, "format")])
 def test_a_replayed_message_that_fails_again_carries_its_mark_into_the_dead_letter(nan, stage):
-    from tools.replay_dead_letters import FAILED_AGAIN, Original, to_replay
-
-    marked = {"ID": "0", "replayed": REPLAY_RUN}
-    crowded = {**{f"a{i:02d}": "v" for i in range(97)}, "replayed": REPLAY_RUN}  # envelope
+    marked = replay_marks.marked({"ID": "0"})
+    crowded = replay_marks.crowded()
     inputs = {
         "parse": PubsubMessage(b"ID=7;Image=0.0", marked, message_id="parse"),
         stage: PubsubMessage(sample_messages(1)[0], marked, message_id=stage),
@@ -445,24 +459,12 @@ def test_a_replayed_message_that_fails_again_carries_its_mark_into_the_dead_lett
     with TestPipeline() as p:
         _, dead = p | beam.Create(list(inputs.values())) | ClassifyMessages(_FailingModel(nan))
         assert_that(
-            dead
-            | beam.Map(
-                lambda outcome: (
-                    outcome.source_id,
-                    outcome.message.attributes["error_stage"],
-                    to_replay(outcome.message, REPLAY_RUN).kind,
-                    to_replay(outcome.message, "later")
-                    == Original(
-                        inputs[outcome.source_id].data,
-                        {**inputs[outcome.source_id].attributes, "replayed": "later"},
-                    ),
-                )
-            ),
+            dead | beam.Map(replay_marks.replay_view(inputs)),
             equal_to(
                 [
-                    ("parse", "parse", FAILED_AGAIN, True),
-                    (stage, stage, FAILED_AGAIN, True),
-                    ("envelope", stage, FAILED_AGAIN, True),
+                    ("parse", "parse", replay_marks.FAILED_AGAIN, True),
+                    (stage, stage, replay_marks.FAILED_AGAIN, True),
+                    ("envelope", stage, replay_marks.FAILED_AGAIN, True),
                 ]
             ),
         )

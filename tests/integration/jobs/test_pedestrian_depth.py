@@ -31,9 +31,10 @@ from pipelines.pedestrian import detector as det
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.frames import BadFrame, frame_from_message, frame_result, result_message
 from pipelines.pedestrian.options import camera_from_args
+from pipelines.pedestrian.parameters import CAMERA_PARAMETERS
 from pipelines.pedestrian.tiling import iou
 from pipelines.pedestrian.transforms import DetectPedestrians
-from tests.support import markers
+from tests.support import markers, replay_marks
 from tests.support.processes import REPO, RunningTemplate, run_template, template_env
 
 DESIGN = markers.DESIGN
@@ -75,21 +76,21 @@ def args_for(*argv):
 
 def test_camera_defaults_are_the_fitted_constants_and_read_back_exactly():
     args = args_for()
-    assert camera_from_args(args, job.CAMERA_PARAMETERS) == geometry.DEFAULT_CAMERA
+    assert camera_from_args(args, CAMERA_PARAMETERS) == geometry.DEFAULT_CAMERA
     assert args.score_threshold == det.DEFAULT_SCORE_THRESHOLD
     assert args.max_frame_pixels == det.DEFAULT_MAX_PIXELS
     for p in job.TEMPLATE.parameters:
         if p.default is not None:
             assert str(p.type(p.default)) == p.default
             assert p.kind is None or p.kind.accepts(p.default), p.name
-    for p in job.CAMERA_PARAMETERS:  # the console says the unit and where the value is from
+    for p in CAMERA_PARAMETERS:  # the console says the unit and where the value is from
         assert p.label.endswith(("(pixels)", "(m)")), p.name
-    for p in job.CAMERA_PARAMETERS[:4]:
+    for p in CAMERA_PARAMETERS[:4]:
         assert "fitted on the lab's Labels.csv by python -m tools.fit_camera" in p.help_text
 
 
 def test_a_negative_forward_offset_is_accepted():
-    camera = camera_from_args(args_for("--forward_offset_m=-1.5"), job.CAMERA_PARAMETERS)
+    camera = camera_from_args(args_for("--forward_offset_m=-1.5"), CAMERA_PARAMETERS)
     assert camera.forward_offset_m == -1.5
 
 
@@ -414,17 +415,17 @@ def check_against_labels(results: dict) -> None:
 @needs_design
 def test_composite_on_the_lab_frames_under_test_stream():
     frames = {name: (DESIGN / name).read_bytes() for name in FRAMES}
-    messages = [PubsubMessage(frames[name], {"name": name}) for name in FRAMES[:3]]
-    messages.append(PubsubMessage(json_frame("B_001.png", frames["B_001.png"]), {}))
+    frame_messages = [PubsubMessage(frames[name], {"name": name}) for name in FRAMES[:3]]
+    frame_messages.append(PubsubMessage(json_frame("B_001.png", frames["B_001.png"]), {}))
     malformed = [
         PubsubMessage(b"\x00" * 100, {"name": "zeros"}),
         PubsubMessage(b'{"name": "x", "image": "%%%"}', {}),
     ]
     stream = (
         TestStream()
-        .add_elements(messages[:2] + malformed[:1])
+        .add_elements(frame_messages[:2] + malformed[:1])
         .advance_watermark_to(10)
-        .add_elements(messages[2:] + malformed[1:])
+        .add_elements(frame_messages[2:] + malformed[1:])
         .advance_watermark_to_infinity()
     )
     collected = {}
@@ -504,16 +505,12 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
 
 # --- a replayed frame that fails again keeps its `replayed` mark ----------------------------
 
-REPLAY_RUN = "2026-12-07T01:00:00Z 0a1b2c3d"
-
 
 def test_a_replayed_frame_that_fails_again_carries_its_mark_into_the_dead_letter():
-    from tools.replay_dead_letters import FAILED_AGAIN, Original, to_replay
-
     red = np.zeros((10, 10, 3), np.uint8)
     red[..., 0] = 255
-    marked = {"name": "f.png", "replayed": REPLAY_RUN}
-    crowded = {**{f"a{i:02d}": "v" for i in range(97)}, "replayed": REPLAY_RUN}  # envelope
+    marked = replay_marks.marked({"name": "f.png"})
+    crowded = replay_marks.crowded()
     inputs = {
         "decode": PubsubMessage(b"\x89PNG but not really", marked, message_id="decode"),
         "detect": PubsubMessage(png(red), marked, message_id="detect"),
@@ -526,24 +523,12 @@ def test_a_replayed_frame_that_fails_again_carries_its_mark_into_the_dead_letter
             | DetectPedestrians(FakeDetector(), max_frame_pixels=100_000)
         )
         assert_that(
-            dead
-            | beam.Map(
-                lambda outcome: (
-                    outcome.source_id,
-                    outcome.message.attributes["error_stage"],
-                    to_replay(outcome.message, REPLAY_RUN).kind,
-                    to_replay(outcome.message, "later")
-                    == Original(
-                        inputs[outcome.source_id].data,
-                        {**inputs[outcome.source_id].attributes, "replayed": "later"},
-                    ),
-                )
-            ),
+            dead | beam.Map(replay_marks.replay_view(inputs)),
             equal_to(
                 [
-                    ("decode", "decode", FAILED_AGAIN, True),
-                    ("detect", "detect", FAILED_AGAIN, True),
-                    ("envelope", "detect", FAILED_AGAIN, True),
+                    ("decode", "decode", replay_marks.FAILED_AGAIN, True),
+                    ("detect", "detect", replay_marks.FAILED_AGAIN, True),
+                    ("envelope", "detect", replay_marks.FAILED_AGAIN, True),
                 ]
             ),
         )

@@ -116,7 +116,7 @@ def _stream_job(preflights: list):
     from types import SimpleNamespace
 
     from pipelines.core.params import Template
-    from pipelines.io.pubsub import (
+    from pipelines.io.parameters import (
         dead_letter_topic_parameter,
         input_source_parameters,
         output_topic_parameter,

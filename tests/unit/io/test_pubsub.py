@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pipelines.core import deadletters
 from pipelines.core.params import ParameterError
 from pipelines.io import pubsub
+from pipelines.io.parameters import INPUT_NAMES
 from tests.support.properties import PROPERTY
 
 
@@ -293,7 +294,7 @@ def test_a_dataflow_launch_never_asks_the_emulator(monkeypatch):
 def _args(**given):
     import argparse
 
-    values = {name: None for name in pubsub.INPUT_NAMES}
+    values = {name: None for name in INPUT_NAMES}
     values.update(given)
     return argparse.Namespace(**values)
 

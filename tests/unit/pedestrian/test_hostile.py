@@ -15,14 +15,14 @@ from apache_beam.ml.inference.base import PredictionResult
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.core.grammar import plain
 from pipelines.core.launch import make_parser
 from pipelines.core.params import ParameterError
+from pipelines.core.regex import plain
 from pipelines.jobs import pedestrian_depth as job
-from pipelines.pedestrian import geometry
+from pipelines.pedestrian import geometry, parameters
 from pipelines.pedestrian.detector import Frame
 from pipelines.pedestrian.frames import BadFrame, frame_result, result_message
-from pipelines.pedestrian.options import camera_from_args
+from pipelines.pedestrian.options import camera_from_args, check_numbers, ranges
 from pipelines.pedestrian.transforms import DEAD_LETTERS, FrameKey, _MeasureFn
 from tests.support.processes import run_template
 from tests.support.properties import PROPERTY
@@ -34,11 +34,13 @@ REQUIRED = [
 NUMBERS = [p for p in job.TEMPLATE.parameters if p.param_type == "NUMBER"]
 FLOATS = [p.name for p in NUMBERS if p.type is not int]
 
+RANGES = ranges(job.TEMPLATE.parameters)
+
 
 def test_every_number_has_a_range_a_console_regex_and_a_default_inside_both():
-    assert {p.name for p in NUMBERS} == set(job.RANGES)
+    assert {p.name for p in NUMBERS} == set(RANGES)
     for p in NUMBERS:
-        low, high = job.RANGES[p.name]
+        low, high = RANGES[p.name]
         assert p.kind and p.kind.accepts(p.default), p.name
         assert low <= p.type(p.default) <= high, p.name
         assert p.help_text.endswith(f"From {plain(low)} to {plain(high)}."), p.name
@@ -48,8 +50,8 @@ def test_every_number_has_a_range_a_console_regex_and_a_default_inside_both():
         step = 1 if p.type is int else 0.001
         assert not p.kind.accepts(str(high + step)), p.name
         assert not p.kind.accepts(f"{low - step:.3f}" if step < 1 else str(low - step)), p.name
-    assert job.FORWARD_OFFSET_M.kind.accepts("-1.5")
-    assert not job.MAX_FRAME_PIXELS.kind.accepts("1.5")
+    assert parameters.FORWARD_OFFSET_M.kind.accepts("-1.5")
+    assert not parameters.MAX_FRAME_PIXELS.kind.accepts("1.5")
 
 
 # ---- the parser: not a finite number -------------------------------------------------------
@@ -94,7 +96,7 @@ def defaults() -> dict:
 
 
 def finite_or_in_range(name):
-    low, high = job.RANGES[name]
+    low, high = RANGES[name]
     wide = st.floats(allow_nan=False, allow_infinity=False)
     near = st.floats(min_value=low - abs(high - low), max_value=high + abs(high - low))
     if name == "max_frame_pixels":
@@ -103,22 +105,20 @@ def finite_or_in_range(name):
 
 
 @PROPERTY
-@given(st.fixed_dictionaries({name: finite_or_in_range(name) for name in job.RANGES}))
+@given(st.fixed_dictionaries({name: finite_or_in_range(name) for name in RANGES}))
 def test_numbers_are_accepted_exactly_when_in_range(values):
     args = SimpleNamespace(**values)
-    out_of_range = {
-        name for name, (low, high) in job.RANGES.items() if not low <= values[name] <= high
-    }
+    out_of_range = {name for name, (low, high) in RANGES.items() if not low <= values[name] <= high}
     too_low = values["camera_height_m"] <= values["pedestrian_height_m"]
     try:
-        job.check_numbers(args)
+        check_numbers(args, job.TEMPLATE.parameters)
     except ParameterError as error:
         assert error.name in out_of_range or (error.name == "camera_height_m" and too_low)
         assert "\n" not in str(error) and str(error).startswith(f"--{error.name}: ")
     else:
         assert not out_of_range and not too_low
-        camera = camera_from_args(args, job.CAMERA_PARAMETERS)
-        assert all(math.isfinite(getattr(camera, p.name)) for p in job.CAMERA_PARAMETERS)
+        camera = camera_from_args(args, parameters.CAMERA_PARAMETERS)
+        assert all(math.isfinite(getattr(camera, p.name)) for p in parameters.CAMERA_PARAMETERS)
 
 
 @pytest.mark.parametrize(
@@ -140,13 +140,15 @@ def test_numbers_are_accepted_exactly_when_in_range(values):
 )
 def test_each_out_of_range_number_is_named(name, value):
     with pytest.raises(ParameterError) as error:
-        job.check_numbers(SimpleNamespace(**{**defaults(), name: value}))
+        check_numbers(SimpleNamespace(**{**defaults(), name: value}), job.TEMPLATE.parameters)
     assert error.value.name == name
 
 
 def test_the_camera_must_be_above_the_pedestrians_head():
     with pytest.raises(ParameterError, match="above pedestrian_height_m") as error:
-        job.check_numbers(SimpleNamespace(**{**defaults(), "camera_height_m": 1.2}))
+        check_numbers(
+            SimpleNamespace(**{**defaults(), "camera_height_m": 1.2}), job.TEMPLATE.parameters
+        )
     assert error.value.name == "camera_height_m"
 
 
@@ -170,10 +172,10 @@ def mostly(valid, odd):
 
 
 def cameras():
-    in_range = {p.name: st.floats(*job.RANGES[p.name]) for p in job.CAMERA_PARAMETERS}
+    in_range = {p.name: st.floats(*RANGES[p.name]) for p in parameters.CAMERA_PARAMETERS}
     # Any floats, infinities and NaN included, except where the model itself refuses them.
     positive = st.floats(min_value=0, exclude_min=True)
-    wild = {p.name: st.floats() for p in job.CAMERA_PARAMETERS}
+    wild = {p.name: st.floats() for p in parameters.CAMERA_PARAMETERS}
     wild.update(focal_px=positive, pedestrian_height_m=positive)
     return mostly(
         st.builds(geometry.CameraModel, **in_range), st.builds(geometry.CameraModel, **wild)
