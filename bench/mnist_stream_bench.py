@@ -17,8 +17,9 @@ the input topic's subscription, with a dead-letter topic), then
       own, is also drained by a plain loop (pull, parse, predict, publish, acknowledge:
       the same SavedModel, parsing and formatting functions and Pub/Sub clients, no Beam;
       `plain_loop`), measured the same way; the job must drain at >= 0.8x its rate (issue
-      19), the goal is 2.0x (issue 25) (--no-baseline skips it). --repeat N runs N rounds of both (each job on fresh
-      topics), in alternating order, and judges the median of the rounds' ratios: one
+      19), the goal is 2.0x (issue 25) (--no-baseline skips it). --repeat N runs N rounds
+      of both (each job on fresh topics), in alternating order, and judges the median of
+      the rounds' ratios: one
       drain of 6,000 takes 1.5-2.5 s, and its figure moves by a third with the machine's
       load and with the emulator warming up (the first drains of a run are the slowest);
       --compare DIR adds a job running the pipelines package in DIR (before a change) to
