@@ -6,11 +6,13 @@ every runner (outcomes unwrapped and published with Beam's WriteToPubSub); a loc
 in:
 
     overrides.py   the PTransformOverrides: publish-and-acknowledge, log-and-acknowledge
-    publish.py     those steps: synchronous publish, then acknowledge the inputs answered
-    subscriber.py  the DirectRunner's Pub/Sub client: pulls sized by count and bytes,
-                   acknowledgements held, Pub/Sub lost -> the run stops
+    publish.py     those steps: publish (behind the runner), then acknowledge the inputs
+                   answered
+    subscriber.py  the DirectRunner's Pub/Sub client: pulls sized by count and bytes, one
+                   bundle ahead, acknowledgements held, Pub/Sub lost -> the run stops
     limits.py      pull and acknowledgement sizes and timeouts
-    beam_private.py  the private Beam names used here (the DirectRunner's Pub/Sub read)
+    beam_private.py  the private Beam names used here (the DirectRunner's Pub/Sub read,
+                   DoFn signatures inspected once)
     ledger.py      pulled messages not yet answered: acknowledge, lease, hand back
     shared.py      the process-wide state the pieces above share (why: in its docstring)
     run.py         run_local_stream: run, drain on SIGTERM, one last true line, exit status

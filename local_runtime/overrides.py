@@ -14,7 +14,7 @@ from pipelines.io.pubsub import LogDeadLetterFn, PublishOutcomes
 
 class PublishLocally(PTransformOverride):
     """The product's publishing step (its outcomes' messages through Beam's WriteToPubSub)
-    -> a synchronous publish that acknowledges the inputs the outcomes answer."""
+    -> a publish that then acknowledges the inputs the outcomes answer."""
 
     def matches(self, applied_ptransform):
         return isinstance(applied_ptransform.transform, PublishOutcomes)
