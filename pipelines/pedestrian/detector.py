@@ -398,10 +398,13 @@ class LiteModel:
         with self._lock:
             for tile in batch:
                 # The preprocessor's arithmetic, in its order and float32; its resize is
-                # the identity on tiles already at the input size.
-                image = np.multiply(tile[np.newaxis], parts.pixel_scale, dtype=np.float32)
+                # the identity on tiles already at the input size. Written straight into
+                # the interpreter's input (set_tensor would copy it there once more), and
+                # the view let go before invoke(), which may move the buffer.
+                image = self._interpreter.tensor(self._input)()
+                np.multiply(tile[np.newaxis], parts.pixel_scale, out=image)
                 image -= parts.pixel_shift
-                self._interpreter.set_tensor(self._input, image)
+                del image
                 self._interpreter.invoke()
                 encodings.append(self._interpreter.get_tensor(self._encodings))
                 logits.append(self._interpreter.get_tensor(self._logits))
