@@ -89,6 +89,8 @@ def _open_checked(data, max_pixels: int, max_bytes: int) -> Image.Image:
         raise ValueError("data is not a PNG or JPEG image") from None
     except Image.DecompressionBombError as err:  # Pillow's own check, from the header
         raise ValueError(f"image is too large: {err}") from None
+    except Exception as err:  # noqa: BLE001 - a corrupt header: OSError, SyntaxError, AttributeError...
+        raise ValueError(f"image header is corrupt ({type(err).__name__}: {err})") from None
     if img.format not in DECODED_AS:
         raise ValueError(f"image format {img.format} is not accepted (only PNG and JPEG)")
     width, height = img.size
