@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 
-from pipelines.mnist.records import ID_RANGE, NUM_PIXELS, BadRecord, parse_json_message, parse_row
+from pipelines.mnist.records import ID_RANGE, NUM_PIXELS, BadRecord, parse_json_message
 from tests.support.hostile import hostile_bytes, one_line
+from tests.support.mnist_reference import parse_row
 
 
 @given(hostile_bytes(("ID", "Image")))
