@@ -44,7 +44,6 @@ from pipelines.mnist.records import (
     prediction_lines,
     prediction_rows,
     row_pair,
-    split_csv_block,
     split_csv_line,
 )
 from pipelines.mnist.transforms import (
@@ -120,12 +119,7 @@ def build_pipeline(pipeline, args):
             read_method=args.read_method,
             block_records=BATCH_ROWS,
         )
-        | "ParseImages"
-        >> ParseImages(
-            split_csv_line if from_csv else row_pair,
-            batched=from_csv,
-            split_block=split_csv_block if from_csv else None,
-        )
+        | "ParseImages" >> ParseImages(split_csv_line if from_csv else row_pair, batched=from_csv)
     )
     handler = MnistModelHandler(resolve_model(args.model))
     # Each batch's predictions leave formatted as the output takes them (rows or JSON lines).

@@ -233,65 +233,6 @@ def split_csv_line(line: bytes) -> tuple[Any, Any]:
 _QUOTE = ord('"')
 
 
-def split_csv_block(records: Sequence[bytes]):
-    """(int64 IDs, Arrow strings of the Images) of a block of CSV records when every one is in
-    the lab's own form with an ID of at most MAX_PLAIN_ID_DIGITS digits (what split_csv_line's
-    fast path and parse_id take, so both give the same values); else None, and the block goes
-    record by record. Arrow's C reader splits the whole block: no Python per record."""
-    import pyarrow as pa  # here, not at import: the launcher builds graphs and parses nothing
-    import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
-
-    count = len(records)
-    block = b"\n".join(records)
-    # One line per record, only ASCII, exactly two quotes a record: checked at C speed on
-    # the whole block; where the two quotes stand is checked per record below.
-    if (
-        not count
-        or block.count(b"\n") != count - 1
-        or block.count(b'"') != 2 * count
-        or b"\r" in block
-        or not block.isascii()
-    ):
-        return None
-    try:
-        table = pacsv.read_csv(
-            pa.BufferReader(block),
-            read_options=pacsv.ReadOptions(column_names=CSV_HEADER, use_threads=False),
-            parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(CSV_HEADER, pa.string())
-            ),
-        )
-    except (pa.ArrowInvalid, ValueError):
-        return None
-    if table.num_rows != count:
-        return None
-    raw_ids, images = (table.column(name).combine_chunks() for name in CSV_HEADER)
-    id_lengths = pc.binary_length(raw_ids).to_numpy(zero_copy_only=False)
-    image_lengths = pc.binary_length(images).to_numpy(zero_copy_only=False)
-    lengths = np.fromiter(map(len, records), dtype=np.int64, count=count)
-    starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-    data = np.frombuffer(block, dtype=np.uint8)
-    # `ID,"Image"` and nothing else: the comma right after the ID, the Image's two quotes
-    # (the only ones in the record) around it, and no byte more.
-    quote, comma = ord('"'), ord(",")
-    if not (
-        np.array_equal(lengths, id_lengths + image_lengths + 3)
-        and np.all(data[starts + id_lengths] == comma)
-        and np.all(data[starts + id_lengths + 1] == quote)
-        and np.all(data[starts + lengths - 1] == quote)
-        and pc.all(pc.match_substring_regex(raw_ids, _PLAIN_ID.pattern)).as_py()
-    ):
-        return None
-    return pc.cast(raw_ids, pa.int64()).to_numpy(), images
-
-
-# IDs the block path parses itself: digits only, short enough never to leave ID_RANGE.
-MAX_PLAIN_ID_DIGITS = len(str(ID_RANGE[1])) - 1
-_PLAIN_ID = re.compile(f"^[0-9]{{1,{MAX_PLAIN_ID_DIGITS}}}$")
-
-
 def parse_image_batch(images: Sequence[Any]) -> tuple[np.ndarray, dict[int, BadRecord]]:
     """float32 [len(images), NUM_PIXELS] and {index: BadRecord} for the images that fail;
     each row's outcome is parse_image's (the reference), in a few vectorised calls.
@@ -305,23 +246,18 @@ def parse_image_batch(images: Sequence[Any]) -> tuple[np.ndarray, dict[int, BadR
     import pyarrow as pa  # here, not at import: the launcher builds graphs and parses nothing
 
     pixels = np.zeros((len(images), NUM_PIXELS), dtype=np.float32)
-    if isinstance(images, pa.Array):  # split_csv_block's: ASCII strings, all of them
-        fast, slow = np.arange(len(images)), []
-        texts = images
-    else:
-        fast = [i for i, v in enumerate(images) if isinstance(v, str) and v.isascii()]
-        slow = sorted(set(range(len(images))) - set(fast))
-        texts = pa.array([images[i] for i in fast], type=pa.string()) if fast else None
-    if len(fast):
+    fast = [i for i, v in enumerate(images) if isinstance(v, str) and v.isascii()]
+    slow = sorted(set(range(len(images))) - set(fast))
+    if fast:
         try:
-            slow += _parse_arrow(texts, np.asarray(fast), pixels)
+            texts = pa.array([images[i] for i in fast], type=pa.string())
+            slow += _parse_arrow(texts, np.array(fast), pixels)
         except Exception:  # noqa: BLE001 - never expected; then the reference takes every row
             slow = range(len(images))
     failures = {}
     for i in map(int, slow):
-        image = images[i]
         try:
-            pixels[i] = parse_image(image.as_py() if isinstance(image, pa.Scalar) else image)
+            pixels[i] = parse_image(images[i])
         except BadRecord as error:
             failures[i] = error
         except Exception as error:  # noqa: BLE001 - one odd row must not fail its batch

@@ -165,24 +165,14 @@ class _ParseBatchFn(beam.DoFn):
     letter (stage parse) for each of the others. The ID is checked per element; the pixels
     of the whole batch are parsed in one vectorised call."""
 
-    def __init__(
-        self,
-        pair_of: Callable[[Any], tuple[Any, Any]],
-        answering: bool,
-        split_block: Callable[[list], tuple[np.ndarray, Any] | None] | None = None,
-    ):
+    def __init__(self, pair_of: Callable[[Any], tuple[Any, Any]], answering: bool):
         self._pair_of = pair_of
         self._answering = answering
-        self._split_block = split_block
         self._rows_read = Metrics.counter(METRICS_NAMESPACE, "rows_read")
         self._dead_letters = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
 
-    def _pairs(self, elements):
-        """(the elements with an ID, their IDs, their raw Images, (element, reason) of the
-        others): the whole block at once when `split_block` takes it, else one by one."""
-        split = self._split_block(elements) if self._split_block else None
-        if split is not None:
-            return elements, *split, []
+    def process(self, elements):
+        self._rows_read.inc(len(elements))
         kept, ids, images, dead = [], [], [], []
         for element in elements:
             try:
@@ -193,12 +183,7 @@ class _ParseBatchFn(beam.DoFn):
             else:
                 kept.append(element)
                 images.append(raw_image)
-        return kept, ids, images, dead
-
-    def process(self, elements):
-        self._rows_read.inc(len(elements))
-        kept, ids, images, dead = self._pairs(elements)
-        pixels, failures = parse_image_batch(images) if len(images) else (None, {})
+        pixels, failures = parse_image_batch(images) if images else (None, {})
         dead += [(kept[i], str(error)) for i, error in failures.items()]
         if dead:
             self._dead_letters.inc(len(dead))
@@ -226,9 +211,7 @@ class ParseImages(beam.PTransform):
     (the stream), the messages ride with their batch so that every outcome answers its own,
     and a batch is what one bundle brings, up to MAX_BATCH_MESSAGES: a stream never waits for
     more. Otherwise a batch is BATCH_ROWS rows (the last of a bundle fewer); with `batched`,
-    the elements are such lists already (CSV records read BATCH_ROWS at a time), and
-    `split_block` (records.split_csv_block) may split a whole list at once: (IDs, Images),
-    or None for a list that must go element by element through `pair_of`.
+    the elements are such lists already (CSV records read BATCH_ROWS at a time).
     """
 
     def __init__(
@@ -237,14 +220,12 @@ class ParseImages(beam.PTransform):
         *,
         answering: bool = False,
         batched: bool = False,
-        split_block: Callable[[list], tuple[np.ndarray, Any] | None] | None = None,
         label: str | None = None,
     ):
         super().__init__(label)
         self._pair_of = pair_of
         self._answering = answering
         self._batched = batched
-        self._split_block = split_block
 
     def expand(self, elements):
         if self._batched:
@@ -257,7 +238,7 @@ class ParseImages(beam.PTransform):
                 min_batch_size=size, max_batch_size=size
             )
         return batches | "Validate" >> beam.ParDo(
-            _ParseBatchFn(self._pair_of, self._answering, self._split_block)
+            _ParseBatchFn(self._pair_of, self._answering)
         ).with_outputs(DEAD_LETTERS, main=VALID)
 
 

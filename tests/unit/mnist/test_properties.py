@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import event, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.core.deadletters import dead_letter_row, to_json_line
@@ -28,7 +28,6 @@ from pipelines.mnist.records import (
     prediction_lines,
     prediction_row,
     prediction_rows,
-    split_csv_block,
     split_csv_line,
 )
 from tests.support.mnist_models import write_lab_checkpoint
@@ -515,58 +514,3 @@ def test_hostile_collections_are_one_problem_line(inputs, problem):
         assert problem is not None and problem in str(error), error
     else:
         assert problem is None
-
-
-def block_path(lines: list[bytes]):
-    """The whole-block path's outcomes, as `batched` gives them; None when it declines."""
-    split = split_csv_block(lines)
-    if split is None:
-        return None
-    ids, images = split
-    pixels, failures = parse_image_batch(images)
-    return [
-        ("dead", str(failures[row]))
-        if row in failures
-        else ("row", image_id, pixels[row].tobytes())
-        for row, image_id in enumerate(ids.tolist())
-    ]
-
-
-def _edited(line: bytes, position: int, edit: bytes) -> bytes:
-    position %= len(line) + 1
-    return line[:position] + edit + line[position:]
-
-
-# Records near the lab's form: a bundled one with a byte or two of CSV syntax, a line break,
-# whitespace, a non-ASCII or non-UTF-8 byte put in somewhere, or a long or signed ID.
-near_plain = st.one_of(
-    st.sampled_from(BUNDLED),
-    st.builds(
-        _edited,
-        st.sampled_from(BUNDLED),
-        st.integers(0, 4000),
-        st.sampled_from([b'"', b",", b"\n", b"\r", b"\r\n", b" ", b"\xc3\xa9", b"\xff", b""]),
-    ),
-    st.builds(
-        lambda i, line: i.encode() + line[line.index(b",") :],
-        st.one_of(ids, st.integers(0, 10**19).map(str)),
-        st.sampled_from(BUNDLED),
-    ),
-    csv_lines,
-)
-
-
-@PROPERTY
-@given(st.lists(st.one_of(st.sampled_from(BUNDLED), near_plain), min_size=1, max_size=8))
-def test_the_block_path_equals_the_record_by_record_path_whenever_it_takes_a_block(lines):
-    outcome = block_path(lines)
-    event("block path" if outcome is not None else "record by record")
-    if outcome is not None:
-        assert outcome == batched(lines)
-
-
-def test_the_block_path_takes_the_labs_own_records_and_declines_any_other():
-    assert block_path(BUNDLED) == batched(BUNDLED)
-    for odd in (b"ID,Image", BUNDLED[0][:-1], b" " + BUNDLED[0], BUNDLED[0] + b"\r"):
-        assert split_csv_block([*BUNDLED[:3], odd]) is None
-    assert split_csv_block([]) is None
