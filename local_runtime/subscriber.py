@@ -51,12 +51,19 @@ class MessageView:
         self.data = pb.data
         self.attributes = dict(pb.attributes)
         self.message_id = pb.message_id
-        stamp = pb.publish_time
-        self.publish_time = _EPOCH + datetime.timedelta(
-            seconds=stamp.seconds, microseconds=stamp.nanos // 1000
-        )
+        self.publish_time = publish_time(pb.publish_time)
         self.ordering_key = pb.ordering_key
         self.size = pb.ByteSize()
+
+
+def publish_time(stamp) -> datetime.datetime:
+    """The message's publish time; the pull's own time when Pub/Sub's answer holds one that no
+    datetime can (the protobuf allows any 64-bit seconds): it was published before the pull,
+    and a timestamp is needed for the watermark either way, so the pull is not lost to it."""
+    try:
+        return _EPOCH + datetime.timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
+    except OverflowError:
+        return datetime.datetime.now(datetime.UTC)
 
 
 class Received:

@@ -23,17 +23,30 @@ WHERE = (
 
 
 def folder() -> Path:
-    return Path(os.environ.get(ENV) or DEFAULT).expanduser()
+    where = Path(os.environ.get(ENV) or DEFAULT)
+    try:
+        return where.expanduser()
+    except RuntimeError:  # ~user of no such user: the folder as written, missing then
+        return where
 
 
 def missing(needed: tuple[str, ...] = SAMPLE) -> str | None:
     """None when every `needed` file is in folder(); else one line saying where to get them."""
     where = folder()
-    absent = [name for name in needed if not (where / name).is_file()]
+    absent = [name for name in needed if not _is_file(where / name)]
     if not absent:
         return None
+    # The folder comes from the environment: a line break in it must not break the line.
+    shown = str(where) if str(where).isprintable() else repr(str(where))
     return (
-        f"the lab's design frames are not at {where} (missing {', '.join(absent[:3])}"
+        f"the lab's design frames are not at {shown} (missing {', '.join(absent[:3])}"
         f"{', ...' if len(absent) > 3 else ''}): {WHERE}; copy them there or set "
         f"{ENV}=/path/to/them"
     )
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a DESIGN_FRAMES no file system takes (too long a name, ...)
+        return False

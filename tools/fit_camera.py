@@ -37,22 +37,59 @@ class Sample:
     distance_m: float
 
 
+LOCATION_COLUMNS = (
+    "pedestrian_Location_X",
+    "pedestrian_Location_Y",
+    "Car1_Location_X",
+    "Car1_Location_Y",
+)
+
+
 def load_labels(path) -> list[Sample]:
+    """The labelled boxes of the lab's Labels.csv; ValueError, one line naming the file (and
+    the row), for a file that is not one."""
     samples = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            dx = float(row["pedestrian_Location_X"]) - float(row["Car1_Location_X"])
-            dy = float(row["pedestrian_Location_Y"]) - float(row["Car1_Location_Y"])
-            samples.append(
-                Sample(
-                    name=row.get("Occluded_Image_View") or row.get("Timestamp", ""),
-                    box=tuple(float(row[c]) for c in BOX_COLUMNS),
-                    distance_m=math.hypot(dx, dy),
-                )
-            )
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            absent = [
+                c for c in (*LOCATION_COLUMNS, *BOX_COLUMNS) if c not in (reader.fieldnames or ())
+            ]
+            if absent:
+                raise ValueError(f"{path}: no column {absent[0]}")
+            for row in reader:
+                samples.append(_sample(row, f"{path} line {reader.line_num}"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    except csv.Error as error:
+        raise ValueError(f"{path}: not CSV: {error}") from None
+    except OSError as error:
+        raise ValueError(f"{path}: {error.strerror or error}") from None
     if not samples:
         raise ValueError(f"{path}: no labelled rows")
     return samples
+
+
+def _sample(row: dict, where: str) -> Sample:
+    values = {}
+    for column in (*LOCATION_COLUMNS, *BOX_COLUMNS):
+        try:
+            values[column] = float(row[column])
+        except (TypeError, ValueError):  # TypeError: a short row's missing field is None
+            raise ValueError(f"{where}: {column} is not a number") from None
+        if not math.isfinite(values[column]):
+            raise ValueError(f"{where}: {column} is not a finite number")
+    dx = values["pedestrian_Location_X"] - values["Car1_Location_X"]
+    dy = values["pedestrian_Location_Y"] - values["Car1_Location_Y"]
+    distance = math.hypot(dx, dy)
+    if not math.isfinite(distance):
+        raise ValueError(f"{where}: the locations are too far apart for a distance")
+    name = row.get("Occluded_Image_View") or row.get("Timestamp") or ""
+    return Sample(
+        name=name if isinstance(name, str) else "",
+        box=tuple(values[c] for c in BOX_COLUMNS),
+        distance_m=distance,
+    )
 
 
 def predict(
@@ -267,7 +304,10 @@ def main(argv=None) -> int:
         base = replace(base, bottom_margin_px=args.bottom_margin)
     if args.pedestrian_height is not None:
         base = replace(base, pedestrian_height_m=args.pedestrian_height)
-    samples = load_labels(args.labels)
+    try:
+        samples = load_labels(args.labels)
+    except ValueError as error:
+        parser.error(f"--labels: {error}")
     model = fit_camera(samples, base, loss=args.loss, huber_m=args.huber_m)
     print(f"{len(samples)} labelled boxes from {args.labels}, loss={args.loss}")
     print(format_report(model, evaluate(model, samples)))

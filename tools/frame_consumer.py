@@ -12,9 +12,11 @@ with its boxes and distances drawn on it. Ctrl-C (or SIGTERM) stops cleanly.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
+from pipelines.pedestrian.frames import MAX_SIDE_PIXELS
 from tools.mnist_consumer import receive
 from tools.mnist_producer import stop_cleanly_on_signals
 from tools.pubsub_cli import add_project_argument, resource_path
@@ -37,9 +39,40 @@ def count_text(count: int) -> str:
     return {0: "no pedestrian", 1: "1 pedestrian"}.get(count, f"{count} pedestrians")
 
 
-def describe(result: dict) -> list[str]:
-    """The lines printed for one result message."""
-    found = result["pedestrians"]
+def check_result(result) -> dict:
+    """`result` when it has the job's result shape (pipelines/pedestrian/frames.py) in what
+    the consumer prints and draws; ValueError (one line) otherwise."""
+    if not isinstance(result, dict):
+        raise ValueError(f"a JSON {type(result).__name__}, not a result object")
+    if not isinstance(result.get("name"), str):
+        raise ValueError('"name" is not a string')
+    found = result.get("pedestrians")
+    if not isinstance(found, list):
+        raise ValueError('"pedestrians" is not a list')
+    for pedestrian in found:
+        if not isinstance(pedestrian, dict):
+            raise ValueError("a pedestrian is not an object")
+        box = pedestrian.get("box")
+        if not (isinstance(box, list) and len(box) == 4 and all(map(_pixel, box))):
+            raise ValueError(f"a box is not 4 pixel positions (0 to {MAX_SIDE_PIXELS})")
+        if not _number(pedestrian.get("score")):
+            raise ValueError("a score is not a number")
+        if pedestrian.get("distance_m") is not None and not _number(pedestrian["distance_m"]):
+            raise ValueError("a distance is not a number")
+    return result
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _pixel(value) -> bool:
+    return _number(value) and 0 <= value <= MAX_SIDE_PIXELS
+
+
+def describe(result) -> list[str]:
+    """The lines printed for one result message; ValueError for what is not a result."""
+    found = check_result(result)["pedestrians"]
     lines = [
         f"{result['name']}  {result.get('width')}x{result.get('height')}  {count_text(len(found))}"
     ]
@@ -58,8 +91,11 @@ def draw(result: dict, frame_path: Path, out_path: Path) -> None:
     distances drawn on it; sizes follow the frame so that the labels read at any size."""
     from PIL import Image, ImageDraw, ImageFont
 
-    with Image.open(frame_path) as source:
-        image = source.convert("RGB")
+    try:
+        with Image.open(frame_path) as source:
+            image = source.convert("RGB")
+    except Image.DecompressionBombError as error:  # not an OSError, and still a bad file
+        raise OSError(str(error)) from None
     canvas = ImageDraw.Draw(image)
     scale = max(image.height / 1080, 0.25)
     line = max(2, round(4 * scale))
@@ -126,7 +162,7 @@ def main(argv=None) -> int:
     subscription = resource_path(args.project, args.subscription, "subscriptions")
 
     def show(result: dict) -> None:
-        lines = describe(result)  # KeyError on a message that is not a result: skipped
+        lines = describe(result)  # ValueError on a message that is not a result: skipped
         print("\n".join(lines), flush=True)
         if args.draw:
             frame = args.frames / Path(result["name"]).name

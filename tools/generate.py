@@ -195,7 +195,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     stale = []
     for path, text in artifacts().items():
-        if path.exists() and path.read_text(encoding="utf-8") == text:
+        # Bytes, not text: a file someone broke (not UTF-8) is out of date, not a crash.
+        if path.is_file() and path.read_bytes() == text.encode("utf-8"):
             continue
         stale.append(path)
         if not args.check:

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from tools.mnist_data import load_mnist
+from tools.mnist_data import NotMnistData, load_mnist
 
 SPLITS = ("train", "validation", "test")
 
@@ -55,7 +55,10 @@ def main(argv=None) -> int:
     if args.limit is not None and args.limit < 0:
         parser.error("--limit must be >= 0")
 
-    split = getattr(load_mnist(), args.split)
+    try:
+        split = getattr(load_mnist(), args.split)
+    except (FileNotFoundError, NotMnistData) as error:
+        sys.exit(f"make_mnist_csv: {error}")
     images, labels = split.images[: args.limit], split.labels[: args.limit]
     count = write_csv(images, labels, args.output, args.labels)
     print(f"wrote {count} rows of the {args.split} split to {args.output}", file=sys.stderr)

@@ -17,15 +17,56 @@ import queue
 import sys
 from pathlib import Path
 
-from pipelines.mnist.records import PROBABILITY_FIELDS
+from pipelines.mnist.records import PROBABILITY_FIELDS, BadRecord, parse_id, parse_image
 from tools.pubsub_cli import add_project_argument, resource_path
 
 
-def summarize(prediction: dict) -> tuple[int, int, float]:
-    """(ID, most probable digit, its probability) of one prediction message."""
-    probabilities = [float(prediction[f]) for f in PROBABILITY_FIELDS]
-    digit = max(range(10), key=probabilities.__getitem__)
-    return int(prediction["ID"]), digit, probabilities[digit]
+def summarize(prediction) -> tuple[int, int, float]:
+    """(ID, most probable digit, its probability) of one prediction message; ValueError
+    (one line) for anything that is not the job's prediction."""
+    if not isinstance(prediction, dict):
+        raise ValueError(f"a JSON {type(prediction).__name__}, not a prediction object")
+    image_id = prediction.get("ID")
+    if isinstance(image_id, bool) or not isinstance(image_id, int):
+        raise ValueError(f"ID is {_shape(image_id)}, not an integer")
+    probabilities = []
+    for field in PROBABILITY_FIELDS:
+        value = prediction.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{field} is {_shape(value)}, not a number")
+        if not 0 <= value <= 1:  # NaN included (Python's json reads NaN)
+            raise ValueError(f"{field} is not a probability in [0, 1]")
+        probabilities.append(float(value))
+    digit = max(range(len(probabilities)), key=probabilities.__getitem__)
+    return image_id, digit, probabilities[digit]
+
+
+def _shape(value) -> str:
+    # A message's values may be anything, of any length: a log line says their kind only.
+    return "missing" if value is None else f"a JSON {type(value).__name__}"
+
+
+def read_message(data: bytes):
+    """The JSON document of one message; ValueError (one line) when it holds none."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON: {error.msg} at position {error.pos}") from None
+    except RecursionError:  # json's C scanner recurses once per [ or {
+        raise ValueError("JSON nested too deep") from None
+
+
+def handle(data: bytes, on_message) -> str | None:
+    """Hands one message's document to `on_message`; None when it took it, else the line
+    saying why the message was skipped. `on_message` raises ValueError for what it cannot
+    take."""
+    try:
+        on_message(read_message(data))
+    except ValueError as error:
+        return f"skipping a message that is not a result: {error}"
+    return None
 
 
 def receive(subscription: str, limit: int | None, timeout: float | None, on_message) -> int:
@@ -44,10 +85,9 @@ def receive(subscription: str, limit: int | None, timeout: float | None, on_mess
             except queue.Empty:
                 print(f"no message for {timeout:g} s, stopping", file=sys.stderr)
                 break
-            try:
-                on_message(json.loads(message.data.decode("utf-8")))
-            except (ValueError, KeyError) as error:
-                print(f"skipping a message that is not a prediction: {error}", file=sys.stderr)
+            skipped = handle(message.data, on_message)
+            if skipped:
+                print(skipped, file=sys.stderr)
             message.ack()
             count += 1
     except KeyboardInterrupt:
@@ -62,16 +102,26 @@ def receive(subscription: str, limit: int | None, timeout: float | None, on_mess
 
 
 def load_images(csv_path: Path, wanted: set[int]) -> dict:
+    """ID -> pixels of the `wanted` rows of the CSV, read by the job's own rules; a row they
+    refuse is left out (drawn as "no image"), and a file that stops being UTF-8 text or CSV
+    is read up to there, with one line saying where."""
     import csv
-
-    import numpy as np
 
     csv.field_size_limit(1 << 24)
     images = {}
     with open(csv_path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if int(row["ID"]) in wanted:
-                images[int(row["ID"])] = np.array(row["Image"].split(","), np.float32)
+        reader = csv.DictReader(handle)
+        try:
+            for row in reader:
+                try:
+                    image_id = parse_id(row.get("ID"))
+                    if image_id in wanted:
+                        images[image_id] = parse_image(row.get("Image"))
+                except BadRecord:
+                    continue
+        except (UnicodeDecodeError, csv.Error) as error:
+            reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error
+            print(f"--csv: read up to line {reader.line_num + 1}: {reason}", file=sys.stderr)
     return images
 
 

@@ -14,6 +14,7 @@ import gzip
 import importlib.util
 import io
 import pickle
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -76,16 +77,50 @@ def mnist_data_path() -> Path:
     )
 
 
+# The real file holds about 220 MB of pickle: four times that is not an MNIST file.
+MAX_PICKLE_BYTES = 1 << 30
+
+
+class NotMnistData(ValueError):
+    """The file is not the MNIST pickle this module reads; the message says why, in one line."""
+
+
 def load_mnist(path=None) -> MnistSplits:
-    """Return the train (50k), validation (10k) and official test (10k) splits."""
+    """Return the train (50k), validation (10k) and official test (10k) splits; NotMnistData
+    for a file that does not hold three (images, labels) splits of this module's shapes."""
     path = Path(path) if path is not None else mnist_data_path()
-    with gzip.open(path, "rb") as f:
-        raw = restricted_loads(f.read())
-    splits = []
-    for images, labels in raw:
-        images = np.asarray(images, dtype=np.float32).reshape(-1, 784)
-        labels = np.asarray(labels, dtype=np.int64)
-        if images.shape[0] != labels.shape[0]:
-            raise ValueError(f"{path}: {images.shape[0]} images but {labels.shape[0]} labels")
-        splits.append(Split(images, labels))
-    return MnistSplits(*splits)
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read(MAX_PICKLE_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise NotMnistData(
+            f"{path}: not a readable gzip file: {' '.join(str(error).split())}"
+        ) from None
+    if len(data) > MAX_PICKLE_BYTES:
+        raise NotMnistData(f"{path}: more than {MAX_PICKLE_BYTES} bytes unpacked")
+    try:
+        raw = restricted_loads(data)
+    except pickle.UnpicklingError as error:  # pickle's own messages may run to two lines
+        raise NotMnistData(f"{path}: {' '.join(str(error).split())}") from None
+    except Exception as error:  # noqa: BLE001 - unpickling bytes may raise any exception
+        raise NotMnistData(f"{path}: not a pickle ({type(error).__name__})") from None
+    if not isinstance(raw, (tuple, list)) or len(raw) != len(MnistSplits._fields):
+        raise NotMnistData(f"{path}: not {len(MnistSplits._fields)} splits")
+    return MnistSplits(*(_split(path, name, part) for name, part in zip(MnistSplits._fields, raw)))
+
+
+def _split(path, name: str, part) -> Split:
+    if not isinstance(part, (tuple, list)) or len(part) != 2:
+        raise NotMnistData(f"{path}: the {name} split is not (images, labels)")
+    try:
+        images = np.asarray(part[0], dtype=np.float32).reshape(-1, 784)
+        labels = np.asarray(part[1], dtype=np.int64).reshape(-1)
+    except (ValueError, TypeError, OverflowError):
+        raise NotMnistData(f"{path}: the {name} split is not numbers of its shape") from None
+    if images.shape[0] != labels.shape[0]:
+        raise NotMnistData(f"{path}: {images.shape[0]} images but {labels.shape[0]} labels")
+    if not np.all((images >= 0) & (images <= 1)):  # NaN included
+        raise NotMnistData(f"{path}: the {name} split has pixels outside [0, 1]")
+    if not np.all((labels >= 0) & (labels <= 9)):
+        raise NotMnistData(f"{path}: the {name} split has labels other than 0-9")
+    return Split(images, labels)

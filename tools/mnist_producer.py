@@ -18,17 +18,37 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipelines.mnist.records import BadRecord, parse_id
 from tools.pubsub_cli import Pacer, Progress, add_project_argument, resource_path
 
 csv.field_size_limit(1 << 24)  # generous: a bad row with a huge field should fail later, clearly
 
 
 def read_rows(path: Path, limit: int | None = None) -> Iterator[dict]:
+    """The rows of the CSV as messages' documents, up to `limit`. A file that stops being
+    UTF-8 text or CSV ends the rows there, with one line saying where."""
     with open(path, newline="", encoding="utf-8") as handle:
-        for count, row in enumerate(csv.DictReader(handle)):
-            if limit is not None and count >= limit:
-                return
-            yield {"ID": int(row["ID"]), "Image": row["Image"]}
+        reader = csv.DictReader(handle)
+        try:
+            for count, row in enumerate(reader):
+                if limit is not None and count >= limit:
+                    return
+                yield message_row(row)
+        except (UnicodeDecodeError, csv.Error) as error:
+            reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else error
+            print(f"stopping at line {reader.line_num + 1} of {path}: {reason}", file=sys.stderr)
+
+
+def message_row(row: dict) -> dict:
+    """{"ID", "Image"} of one CSV row. An ID the job reads as an integer is published as
+    one; any other is published as it is (null when absent), and so is the Image: the job
+    dead-letters what it cannot read, with its reason, by its own rules."""
+    image_id = row.get("ID")
+    try:
+        image_id = parse_id(image_id)
+    except BadRecord:
+        pass
+    return {"ID": image_id, "Image": row.get("Image")}
 
 
 def encode(row: dict) -> bytes:
@@ -103,7 +123,7 @@ def main(argv=None) -> int:
     topic = resource_path(args.project, args.topic, "topics")
     total = args.limit
     if total is None:
-        with open(args.csv, encoding="utf-8") as handle:
+        with open(args.csv, "rb") as handle:
             total = max(sum(1 for _ in handle) - 1, 0)
     messages = (encode(row) for row in read_rows(args.csv, args.limit))
     published = publish(topic, messages, args.rate, progress=Progress(total, "publishing"))

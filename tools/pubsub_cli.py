@@ -22,12 +22,22 @@ def add_project_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def resource_path(project: str | None, name: str, kind: str) -> str:
-    """`name` as projects/P/<kind>/NAME; a full path is taken as it is."""
+    """`name` as projects/P/<kind>/NAME; a full path is taken as it is. A path Pub/Sub's
+    naming rules refuse (the jobs' own, pipelines/core/grammar.py), the project from the
+    environment included, is one line and exit 2, not the client's traceback later."""
     if name.startswith("projects/"):
-        return name
-    if not project:
+        path = name
+    elif not project:
         sys.exit(f"error: --project is needed for the short {kind[:-1]} name {name!r}")
-    return f"projects/{project}/{kind}/{name}"
+    else:
+        path = f"projects/{project}/{kind}/{name}"
+    from pipelines.core.grammar import PUBSUB_SUBSCRIPTION, PUBSUB_TOPIC
+
+    problem = (PUBSUB_TOPIC if kind == "topics" else PUBSUB_SUBSCRIPTION).problem(path)
+    if problem:
+        print(f"error: --{kind[:-1]}: {problem}", file=sys.stderr)
+        sys.exit(2)
+    return path
 
 
 class Pacer:

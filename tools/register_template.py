@@ -59,8 +59,45 @@ def render_spec(
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
         sys.exit(f"gcloud could not render the spec:\n{completed.stderr}")
-    # --format=json prints the spec as one JSON string holding the JSON document.
-    return json.loads(json.loads(completed.stdout))
+    try:
+        return read_rendered_spec(completed.stdout)
+    except ValueError as error:
+        sys.exit(f"gcloud's rendered spec: {error}")
+
+
+def read_rendered_spec(stdout: str) -> dict:
+    """The spec `--print-only --format=json` printed; ValueError, one line saying the
+    answer's shape (never its content), for anything that is not a spec's document."""
+    try:
+        # --format=json prints the spec as one JSON string holding the JSON document.
+        text = json.loads(stdout)
+        if not isinstance(text, str):
+            raise ValueError(f"a JSON {type(text).__name__}, not the spec as a JSON string")
+        spec = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON: {error.msg} at position {error.pos}") from None
+    except RecursionError:  # json's C scanner recurses once per [ or {
+        raise ValueError("JSON nested too deep") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("metadata"), dict):
+        raise ValueError("not a JSON object with a metadata object")
+    return spec
+
+
+def read_metadata(path: Path) -> dict:
+    """metadata/NAME.json (tools/generate.py writes it); ValueError, one line, otherwise."""
+    try:
+        metadata = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise ValueError(f"{path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON: {error.msg} at position {error.pos}") from None
+    except RecursionError:  # json's C scanner recurses once per [ or {
+        raise ValueError(f"{path}: JSON nested too deep") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
+        raise ValueError(f"{path}: not a template's metadata (an object with a name)")
+    return metadata
 
 
 def restore_streaming_fields(spec: dict, metadata: dict) -> dict:
@@ -89,7 +126,10 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
 
-    metadata = json.loads(args.metadata.read_text(encoding="utf-8"))
+    try:
+        metadata = read_metadata(args.metadata)
+    except ValueError as error:
+        parser.error(f"--metadata: {error}")
     # gcloud insists on a gs:// location even with --print-only, and never touches it.
     render_path = next(
         (s for s in args.spec if s.startswith("gs://")), "gs://render-only/spec.json"

@@ -17,13 +17,14 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from tools.mnist_data import load_mnist
+from tools.mnist_data import NotMnistData, load_mnist
 
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "image"
@@ -100,7 +101,10 @@ def main(argv=None):
     tf.keras.utils.set_random_seed(args.seed)  # Python, numpy and TF seeds at once
     tf.config.experimental.enable_op_determinism()
 
-    data = load_mnist()
+    try:
+        data = load_mnist()
+    except (FileNotFoundError, NotMnistData) as error:
+        sys.exit(f"train_mnist: {error}")
     print(
         f"data: train {len(data.train.labels)}, validation {len(data.validation.labels)}, "
         f"test {len(data.test.labels)}",

@@ -302,6 +302,8 @@ def parse_json_message(data: bytes) -> dict:
         row = json.loads(text)
     except json.JSONDecodeError as error:
         raise BadRecord(f"message is not JSON: {error.msg} at position {error.pos}") from None
+    except RecursionError:  # json's C scanner recurses once per [ or {
+        raise BadRecord("message is not JSON this job reads: nested too deep") from None
     if not isinstance(row, dict):
         raise BadRecord(
             f"message must be a JSON object with ID and Image, got {type(row).__name__}"

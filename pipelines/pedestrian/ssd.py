@@ -37,6 +37,20 @@ BOX_ENCODINGS, CLASS_LOGITS, ANCHORS = "concat", "concat_1", "Concatenate/concat
 PIXEL_SCALE_NODE, PIXEL_SHIFT_NODE = "Preprocessor/mul/x", "Preprocessor/sub/y"
 # Where the convolutional part starts: the scaled [N, 300, 300, 3] float image.
 FEATURES_INPUT = "Preprocessor/sub"
+# Every node the detector takes from the graph (detector.lite_parts): the launch checks that
+# the graph holds them (pipelines/pedestrian/options.py) before any worker loads it.
+GRAPH_NODES = frozenset(
+    {
+        *SETTING_NODES["scale_factors"],
+        *(node for key, node in SETTING_NODES.items() if key != "scale_factors"),
+        BOX_ENCODINGS,
+        CLASS_LOGITS,
+        ANCHORS,
+        PIXEL_SCALE_NODE,
+        PIXEL_SHIFT_NODE,
+        FEATURES_INPUT,
+    }
+)
 
 
 class Settings(NamedTuple):

@@ -26,6 +26,7 @@ from pipelines.mnist.handler import MnistModelHandler
 from pipelines.mnist.location import resolve_model
 from pipelines.mnist.transforms import ClassifyMessages
 from tests.support import pubsub_emulator as emulator
+from tests.support import replay_marks
 from tests.support.processes import REPO, RunningTemplate, template_env
 from tools import mnist_producer
 
@@ -445,15 +446,11 @@ def test_model_watch_switches_models_without_losing_a_message(pubsub_emulator, t
 
 # --- a replayed message that fails again keeps its `replayed` mark ------------------------
 
-REPLAY_RUN = "2026-12-07T01:00:00Z 0a1b2c3d"
-
 
 @pytest.mark.parametrize("nan, stage", [(False, "inference"), (True, "format")])
 def test_a_replayed_message_that_fails_again_carries_its_mark_into_the_dead_letter(nan, stage):
-    from tools.replay_dead_letters import FAILED_AGAIN, Original, to_replay
-
-    marked = {"ID": "0", "replayed": REPLAY_RUN}
-    crowded = {**{f"a{i:02d}": "v" for i in range(97)}, "replayed": REPLAY_RUN}  # envelope
+    marked = replay_marks.marked({"ID": "0"})
+    crowded = replay_marks.crowded()
     inputs = {
         "parse": PubsubMessage(b"ID=7;Image=0.0", marked, message_id="parse"),
         stage: PubsubMessage(sample_messages(1)[0], marked, message_id=stage),
@@ -462,24 +459,12 @@ def test_a_replayed_message_that_fails_again_carries_its_mark_into_the_dead_lett
     with TestPipeline() as p:
         _, dead = p | beam.Create(list(inputs.values())) | ClassifyMessages(_FailingModel(nan))
         assert_that(
-            dead
-            | beam.Map(
-                lambda outcome: (
-                    outcome.source_id,
-                    outcome.message.attributes["error_stage"],
-                    to_replay(outcome.message, REPLAY_RUN).kind,
-                    to_replay(outcome.message, "later")
-                    == Original(
-                        inputs[outcome.source_id].data,
-                        {**inputs[outcome.source_id].attributes, "replayed": "later"},
-                    ),
-                )
-            ),
+            dead | beam.Map(replay_marks.replay_view(inputs)),
             equal_to(
                 [
-                    ("parse", "parse", FAILED_AGAIN, True),
-                    (stage, stage, FAILED_AGAIN, True),
-                    ("envelope", stage, FAILED_AGAIN, True),
+                    ("parse", "parse", replay_marks.FAILED_AGAIN, True),
+                    (stage, stage, replay_marks.FAILED_AGAIN, True),
+                    ("envelope", stage, replay_marks.FAILED_AGAIN, True),
                 ]
             ),
         )

@@ -34,7 +34,7 @@ from pipelines.pedestrian.options import camera_from_args
 from pipelines.pedestrian.parameters import CAMERA_PARAMETERS
 from pipelines.pedestrian.tiling import iou
 from pipelines.pedestrian.transforms import DetectPedestrians
-from tests.support import markers
+from tests.support import markers, replay_marks
 from tests.support.processes import REPO, RunningTemplate, run_template, template_env
 
 DESIGN = markers.DESIGN
@@ -505,16 +505,12 @@ def test_template_on_the_pubsub_emulator(pubsub_emulator):
 
 # --- a replayed frame that fails again keeps its `replayed` mark ----------------------------
 
-REPLAY_RUN = "2026-12-07T01:00:00Z 0a1b2c3d"
-
 
 def test_a_replayed_frame_that_fails_again_carries_its_mark_into_the_dead_letter():
-    from tools.replay_dead_letters import FAILED_AGAIN, Original, to_replay
-
     red = np.zeros((10, 10, 3), np.uint8)
     red[..., 0] = 255
-    marked = {"name": "f.png", "replayed": REPLAY_RUN}
-    crowded = {**{f"a{i:02d}": "v" for i in range(97)}, "replayed": REPLAY_RUN}  # envelope
+    marked = replay_marks.marked({"name": "f.png"})
+    crowded = replay_marks.crowded()
     inputs = {
         "decode": PubsubMessage(b"\x89PNG but not really", marked, message_id="decode"),
         "detect": PubsubMessage(png(red), marked, message_id="detect"),
@@ -527,24 +523,12 @@ def test_a_replayed_frame_that_fails_again_carries_its_mark_into_the_dead_letter
             | DetectPedestrians(FakeDetector(), max_frame_pixels=100_000)
         )
         assert_that(
-            dead
-            | beam.Map(
-                lambda outcome: (
-                    outcome.source_id,
-                    outcome.message.attributes["error_stage"],
-                    to_replay(outcome.message, REPLAY_RUN).kind,
-                    to_replay(outcome.message, "later")
-                    == Original(
-                        inputs[outcome.source_id].data,
-                        {**inputs[outcome.source_id].attributes, "replayed": "later"},
-                    ),
-                )
-            ),
+            dead | beam.Map(replay_marks.replay_view(inputs)),
             equal_to(
                 [
-                    ("decode", "decode", FAILED_AGAIN, True),
-                    ("detect", "detect", FAILED_AGAIN, True),
-                    ("envelope", "detect", FAILED_AGAIN, True),
+                    ("decode", "decode", replay_marks.FAILED_AGAIN, True),
+                    ("detect", "detect", replay_marks.FAILED_AGAIN, True),
+                    ("envelope", "detect", replay_marks.FAILED_AGAIN, True),
                 ]
             ),
         )

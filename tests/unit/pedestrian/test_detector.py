@@ -291,6 +291,31 @@ def test_make_tile_batch():
         make_tile_batch(np.zeros((10, 10, 3), np.float32), [(0, 0, 5, 5)])
 
 
+def crop_by_crop(image: Image.Image, boxes, size: int) -> np.ndarray:
+    return np.stack(
+        [np.asarray(image.crop(box).resize((size, size), Image.BILINEAR)) for box in boxes]
+    )
+
+
+@pytest.mark.parametrize(
+    "width, height, windows",
+    [
+        # the job's: a 1080p frame's eight 720 px windows on its half-scale pixels
+        (1920, 1080, PedestrianDetector().windows(1920, 1080)),
+        # windows sharing a column range but not their rows, an upsampled one, a lone one
+        (640, 480, [(0, 0, 400, 300), (0, 200, 400, 480), (0, 10, 400, 90), (500, 7, 611, 402)]),
+    ],
+)
+def test_tiles_share_their_column_pass_with_the_same_pixels_as_crop_by_crop(width, height, windows):
+    # Noise: every pixel differs from its neighbours, so any change in the filter's inputs
+    # or rounding shows. Cut from a half-scale frame as the job's are.
+    rgb = np.random.default_rng(7).integers(0, 256, (height // 2, width // 2, 3), np.uint8)
+    frame = Frame(Image.fromarray(rgb), width, height)
+    boxes = [tuple(round(v / 2) for v in window) for window in windows]
+    expected = crop_by_crop(frame.image, boxes, det.INPUT_SIZE)
+    assert np.array_equal(make_tile_batch(frame, windows), expected)
+
+
 def test_detections_from_outputs_maps_filters_and_merges():
     windows = [(0, 0, 100, 100), (50, 0, 150, 100)]
     num = np.array([3, 2], dtype=np.float32)
