@@ -366,3 +366,32 @@ def policy_roles(value) -> dict[str, set[str]]:
                 raise Wrong(f"a binding whose member is {shape(member)}, not a text")
             roles.setdefault(member, set()).add(role)
     return roles
+
+
+# How a stream job runs at least once: the experiment (or service option) `run` passes, and
+# the Job resource's environment.streamingMode values (Dataflow v1b3; gcloud's generated
+# dataflow_v1b3_messages.Environment.StreamingModeValueValuesEnum).
+AT_LEAST_ONCE = "streaming_mode_at_least_once"
+STREAMING_MODES = {
+    "STREAMING_MODE_AT_LEAST_ONCE": True,
+    "STREAMING_MODE_EXACTLY_ONCE": False,
+}
+
+
+def streaming_mode(job: object) -> bool | None:
+    """Whether a job (`jobs describe --full`) runs at least once: True, False, or None when
+    its answer does not say."""
+    environment = job.get("environment") if isinstance(job, dict) else None
+    if not isinstance(environment, dict):
+        return None
+    mode = environment.get("streamingMode")
+    if isinstance(mode, str) and mode in STREAMING_MODES:
+        return STREAMING_MODES[mode]
+    # A job launched with the experiment, as run passes it, before the field was filled.
+    options = [
+        *(environment.get("experiments") or []),
+        *(environment.get("serviceOptions") or []),
+    ]
+    if any(option == AT_LEAST_ONCE for option in options if isinstance(option, str)):
+        return True
+    return None

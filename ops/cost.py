@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from ops.answers import streaming_mode
 from ops.pricing import PRICING_URL, SOURCES, prices_for
 
 SERVICE_ORIGIN = "dataflow/v1b3"
@@ -127,8 +128,6 @@ def _count(value: float) -> str:
 # What a row's cost column says when it has no figure.
 NOT_BILLED = "not billed"
 NOT_ESTIMATED = "not estimated"
-# Google: "at-least-once mode always uses resource-based billing".
-AT_LEAST_ONCE_MODE = "STREAMING_MODE_AT_LEAST_ONCE"
 
 
 def _billing(job: dict) -> str | None:
@@ -138,9 +137,8 @@ def _billing(job: dict) -> str | None:
     environment = job.get("environment")
     if not isinstance(environment, dict):
         return None
-    if environment.get("useStreamingEngineResourceBasedBilling") is True:
-        return "resource"
-    if environment.get("streamingMode") == AT_LEAST_ONCE_MODE:
+    # Google: "at-least-once mode always uses resource-based billing".
+    if environment.get("useStreamingEngineResourceBasedBilling") is True or streaming_mode(job):
         return "resource"
     return "data"
 

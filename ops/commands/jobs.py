@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ops import answers, names
-from ops.answers import Job, JobSummary
+from ops.answers import AT_LEAST_ONCE, Job, JobSummary, streaming_mode
 from ops.commands import PROG, Context
 from ops.gcloud import SLOW, Stop, say
 from ops.lab import TemplateInfo
@@ -22,13 +22,6 @@ STREAM_LIMIT_NOTE = (
     "Google documents this time limit for batch jobs only: check with ops/flex jobs, which "
     "flags a stream job running longer"
 )
-AT_LEAST_ONCE = "streaming_mode_at_least_once"
-# The Job resource's environment.streamingMode values (Dataflow v1b3; gcloud's generated
-# dataflow_v1b3_messages.Environment.StreamingModeValueValuesEnum).
-STREAMING_MODES = {
-    "STREAMING_MODE_AT_LEAST_ONCE": True,
-    "STREAMING_MODE_EXACTLY_ONCE": False,
-}
 # Dataflow's own compatibility check: a job that validates the replacement and replaces
 # nothing (https://cloud.google.com/dataflow/docs/guides/updating-a-pipeline#validate).
 GRAPH_CHECK = "graph_validate_only"
@@ -315,25 +308,6 @@ def check_update(
             f"Why: {PROG} logs {check}"
         )
     say(f"the graph check passed ({check})")
-
-
-def streaming_mode(job: object) -> bool | None:
-    """Whether a job (`jobs describe --full`) runs at least once: True, False, or None when
-    its answer does not say."""
-    environment = job.get("environment") if isinstance(job, dict) else None
-    if not isinstance(environment, dict):
-        return None
-    mode = environment.get("streamingMode")
-    if isinstance(mode, str) and mode in STREAMING_MODES:
-        return STREAMING_MODES[mode]
-    # A job launched with the experiment, as run passes it, before the field was filled.
-    options = [
-        *(environment.get("experiments") or []),
-        *(environment.get("serviceOptions") or []),
-    ]
-    if any(option == AT_LEAST_ONCE for option in options if isinstance(option, str)):
-        return True
-    return None
 
 
 def choose_mode(ctx: Context, job: str, running_id: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ops import monitoring
-from ops.commands.jobs import AT_LEAST_ONCE
+from ops.answers import AT_LEAST_ONCE
 from ops.commands.launcher import DOCKERFILE, pinned
 from ops.lab import Catalog
 from tests.support.fake_gcloud import PLAYED_EMAIL

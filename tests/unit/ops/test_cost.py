@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ops import cost, pricing
+from ops.answers import AT_LEAST_ONCE
 from tests.support.processes import REPO
 from tests.support.properties import PROPERTY
 
@@ -134,10 +135,19 @@ def test_a_drained_job_whose_counts_do_not_add_up_says_so():
     assert f"    Streaming Engine compute units: {pricing.PAGE}" in report.splitlines()
 
 
-def test_an_at_least_once_job_is_billed_by_compute_units_whatever_the_flag_says():
+@pytest.mark.parametrize(
+    "at_least_once",
+    [
+        {"streamingMode": "STREAMING_MODE_AT_LEAST_ONCE"},
+        # launched by ops/flex run with the experiment, before Dataflow filled the field in
+        {"experiments": [AT_LEAST_ONCE]},
+    ],
+)
+def test_an_at_least_once_job_is_billed_by_compute_units_whatever_the_flag_says(at_least_once):
     job, metrics = recorded("pedestrian_stream_drained")
     job["environment"].pop("useStreamingEngineResourceBasedBilling")
-    job["environment"]["streamingMode"] = "STREAMING_MODE_AT_LEAST_ONCE"
+    job["environment"].pop("streamingMode", None)
+    job["environment"].update(at_least_once)
     report = cost.report(job, metrics)
     assert line(report, "Streaming Engine data processed").endswith("not billed")
     assert line(report, "Streaming Engine compute units").startswith("  Streaming Engine")

@@ -159,14 +159,14 @@ _json = st.recursive(
 
 @given(_json)
 def test_streaming_mode_reads_any_answer(answer):
-    from ops.commands.jobs import streaming_mode
+    from ops.answers import streaming_mode
 
     assert streaming_mode(answer) in (True, False, None)
     assert streaming_mode({"environment": answer}) in (True, False, None)
 
 
 def test_streaming_mode_reads_the_field_then_the_experiment():
-    from ops.commands.jobs import AT_LEAST_ONCE, streaming_mode
+    from ops.answers import AT_LEAST_ONCE, streaming_mode
 
     def env(**fields):
         return {"environment": fields}
