@@ -44,8 +44,11 @@ def _detector_reason() -> str | None:
     from pipelines.pedestrian import detector
 
     graph = detector.default_graph_path()
-    if graph.is_file():
-        return None
+    try:
+        if graph.is_file():
+            return None
+    except OSError as error:  # a models folder no file system can name
+        return f"detector graph cannot be looked up at {graph}: {error}"
     return f"detector graph not installed at {graph} ({detector.INSTALL_HINT})"
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -87,9 +86,7 @@ def sample_labels() -> dict[int, int]:
 
 def run_template(emulator, args: list[str], workdir: Path) -> tuple[float, str]:
     """``templates/mnist_batch.py ARGS`` in a fresh interpreter; (seconds, output). Never hangs."""
-    env = emulator.subprocess_env()
-    # The checkout this test lives in, ahead of whatever the venv has installed.
-    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(REPO)])
+    env = emulator.subprocess_env()  # PYTHONPATH names this checkout (tests/conftest.py)
     return bqe.run_script(env, TEMPLATE, args, REPO, JOB_TIMEOUT_S, "mnist_batch", log_dir=workdir)
 
 

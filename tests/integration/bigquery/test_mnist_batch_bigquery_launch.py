@@ -6,7 +6,6 @@ the server itself."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -30,7 +29,6 @@ ANNOUNCEMENT = "beam_bigquery_redirect:"  # the test redirect's own line, not th
 
 def launch(emulator, args: list[str]) -> tuple[subprocess.CompletedProcess, float]:
     env = emulator.subprocess_env()
-    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(REPO)])
     # What a real launch gives, so that without the checks the job would run (and fail late).
     args = [*args, "--project", emulator.project]
     if emulator.gcs is not None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -85,8 +84,7 @@ def replay(*args: str) -> subprocess.CompletedProcess:
 def run_tool(*args: str, timeout: float = 300, cwd=REPO) -> subprocess.CompletedProcess:
     # Nothing lifts gRPC's 4 MiB default for the tool: its own clients (the factory's) take
     # a 10 MB dead letter.
-    path = [str(REPO), os.environ.get("PYTHONPATH", "")]
-    env = template_env({"PYTHONPATH": os.pathsep.join(path)})
+    env = template_env()
     return subprocess.run(
         [sys.executable, "-m", "tools.replay_dead_letters", *args],
         cwd=cwd,
