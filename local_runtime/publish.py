@@ -107,7 +107,8 @@ def publish_and_acknowledge(
             if not supervisor.active:
                 raise failure from error
             supervisor.fail(str(failure))
-            # The main thread ends the process; this runner thread publishes nothing more.
+            # The main thread ends the process; this thread (the runner's, or the publishing
+            # one behind it) publishes nothing more.
             threading.Event().wait()
         ledger.release([source_id for source_id, _ in chunk])
 

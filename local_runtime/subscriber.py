@@ -143,6 +143,11 @@ class LocalSubscriber:
 
     def pull_now(self, kwargs) -> list:
         """One bundle's messages, pulled now (held in the ledger while it holds)."""
+        if self._paused():
+            # Not counted as a pull in flight: a stop waits for real pulls only, and the
+            # prefetch thread keeps calling while paused.
+            time.sleep(_PAUSE_SECONDS)
+            return []
         self._ledger.pull_started()
         try:
             return self._pull(**kwargs)
@@ -168,8 +173,7 @@ class LocalSubscriber:
         return wanted
 
     def _pull(self, **kwargs):
-        if self._paused():
-            time.sleep(_PAUSE_SECONDS)
+        if self._paused():  # stopped while this pull was being counted
             return []
         wanted = self.wanted(kwargs.get("max_messages", 0))
         kwargs["max_messages"] = wanted

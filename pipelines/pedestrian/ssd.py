@@ -6,7 +6,7 @@ encodings are decoded against the anchors (the Faster R-CNN box coder), the clas
 become sigmoid scores, and one greedy non-max suppression per class keeps the best boxes,
 which are then sorted, clipped to the tile and capped.
 
-The settings are the graph's own (`Settings.from_graph_def`, read from its constants at
+The settings are the graph's own (`Settings.from_constants`, read from its constants at
 load), never copied here.
 
 Only detections scoring at least `min_score` are computed. That is exact for them: greedy

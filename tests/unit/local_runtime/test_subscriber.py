@@ -2,6 +2,8 @@
 held until each message is answered, Pub/Sub lost -> the run told (fakes only;
 tests/integration/stream has the runs on the emulator)."""
 
+import time
+
 import pytest
 
 from local_runtime import beam_private
@@ -216,6 +218,20 @@ def test_a_prefetching_subscriber_pulls_the_next_bundle_while_the_runner_works()
     assert _wait_until(lambda: ledger.held_count() == 3)
     assert [m.message.message_id for m in client.pull(subscription="s").received_messages] == ["3"]
     assert fake.acks == []
+
+
+def test_a_stop_finds_no_pull_in_flight_while_the_prefetcher_is_paused():
+    fake = FakeSubscriber(received("1"))
+    ledger = AckLedger()
+    ledger.holding = True
+    client = _LocalSubscriber(fake, 100, ledger, Supervisor(), prefetch=True)
+    client.pull(subscription="s", max_messages=10, timeout=30)
+    ledger.stopping = True
+    time.sleep(0.3)  # the prefetcher keeps calling while the run is paused
+    for _ in range(3):
+        started = time.monotonic()
+        assert ledger.wait_for_pulls(3)
+        assert time.monotonic() - started < 1
 
 
 def test_a_prefetching_subscriber_keeps_only_one_bundle_ahead():
