@@ -10,7 +10,7 @@ either
   * the lab's TF1 checkpoint: `export.meta`, `export.index`, `export.data-*`, whose graph
     names its tensors in the JSON collections `inputs` (key, image) and `outputs` (key, scores).
 
-The launch check reads these files without TensorFlow (pipelines/mnist/tf_files.py): the
+The launch check reads these files without TensorFlow (pipelines/core/tf_files.py): the
 graph's input and output shapes, the variables it restores, the index that holds their
 weights, and the length of each data file the index names.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from pipelines.mnist.tf_files import (
+from pipelines.core.tf_files import (
     Bundle,
     ModelFormatError,
     data_file_suffix,

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipelines.core import tf_files
 from pipelines.core.models import MODELS_DIR_ENV
 from pipelines.core.params import Parameter, ParameterError
 from pipelines.core.regex import plain
-from pipelines.mnist import tf_files
 from pipelines.pedestrian import ssd
 from pipelines.pedestrian.detector import INSTALL_HINT, PedestrianDetector, default_graph_path
 from pipelines.pedestrian.geometry import CameraModel
@@ -74,7 +74,7 @@ def check_detector_installed() -> None:
 
 def graph_problem(data: bytes) -> str | None:
     """Why `data` is not a frozen graph holding every node the detector takes from it
-    (ssd.GRAPH_NODES), or None. Read without TensorFlow (pipelines/mnist/tf_files.py): the
+    (ssd.GRAPH_NODES), or None. Read without TensorFlow (pipelines/core/tf_files.py): the
     workers would otherwise fail to load it, again and again, after the launch."""
     if len(data) > MAX_GRAPH_BYTES:
         return f"more than {MAX_GRAPH_BYTES} bytes"

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipelines.core import tf_files
 from pipelines.core.deadletters import dead_letter_row, to_json_line
-from pipelines.mnist import contract, tf_files
+from pipelines.mnist import contract
 from pipelines.mnist.records import (
     ID_RANGE,
     NUM_PIXELS,
@@ -304,7 +305,7 @@ def test_a_csv_file_is_records_each_with_one_outcome(rows):
             assert reference(_wrap(line, breaks, ending)) == reference(line)
 
 
-# --- the model files read at launch (pipelines/mnist/tf_files.py, contract.py) -------------
+# --- the model files read at launch (pipelines/core/tf_files.py, contract.py) -------------
 
 
 def mutations(original: bytes):
