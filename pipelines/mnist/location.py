@@ -60,7 +60,8 @@ def model_problem(path: str, *, default: bool = False) -> str | None:
                 every=False,
             )
         elif FileSystems.exists(FileSystems.join(path, contract.CHECKPOINT_META)):
-            _require(FileSystems, path, contract.CHECKPOINT_FILES, "the checkpoint")
+            # Missing weights are named before the graph is read.
+            found = _require(FileSystems, path, contract.CHECKPOINT_FILES, "the checkpoint")
             graph = _read(FileSystems, path, contract.CHECKPOINT_META, contract.MAX_GRAPH_BYTES)
             variables = contract.check_checkpoint_meta(graph)
             _check_weights(
@@ -70,6 +71,7 @@ def model_problem(path: str, *, default: bool = False) -> str | None:
                 variables,
                 "the checkpoint",
                 every=True,
+                found=found,
             )
         else:
             what = "the default model is not" if default else "no model"
@@ -148,27 +150,39 @@ def check_model_source(args, *, on_dataflow: bool) -> ModelFile | None:
     return found
 
 
-def _require(filesystems, folder: str, patterns: tuple[str, ...], what: str) -> None:
+def _require(filesystems, folder: str, patterns: tuple[str, ...], what: str) -> dict:
+    """{pattern: the files it matches in `folder`}, each pattern matching at least one."""
     # The weights: without them the graph checks out and loading fails on the workers, after
     # the work has started, with a long TensorFlow traceback.
+    found = {}
     for pattern in patterns:
-        if not filesystems.match([filesystems.join(folder, pattern)])[0].metadata_list:
+        found[pattern] = filesystems.match([filesystems.join(folder, pattern)])[0].metadata_list
+        if not found[pattern]:
             raise contract.ModelFormatError(f"{what} has no {pattern}")
+    return found
 
 
 def _check_weights(
-    filesystems, folder: str, prefix: str, variables: dict, what: str, *, every: bool
+    filesystems,
+    folder: str,
+    prefix: str,
+    variables: dict,
+    what: str,
+    *,
+    every: bool,
+    found: dict | None = None,
 ) -> None:
+    """The index against the graph's `variables`, and the data files' lengths against the
+    index; `found`: what _require already matched for the index and the data files."""
     index_name = prefix + ".index"
     data_glob = prefix + ".data-*"
-    _require(filesystems, folder, (index_name, data_glob), what)
+    found = found or _require(filesystems, folder, (index_name, data_glob), what)
     index = _read(filesystems, folder, index_name, contract.MAX_INDEX_BYTES)
     bundle = contract.check_weights(variables, index, index_name, every=every)
-    (matched,) = filesystems.match([filesystems.join(folder, data_glob)])
     data_dir = posixpath.dirname(prefix)
     lengths = {
         posixpath.join(data_dir, posixpath.basename(m.path)): m.size_in_bytes
-        for m in matched.metadata_list
+        for m in found[data_glob]
     }
     contract.check_data_files(bundle, prefix, lengths)
 
