@@ -140,6 +140,10 @@ class Gcloud:
             print(f"{mark} {line}", file=self.err, flush=True)
         return line
 
+    def limit(self, wait: float = 0) -> float:
+        """A call's time limit: OPS_GCLOUD_TIMEOUT, or `wait` for a call that takes longer."""
+        return max(self.timeout, wait)
+
     # --- the one place a process starts (the tests' fake replaces it) -------------------------
     def _execute(
         self, argv: Sequence[str], *, capture: bool, quiet: bool, wait: float = 0
@@ -147,7 +151,7 @@ class Gcloud:
         """Runs argv for at most max(timeout, wait) seconds; returns (exit status, stdout if
         captured, stderr if quiet). Past the limit it stops the command and what it started
         (gcloud is a script that starts Python), and raises Stop."""
-        limit = max(self.timeout, wait)
+        limit = self.limit(wait)
         try:
             process = subprocess.Popen(
                 list(argv),

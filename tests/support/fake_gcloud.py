@@ -116,7 +116,7 @@ class FakeGcloud(Gcloud):
         if argv[:4] == ["gcloud", "config", "get-value", "project"]:
             return (0, self.project + "\n", "") if self.project else (0, "(unset)\n", "")
         self.calls.append(argv)
-        self.limits.append(max(self.timeout, wait))
+        self.limits.append(self.limit(wait))
         line = shlex.join(argv)
         if self.fail and self.fail in line and not self.failed:
             self.failed = True
