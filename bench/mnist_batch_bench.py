@@ -447,7 +447,7 @@ def main(argv=None) -> int:
         model = load_model(resolve_model(None))
         first_load = time.perf_counter() - t0
         plain_acc = float(np.mean(np.argmax(model.predict(images), axis=1) == labels))
-        tf_runs, paired, paired_calls = [], [], []
+        tf_runs, replay_ratios, paired_calls = [], [], []
 
         def plain_tf(repeat, when):
             # Two passes (20k rows): a window about as long as the job's, not one lucky 0.4 s.
@@ -458,11 +458,10 @@ def main(argv=None) -> int:
                 f"(batches of {PLAIN_TF_BATCH}, {when} the job)",
                 flush=True,
             )
-            return args.rows / seconds
 
-        # The pipelines, interleaved so that load swings hit all of them alike; plain
-        # TF right before and after each job run, so that the model stage is compared with
-        # plain TF under the same load (a ratio per repeat; their median is the figure)
+        # The pipelines, interleaved so that load swings hit all of them alike; plain TF right
+        # before and after each job run, under the same load as the job (the model stage's
+        # figure is the paired run's, call by call: PairedHandler)
         order = ["job", "ceiling"] + ([] if args.skip_lab else ["lab"])
         runs = {name: [] for name in order}
         small_runs, plain_runs, floor_runs = [], [], []
@@ -480,7 +479,7 @@ def main(argv=None) -> int:
                     # the time RunInference measured for them.
                     replayed = time_batches(model, SEEN_BATCHES)
                     SEEN_BATCHES.clear()
-                    paired.append(replayed / run.get("model_stage_seconds", float("inf")))
+                    replay_ratios.append(replayed / run.get("model_stage_seconds", float("inf")))
                     # The paired run: see PairedHandler.
                     PAIRED_CALLS.clear()
                     paired_run = run_job("paired", csv_path, tmp / "paired", labels, extra)
@@ -652,7 +651,7 @@ def main(argv=None) -> int:
             TARGET_MODEL_STAGE_VS_PLAIN,
             ".3f",
         ),
-        ("model stage / same model replayed after", statistics.median(paired), None, ".3f"),
+        ("model stage / same model replayed after", statistics.median(replay_ratios), None, ".3f"),
         (
             "job / lab (one call per row)",
             job_rps / lab_rps if lab_rps else None,
@@ -683,7 +682,7 @@ def main(argv=None) -> int:
         f"load average now {os.getloadavg()[0]:.1f} (was {load1:.1f}); "
         f"best of {args.repeats} interleaved runs; model stage / same model per run: call by "
         f"call {', '.join(f'{r:.2f}' for r in paired_calls)}, replayed after the run "
-        f"{', '.join(f'{r:.2f}' for r in paired)} (best / best {stage_rps / plain_rps:.2f})"
+        f"{', '.join(f'{r:.2f}' for r in replay_ratios)} (best / best {stage_rps / plain_rps:.2f})"
     )
     return 0 if complete and same_accuracy else 1
 
