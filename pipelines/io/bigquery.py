@@ -26,8 +26,8 @@ from typing import Any, NamedTuple
 
 from pipelines.core.grammar import table_parts
 from pipelines.core.params import ParameterError
+from pipelines.io.lookups import LOOKUP_TIMEOUT_SECONDS, Refused, first_line
 
-LOOKUP_TIMEOUT_SECONDS = 10
 WRITE_TIMEOUT_SECONDS = 60
 EMULATOR_HOST = "BIGQUERY_EMULATOR_HOST"  # google-cloud-bigquery itself sends requests there
 
@@ -167,17 +167,6 @@ def replace_with_empty(table: str, schema: Mapping, *, client=None) -> None:
     )
 
 
-class Refused(NamedTuple):
-    """BigQuery's answer that a name is invalid (400), with its reason."""
-
-    reason: str
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return _short(text.splitlines()[0], 300) if text else type(error).__name__
-
-
 def _cannot_tell(what: str, why: str) -> None:
     _log.warning("BigQuery launch check of %s skipped, cannot tell: %s", what, why)
 
@@ -235,10 +224,10 @@ class BigQueryLookup:
         if isinstance(value, exceptions.NotFound):
             return False
         if isinstance(value, exceptions.BadRequest):
-            return Refused(_first_line(value))
+            return Refused(first_line(value))
         if not isinstance(value, Exception):
             raise value  # KeyboardInterrupt and the like are not answers
-        return _cannot_tell(what, f"{type(value).__name__}: {_first_line(value)}")
+        return _cannot_tell(what, f"{type(value).__name__}: {first_line(value)}")
 
     def table(self, name: TableName) -> dict | bool | Refused | None:
         """The table's resource (its "schema" among it)."""

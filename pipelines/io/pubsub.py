@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import (
@@ -33,9 +32,8 @@ from pipelines.core.grammar import (
     Kind,
 )
 from pipelines.core.params import ParameterError
+from pipelines.io.lookups import LOOKUP_TIMEOUT_SECONDS, Refused, first_line
 from pipelines.io.parameters import INPUT_NAMES
-
-_LOOKUP_TIMEOUT_SECONDS = 10
 
 _log = logging.getLogger(__name__)
 
@@ -112,17 +110,6 @@ def check_differs_from_input(
         )
 
 
-class Refused(NamedTuple):
-    """Pub/Sub's answer that a name is invalid (InvalidArgument), with its reason."""
-
-    reason: str
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
-
-
 class PubsubLookup:
     """Asks Pub/Sub whether topics and subscriptions exist, where the job will read and
     credentials allow: the emulator (PUBSUB_EMULATOR_HOST) for a local run, else Google's
@@ -164,7 +151,7 @@ class PubsubLookup:
         except exceptions.NotFound:
             return False
         except exceptions.InvalidArgument as error:
-            return Refused(_first_line(error))
+            return Refused(first_line(error))
         except Exception as error:  # noqa: BLE001 - PermissionDenied, timeouts: cannot tell
             _log.info(
                 "Pub/Sub launch check of %s skipped: %s: %s",
@@ -181,7 +168,7 @@ class PubsubLookup:
 
                 self._publisher = publisher_client()
             self._publisher.get_topic(
-                request={"topic": topic}, retry=None, timeout=_LOOKUP_TIMEOUT_SECONDS
+                request={"topic": topic}, retry=None, timeout=LOOKUP_TIMEOUT_SECONDS
             )
             return True
 
@@ -196,7 +183,7 @@ class PubsubLookup:
 
                 self._subscriber = subscriber_client()
             return self._subscriber.get_subscription(
-                request={"subscription": subscription}, retry=None, timeout=_LOOKUP_TIMEOUT_SECONDS
+                request={"subscription": subscription}, retry=None, timeout=LOOKUP_TIMEOUT_SECONDS
             ).topic
 
         return self._call(subscription, call)
