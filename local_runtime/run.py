@@ -28,7 +28,11 @@ import threading
 import time
 import traceback
 
-from local_runtime.beam_private import cache_dofn_signatures
+from local_runtime.beam_private import (
+    cache_dofn_signatures,
+    cache_dofn_specs,
+    keep_timestamp_epoch,
+)
 from local_runtime.ledger import Sent
 from local_runtime.limits import LEASE_SECONDS, PREFETCH_PULL_SECONDS
 from local_runtime.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
@@ -52,6 +56,8 @@ def run_local_stream(pipeline, name: str):
     pipeline.replace_all(list(LOCAL_OVERRIDES))
     use_local_subscriber()
     cache_dofn_signatures()
+    cache_dofn_specs()
+    keep_timestamp_epoch()
     LEDGER.holding = pipeline_answers_every_message(pipeline)
     if not LEDGER.holding:
         _log.warning(
