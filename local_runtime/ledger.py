@@ -54,6 +54,7 @@ class AckLedger:
         # Messages the server leased to a pull whose answer never arrived (too big for the
         # channel, a timeout): they come back after their ack deadline, uncounted here.
         self.lost_pulls = 0
+        self.answered = 0  # messages released so far (run.py: the run has set up)
         self._pulls = 0
         self._no_pulls = threading.Condition(self._lock)
 
@@ -94,6 +95,7 @@ class AckLedger:
             entries = [e for i in message_ids if i is not None for e in self._held.pop(i, ())]
             for message_id in message_ids:
                 self._bytes.pop(message_id, None)
+            self.answered += len(entries)
         return self._send(
             entries,
             lambda client, sub, ids: client.acknowledge(

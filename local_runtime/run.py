@@ -20,6 +20,7 @@ on their own when their ack deadline passes, and the line says so when there wer
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -91,8 +92,9 @@ def run_local_stream(pipeline, name: str):
 
     threading.Thread(target=_wait, name="pipeline", daemon=True).start()
     threading.Thread(target=_lease, name="ack-lease", daemon=True).start()
+    set_up = False
     while not SUPERVISOR.done.wait(0.5):
-        pass
+        set_up = set_up or freeze_once_answering(LEDGER)
     if SUPERVISOR.failure is None and "failure" not in error and stop["signal"]:
         _drain(name, stop["signal"], ended)
     if SUPERVISOR.failure is not None:
@@ -106,6 +108,21 @@ def run_local_stream(pipeline, name: str):
             f"{_stop_and_hand_back()}",
         )
     _end(0, None)
+
+
+def freeze_once_answering(ledger) -> bool:
+    """Once the run has answered a message, takes every object alive then out of the garbage
+    collector's generations (gc.freeze); True when it has.
+
+    Why: by the first answer the run has set up for good (Beam, TensorFlow, the model: some
+    400,000 objects), and every full collection walked them all again: about 0.2 s of CPU
+    each, one every few thousand messages of a backlog, 10-15 us a message. What the first
+    bundles leave in reference cycles while this runs is never collected: a bundle's worth,
+    once. Objects made later (a newer model of a model_pattern) are collected as before."""
+    if not ledger.answered:
+        return False
+    gc.freeze()
+    return True
 
 
 def _stop_and_hand_back() -> str:
