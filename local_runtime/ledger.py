@@ -18,6 +18,16 @@ from local_runtime.limits import (
 _log = logging.getLogger(__name__)
 
 
+def _request(name: str, **fields):
+    """A Pub/Sub request of type `name` (google.pubsub_v1.types), built from the raw protobuf
+    class: the client's proto-plus wrapper converts each ack id on its own, about 2 us apiece
+    (0.04 this way), one for every message a run answers."""
+    from google.pubsub_v1 import types
+
+    kind = getattr(types, name)
+    return kind.wrap(kind.pb()(**fields))
+
+
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -99,7 +109,8 @@ class AckLedger:
         return self._send(
             entries,
             lambda client, sub, ids: client.acknowledge(
-                subscription=sub, ack_ids=ids, timeout=CALL_TIMEOUT_SECONDS
+                request=_request("AcknowledgeRequest", subscription=sub, ack_ids=ids),
+                timeout=CALL_TIMEOUT_SECONDS,
             ),
         )
 
@@ -109,9 +120,12 @@ class AckLedger:
         return self._send(
             entries,
             lambda client, sub, ids: client.modify_ack_deadline(
-                subscription=sub,
-                ack_ids=ids,
-                ack_deadline_seconds=seconds,
+                request=_request(
+                    "ModifyAckDeadlineRequest",
+                    subscription=sub,
+                    ack_ids=ids,
+                    ack_deadline_seconds=seconds,
+                ),
                 timeout=CALL_TIMEOUT_SECONDS,
             ),
         )
@@ -127,7 +141,13 @@ class AckLedger:
         return self._send(
             entries,
             lambda client, sub, ids: client.modify_ack_deadline(
-                subscription=sub, ack_ids=ids, ack_deadline_seconds=0, timeout=CALL_TIMEOUT_SECONDS
+                request=_request(
+                    "ModifyAckDeadlineRequest",
+                    subscription=sub,
+                    ack_ids=ids,
+                    ack_deadline_seconds=0,
+                ),
+                timeout=CALL_TIMEOUT_SECONDS,
             ),
         )
 
