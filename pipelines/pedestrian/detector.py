@@ -350,24 +350,12 @@ def lite_parts(path: str, mtime_ns: int, size: int) -> LiteParts:
 
     # The convolutional part: from the scaled image (a placeholder instead of the
     # preprocessor's while loop) to the box encodings and class logits.
-    cut = tf.compat.v1.GraphDef()
-    for node in graph_def.node:
-        if node.name == ssd.FEATURES_INPUT:
-            placeholder = cut.node.add(name=node.name, op="Placeholder")
-            placeholder.attr["dtype"].type = tf.float32.as_datatype_enum
-            placeholder.attr["shape"].shape.CopyFrom(
-                tf.TensorShape([None, INPUT_SIZE, INPUT_SIZE, 3]).as_proto()
-            )
-        else:
-            cut.node.add().CopyFrom(node)
-    cut = extract(cut, [ssd.BOX_ENCODINGS, ssd.CLASS_LOGITS])
-    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(cut, name=""), [])
-    tensor = wrapped.graph.get_tensor_by_name
-    function = wrapped.prune(
-        tensor(f"{ssd.FEATURES_INPUT}:0"),
-        [tensor(f"{ssd.BOX_ENCODINGS}:0"), tensor(f"{ssd.CLASS_LOGITS}:0")],
+    model = convert_part(
+        graph_def,
+        ssd.FEATURES_INPUT,
+        [None, INPUT_SIZE, INPUT_SIZE, 3],
+        [ssd.BOX_ENCODINGS, ssd.CLASS_LOGITS],
     )
-    model = tf.lite.TFLiteConverter.from_concrete_functions([function], wrapped).convert()
     return LiteParts(
         ssd.Settings.from_constants(value),
         np.float32(value(ssd.PIXEL_SCALE_NODE)),
@@ -375,6 +363,26 @@ def lite_parts(path: str, mtime_ns: int, size: int) -> LiteParts:
         anchors,
         model,
     )
+
+
+def convert_part(graph_def, start: str, shape: Sequence[int | None], ends: Sequence[str]) -> bytes:
+    """The float32 part of a frozen graph from the tensor `start` (fed, of `shape`) to the
+    tensors `ends`, as a TensorFlow Lite flatbuffer. Imports TensorFlow."""
+    import tensorflow as tf
+
+    cut = tf.compat.v1.GraphDef()
+    for node in graph_def.node:
+        if node.name == start:
+            placeholder = cut.node.add(name=node.name, op="Placeholder")
+            placeholder.attr["dtype"].type = tf.float32.as_datatype_enum
+            placeholder.attr["shape"].shape.CopyFrom(tf.TensorShape(shape).as_proto())
+        else:
+            cut.node.add().CopyFrom(node)
+    cut = tf.compat.v1.graph_util.extract_sub_graph(cut, list(ends))
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(cut, name=""), [])
+    tensor = wrapped.graph.get_tensor_by_name
+    function = wrapped.prune(tensor(f"{start}:0"), [tensor(f"{end}:0") for end in ends])
+    return tf.lite.TFLiteConverter.from_concrete_functions([function], wrapped).convert()
 
 
 class LiteModel:
