@@ -46,6 +46,7 @@ from pipelines.pedestrian.detector import (
     PedestrianDetector,
     convert_part,
     detections_from_outputs,
+    lite_parts,
 )
 from pipelines.pedestrian.frames import frame_result
 from pipelines.pedestrian.tiling import iou
@@ -61,7 +62,7 @@ SPLITS = {
     2: _MOBILENET + "expanded_conv/project/BatchNorm/FusedBatchNorm",
     4: _MOBILENET + "expanded_conv_2/add",
     8: _MOBILENET + "expanded_conv_5/add",
-    16: _MOBILENET + "expanded_conv_12/add",
+    16: ssd.TILE_FEATURES,  # where the job cuts the network
     32: _MOBILENET + "Conv_1/Relu6",
 }
 SHARED = (2, 4, 8)  # the splits whose detections are checked
@@ -111,7 +112,8 @@ class Shared:
 
     def __init__(self, detector: PedestrianDetector, graph, stride: int | None):
         self.detector, self.stride = detector, stride
-        self.parts = detector._lite.parts
+        stat = detector.graph_path.stat()
+        self.parts = lite_parts(str(detector.graph_path), stat.st_mtime_ns, stat.st_size)
         if stride is None:
             return
         self.first = interpreter(
@@ -162,7 +164,7 @@ class Shared:
         moved = [(x / kx, y / ky, x / kx + tile_w, y / ky + tile_h) for x, y in offsets]
         if self.stride is None:
             batch = np.stack([resized[y : y + INPUT_SIZE, x : x + INPUT_SIZE] for x, y in offsets])
-            outputs = d._lite.run(batch, d.score_threshold)
+            outputs = d.run_model(batch)
         else:
             image = np.zeros((1, padded_h, padded_w, 3), np.float32)  # 0: the graph's padding
             np.multiply(resized, parts.pixel_scale, out=image[0, :height, :width])
