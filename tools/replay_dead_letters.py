@@ -58,6 +58,7 @@ from pipelines.core.deadletters import (
     publish_problem,
 )
 from pipelines.core.grammar import PUBSUB_SUBSCRIPTION, PUBSUB_TOPIC, Kind
+from pipelines.core.json_text import NestedTooDeep, read_json
 from pipelines.core.params import OneLineErrorParser, ParameterError, finite_float
 from tools.pubsub_cli import add_project_argument
 
@@ -402,8 +403,8 @@ def _row_object(row: str) -> dict | None:
     if not row.startswith("{"):
         return None
     try:
-        value = json.loads(row)
-    except (ValueError, RecursionError):
+        value = read_json(row)
+    except ValueError:
         return None
     if (
         isinstance(value, dict)
@@ -450,10 +451,10 @@ def line_to_csv(raw: bytes) -> bytes | Refusal:
     if not raw.strip():
         return Refusal(NOT_A_DEAD_LETTER, "an empty line")
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = read_json(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return Refusal(NOT_A_DEAD_LETTER, "not UTF-8 text")
-    except RecursionError:
+    except NestedTooDeep:
         return Refusal(NOT_A_DEAD_LETTER, "JSON nested too deeply to read")
     except ValueError as error:
         return Refusal(NOT_A_DEAD_LETTER, f"not JSON: {error}")
