@@ -43,7 +43,7 @@ import secrets
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -463,12 +463,6 @@ def line_to_csv(raw: bytes) -> bytes | Refusal:
     return csv_line(value)
 
 
-def lines_to_csv(lines: Iterable[bytes]) -> Iterator[bytes | Refusal]:
-    """One outcome per line of a file (split at \\n, as iterating over it does)."""
-    for raw in lines:
-        yield line_to_csv(raw)
-
-
 def same_file(destination: str, sources: list[str]) -> str | None:
     """The source that `destination` is, whatever the spelling (`./`, `..`, symbolic or
     hard links), or None. Object names in a bucket are compared as they are."""
@@ -509,8 +503,9 @@ def rows_to_csv(pattern: str, destination: str, out=sys.stderr) -> tuple[int, Co
         sink.write(CSV_HEADER.encode() + b"\n")
         for path in matched:
             with FileSystems.open(path) as handle:
-                outcomes = lines_to_csv(io.BufferedReader(handle))
-                for number, outcome in enumerate(outcomes, start=1):
+                # A line ends at \n, as iterating over a binary file splits it.
+                for number, raw in enumerate(io.BufferedReader(handle), start=1):
+                    outcome = line_to_csv(raw)
                     if isinstance(outcome, Refusal):
                         refused[outcome.kind] += 1
                         print(f"not written: line {number} of {path}: {outcome}", file=out)
