@@ -1,5 +1,5 @@
-"""JSON text the project did not write, read with one guard for every reader of it (the
-jobs' messages and model files, the tools' files and messages, gcloud's answers to ops).
+"""JSON text the project did not write (messages, model files, the tools' files, gcloud's
+answers to ops), read with one guard against nesting too deep.
 
 json's C scanner recurses once per `[` or `{`, so a document nested deeper than the
 interpreter's recursion limit (`"[" * 5000` is enough) raises RecursionError: not a
@@ -8,7 +8,7 @@ tool's run instead of being one reason. `read_json` turns it into `NestedTooDeep
 ValueError, which readers already handle; a reader that words its own reason for it catches
 `NestedTooDeep` before ValueError.
 
-Standard library only: tools/ and ops/ import it as well as the jobs.
+It imports json alone: ops/gcloud.py and the tools import it as cheaply as the jobs do.
 """
 
 from __future__ import annotations
