@@ -119,7 +119,7 @@ def parse(template: Template, argv: Sequence[str]):
     unknown = unknown_options(pipeline_args)
     if unknown:
         parser.error(_unknown_message(unknown, template))
-    options = PipelineOptions(pipeline_args)
+    options = beam_private.view_caching_options(pipeline_args)
     apply_defaults(options, streaming=template.streaming)
     runner = options.view_as(StandardOptions).runner
     if template.streaming and not (is_dataflow(options) or is_direct(options)):
