@@ -65,11 +65,27 @@ def test_the_run_freezes_what_it_set_up_once_it_answered_a_message():
     try:
         assert not freeze_once_answering(ledger)  # pulled, not answered: still setting up
         assert gc.get_freeze_count() == frozen
-        ledger.release(["unknown"])
-        assert not freeze_once_answering(ledger)  # nothing it held
         ledger.release(["1"])
         assert ledger.answered == 1
         assert freeze_once_answering(ledger)
         assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_a_run_that_holds_nothing_freezes_once_it_answered_too():
+    """Without holding (input acknowledged on pull, when the job writes with Beam's own
+    WriteToPubSub) the ledger holds no entries, yet the run has set up all the same."""
+    import gc
+
+    from local_runtime.run import freeze_once_answering
+
+    ledger = AckLedger()
+    ledger.holding = False
+    try:
+        assert not freeze_once_answering(ledger)
+        ledger.release(["1", "2"])
+        assert ledger.answered == 2
+        assert freeze_once_answering(ledger)
     finally:
         gc.unfreeze()
