@@ -18,6 +18,26 @@ import weakref
 _PATCH_LOCK = threading.Lock()
 
 
+def _patch_once(owner, name: str, replacement_for, *, static: bool = False) -> bool:
+    """Installs `replacement_for(original)` as `owner.name` (a staticmethod's function when
+    `static`), once per process: marked `_pipelines_cached`, Beam's own kept as
+    `_pipelines_original` (for the tests). False if this Beam version has no such `name`."""
+    with _PATCH_LOCK:
+        current = vars(owner).get(name)
+        if static and not isinstance(current, staticmethod):
+            return False
+        original = current.__func__ if static else current
+        if original is None:
+            return False
+        if getattr(original, "_pipelines_cached", False):
+            return True
+        replacement = replacement_for(original)
+        replacement._pipelines_cached = True
+        replacement._pipelines_original = current
+        setattr(owner, name, staticmethod(replacement) if static else replacement)
+    return True
+
+
 def pubsub_read_evaluator():
     """The DirectRunner's evaluator of ReadFromPubSub. Its `_read_from_pubsub` pulls with
     `client.pull(subscription=, max_messages=10, timeout=30)` and, on return, acknowledges
@@ -82,12 +102,7 @@ def cache_dofn_signatures() -> bool:
     before. Once per process; False if this Beam version has no such function."""
     from apache_beam.transforms import core
 
-    with _PATCH_LOCK:
-        original = getattr(core, "get_function_args_defaults", None)
-        if original is None:
-            return False
-        if getattr(original, "_pipelines_cached", False):
-            return True
+    def caching(original):
         plain = weakref.WeakKeyDictionary()
         bound = weakref.WeakKeyDictionary()
 
@@ -104,10 +119,9 @@ def cache_dofn_signatures() -> bool:
             args, defaults = found
             return list(args), list(defaults)  # callers own their lists
 
-        get_function_args_defaults._pipelines_cached = True
-        get_function_args_defaults._pipelines_original = original  # for its test
-        core.get_function_args_defaults = get_function_args_defaults
-    return True
+        return get_function_args_defaults
+
+    return _patch_once(core, "get_function_args_defaults", caching)
 
 
 def _specs_follow_the_class(cls, by_class: weakref.WeakKeyDictionary) -> bool:
@@ -154,12 +168,7 @@ def cache_dofn_specs() -> bool:
     process; False if this Beam version has no such function."""
     from apache_beam.transforms import userstate
 
-    with _PATCH_LOCK:
-        original = getattr(userstate, "get_dofn_specs", None)
-        if original is None:
-            return False
-        if getattr(original, "_pipelines_cached", False):
-            return True
+    def caching(original):
         stateless = weakref.WeakSet()
         plain_classes = weakref.WeakKeyDictionary()
 
@@ -182,10 +191,9 @@ def cache_dofn_specs() -> bool:
                 stateless.add(cls)
             return state_specs, timer_specs
 
-        get_dofn_specs._pipelines_cached = True
-        get_dofn_specs._pipelines_original = original  # for its test
-        userstate.get_dofn_specs = get_dofn_specs
-    return True
+        return get_dofn_specs
+
+    return _patch_once(userstate, "get_dofn_specs", caching)
 
 
 def keep_timestamp_epoch() -> bool:
@@ -196,18 +204,12 @@ def keep_timestamp_epoch() -> bool:
     every time. Once per process; False if this Beam version has no such method."""
     from apache_beam.utils.timestamp import Timestamp
 
-    with _PATCH_LOCK:
-        original = Timestamp.__dict__.get("_epoch_datetime_utc")
-        if not isinstance(original, staticmethod):
-            return False
-        if getattr(original.__func__, "_pipelines_cached", False):
-            return True
-        epoch = original.__func__()
+    def keeping(original):
+        epoch = original()
 
         def _epoch_datetime_utc():
             return epoch
 
-        _epoch_datetime_utc._pipelines_cached = True
-        _epoch_datetime_utc._pipelines_original = original  # for its test
-        Timestamp._epoch_datetime_utc = staticmethod(_epoch_datetime_utc)
-    return True
+        return _epoch_datetime_utc
+
+    return _patch_once(Timestamp, "_epoch_datetime_utc", keeping, static=True)
