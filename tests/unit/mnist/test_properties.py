@@ -261,6 +261,51 @@ def test_bulk_formatting_equals_the_row_by_row_reference(rows):
     assert prediction_rows(ids, probabilities) == expected
 
 
+def reference_lines(ids, probabilities) -> list[str]:
+    """What json.dumps writes for each prediction row: the floats as Python's repr."""
+    return [to_json_line(prediction_row(i, p)) for i, p in zip(ids, probabilities)]
+
+
+finite_scores = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.floats(allow_nan=False, allow_infinity=False),
+    # Around the decades where Arrow's and repr's forms change (1e-9, 1e-6, 1e-4, 1).
+    st.sampled_from([-9, -6, -4, 0]).flatmap(
+        lambda exponent: st.floats(0.5 * 10.0**exponent, 2 * 10.0**exponent).map(
+            lambda value: float(np.float32(value))
+        )
+    ),
+)
+
+
+@PROPERTY
+@given(st.lists(st.lists(finite_scores, min_size=10, max_size=10), min_size=1, max_size=8))
+def test_arrow_formatted_lines_equal_repr_for_any_finite_score(rows):
+    ids = np.arange(len(rows), dtype=np.int64) - 3
+    probabilities = np.array(rows, dtype=np.float64)
+    assert prediction_lines(ids, probabilities).split("\n") == reference_lines(ids, probabilities)
+
+
+def test_arrow_formatted_lines_equal_repr_across_every_float32_exponent():
+    """200k float32 scores with uniformly random bits (every exponent alike, subnormals too),
+    and each decade's float32 and float64 neighbours from 1e-45 to 10: repr's digits, every
+    one."""
+    bits = np.random.default_rng(25).integers(0, 2**32, 200_000, dtype=np.uint64)
+    scores = bits.astype(np.uint32).view(np.float32)
+    scores = np.abs(scores[np.isfinite(scores)])
+    decades = 10.0 ** np.arange(-45, 2)
+    edges = [
+        np.nextafter(decades.astype(kind), direction).astype(np.float64)
+        for kind in (np.float32, np.float64)
+        for direction in (0, np.inf)
+    ]
+    values = np.concatenate([scores.astype(np.float64), decades, *edges, [0.0, 1.0, -0.0]])
+    values = values[: len(values) // 10 * 10].reshape(-1, 10)
+    ids = np.arange(len(values), dtype=np.int64)
+    assert prediction_lines(ids, values).split("\n") == reference_lines(ids, values)
+    assert prediction_lines(ids[:0], values[:0]) == ""
+
+
 def _wrap(record: bytes, breaks: list[int], ending: bytes) -> bytes:
     """`record` with line breaks put after some of its commas (inside the quoted Image)."""
     parts = record.split(b",")
