@@ -146,6 +146,15 @@ def test_an_id_is_an_int64_or_a_reason(value):
 
 
 @PROPERTY
+@given(st.one_of(st.integers(0, 10**19), st.integers(-(10**19), 0)).map(str))
+def test_an_id_of_plain_digits_is_its_integer_or_a_reason(text):
+    try:
+        assert parse_id(text) == int(text)
+    except BadRecord as error:
+        assert not ID_RANGE[0] <= int(text) <= ID_RANGE[1], error
+
+
+@PROPERTY
 @given(st.lists(st.floats(0, 1, width=32), min_size=1, max_size=16), st.integers(0, 1000))
 def test_valid_images_parse_exactly(drawn, start):
     values = [0.5] * NUM_PIXELS
