@@ -48,6 +48,7 @@ differs from plain TF's on the same rows.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import glob
 import json
@@ -58,6 +59,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -69,7 +71,7 @@ import numpy as np
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.core.launch import parse
+from pipelines.core.launch import local_runner, parse
 from pipelines.jobs import mnist_batch as batch
 from pipelines.mnist.handler import MnistModelHandler, load_model, model_folder
 from pipelines.mnist.location import resolve_model
@@ -141,9 +143,13 @@ class PairedHandler(MnistModelHandler):
     A run of its own: the direct calls would slow the job's wall time."""
 
     def run_inference(self, batch, model, inference_args=None):
+        entered = time.perf_counter()
         pairs = sys.modules[__name__].PAIRED_CALLS  # through sys.modules, as above
         direct = model_folder(model)[0]
-        images = np.concatenate([np.asarray(x, dtype=np.float32) for x in batch])
+        # The very array the job's call gets (a batch is one), not a fresh copy of it that
+        # would still be in the cache.
+        arrays = [np.asarray(x, dtype=np.float32) for x in batch]
+        images = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
         def call_direct():
             t0 = time.perf_counter()
@@ -157,8 +163,32 @@ class PairedHandler(MnistModelHandler):
         job_seconds = time.perf_counter() - t0
         if not direct_first:
             direct_seconds = call_direct()
-        pairs.append((job_seconds, direct_seconds))
+        pairs.append(PairedCall(job_seconds, direct_seconds, time.perf_counter() - entered))
         return results
+
+
+class PairedCall(NamedTuple):
+    """One of PairedHandler's calls: the job's handler, the direct call, and all of it."""
+
+    job: float
+    direct: float
+    handler: float
+
+
+def paired_ratios(calls: list[PairedCall], stage_seconds: float) -> list[float]:
+    """The direct call's time over the job's, call by call. The job's side of a call is its
+    handler's time plus an equal share of what RunInference spent around the handler (its
+    latency metric, `stage_seconds`, less the whole of PairedHandler's calls): so the ratios'
+    sum weighs what the stage does beyond `predict`, and one call slowed by other work moves
+    one ratio, not the run's figure."""
+    around = (stage_seconds - sum(call.handler for call in calls)) / len(calls)
+    return [call.direct / (call.job + around) for call in calls]
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile)."""
+    q1, median, q3 = statistics.quantiles(values, n=4)
+    return q1, median, q3
 
 
 SEEN_BATCHES: list = []
@@ -224,21 +254,26 @@ def _counter(results, name):
     return 0
 
 
-def run_job(variant: str, csv_path: Path, out_dir: Path, labels, extra_options) -> dict:
-    """The real job graph, with the variant's model handler; timed from build to finish."""
+def run_job(
+    variant: str, csv_path: Path, out_dir: Path, labels, extra_options, profiler=None
+) -> dict:
+    """The real job graph, with the variant's model handler; timed from build to finish
+    (and profiled, with a `profiler`, over the same span)."""
     prefix = out_dir / variant / "predict"
     _, args, options = parse(
         batch.TEMPLATE, ["--input", str(csv_path), "--output", str(prefix), *extra_options]
     )
     SEEN_BATCHES.clear()
     with handler_class(VARIANTS[variant]):
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        pipeline = beam.Pipeline(options=options)
-        batch.build_pipeline(pipeline, args)
-        result = pipeline.run()
-        result.wait_until_finish()
-        wall = time.perf_counter() - wall0
-        cpu = time.process_time() - cpu0
+        with profiler or contextlib.nullcontext():
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            # The runner the launcher gives a local run (pipelines/core/launch.py run_job)
+            pipeline = beam.Pipeline(runner=local_runner(options), options=options)
+            batch.build_pipeline(pipeline, args)
+            result = pipeline.run()
+            result.wait_until_finish()
+            wall = time.perf_counter() - wall0
+            cpu = time.process_time() - cpu0
 
     rows = read_predictions(prefix)
     dead = read_predictions(Path(f"{prefix}_errors"))
@@ -357,17 +392,33 @@ def dollars_per_million(cpu_us_per_row: float) -> tuple[float, str]:
     )
 
 
-def profile_job(csv_path: Path, out_dir: Path, labels, extra_options, top: int = 25) -> None:
-    """One more job run under cProfile: the functions it spends the most time in."""
+def profile_job(
+    csv_path: Path, small_csv: Path, rows: int, out_dir: Path, labels, extra_options, top=25
+) -> None:
+    """Where the job's CPU per row goes: cProfile of job runs on `rows` rows and on
+    SMALL_ROWS, two of each alternating, and each function's own time on the full run less
+    its time on the small one (the fixed cost cancels out), per marginal row."""
     import cProfile
     import pstats
 
-    profiler = cProfile.Profile()
-    profiler.enable()
-    run_job("job", csv_path, out_dir, labels, extra_options)
-    profiler.disable()
-    print(f"\nprofile of one job run (cProfile slows it; shares matter), top {top} by own time:")
-    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(top)
+    own = {"full": collections.Counter(), "small": collections.Counter()}
+    for _ in range(2):
+        for name, path in (("small", small_csv), ("full", csv_path)):
+            profiler = cProfile.Profile()
+            run_job("job", path, out_dir, labels, extra_options, profiler=profiler)
+            for (file, line, function), stats in pstats.Stats(profiler).stats.items():
+                where = f"{file.split('site-packages/')[-1].replace(str(REPO) + '/', '')}"
+                own[name][f"{where}:{line}({function})"] += stats[2] / 2  # tottime, 2 runs
+    margin = rows - SMALL_ROWS
+    marginal = {key: own["full"][key] - own["small"][key] for key in own["full"]}
+    print(
+        f"\nprofile, marginal: own time on {rows:,} rows less on {SMALL_ROWS} (cProfile, main "
+        f"thread; it slows Python more than C), {1e6 * sum(marginal.values()) / margin:.1f} "
+        f"us a row in all; fixed cost (the {SMALL_ROWS}-row run) "
+        f"{sum(own['small'].values()):.2f} s. Top {top}, us a marginal row:"
+    )
+    for key, seconds in sorted(marginal.items(), key=lambda item: -item[1])[:top]:
+        print(f"  {1e6 * seconds / margin:7.2f}  {key}")
 
 
 # --------------------------------------------------------------------------- report
@@ -483,10 +534,9 @@ def main(argv=None) -> int:
                     # The paired run: see PairedHandler.
                     PAIRED_CALLS.clear()
                     paired_run = run_job("paired", csv_path, tmp / "paired", labels, extra)
-                    direct = sum(seconds for _, seconds in PAIRED_CALLS)
-                    # RunInference's own measure of its stage, less the direct calls it held
-                    in_job = paired_run["model_stage_seconds"] - direct
-                    paired_calls.append(direct / in_job)
+                    paired_calls.append(
+                        paired_ratios(PAIRED_CALLS, paired_run["model_stage_seconds"])
+                    )
                 print(
                     f"  run {repeat + 1} {name:8s} {args.rows / run['wall']:8,.0f} rows/s  "
                     f"({run['wall']:.2f} s wall, {run['cpu']:.2f} s CPU, "
@@ -509,7 +559,7 @@ def main(argv=None) -> int:
             model.predict(images[i : i + 1])
         tf_b1 = n1 / (time.perf_counter() - t0)
         if args.profile:
-            profile_job(csv_path, tmp / "profile", labels, extra)
+            profile_job(csv_path, small_csv, args.rows, tmp / "profile", labels, extra)
         model = None  # free it before the report
 
     n = args.rows
@@ -523,6 +573,8 @@ def main(argv=None) -> int:
         walls = [r["wall"] for r in runs[name]]
         return n / (min(walls) if pick is min else statistics.median(walls))
 
+    all_pairs = [ratio for run in paired_calls for ratio in run]
+    pair_spread = spread(all_pairs)
     job, ceiling, lab = best("job"), best("ceiling"), best("lab")
     job_rps, ceil_rps, lab_rps = rps("job"), rps("ceiling"), rps("lab")
     plain_rps = n / min(tf_runs)
@@ -647,7 +699,7 @@ def main(argv=None) -> int:
         ("job / ceiling (I/O + parsing)", job_rps / ceil_rps, None, ".3f"),
         (
             "model stage / same model, call by call",
-            statistics.median(paired_calls),
+            statistics.median(all_pairs),
             TARGET_MODEL_STAGE_VS_PLAIN,
             ".3f",
         ),
@@ -681,7 +733,10 @@ def main(argv=None) -> int:
     print(
         f"load average now {os.getloadavg()[0]:.1f} (was {load1:.1f}); "
         f"best of {args.repeats} interleaved runs; model stage / same model per run: call by "
-        f"call {', '.join(f'{r:.2f}' for r in paired_calls)}, replayed after the run "
+        f"call median {pair_spread[1]:.3f} of {len(all_pairs)} calls (quartiles "
+        f"{pair_spread[0]:.3f}-{pair_spread[2]:.3f}; per run "
+        f"{', '.join(f'{statistics.median(r):.3f}' for r in paired_calls)}), "
+        f"replayed after the run "
         f"{', '.join(f'{r:.2f}' for r in replay_ratios)} (best / best {stage_rps / plain_rps:.2f})"
     )
     return 0 if complete and same_accuracy else 1
