@@ -414,11 +414,12 @@ def profile_job(
                 own[name][f"{where}:{line}({function})"] += stats[2] / 2  # tottime, 2 runs
     margin = rows - SMALL_ROWS
     marginal = {key: own["full"][key] - own["small"][key] for key in own["full"]}
+    # No total: the fixed cost differs by some 0.1 s from run to run (a few us a row either
+    # way), which the per-row functions below do not, but a sum over all would.
     print(
         f"\nprofile, marginal: own time on {rows:,} rows less on {SMALL_ROWS} (cProfile, main "
-        f"thread; it slows Python more than C), {1e6 * sum(marginal.values()) / margin:.1f} "
-        f"us a row in all; fixed cost (the {SMALL_ROWS}-row run) "
-        f"{sum(own['small'].values()):.2f} s. Top {top}, us a marginal row:"
+        f"thread; it slows Python more than C; fixed-cost functions, e.g. argparse's, show "
+        f"run-to-run noise of a few us). Top {top}, us a marginal row:"
     )
     for key, seconds in sorted(marginal.items(), key=lambda item: -item[1])[:top]:
         print(f"  {1e6 * seconds / margin:7.2f}  {key}")
