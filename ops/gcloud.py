@@ -21,7 +21,6 @@ recording fake (tests/support/fake_gcloud.py): everything else here is what user
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.answers import NOTHING, Wrong
+from pipelines.core.json_text import read_json
 
 PROG = "ops/flex"
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,10 +269,7 @@ def _parse(out: str) -> Any:
     (json's own error is one: a NaN or a 10,000-deep nesting is refused too)."""
     if not out.strip():
         return NOTHING
-    try:
-        return json.loads(out, parse_constant=_no_constant)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+    return read_json(out, parse_constant=_no_constant)
 
 
 def _no_constant(name: str):

@@ -17,6 +17,7 @@ import queue
 import sys
 from pathlib import Path
 
+from pipelines.core.json_text import NestedTooDeep, read_json
 from pipelines.mnist.records import PROBABILITY_FIELDS, BadRecord, parse_id, parse_image
 from tools.pubsub_cli import add_project_argument, resource_path
 
@@ -49,12 +50,12 @@ def _shape(value) -> str:
 def read_message(data: bytes):
     """The JSON document of one message; ValueError (one line) when it holds none."""
     try:
-        return json.loads(data.decode("utf-8"))
+        return read_json(data.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise ValueError(f"not UTF-8 (byte {error.start})") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"not JSON: {error.msg} at position {error.pos}") from None
-    except RecursionError:  # json's C scanner recurses once per [ or {
+    except NestedTooDeep:
         raise ValueError("JSON nested too deep") from None
 
 

@@ -65,19 +65,26 @@ def render_spec(
         sys.exit(f"gcloud's rendered spec: {error}")
 
 
-def read_rendered_spec(stdout: str) -> dict:
-    """The spec `--print-only --format=json` printed; ValueError, one line saying the
-    answer's shape (never its content), for anything that is not a spec's document."""
+def read_json(text: str):
+    """The JSON value of `text`; ValueError, one line saying where it breaks (never the
+    text). The jobs and the other tools read JSON with pipelines.core.json_text, which this
+    file cannot import: Cloud Build runs it as a script, with only tools/ on its path."""
     try:
-        # --format=json prints the spec as one JSON string holding the JSON document.
-        text = json.loads(stdout)
-        if not isinstance(text, str):
-            raise ValueError(f"a JSON {type(text).__name__}, not the spec as a JSON string")
-        spec = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"not JSON: {error.msg} at position {error.pos}") from None
     except RecursionError:  # json's C scanner recurses once per [ or {
         raise ValueError("JSON nested too deep") from None
+
+
+def read_rendered_spec(stdout: str) -> dict:
+    """The spec `--print-only --format=json` printed; ValueError, one line saying the
+    answer's shape (never its content), for anything that is not a spec's document."""
+    # --format=json prints the spec as one JSON string holding the JSON document.
+    text = read_json(stdout)
+    if not isinstance(text, str):
+        raise ValueError(f"a JSON {type(text).__name__}, not the spec as a JSON string")
+    spec = read_json(text)
     if not isinstance(spec, dict) or not isinstance(spec.get("metadata"), dict):
         raise ValueError("not a JSON object with a metadata object")
     return spec
@@ -86,15 +93,15 @@ def read_rendered_spec(stdout: str) -> dict:
 def read_metadata(path: Path) -> dict:
     """metadata/NAME.json (tools/generate.py writes it); ValueError, one line, otherwise."""
     try:
-        metadata = json.loads(path.read_bytes().decode("utf-8"))
+        text = path.read_bytes().decode("utf-8")
     except OSError as error:
         raise ValueError(f"{path}: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON: {error.msg} at position {error.pos}") from None
-    except RecursionError:  # json's C scanner recurses once per [ or {
-        raise ValueError(f"{path}: JSON nested too deep") from None
+    try:
+        metadata = read_json(text)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
         raise ValueError(f"{path}: not a template's metadata (an object with a name)")
     return metadata

@@ -43,7 +43,7 @@ import secrets
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -58,6 +58,7 @@ from pipelines.core.deadletters import (
     publish_problem,
 )
 from pipelines.core.grammar import PUBSUB_SUBSCRIPTION, PUBSUB_TOPIC, Kind
+from pipelines.core.json_text import NestedTooDeep, read_json
 from pipelines.core.params import OneLineErrorParser, ParameterError, finite_float
 from tools.pubsub_cli import add_project_argument
 
@@ -402,8 +403,8 @@ def _row_object(row: str) -> dict | None:
     if not row.startswith("{"):
         return None
     try:
-        value = json.loads(row)
-    except (ValueError, RecursionError):
+        value = read_json(row)
+    except ValueError:
         return None
     if (
         isinstance(value, dict)
@@ -450,22 +451,16 @@ def line_to_csv(raw: bytes) -> bytes | Refusal:
     if not raw.strip():
         return Refusal(NOT_A_DEAD_LETTER, "an empty line")
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = read_json(raw.decode("utf-8"))
     except UnicodeDecodeError:
         return Refusal(NOT_A_DEAD_LETTER, "not UTF-8 text")
-    except RecursionError:
+    except NestedTooDeep:
         return Refusal(NOT_A_DEAD_LETTER, "JSON nested too deeply to read")
     except ValueError as error:
         return Refusal(NOT_A_DEAD_LETTER, f"not JSON: {error}")
     if not isinstance(value, dict):
         return Refusal(NOT_A_DEAD_LETTER, f"a JSON {type(value).__name__}, not an object")
     return csv_line(value)
-
-
-def lines_to_csv(lines: Iterable[bytes]) -> Iterator[bytes | Refusal]:
-    """One outcome per line of a file (split at \\n, as iterating over it does)."""
-    for raw in lines:
-        yield line_to_csv(raw)
 
 
 def same_file(destination: str, sources: list[str]) -> str | None:
@@ -508,8 +503,9 @@ def rows_to_csv(pattern: str, destination: str, out=sys.stderr) -> tuple[int, Co
         sink.write(CSV_HEADER.encode() + b"\n")
         for path in matched:
             with FileSystems.open(path) as handle:
-                outcomes = lines_to_csv(io.BufferedReader(handle))
-                for number, outcome in enumerate(outcomes, start=1):
+                # A line ends at \n, as iterating over a binary file splits it.
+                for number, raw in enumerate(io.BufferedReader(handle), start=1):
+                    outcome = line_to_csv(raw)
                     if isinstance(outcome, Refusal):
                         refused[outcome.kind] += 1
                         print(f"not written: line {number} of {path}: {outcome}", file=out)

@@ -236,18 +236,32 @@ def run(ctx: Context, template: TemplateInfo) -> int:
     return 0
 
 
-def steps_stand_in(job_id: str, names_: list[str]) -> dict:
+# What a dry run plays for the running job's steps; its graph check renames Classify to Predict.
+PLAYED_STEPS = ("Read", "Classify", "Publish", "DeadLetters")
+
+
+def steps_stand_in(job_id: str, names_) -> dict:
     return {
         "id": job_id,
         "pipelineDescription": {"originalPipelineTransform": [{"name": n} for n in names_]},
     }
 
 
+def running_job(ctx: Context, job_id: str) -> Job:
+    """The job update replaces, described once (--full) for both what update needs of it:
+    its streaming mode (choose_mode) and its step names (check_update)."""
+    stand_in = {
+        **steps_stand_in(job_id, PLAYED_STEPS),
+        "environment": {"streamingMode": "STREAMING_MODE_EXACTLY_ONCE"},
+    }
+    return describe(ctx, job_id, stand_in, full=True)
+
+
 def check_update(
     ctx: Context,
     template: TemplateInfo,
     job: str,
-    running: str,
+    running: Job,
     extra: list[str],
     at_least_once: bool,
 ):
@@ -277,13 +291,11 @@ def check_update(
             )
         g.sleep(CHECK_POLL_SECONDS)
         waited += CHECK_POLL_SECONDS
-    # What each side calls its steps: the dry run plays a rename of Classify to Predict.
-    played = ["Read", "Classify", "Publish", "DeadLetters"]
-    old = describe(ctx, running, steps_stand_in(running, played), full=True).steps
+    old = running.steps
     new = describe(
         ctx,
         check,
-        steps_stand_in(check, [n.replace("Classify", "Predict") for n in played]),
+        steps_stand_in(check, [n.replace("Classify", "Predict") for n in PLAYED_STEPS]),
         full=True,
     ).steps
     mapped = {
@@ -310,16 +322,10 @@ def check_update(
     say(f"the graph check passed ({check})")
 
 
-def choose_mode(ctx: Context, job: str, running_id: str) -> bool:
+def choose_mode(ctx: Context, job: str, described: Job) -> bool:
     """The streaming mode of the replacement: --at-least-once or --exactly-once when given,
     else the running job's own (the spec's default, exactly once, would silently drop
     an at-least-once job's mode)."""
-    described = describe(
-        ctx,
-        running_id,
-        {"id": running_id, "environment": {"streamingMode": "STREAMING_MODE_EXACTLY_ONCE"}},
-        full=True,
-    )
     running = streaming_mode(described.raw)
     shown = {True: "at least once", False: "exactly once", None: "unknown"}
     if ctx.options.at_least_once or ctx.options.exactly_once:
@@ -329,7 +335,7 @@ def choose_mode(ctx: Context, job: str, running_id: str) -> bool:
         return chosen
     if running is None:
         raise Stop(
-            f"cannot read the streaming mode of the running {job} ({running_id}): pass "
+            f"cannot read the streaming mode of the running {job} ({described.id}): pass "
             f"--at-least-once or --exactly-once"
         )
     say(
@@ -353,7 +359,8 @@ def update(ctx: Context, template: TemplateInfo) -> int:
         raise Stop(
             f"no active job named {job} in {s.region}: start it with {PROG} run {template.name}"
         )
-    at_least_once = choose_mode(ctx, job, found.id)
+    running = running_job(ctx, found.id)
+    at_least_once = choose_mode(ctx, job, running)
     extra = ["--update"]
     if ctx.options.transform_name_mappings:
         extra.append(f"--transform-name-mappings={ctx.options.transform_name_mappings}")
@@ -363,7 +370,7 @@ def update(ctx: Context, template: TemplateInfo) -> int:
             f"by Dataflow, and {job} keeps running"
         )
     else:
-        check_update(ctx, template, job, found.id, extra, at_least_once)
+        check_update(ctx, template, job, running, extra, at_least_once)
     say(f"updating {job} ({found.id} {found.state}) in place with {s.spec(template.name)}")
     ctx.gcloud.run(launch_argv(ctx, template, job, *extra, at_least_once=at_least_once), wait=SLOW)
     say("Dataflow starts a replacement job with the same name and moves the state over")

@@ -31,17 +31,14 @@ def pinned(text: str) -> tuple[str, str]:
     return found[0]
 
 
-def newer_tags(answer: object, current: str) -> list[tuple[str, str]]:
-    """(tag, digest) of each dated tag newer than `current`, newest first, from the answer of
-    `gcloud container images list-tags --format=json` (entries with tags and digest)."""
+def newer_tags(images: list[dict], current: str) -> list[tuple[str, str]]:
+    """(tag, digest) of each dated tag newer than `current`, newest first, from the images
+    answers.image_tags read (each with a text digest, and a list of texts as tags or none)."""
     found = {}
-    for entry in answer if isinstance(answer, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("tags"), list):
-            continue
-        digest = entry.get("digest") if isinstance(entry.get("digest"), str) else "?"
-        for tag in entry["tags"]:
-            if isinstance(tag, str) and DATED.fullmatch(tag) and tag > current:
-                found[tag] = digest
+    for image in images:
+        for tag in image.get("tags") or []:
+            if DATED.fullmatch(tag) and tag > current:
+                found[tag] = image["digest"]
     return sorted(found.items(), reverse=True)
 
 

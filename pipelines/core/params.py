@@ -82,17 +82,27 @@ def number_parameter(
     group: str | None = None,
 ) -> Parameter:
     """An optional number from `low` to `high`, both inclusive: the range is in its kind (so
-    in the console's regex and the launch's check) and in its help text."""
+    in the console's regex and the launch's check) and in its help text, as a last sentence
+    "From LOW to HIGH." or, when the text places it, where it says `{low}` and `{high}` (and
+    the default where it says `{default}`), so that no text states these numbers by hand."""
     kind = number_kind(low, high, integer=type is int)
+    # repr() of a float is the shortest text that reads back as the same float, so the
+    # console's default and the parser's default agree exactly.
+    default_text = repr(default)
+    placed = {key for key in ("low", "high") if f"{{{key}}}" in help_text}
+    if placed:
+        if len(placed) == 1:
+            raise ValueError(f"{name}: its help text places {{low}} or {{high}}, not both")
+        help_text = help_text.format(low=plain(low), high=plain(high), default=default_text)
+    else:
+        help_text = f"{help_text} From {plain(low)} to {plain(high)}."
     return Parameter(
         name=name,
         label=label,
-        help_text=f"{help_text} From {plain(low)} to {plain(high)}.",
+        help_text=help_text,
         param_type="NUMBER",
         optional=True,
-        # repr() of a float is the shortest text that reads back as the same float, so the
-        # console's default and the parser's default agree exactly.
-        default=repr(default),
+        default=default_text,
         kind=kind,
         # the grammar first (the range included), so float() and int() cannot fail
         type=kind.argparse_type(type),

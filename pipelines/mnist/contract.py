@@ -17,9 +17,9 @@ weights, and the length of each data file the index names.
 
 from __future__ import annotations
 
-import json
 from typing import NamedTuple
 
+from pipelines.core.json_text import read_json
 from pipelines.core.tf_files import (
     Bundle,
     ModelFormatError,
@@ -222,8 +222,8 @@ def check_checkpoint_meta(data: bytes) -> dict[str, Variable]:
         for bytes_list in field(collections[collection], 2):
             for entry in field(bytes_list, 1):
                 try:
-                    names.update(json.loads(text(entry)))
-                except (ValueError, TypeError, RecursionError):  # RecursionError: [[[[...
+                    names.update(read_json(text(entry)))
+                except (ValueError, TypeError):
                     raise ModelFormatError(f"collection '{collection}' is not JSON") from None
         if tensor not in names:
             raise ModelFormatError(

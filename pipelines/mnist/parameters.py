@@ -6,8 +6,8 @@ model) and pipelines/core/checks.py (locations)."""
 from __future__ import annotations
 
 from pipelines.core.checks import LOCATION, LOCATION_RULE
-from pipelines.core.grammar import GCS_FOLDER, GCS_PATTERN, enum_kind, local_or, number_kind
-from pipelines.core.params import Parameter
+from pipelines.core.grammar import GCS_FOLDER, GCS_PATTERN, enum_kind, local_or
+from pipelines.core.params import Parameter, number_parameter
 from pipelines.io.parameters import (
     dead_letter_topic_parameter,
     input_source_parameters,
@@ -63,20 +63,14 @@ MODEL_PATTERN_AT_START = model_pattern_parameter(watched=False)
 MODEL_PATTERN_WATCHED = model_pattern_parameter(watched=True)
 
 CHECK_SECONDS_RANGE = (1, 86_400)
-_CHECK_SECONDS = number_kind(*CHECK_SECONDS_RANGE, integer=True)
-MODEL_CHECK_SECONDS = Parameter(
-    name="model_check_seconds",
-    label="Seconds between looks for a newer model",
-    help_text=(
-        "With model_pattern: how often each worker looks for a newer model, in seconds "
-        "(1 to 86400). Default: 60."
-    ),
-    param_type="NUMBER",
-    optional=True,
-    default="60",
-    kind=_CHECK_SECONDS,
-    # the grammar first (the range included), so int() cannot fail
-    type=_CHECK_SECONDS.argparse_type(int),
+MODEL_CHECK_SECONDS = number_parameter(
+    "model_check_seconds",
+    "Seconds between looks for a newer model",
+    "With model_pattern: how often each worker looks for a newer model, in seconds "
+    "({low} to {high}). Default: {default}.",
+    60,
+    *CHECK_SECONDS_RANGE,
+    type=int,
 )
 
 

@@ -259,7 +259,19 @@ def test_launcher_says_when_the_pin_is_the_newest(flex):
     assert f"{name}:{current} is the newest dated tag" in r.stderr
 
 
-@pytest.mark.parametrize("odd", [[{"tags": "odd"}], ["garbage"], {"tags": []}])
+@pytest.mark.parametrize(
+    "odd",
+    [
+        [{"tags": "odd"}],
+        ["garbage"],
+        {"tags": []},
+        # The reader refuses these, so the launcher's own loop need not look again.
+        [{"tags": ["29990101_RC00"]}],
+        [{"digest": 7, "tags": ["29990101_RC00"]}],
+        [{"digest": "sha256:aa", "tags": "29990101_RC00"}],
+        [{"digest": "sha256:aa", "tags": ["29990101_RC00", 20990101]}],
+    ],
+)
 def test_launcher_refuses_a_listing_of_another_shape_in_one_line(flex, odd):
     r = flex("--project", PROJECT, "launcher", dry=False, tags=odd)
     assert r.returncode == 1 and r.stdout == ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 import pytest
 import yaml
@@ -566,6 +567,11 @@ def test_update_asks_dataflow_to_check_the_graph_before_replacing(flex, template
         f"JOB_ID_OF_{template.replace('_', '-')}",
         "CHECK_JOB_ID",
     }
+    # One describe of the running job serves its streaming mode and its step names.
+    running = [c for c in described if c[4] == f"JOB_ID_OF_{template.replace('_', '-')}"]
+    assert len(running) == 1
+    plan = [shlex.split(line[2:]) for line in r.stdout.splitlines() if line[:2] in ("+ ", "? ")]
+    assert plan.index(running[0]) < plan.index(check), "the check needs the job's mode"
 
 
 def test_update_names_the_steps_the_new_graph_lacks(flex):
@@ -636,6 +642,8 @@ def test_update_of_a_running_job_checks_then_runs_with_update(flex):
     assert [is_check(c) for c in launches] == [True, False]
     assert launches[1][4] == "mnist-stream" and "--update" in launches[1]
     assert "the graph check passed" in r.stderr
+    described = [c[4] for c in r.calls if c[1:4] == ["dataflow", "jobs", "describe"]]
+    assert described.count(RUNNING[0]["id"]) == 1, described
 
 
 def test_update_refused_by_the_check_leaves_the_job_alone(flex):

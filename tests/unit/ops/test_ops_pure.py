@@ -179,12 +179,52 @@ def test_streaming_mode_reads_the_field_then_the_experiment():
     assert streaming_mode({}) is None
 
 
-@given(_json, st.text(max_size=20))
-def test_newer_tags_reads_any_answer(answer, current):
-    from ops.commands.launcher import newer_tags
+_DATED = st.sampled_from(["20250101_RC00", "20260101_RC00", "20260101_RC01", "20991231_RC99"])
+_IMAGES = st.lists(
+    st.fixed_dictionaries(
+        {"digest": st.sampled_from(["sha256:aa", "sha256:bb", "sha256:cc"])},
+        optional={"tags": st.none() | st.lists(_DATED | st.sampled_from(["latest", "2026"]))},
+    ),
+    max_size=4,
+)
+# One thing off in a listing: what newer_tags no longer checks, as answers.image_tags refuses it.
+_ODD = st.sampled_from(
+    [
+        ("digest", None),
+        ("digest", ""),
+        ("digest", 7),
+        ("tags", "20991231_RC99"),
+        ("tags", ["20991231_RC99", 20991231]),
+        ("tags", {"20991231_RC99": 1}),
+    ]
+)
 
-    for tag, digest in newer_tags(answer, current):
-        assert tag > current and isinstance(digest, str)
+
+@given(_IMAGES, st.sampled_from(["20260101_RC00", "", "2"]) | st.text(max_size=14))
+def test_newer_tags_are_the_dated_tags_after_the_pin(images, current):
+    from ops.answers import image_tags
+    from ops.commands.launcher import DATED, newer_tags
+
+    newer = newer_tags(image_tags(images), current)
+    listed = {(t, image["digest"]) for image in images for t in image.get("tags") or []}
+    assert {t for t, _ in newer} == {t for t, _ in listed if DATED.fullmatch(t) and t > current}
+    assert set(newer) <= listed
+    assert [t for t, _ in newer] == sorted((t for t, _ in newer), reverse=True)
+
+
+@given(_IMAGES.filter(bool), st.data())
+def test_a_listing_newer_tags_cannot_read_is_refused_by_the_reader_before_it(images, data):
+    from ops.answers import image_tags
+
+    which = data.draw(st.integers(0, len(images) - 1))
+    key, value = data.draw(_ODD)
+    odd = [dict(image) for image in images]
+    if value is None:
+        odd[which].pop(key, None)
+    else:
+        odd[which][key] = value
+    with pytest.raises(Wrong):
+        image_tags(odd)
 
 
 def test_the_dockerfile_has_one_launcher_pin_the_launcher_command_reads():

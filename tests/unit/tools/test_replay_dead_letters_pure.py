@@ -33,7 +33,7 @@ from tools.replay_dead_letters import (
     Refusal,
     Replay,
     csv_line,
-    lines_to_csv,
+    line_to_csv,
     main,
     rebuild,
     rows_to_csv,
@@ -388,9 +388,8 @@ file_lines = st.one_of(
 @PROPERTY
 @given(lines=st.lists(file_lines, max_size=8))
 def test_the_file_reader_has_one_outcome_per_line_whatever_the_line(lines):
-    outcomes = list(lines_to_csv(line + b"\n" for line in lines))
-    assert len(outcomes) == len(lines)
-    for outcome in outcomes:
+    for line in lines:
+        outcome = line_to_csv(line + b"\n")
         if isinstance(outcome, Refusal):
             assert outcome.kind and outcome.detail
         else:

@@ -289,6 +289,61 @@ def test_gcloud_printing_the_spec_as_a_json_string_is_read():
     assert register_template.read_rendered_spec(json.dumps(json.dumps(SPEC))) == SPEC
 
 
+DEEP = "[" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("stdout", "reason"),
+    [
+        ('{"a": ', "not JSON: Expecting value at position 6"),
+        (DEEP, "JSON nested too deep"),
+        ("[]", "a JSON list, not the spec as a JSON string"),
+        (json.dumps('{"a": '), "not JSON: Expecting value at position 6"),
+        (json.dumps(DEEP), "JSON nested too deep"),
+        (json.dumps("[]"), "not a JSON object with a metadata object"),
+    ],
+)
+def test_a_rendered_spec_that_is_no_spec_says_why(stdout, reason):
+    # Both layers of gcloud's answer (a JSON string, then the document it holds) read alike.
+    with pytest.raises(ValueError) as raised:
+        register_template.read_rendered_spec(stdout)
+    assert str(raised.value) == reason
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b'{"name": ', "not JSON: Expecting value at position 9"),
+        (DEEP.encode(), "JSON nested too deep"),
+        (b"\xff{}", "not UTF-8 text"),
+        (b'{"label": "x"}', "not a template's metadata (an object with a name)"),
+    ],
+)
+def test_a_metadata_file_that_is_no_metadata_says_why_naming_it(tmp_path, data, reason):
+    path = tmp_path / "metadata.json"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as raised:
+        register_template.read_metadata(path)
+    assert str(raised.value) == f"{path}: {reason}"
+
+
+def test_register_template_imports_only_the_standard_library():
+    """Cloud Build runs `python3 tools/register_template.py` in gcloud's image: nothing of the
+    repository's packages (pipelines.core.json_text included) or of .venv is importable."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    tree = ast.parse(Path(register_template.__file__).read_text(encoding="utf-8"))
+    imported = {
+        alias.name for n in ast.walk(tree) if isinstance(n, ast.Import) for alias in n.names
+    }
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+    assert imported, "the check must see the file's imports"
+    outside = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert outside <= {"__future__"}, outside
+
+
 @FILES
 @given(data=hostile_bytes(("name", "parameters")) | documents(("name",), st.text(max_size=5)))
 def test_a_metadata_file_is_a_templates_metadata_or_one_line(tmp_path, data):
