@@ -33,7 +33,9 @@ the lab's CSV to a temporary folder:
              (its time on 10k rows less its time on 200, its fixed cost) is compared with it
   floor      the least a single process must do: Arrow's C CSV reader, one split-and-cast of
              the pixels (as the job casts: float64, then float32), the same SavedModel in
-             batches of BATCH_ROWS -> the job's marginal rate must be >= 0.9x it
+             batches of BATCH_ROWS -> the job's marginal rate must be >= 0.9x it; in CPU
+             per row too (the floor's best run; the job's CPU less the mean of 200-row runs
+             right before and after it, the median over repeats)
   cost       dollars per million images on Dataflow at list price (ops/pricing.py), from the
              job's marginal CPU per row, on the default batch worker (WORKER below) kept busy
   --profile  where the job's CPU per row goes, by function: cProfile's own time on the full
@@ -519,7 +521,7 @@ def main(argv=None) -> int:
         # figure is the paired run's, call by call: PairedHandler)
         order = ["job", "ceiling"] + ([] if args.skip_lab else ["lab"])
         runs = {name: [] for name in order}
-        small_runs, plain_runs, floor_runs = [], [], []
+        small_runs, plain_runs, floor_runs, marginal_cpus = [], [], [], []
         for repeat in range(args.repeats):
             plain_tf(repeat, "before")
             plain_runs.append(time_plain(model, lines, PLAIN_TF_BATCH))
@@ -529,6 +531,14 @@ def main(argv=None) -> int:
                 run = run_job(name, csv_path, tmp / "out", labels, extra)
                 runs[name].append(run)
                 if name == "job":
+                    # The fixed cost again right after: the job's CPU less the mean of the two
+                    # runs around it is this repeat's marginal CPU (see below)
+                    small_after = run_job("job", small_csv, tmp / "small", labels, extra)
+                    marginal_cpus.append(
+                        (run["cpu"] - (small_runs[-1]["cpu"] + small_after["cpu"]) / 2)
+                        / (args.rows - SMALL_ROWS)
+                    )
+                    small_runs.append(small_after)
                     plain_tf(repeat, "after")
                     # The same model on the job's own batches, right after it: its time over
                     # the time RunInference measured for them.
@@ -592,8 +602,11 @@ def main(argv=None) -> int:
     plain_marginal_rps = n / plain_wall
     floor_rps = n / min(w for w, _ in floor_runs)
     floor_cpu_us = 1e6 * min(c for _, c in floor_runs) / n
-    small = min(small_runs, key=lambda r: r["wall"])
-    marginal_cpu_us = 1e6 * max(job["cpu"] - small["cpu"], 0.0) / (n - SMALL_ROWS)
+    # CPU per marginal row: per repeat, the job's CPU less the mean of its two 200-row runs
+    # (right before and right after it), the median over repeats. The fixed cost's CPU (the
+    # model's load and first call, the graph) moves by 0.1 s or more from run to run, 10 us a
+    # row on 10k rows: the best run by wall time of each, as before, took that noise whole.
+    marginal_cpu_us = 1e6 * max(statistics.median(marginal_cpus), 0.0)
     dollars, priced = dollars_per_million(marginal_cpu_us)
     parse_us = 1e6 * min(parse_cpu) / n
 
@@ -624,7 +637,8 @@ def main(argv=None) -> int:
             "job marginal rows/s (fixed cost taken out)",
             marginal_rps,
             None,
-            f"fixed cost {small_wall:.2f} s ({SMALL_ROWS} rows); {marginal_cpu_us:.0f} us CPU/row",
+            f"fixed cost {small_wall:.2f} s ({SMALL_ROWS} rows); {marginal_cpu_us:.0f} us CPU/row "
+            f"(per repeat {', '.join(f'{1e6 * c:.0f}' for c in marginal_cpus)})",
         ),
         (
             "cost: $ per million images (job marginal)",
