@@ -531,6 +531,7 @@ def main(argv=None) -> int:
                 run = run_job(name, csv_path, tmp / "out", labels, extra)
                 runs[name].append(run)
                 if name == "job":
+                    seen = list(SEEN_BATCHES)  # the job's batches, for the replay below
                     # The fixed cost again right after: the job's CPU less the mean of the two
                     # runs around it is this repeat's marginal CPU (see below)
                     small_after = run_job("job", small_csv, tmp / "small", labels, extra)
@@ -542,7 +543,7 @@ def main(argv=None) -> int:
                     plain_tf(repeat, "after")
                     # The same model on the job's own batches, right after it: its time over
                     # the time RunInference measured for them.
-                    replayed = time_batches(model, SEEN_BATCHES)
+                    replayed = time_batches(model, seen)
                     SEEN_BATCHES.clear()
                     replay_ratios.append(replayed / run.get("model_stage_seconds", float("inf")))
                     # The paired run: see PairedHandler.
