@@ -17,6 +17,7 @@ from pipelines.core import tf_files
 from pipelines.core.deadletters import dead_letter_row, to_json_line
 from pipelines.mnist import contract
 from pipelines.mnist.records import (
+    ARROW_FORMAT_MIN_ROWS,
     ID_RANGE,
     NUM_PIXELS,
     BadRecord,
@@ -290,9 +291,12 @@ finite_scores = st.one_of(
 @PROPERTY
 @given(st.lists(st.lists(finite_scores, min_size=10, max_size=10), min_size=1, max_size=8))
 def test_arrow_formatted_lines_equal_repr_for_any_finite_score(rows):
-    ids = np.arange(len(rows), dtype=np.int64) - 3
-    probabilities = np.array(rows, dtype=np.float64)
-    assert prediction_lines(ids, probabilities).split("\n") == reference_lines(ids, probabilities)
+    # The drawn rows over and over, to a batch that Arrow formats.
+    probabilities = np.resize(np.array(rows, dtype=np.float64), (ARROW_FORMAT_MIN_ROWS, 10))
+    ids = np.arange(len(probabilities), dtype=np.int64) - 3
+    for size in (len(rows), len(probabilities)):  # the small batch is repr's, the other Arrow's
+        lines = prediction_lines(ids[:size], probabilities[:size]).split("\n")
+        assert lines == reference_lines(ids[:size], probabilities[:size])
 
 
 def test_arrow_formatted_lines_equal_repr_across_every_float32_exponent():
