@@ -323,7 +323,10 @@ class LiteParts(NamedTuple):
     pixel_scale: np.float32
     pixel_shift: np.float32
     anchors: np.ndarray
-    model: bytes  # the convolutional part as a TensorFlow Lite flatbuffer
+    # The convolutional part as two TensorFlow Lite flatbuffers, cut at ssd.TILE_FEATURES:
+    # the scaled image -> the features there, and the features -> encodings and logits.
+    head: bytes
+    tail: bytes
 
 
 @functools.lru_cache(maxsize=2)
@@ -349,40 +352,73 @@ def lite_parts(path: str, mtime_ns: int, size: int) -> LiteParts:
         anchors = session.run(f"{ssd.ANCHORS}:0")
 
     # The convolutional part: from the scaled image (a placeholder instead of the
-    # preprocessor's while loop) to the box encodings and class logits.
-    cut = tf.compat.v1.GraphDef()
-    for node in graph_def.node:
-        if node.name == ssd.FEATURES_INPUT:
-            placeholder = cut.node.add(name=node.name, op="Placeholder")
-            placeholder.attr["dtype"].type = tf.float32.as_datatype_enum
-            placeholder.attr["shape"].shape.CopyFrom(
-                tf.TensorShape([None, INPUT_SIZE, INPUT_SIZE, 3]).as_proto()
-            )
-        else:
-            cut.node.add().CopyFrom(node)
-    cut = extract(cut, [ssd.BOX_ENCODINGS, ssd.CLASS_LOGITS])
-    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(cut, name=""), [])
-    tensor = wrapped.graph.get_tensor_by_name
-    function = wrapped.prune(
-        tensor(f"{ssd.FEATURES_INPUT}:0"),
-        [tensor(f"{ssd.BOX_ENCODINGS}:0"), tensor(f"{ssd.CLASS_LOGITS}:0")],
+    # preprocessor's while loop) to the box encodings and class logits, in two parts.
+    head = convert_part(
+        graph_def, ssd.FEATURES_INPUT, [1, INPUT_SIZE, INPUT_SIZE, 3], [ssd.TILE_FEATURES]
     )
-    model = tf.lite.TFLiteConverter.from_concrete_functions([function], wrapped).convert()
+    features = _interpreter(head).get_output_details()[0]["shape"]
+    tail = convert_part(
+        graph_def,
+        ssd.TILE_FEATURES,
+        [None, *features[1:]],
+        [ssd.BOX_ENCODINGS, ssd.CLASS_LOGITS],
+    )
     return LiteParts(
         ssd.Settings.from_constants(value),
         np.float32(value(ssd.PIXEL_SCALE_NODE)),
         np.float32(value(ssd.PIXEL_SHIFT_NODE)),
         anchors,
-        model,
+        head,
+        tail,
     )
+
+
+def convert_part(graph_def, start: str, shape: Sequence[int | None], ends: Sequence[str]) -> bytes:
+    """The float32 part of a frozen graph from the tensor `start` (fed, of `shape`) to the
+    tensors `ends`, as a TensorFlow Lite flatbuffer. Imports TensorFlow."""
+    import tensorflow as tf
+
+    cut = tf.compat.v1.GraphDef()
+    for node in graph_def.node:
+        if node.name == start:
+            placeholder = cut.node.add(name=node.name, op="Placeholder")
+            placeholder.attr["dtype"].type = tf.float32.as_datatype_enum
+            placeholder.attr["shape"].shape.CopyFrom(tf.TensorShape(shape).as_proto())
+        else:
+            cut.node.add().CopyFrom(node)
+    cut = tf.compat.v1.graph_util.extract_sub_graph(cut, list(ends))
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(cut, name=""), [])
+    tensor = wrapped.graph.get_tensor_by_name
+    function = wrapped.prune(tensor(f"{start}:0"), [tensor(f"{end}:0") for end in ends])
+    return tf.lite.TFLiteConverter.from_concrete_functions([function], wrapped).convert()
+
+
+def _interpreter(model: bytes, threads: int = 0):
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        # tf.lite says it moves to ai_edge_litert, which is not in this image.
+        warnings.simplefilter("ignore")
+        return tf.lite.Interpreter(model_content=model, num_threads=threads or None)
+
+
+# The tiles whose features go through the tail in one call. The head's activations (up to
+# 150x150x96 floats a tile) fit in the cache one tile at a time only, the tail's are small
+# and its weights (most of the network's) are then read once for several tiles: a 1080p
+# frame's eight tiles as one batch save about 4 ms of its 55 (docs/benchmarks.md).
+TAIL_BATCH = 8
 
 
 class LiteModel:
     """The graph's convolutional part on TensorFlow Lite (XNNPACK), its post-processing in
     numpy (ssd.py): the same detector, its outputs within 1e-5 of the graph's
-    (tests/unit/pedestrian/test_reference_detections.py), in about 0.75x the CPU of the
+    (tests/unit/pedestrian/test_reference_detections.py), in about 0.7x the CPU of the
     graph on TensorFlow with its batch norms folded and 0.6x the graph as shipped
     (docs/benchmarks.md).
+
+    The network runs in two parts cut at ssd.TILE_FEATURES: the head one tile at a time,
+    the tail on up to TAIL_BATCH tiles' features at once. Each tile's outputs are the
+    same, bit for bit, as the whole network's on that tile alone.
 
     Converted at load from the frozen graph already installed: nothing is downloaded, and
     nothing converted is stored. An interpreter is not thread-safe and a worker process
@@ -390,47 +426,53 @@ class LiteModel:
     """
 
     def __init__(self, path: Path, threads: int = 0):
-        import tensorflow as tf
-
         stat = path.stat()
         self.parts = lite_parts(str(path), stat.st_mtime_ns, stat.st_size)
-        with warnings.catch_warnings():
-            # tf.lite says it moves to ai_edge_litert, which is not in this image.
-            warnings.simplefilter("ignore")
-            self._interpreter = tf.lite.Interpreter(
-                model_content=self.parts.model, num_threads=threads or None
-            )
-        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._head = _interpreter(self.parts.head, threads)
+        self._head_input = self._head.get_input_details()[0]["index"]
+        self._head_output = self._head.get_output_details()[0]["index"]
+        self._head.allocate_tensors()
+        self._tail = _interpreter(self.parts.tail, threads)
+        self._tail_input = self._tail.get_input_details()[0]["index"]
+        self._features = tuple(self._head.get_output_details()[0]["shape"][1:])
         # The converter may rename its outputs; the encodings are the 4-D one.
-        details = self._interpreter.get_output_details()
+        details = self._tail.get_output_details()
         self._encodings = next(o["index"] for o in details if len(o["shape"]) == 4)
         self._logits = next(o["index"] for o in details if len(o["shape"]) == 3)
-        self._interpreter.resize_tensor_input(self._input, [1, INPUT_SIZE, INPUT_SIZE, 3])
-        self._interpreter.allocate_tensors()
+        self._tail_rows = 0
         self._lock = threading.Lock()
+
+    def _resize_tail(self, rows: int) -> None:
+        if rows != self._tail_rows:  # about 0.1 ms; a stream's frames keep one size
+            self._tail.resize_tensor_input(self._tail_input, [rows, *self._features])
+            self._tail.allocate_tensors()
+            self._tail_rows = rows
 
     def run(self, batch: np.ndarray, min_score: float):
         """[N, 300, 300, 3] uint8 -> the graph's (num, scores, boxes, classes) for the
-        detections scoring at least `min_score`.
-
-        One tile per call: 8 tiles take about 55 ms of CPU one by one and 66 ms as one
-        batch of 8 (XNNPACK, one thread), whose activations no longer fit in the cache.
-        """
+        detections scoring at least `min_score`."""
         parts = self.parts
         encodings, logits = [], []
         with self._lock:
-            for tile in batch:
-                # The preprocessor's arithmetic, in its order and float32; its resize is
-                # the identity on tiles already at the input size. Written straight into
-                # the interpreter's input (set_tensor would copy it there once more), and
-                # the view let go before invoke(), which may move the buffer.
-                image = self._interpreter.tensor(self._input)()
-                np.multiply(tile[np.newaxis], parts.pixel_scale, out=image)
-                image -= parts.pixel_shift
-                del image
-                self._interpreter.invoke()
-                encodings.append(self._interpreter.get_tensor(self._encodings))
-                logits.append(self._interpreter.get_tensor(self._logits))
+            for start in range(0, len(batch), TAIL_BATCH):
+                chunk = batch[start : start + TAIL_BATCH]
+                self._resize_tail(len(chunk))
+                for row, tile in enumerate(chunk):
+                    # The preprocessor's arithmetic, in its order and float32; its resize
+                    # is the identity on tiles already at the input size. Written straight
+                    # into the interpreters' inputs (set_tensor would copy once more), and
+                    # the views let go before invoke(), which may move the buffers.
+                    image = self._head.tensor(self._head_input)()
+                    np.multiply(tile[np.newaxis], parts.pixel_scale, out=image)
+                    image -= parts.pixel_shift
+                    del image
+                    self._head.invoke()
+                    features = self._tail.tensor(self._tail_input)()
+                    features[row] = self._head.tensor(self._head_output)()[0]
+                    del features
+                self._tail.invoke()
+                encodings.append(self._tail.get_tensor(self._encodings))
+                logits.append(self._tail.get_tensor(self._logits))
         if not encodings:  # no tiles: the graph's empty outputs
             encodings = [np.zeros((0, len(parts.anchors), 1, 4), np.float32)]
             logits = [np.zeros((0, len(parts.anchors), 2), np.float32)]

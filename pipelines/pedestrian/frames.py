@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 from apache_beam.io.gcp.pubsub import PubsubMessage
 
+from pipelines.core.json_text import NestedTooDeep, read_json
 from pipelines.pedestrian import geometry
 from pipelines.pedestrian.detector import MODEL_NAME
 from pipelines.pedestrian.geometry import CameraModel
@@ -66,13 +67,13 @@ def frame_from_message(
     name = (attributes or {}).get(NAME_ATTRIBUTE) or message_id or UNNAMED
     if data[:64].lstrip().startswith(b"{"):
         try:
-            document = json.loads(data.decode("utf-8"))
+            document = read_json(data.decode("utf-8"))
         except UnicodeDecodeError:
             raise BadFrame("JSON message is not UTF-8") from None
+        except NestedTooDeep:
+            raise BadFrame("JSON message is nested too deep") from None
         except ValueError as error:
             raise BadFrame(f"message is not valid JSON: {error}") from None
-        except RecursionError:  # json's C scanner recurses once per [ or {
-            raise BadFrame("JSON message is nested too deep") from None
         image = document.get("image")
         if not isinstance(image, str) or not image:
             raise BadFrame('JSON message has no "image" (base64 of a PNG or JPEG) string')

@@ -37,6 +37,9 @@ BOX_ENCODINGS, CLASS_LOGITS, ANCHORS = "concat", "concat_1", "Concatenate/concat
 PIXEL_SCALE_NODE, PIXEL_SHIFT_NODE = "Preprocessor/mul/x", "Preprocessor/sub/y"
 # Where the convolutional part starts: the scaled [N, 300, 300, 3] float image.
 FEATURES_INPUT = "Preprocessor/sub"
+# Where the detector cuts it in two (detector.LiteModel): the last tensor before the box
+# predictors branch off, [N, 19, 19, 96] at a 300x300 input; everything after it reads it.
+TILE_FEATURES = "FeatureExtractor/MobilenetV2/expanded_conv_12/add"
 # Every node the detector takes from the graph (detector.lite_parts): the launch checks that
 # the graph holds them (pipelines/pedestrian/options.py) before any worker loads it.
 GRAPH_NODES = frozenset(
@@ -49,6 +52,7 @@ GRAPH_NODES = frozenset(
         PIXEL_SCALE_NODE,
         PIXEL_SHIFT_NODE,
         FEATURES_INPUT,
+        TILE_FEATURES,
     }
 )
 

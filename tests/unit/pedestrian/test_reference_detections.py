@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from pipelines.pedestrian import detector as det
+from pipelines.pedestrian import ssd
 from pipelines.pedestrian.detector import PedestrianDetector, make_tile_batch
 from pipelines.pedestrian.frames import frame_result
 from pipelines.pedestrian.tiling import iou
@@ -68,3 +69,50 @@ def test_lite_outputs_are_the_graphs_down_to_the_lowest_score(detector):
     np.testing.assert_allclose(scores, expected[1], atol=1e-5)
     np.testing.assert_allclose(boxes, expected[2], atol=1e-5)
     assert (classes == expected[3]).all()
+
+
+def test_the_network_in_two_parts_gives_each_tiles_outputs_bit_for_bit(detector):
+    # LiteModel runs the network cut in two, the tail on several tiles' features at once.
+    # Batching must change nothing: every tile's outputs are the whole network's on that
+    # tile alone, for any number of tiles (11: a full tail batch and a short one; then 1).
+    import tensorflow as tf
+
+    frame = detector.decode((DESIGN / "A_002.png").read_bytes())
+    tiles = make_tile_batch(frame, detector.windows(frame.width, frame.height))
+    tiles = np.concatenate([tiles, tiles[:3]])
+    assert len(tiles) > det.TAIL_BATCH
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(detector.graph_path.read_bytes())
+    whole = det._interpreter(
+        det.convert_part(
+            graph_def,
+            ssd.FEATURES_INPUT,
+            [1, det.INPUT_SIZE, det.INPUT_SIZE, 3],
+            [ssd.BOX_ENCODINGS, ssd.CLASS_LOGITS],
+        ),
+        1,
+    )
+    whole.allocate_tensors()
+    outputs = sorted(whole.get_output_details(), key=lambda o: -len(o["shape"]))
+    parts = detector._lite.parts
+    encodings, logits = [], []
+    for tile in tiles:
+        whole.set_tensor(
+            whole.get_input_details()[0]["index"],
+            tile[np.newaxis] * parts.pixel_scale - parts.pixel_shift,
+        )
+        whole.invoke()
+        encodings.append(whole.get_tensor(outputs[0]["index"]))
+        logits.append(whole.get_tensor(outputs[1]["index"]))
+    for count in (len(tiles), 1):
+        expected = ssd.postprocess(
+            np.concatenate(encodings[:count]),
+            np.concatenate(logits[:count]),
+            parts.anchors,
+            parts.settings,
+            0.0,
+        )
+        got = detector._lite.run(tiles[:count], 0.0)
+        assert got[0].tolist() == [100.0] * count
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)
