@@ -9,7 +9,8 @@ parameters. Both come through `run_job`, which
   3. fills in what a user should not have to type: the DirectRunner locally (pinned to
      Beam's in-process runners, see local_runner), and on Dataflow the image this
      template was built into as the workers' SDK container,
-  4. builds the graph and runs it, waiting only where waiting is the point (locally).
+  4. builds the graph (steps 1-4 are `build_job`, which the launch bench times) and runs
+     it, waiting only where waiting is the point (locally).
 
 A stream run off Dataflow is the local runtime's (local_runtime/, in a checkout, never in
 the image): the launch finds it through the entry point group LOCAL_STREAM_RUNTIME, which
@@ -119,7 +120,7 @@ def parse(template: Template, argv: Sequence[str]):
     unknown = unknown_options(pipeline_args)
     if unknown:
         parser.error(_unknown_message(unknown, template))
-    options = PipelineOptions(pipeline_args)
+    options = beam_private.view_caching_options(pipeline_args)
     apply_defaults(options, streaming=template.streaming)
     runner = options.view_as(StandardOptions).runner
     if template.streaming and not (is_dataflow(options) or is_direct(options)):
@@ -177,12 +178,12 @@ def local_stream_runtime():
     return None
 
 
-def run_job(job: Job, argv: Sequence[str] | None = None):
-    """Parses, checks, builds and runs `job`; returns the PipelineResult."""
+def build_job(job: Job, argv: Sequence[str]):
+    """Parses, checks and builds `job`'s graph, without running it: what the Flex launcher
+    does before it submits the job. Returns (pipeline, on_dataflow, run_locally), the last
+    the local stream runtime's `run` for a stream off Dataflow, else None."""
     import apache_beam as beam
 
-    logging.getLogger().setLevel(logging.INFO)
-    argv = sys.argv[1:] if argv is None else argv
     parser, args, options = parse(job.TEMPLATE, argv)
     on_dataflow = is_dataflow(options)
     run_locally = None
@@ -198,6 +199,14 @@ def run_job(job: Job, argv: Sequence[str] | None = None):
         parser.error(str(error))
     pipeline = beam.Pipeline(runner=local_runner(options), options=options)
     job.build_pipeline(pipeline, args)
+    return pipeline, on_dataflow, run_locally
+
+
+def run_job(job: Job, argv: Sequence[str] | None = None):
+    """Parses, checks, builds and runs `job`; returns the PipelineResult."""
+    logging.getLogger().setLevel(logging.INFO)
+    argv = sys.argv[1:] if argv is None else argv
+    pipeline, on_dataflow, run_locally = build_job(job, argv)
     if run_locally is not None:
         run_locally(pipeline, job.TEMPLATE.name)  # ends the process (see its docstring)
     result = pipeline.run()

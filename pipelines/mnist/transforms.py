@@ -242,6 +242,9 @@ class ParseImages(beam.PTransform):
         ).with_outputs(DEAD_LETTERS, main=VALID)
 
 
+# The output type declared, so Beam does not infer it from the bytecode at each launch
+# (tests/unit/test_declared_outputs.py holds it to what Beam would infer).
+@beam.typehints.with_output_types(Any)
 class _ToOutputsFn(beam.DoFn):
     """A scored batch -> its outputs; a record the model gave no finite probabilities for is a
     dead letter (stage format) with prediction_row's reason."""
@@ -276,6 +279,9 @@ class _ToOutputsFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(*output, stage="format"))
 
 
+# The output type declared, so Beam does not infer it from the bytecode at each launch
+# (tests/unit/test_declared_outputs.py holds it to what Beam would infer).
+@beam.typehints.with_output_types(Any)
 class _FailedBatchFn(beam.DoFn):
     """A batch the model could not score: each of its records becomes a dead letter."""
 

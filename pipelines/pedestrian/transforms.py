@@ -21,7 +21,7 @@ pedestrians_found.
 from __future__ import annotations
 
 import copy
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage
@@ -95,6 +95,9 @@ class _DecodeFn(beam.DoFn):
         yield FrameKey(message, name), frame
 
 
+# The output type declared, so Beam does not infer it from the bytecode at each launch
+# (tests/unit/test_declared_outputs.py holds it to what Beam would infer).
+@beam.typehints.with_output_types(tuple[Any, Any, Any])
 class _MeasureFn(beam.DoFn):
     """(FrameKey, PredictionResult(frame, detections)) -> (input id, name, result JSON), or
     a dead letter (stage detect) when the detections make no publishable result."""
@@ -122,6 +125,9 @@ class _MeasureFn(beam.DoFn):
         yield key.message.message_id, key.name, data
 
 
+# The output type declared, so Beam does not infer it from the bytecode at each launch
+# (tests/unit/test_declared_outputs.py holds it to what Beam would infer).
+@beam.typehints.with_output_types(Any)
 class _FailedInferenceFn(beam.DoFn):
     """A batch of frames the detector failed on: a dead letter (stage detect) for each of
     their messages, with the reason a failure of that frame alone would give."""

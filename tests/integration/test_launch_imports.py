@@ -38,3 +38,37 @@ sys.exit("tensorflow imported: " + ", ".join(loaded[:5]) if loaded else 0)
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=180
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_launch_imports_without_collecting_and_freezes_what_it_imported():
+    """registry.load_template, in a fresh process as on the launcher: no garbage collection
+    runs while Beam and the job are imported, collection is on again after, the imported
+    objects are frozen (out of later collections and the one at exit), and a failed load
+    leaves collection on too."""
+    code = """
+import gc, sys
+from pipelines.registry import load_template
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
+job = load_template("wordcount2")
+assert "apache_beam" in sys.modules and "pipelines.core.launch" in sys.modules
+assert collections == [], collections
+assert gc.isenabled()
+frozen, live = gc.get_freeze_count(), len(gc.get_objects())
+assert frozen > 50_000 and live < frozen / 10, (frozen, live)
+try:
+    load_template("no_such_template")
+except KeyError:
+    pass
+assert gc.isenabled()
+# The control: the same imports with collection on do collect.
+gc.unfreeze()
+for name in [m for m in sys.modules if m.split(".")[0] in ("apache_beam", "pipelines")]:
+    del sys.modules[name]
+import apache_beam
+assert collections, "no collection while importing Beam"
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -128,3 +128,117 @@ def test_local_bundles_sample_state_at_the_short_period(monkeypatch):
     assert statesampler.StateSampler("x", None).sampling_period_ms == (
         beam_private.LOCAL_STATE_SAMPLING_MS
     )
+
+
+# --- the options whose views are cached (view_caching_options) ---------------------------
+
+DATAFLOW_FLAGS = [
+    "--runner=DataflowRunner",
+    "--project=lab-project",
+    "--region=us-central1",
+    "--temp_location=gs://lab-bucket/tmp",
+    "--experiments=use_runner_v2",
+    "--experiments=enable_streaming_engine",
+    "--labels=a=b",
+]
+
+
+def test_a_cached_view_is_the_view_beam_would_build():
+    from apache_beam.options.pipeline_options import SetupOptions, TypeOptions, WorkerOptions
+
+    options = beam_private.view_caching_options(DATAFLOW_FLAGS)
+    standard = options.view_as(StandardOptions)
+    assert options.view_as(StandardOptions) is standard  # built once
+    assert type(standard) is StandardOptions and standard.runner == "DataflowRunner"
+    # A view taken before an option is set, and one taken after, both see it, whichever
+    # view set it: all share the options' values.
+    worker = options.view_as(WorkerOptions)
+    options.view_as(WorkerOptions).sdk_container_image = "image:1"
+    assert worker.sdk_container_image == "image:1"
+    assert options.view_as(WorkerOptions).sdk_container_image == "image:1"
+    options.view_as(SetupOptions).sdk_location = "container"
+    assert options.view_as(SetupOptions).sdk_location == "container"
+    assert PipelineOptions.view_as(options, SetupOptions).sdk_location == "container"
+    options.view_as(TypeOptions).pipeline_type_check = False
+    assert options.view_as(StandardOptions).view_as(TypeOptions).pipeline_type_check is False
+    # The flags Beam keeps as lists stay one list for every view.
+    experiments = options.view_as(beam.options.pipeline_options.DebugOptions).experiments
+    assert experiments == ["use_runner_v2", "enable_streaming_engine"]
+    assert experiments is options.view_as(beam.options.pipeline_options.DebugOptions).experiments
+
+
+def test_replaced_flags_or_values_give_a_fresh_view():
+    options = beam_private.view_caching_options(["--runner=DirectRunner"])
+    first = options.view_as(StandardOptions)
+    options._all_options = dict(options._all_options, runner="DataflowRunner")
+    second = options.view_as(StandardOptions)
+    assert second is not first and second.runner == "DataflowRunner"
+    options._flags = ["--streaming"]
+    third = options.view_as(StandardOptions)
+    assert third is not second and third._flags is options._flags
+    # and it reads as Beam's own view does (a value already held is kept over the flags)
+    assert third.streaming is PipelineOptions.view_as(options, StandardOptions).streaming
+
+
+def test_cached_options_give_dataflow_the_same_options_as_plain_ones():
+    from pipelines.core.launch import apply_defaults
+
+    plain = PipelineOptions(DATAFLOW_FLAGS)
+    cached = beam_private.view_caching_options(DATAFLOW_FLAGS)
+    for options in (plain, cached):
+        apply_defaults(options, streaming=True)
+    every = {"drop_default": False, "retain_unknown_options": True}
+    assert cached.get_all_options(**every) == plain.get_all_options(**every)
+    assert cached.get_all_options(drop_default=True) == plain.get_all_options(drop_default=True)
+    assert cached.view_as(StandardOptions).streaming is True
+
+
+def test_a_pipeline_copies_the_cache_class_and_a_pickle_names_only_beams():
+    import pickle
+
+    from apache_beam.options.pipeline_options import TypeOptions
+
+    options = beam_private.view_caching_options(["--runner=DirectRunner", "--job_name=j"])
+    options.view_as(StandardOptions)
+    pipeline = beam.Pipeline(options=options)
+    copied = pipeline.options
+    assert type(copied) is type(options) and copied is not options
+    assert copied.view_as(TypeOptions) is copied.view_as(TypeOptions)
+    # The copy's views write to the copy's values, not to the options it was made from.
+    copied.view_as(StandardOptions).runner = "Other"
+    assert options.view_as(StandardOptions).runner == "DirectRunner"
+    assert copied.view_as(StandardOptions).runner == "Other"
+    # Pickled (as by a transform holding the options) it is a plain PipelineOptions.
+    data = pickle.dumps(options)
+    assert b"ViewCaching" not in data and b"pipelines" not in data
+    back = pickle.loads(data)
+    assert type(back) is PipelineOptions
+    assert back.get_all_options() == options.get_all_options()
+    from apache_beam.internal import pickler  # what Beam pickles transforms with
+
+    back = pickler.loads(pickler.dumps(copied))
+    assert type(back) is PipelineOptions and back.view_as(StandardOptions).runner == "Other"
+
+
+def test_a_graph_build_parses_each_options_class_once(monkeypatch):
+    from apache_beam.options.pipeline_options import TypeOptions
+
+    built = []
+    original = PipelineOptions.view_as
+
+    def counting(self, cls):
+        built.append(cls)
+        return original(self, cls)
+
+    monkeypatch.setattr(PipelineOptions, "view_as", counting)
+    for make, most in ((PipelineOptions, None), (beam_private.view_caching_options, 1)):
+        built.clear()
+        pipeline = beam.Pipeline(options=make(["--runner=DirectRunner"]))
+        numbers = pipeline | beam.Create([1, 2, 3])
+        for step in range(10):
+            numbers = numbers | f"Step{step}" >> beam.Map(lambda x: x + 1)
+        type_views = built.count(TypeOptions)
+        if most is None:
+            assert type_views > 20  # Beam's own: the control
+        else:
+            assert type_views <= most
