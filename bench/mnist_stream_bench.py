@@ -79,7 +79,16 @@ acknowledged behind it (local_runtime/publish.py), and the DoFn signatures Beam 
 again for every bundle are inspected once (local_runtime/beam_private.py). What is left on
 the runner's thread is CPU: parsing, the model, formatting and Beam's per-element and
 per-bundle work, the same computation as the plain loop's plus Beam's; on 2 shared cores
-the drain is bound by CPU, not by waiting. Figures: docs/benchmarks.md.
+the drain is bound by CPU, not by waiting. Then the job's CPU a message came down from
+~0.15 to ~0.105 ms (below the loop's ~0.125): what the run set up is frozen out of the garbage
+collector, bundles of 2,000 on a backlog, DoFn classes without state remembered, raw
+acknowledgement requests. Its Python still runs one thread at a time: ~1 core, ~10,000
+messages/s. Figures: docs/benchmarks.md.
+
+Every drain, the job's and the loop's alike, also prints its CPU a message from its first
+output to its last: the drainer's process, the emulator's (its JVM's process group, read from
+/proc) and the cores the machine was busy meanwhile; the summary adds what 2.0x the loop would
+need in CPU a message and what each job's measured CPU would allow.
 
 The emulator and the job run in their own process groups and are stopped on exit, on
 Ctrl-C, on SIGTERM and on errors alike. Figures vary with machine load: the load average
@@ -192,14 +201,6 @@ class Job:
                 start_new_session=True,
             )
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the job's process so far (Linux), NaN if unknown."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return float("nan")
-
     def check_running(self) -> None:
         if self.process.poll() is not None:
             tail = self.log_path.read_text(errors="replace")[-4000:]
@@ -213,6 +214,101 @@ class Job:
                 os.killpg(self.process.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=wait)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` so far, all its threads (Linux), NaN if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def emulator_pids(host: str) -> list[int]:
+    """The emulator's processes: those of the process group of the one started with its
+    port (the launcher script and the JVM it starts)."""
+    port_arg = f"--port={host.rsplit(':', 1)[1]}".encode()
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            stats[int(entry.name)] = (int(fields[2]), port_arg in (entry / "cmdline").read_bytes())
+    groups = {group for group, started_with_port in stats.values() if started_with_port}
+    return sorted(pid for pid, (group, _) in stats.items() if group in groups)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idle and I/O wait so far (/proc/stat)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            ticks = [int(x) for x in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuSnapshot:
+    """CPU seconds so far of the drainer (the job or the plain loop), the emulator and the
+    whole machine, at a wall-clock time."""
+
+    drainer: float
+    emulator: float
+    machine: float
+    wall: float
+
+    @classmethod
+    def now(cls, drainer_pid: int, emulator: list[int]) -> CpuSnapshot:
+        return cls(
+            process_cpu_seconds(drainer_pid),
+            sum(process_cpu_seconds(pid) for pid in emulator),
+            machine_busy_seconds(),
+            time.monotonic(),
+        )
+
+
+@dataclass
+class CpuSpent:
+    """CPU seconds from one CpuSnapshot to another; `messages` answered in between."""
+
+    drainer: float
+    emulator: float
+    machine: float
+    wall: float
+    messages: int
+
+    @classmethod
+    def between(cls, first: CpuSnapshot, last: CpuSnapshot, messages: int) -> CpuSpent:
+        return cls(
+            last.drainer - first.drainer,
+            last.emulator - first.emulator,
+            last.machine - first.machine,
+            last.wall - first.wall,
+            messages,
+        )
+
+    def ms(self, seconds: float) -> float:
+        return 1000 * seconds / max(self.messages, 1)
+
+
+def drain_cpu(step: Step, receiver: Receiver, pid: int, emulator: list[int], alive, timeout):
+    """Waits until every message of `step` came out; returns the CPU spent (CpuSpent) from
+    the first output of the step to the last (sampled every 20 ms; a job's model load and a
+    loop's start-up are before the first). `alive()` raises if the drainer died."""
+    deadline = time.time() + timeout
+    while receiver.count(step.published) == 0 and time.time() < deadline:
+        alive()
+        time.sleep(0.02)
+    first = CpuSnapshot.now(pid, emulator)
+    while receiver.count(step.published) < len(step.published) and time.time() < deadline:
+        alive()
+        time.sleep(0.02)
+    step.drained_at = time.time()
+    return first, CpuSnapshot.now(pid, emulator)
 
 
 @contextlib.contextmanager
@@ -283,15 +379,13 @@ def plain_loop(subscription: str, topic: str, count: int, model: str | None) -> 
 
     predictor = load_model(resolve_model(model))
     subscriber, publisher = _emulator_clients()
-    answered, quiet_since, cpu_first = 0, time.monotonic(), None
+    answered, quiet_since = 0, time.monotonic()
     while answered < count and time.monotonic() - quiet_since < PLAIN_LOOP_QUIET_SECONDS:
         response = subscriber.pull(subscription=subscription, max_messages=500, timeout=10)
         received = list(response.received_messages)
         if not received:
             continue
         quiet_since = time.monotonic()
-        if cpu_first is None:
-            cpu_first = time.process_time()
         ids, images = [], []
         for item in received:
             raw_id, raw_image = row_pair(parse_json_message(item.message.data))
@@ -310,15 +404,14 @@ def plain_loop(subscription: str, topic: str, count: int, model: str | None) -> 
         )
         subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in received])
         answered += len(received)
-    if cpu_first is not None:
-        # The job's figure is the same: its CPU from its first output to its last.
-        print(f"cpu_ms_per_message {1000 * (time.process_time() - cpu_first) / answered:.3f}")
     return answered
 
 
-def run_plain_loop(count: int, traffic_topic: str, host: str, workdir: Path, model) -> Backlog:
+def run_plain_loop(
+    count: int, traffic_topic: str, host: str, workdir: Path, model, emulator_cpu: list[int]
+) -> Backlog:
     """The backlog drain of plain_loop: the same backlog on topics of its own, measured as
-    the job's is (backlog_figures, at the predictions' Pub/Sub publish times)."""
+    the job's is (backlog_figures at the predictions' Pub/Sub publish times, drain_cpu)."""
     images, images_sub = emulator.create_topic_with_subscription(traffic_topic)
     predict, predict_sub = emulator.create_topic_with_subscription(traffic_topic + "_predict")
     step = Step("plain loop", 0, 0, count=count)
@@ -330,23 +423,38 @@ def run_plain_loop(count: int, traffic_topic: str, host: str, workdir: Path, mod
     command += [images_sub, predict, str(count), model or ""]
     log_path = workdir / f"{traffic_topic}.log"
     started = time.time()
+    process = None
+
+    exited_at = None
+
+    def alive() -> None:
+        nonlocal exited_at
+        if process.poll() not in (None, 0):
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the plain loop exited with {process.returncode}:\n{tail}")
+        if process.returncode == 0:
+            # It stops after PLAIN_LOOP_QUIET_SECONDS without messages, answered or not:
+            # its last outputs get 30 s to arrive, not the whole drain's time limit.
+            exited_at = exited_at or time.monotonic()
+            if time.monotonic() - exited_at > 30:
+                answered = receiver.count(step.published)
+                raise RuntimeError(f"the plain loop ended with {answered} of {count} answered")
+
     try:
         with open(log_path, "wb") as log:
-            done = subprocess.run(
-                command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=900
+            process = subprocess.Popen(
+                command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        if done.returncode:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the plain loop exited with {done.returncode}:\n{tail}")
-        deadline = time.monotonic() + 30
-        while receiver.count(step.published) < count and time.monotonic() < deadline:
-            time.sleep(0.2)
+        spent = drain_cpu(step, receiver, process.pid, emulator_cpu, alive, 900)
+        process.wait(timeout=60)
+        alive()
     finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
         receiver.stop()
     figures = backlog_figures(step, receiver, started)
-    for line in log_path.read_text(errors="replace").splitlines():
-        if line.startswith("cpu_ms_per_message "):
-            figures.cpu_per_message = float(line.split()[1])
+    figures.cpu = CpuSpent.between(*spent, count - figures.first_batch)
     return figures
 
 
@@ -487,21 +595,6 @@ def wait_for(step: Step, receiver: Receiver, job: Job, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def drain_cpu(step: Step, receiver: Receiver, job: Job, timeout: float) -> float:
-    """wait_for(step), returning the job's CPU seconds from its first output of the step to
-    its last (sampled every 20 ms; the model load is before the first)."""
-    deadline = time.time() + timeout
-    while receiver.count(step.published) == 0 and time.time() < deadline:
-        job.check_running()
-        time.sleep(0.02)
-    first = job.cpu_seconds()
-    while receiver.count(step.published) < len(step.published) and time.time() < deadline:
-        job.check_running()
-        time.sleep(0.02)
-    step.drained_at = time.time()
-    return job.cpu_seconds() - first
-
-
 # --- figures -------------------------------------------------------------------------------
 
 
@@ -601,7 +694,37 @@ class Backlog:
     middle_rate: float  # over the middle 80% of the outputs
     pulled_rate: float  # the same span at the bench's pull times
     first_batch: int  # outputs of the first publish request, answered before the clock starts
-    cpu_per_message: float = float("nan")  # the job's CPU ms per message while draining
+    cpu: CpuSpent | None = None  # from the first output to the last (drain_cpu)
+
+    @property
+    def cpu_per_message(self) -> float:
+        """The drainer's (job's or loop's) own CPU, ms a message."""
+        return self.cpu.ms(self.cpu.drainer) if self.cpu else float("nan")
+
+    @property
+    def emulator_per_message(self) -> float:
+        """The emulator's CPU meanwhile, ms a message (the bench's own pulls included, the
+        same for every drainer)."""
+        return self.cpu.ms(self.cpu.emulator) if self.cpu else float("nan")
+
+    def cpu_line(self) -> str:
+        if not self.cpu:
+            return "CPU not measured"
+        spent = self.cpu
+        wall = max(spent.wall, 1e-9)
+        others = spent.machine - spent.drainer - spent.emulator
+        return (
+            f"CPU a message: drainer {self.cpu_per_message:.3f} ms + emulator "
+            f"{self.emulator_per_message:.3f} ms = {self.whole_cost:.3f} ms; meanwhile the "
+            f"drainer used {spent.drainer / wall:.2f} cores, the emulator "
+            f"{spent.emulator / wall:.2f}, the machine {spent.machine / wall:.2f} of "
+            f"{os.cpu_count()} (everything else {others / wall:.2f})"
+        )
+
+    @property
+    def whole_cost(self) -> float:
+        """CPU ms a message the drain costs the machine: the drainer's and the emulator's."""
+        return self.cpu_per_message + self.emulator_per_message
 
     @property
     def met(self) -> bool:
@@ -724,15 +847,21 @@ def run_plan(args, rows: list[Figures], workdir: Path) -> dict:
         default=None,
     )
     with emulator.running_pubsub_emulator(workdir / "emulator.log") as host:
-        print(f"emulator {host}; logs in {workdir}", flush=True)
+        facts["emulator_pids"] = emulator_pids(host)
+        print(f"emulator {host} (pids {facts['emulator_pids']}); logs in {workdir}", flush=True)
         for index, (round_, what, package) in enumerate(schedule):
             if what == "plain":
                 print(f"plain loop drain ({load_average()}) ...", end=" ", flush=True)
                 plain = run_plain_loop(
-                    args.backlog, f"plain_image_{index}", host, workdir, _model_arg(args.job_arg)
+                    args.backlog,
+                    f"plain_image_{index}",
+                    host,
+                    workdir,
+                    _model_arg(args.job_arg),
+                    facts["emulator_pids"],
                 )
                 facts["drains"].append((round_, "plain", plain))
-                print(f"{plain.rate:.0f}/s, CPU {plain.cpu_per_message:.2f} ms/message", flush=True)
+                print(f"{plain.rate:.0f}/s; {plain.cpu_line()}", flush=True)
                 continue
             run_job(
                 args,
@@ -774,14 +903,21 @@ def run_job(args, rows, workdir, host, facts, name, drain, backlog_count, steps)
         try:
             if backlog is not None:
                 print(f"{what} drain ({load_average()}) ...", end=" ", flush=True)
-                cpu = drain_cpu(backlog, receiver, job, 180 + backlog.count / 20)
+                spent = drain_cpu(
+                    backlog,
+                    receiver,
+                    job.process.pid,
+                    facts["emulator_pids"],
+                    job.check_running,
+                    180 + backlog.count / 20,
+                )
                 drained = backlog_figures(backlog, receiver, started)
-                # Its CPU from its first output to its last: the messages after the first batch.
-                drained.cpu_per_message = 1000 * cpu / max(backlog.count - drained.first_batch, 1)
+                # From its first output to its last: the messages after the first batch.
+                drained.cpu = CpuSpent.between(*spent, backlog.count - drained.first_batch)
                 facts["drains"].append((round_, what, drained))
                 print(
-                    f"{drained.rate:.0f}/s, CPU {drained.cpu_per_message:.2f} ms/message "
-                    f"(first output {drained.first_output:.1f} s after the job started)",
+                    f"{drained.rate:.0f}/s (first output {drained.first_output:.1f} s after "
+                    f"the job started); {drained.cpu_line()}",
                     flush=True,
                 )
             if steps:
@@ -872,6 +1008,38 @@ def drain_verdict(drains: list) -> str:
                 f"{', '.join(f'{r:.2f}' for r in found)} (median {median:.2f}x; must >= "
                 f"{BASELINE_MUST:g}x, goal >= {BASELINE_GOAL:g}x): {verdict}"
             )
+    plain = [d for _, w, d in drains if w == "plain" and d.cpu]
+    if plain:
+        # What the machine allows: a drain on all cores, nothing else running, goes at most
+        # cores / (its CPU a message, the emulator's included).
+        cores = os.cpu_count() or 1
+        loop_rate = statistics.median(d.rate for d in plain)
+        loop_cost = statistics.median(d.whole_cost for d in plain)
+        lines.append(
+            f"plain loop: {statistics.median(d.cpu_per_message for d in plain):.3f} ms + "
+            f"emulator {statistics.median(d.emulator_per_message for d in plain):.3f} ms a "
+            f"message (medians); {BASELINE_GOAL:g}x its median rate ({loop_rate:.0f}/s) "
+            f"needs at most {1000 * cores / (BASELINE_GOAL * loop_rate):.3f} ms of the "
+            f"machine's CPU a message on all {cores} cores, free of other work (the loop's "
+            f"own whole cost {loop_cost:.3f} ms)"
+        )
+        for label in labels:
+            if label == "plain":
+                continue
+            measured = [d for _, w, d in drains if w == label and d.cpu]
+            if measured:
+                cost = statistics.median(d.whole_cost for d in measured)
+                bound = 1000 * cores / cost
+                busiest = max(d.cpu.drainer / max(d.cpu.wall, 1e-9) for d in measured)
+                lines.append(
+                    f"{label}: {statistics.median(d.cpu_per_message for d in measured):.3f} "
+                    f"ms + emulator "
+                    f"{statistics.median(d.emulator_per_message for d in measured):.3f} ms "
+                    f"= {cost:.3f} ms a message (medians): CPU enough for {bound:.0f}/s on "
+                    f"{cores} free cores, {bound / loop_rate:.2f}x the loop's median rate, "
+                    f"if its threads could use them all (its Python holds the GIL one thread "
+                    f"at a time; it used at most {busiest:.2f} cores in these drains)"
+                )
     found = ratios("after", "before")
     if found:
         lines.append(
@@ -888,7 +1056,7 @@ def summarize(rows: list[Figures], facts: dict) -> None:
         print()
     drains = facts.get("drains", [])
     for round_, what, drained in drains:
-        print(f"round {round_ + 1}, {what}: {drained.line()}")
+        print(f"round {round_ + 1}, {what}: {drained.line()}\n    {drained.cpu_line()}")
     if drains:
         print(drain_verdict(drains))
     if "digits" in facts:

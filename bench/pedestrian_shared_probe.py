@@ -29,7 +29,6 @@ import os
 import statistics
 import sys
 import time
-import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +43,7 @@ from pipelines.pedestrian import ssd
 from pipelines.pedestrian.detector import (
     INPUT_SIZE,
     PedestrianDetector,
+    _interpreter,
     convert_part,
     detections_from_outputs,
     lite_parts,
@@ -68,14 +68,6 @@ SPLITS = {
 SHARED = (2, 4, 8)  # the splits whose detections are checked
 
 
-def interpreter(model: bytes):
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return tf.lite.Interpreter(model_content=model, num_threads=1)
-
-
 def graph_def(path: Path):
     import tensorflow as tf
 
@@ -91,8 +83,8 @@ def prefix_costs(graph, rounds: int) -> dict:
     ends["whole"] = [ssd.BOX_ENCODINGS, ssd.CLASS_LOGITS]
     costs = {}
     for label, outputs in ends.items():
-        it = interpreter(
-            convert_part(graph, ssd.FEATURES_INPUT, [1, INPUT_SIZE, INPUT_SIZE, 3], outputs)
+        it = _interpreter(
+            convert_part(graph, ssd.FEATURES_INPUT, [1, INPUT_SIZE, INPUT_SIZE, 3], outputs), 1
         )
         it.allocate_tensors()
         it.set_tensor(it.get_input_details()[0]["index"], x.astype(np.float32))
@@ -116,19 +108,20 @@ class Shared:
         self.parts = lite_parts(str(detector.graph_path), stat.st_mtime_ns, stat.st_size)
         if stride is None:
             return
-        self.first = interpreter(
-            convert_part(graph, ssd.FEATURES_INPUT, [1, None, None, 3], [SPLITS[stride]])
+        self.first = _interpreter(
+            convert_part(graph, ssd.FEATURES_INPUT, [1, None, None, 3], [SPLITS[stride]]), 1
         )
         self.first.allocate_tensors()
         side = -(-INPUT_SIZE // stride)
         channels = self._first((INPUT_SIZE, INPUT_SIZE)).shape[-1]
-        self.rest = interpreter(
+        self.rest = _interpreter(
             convert_part(
                 graph,
                 SPLITS[stride],
                 [1, side, side, channels],
                 [ssd.BOX_ENCODINGS, ssd.CLASS_LOGITS],
-            )
+            ),
+            1,
         )
         self.rest.allocate_tensors()
         details = self.rest.get_output_details()

@@ -12,7 +12,7 @@ in:
                    bundle ahead, acknowledgements held, Pub/Sub lost -> the run stops
     limits.py      pull and acknowledgement sizes and timeouts
     beam_private.py  the private Beam names used here (the DirectRunner's Pub/Sub read,
-                   DoFn signatures inspected once)
+                   DoFn signatures and state specs found once, one timestamp epoch)
     ledger.py      pulled messages not yet answered: acknowledge, lease, hand back
     shared.py      the process-wide state the pieces above share (why: in its docstring)
     run.py         run_local_stream: run, drain on SIGTERM, one last true line, exit status

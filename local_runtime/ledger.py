@@ -18,6 +18,17 @@ from local_runtime.limits import (
 _log = logging.getLogger(__name__)
 
 
+def raw_request(name: str, **fields):
+    """A Pub/Sub request of type `name` (google.pubsub_v1.types), built from the raw protobuf
+    class: the client's proto-plus wrappers convert each ack id or message on its own (about
+    2 us an ack id, 0.04 this way; about 20 us a published message), for every message a run
+    answers."""
+    from google.pubsub_v1 import types
+
+    kind = getattr(types, name)
+    return kind.wrap(kind.pb()(**fields))
+
+
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -54,6 +65,7 @@ class AckLedger:
         # Messages the server leased to a pull whose answer never arrived (too big for the
         # channel, a timeout): they come back after their ack deadline, uncounted here.
         self.lost_pulls = 0
+        self.answered = 0  # messages answered so far, held or not (run.py: the run has set up)
         self._pulls = 0
         self._no_pulls = threading.Condition(self._lock)
 
@@ -94,10 +106,12 @@ class AckLedger:
             entries = [e for i in message_ids if i is not None for e in self._held.pop(i, ())]
             for message_id in message_ids:
                 self._bytes.pop(message_id, None)
+            self.answered += len(message_ids)
         return self._send(
             entries,
             lambda client, sub, ids: client.acknowledge(
-                subscription=sub, ack_ids=ids, timeout=CALL_TIMEOUT_SECONDS
+                request=raw_request("AcknowledgeRequest", subscription=sub, ack_ids=ids),
+                timeout=CALL_TIMEOUT_SECONDS,
             ),
         )
 
@@ -107,9 +121,12 @@ class AckLedger:
         return self._send(
             entries,
             lambda client, sub, ids: client.modify_ack_deadline(
-                subscription=sub,
-                ack_ids=ids,
-                ack_deadline_seconds=seconds,
+                request=raw_request(
+                    "ModifyAckDeadlineRequest",
+                    subscription=sub,
+                    ack_ids=ids,
+                    ack_deadline_seconds=seconds,
+                ),
                 timeout=CALL_TIMEOUT_SECONDS,
             ),
         )
@@ -125,7 +142,13 @@ class AckLedger:
         return self._send(
             entries,
             lambda client, sub, ids: client.modify_ack_deadline(
-                subscription=sub, ack_ids=ids, ack_deadline_seconds=0, timeout=CALL_TIMEOUT_SECONDS
+                request=raw_request(
+                    "ModifyAckDeadlineRequest",
+                    subscription=sub,
+                    ack_ids=ids,
+                    ack_deadline_seconds=0,
+                ),
+                timeout=CALL_TIMEOUT_SECONDS,
             ),
         )
 

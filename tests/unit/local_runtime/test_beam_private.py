@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from local_runtime import beam_private
 from tests.support.beam_names import private_beam_names_outside
 
@@ -145,3 +147,103 @@ def test_dofn_signatures_are_inspected_once_per_function_with_beams_answers(monk
     for _ in range(3):  # every bundle's fresh copy of the DoFn
         core.get_function_arguments(WithDefaults(), "process")
     assert len(inspections) == 1
+
+
+def test_dofn_specs_are_found_once_per_class_with_beams_answers(monkeypatch):
+    import apache_beam as beam
+    from apache_beam.coders import VarIntCoder
+    from apache_beam.internal import pickler
+    from apache_beam.transforms import userstate
+    from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
+
+    count = ReadModifyWriteStateSpec("count", VarIntCoder())
+    alarm = TimerSpec("alarm", beam.TimeDomain.WATERMARK)
+    counted, alarmed = beam.DoFn.StateParam(count), beam.DoFn.TimerParam(alarm)
+
+    class Stateful(beam.DoFn):
+        def process(self, element, state=counted):
+            yield element
+
+        @userstate.on_timer(alarm)
+        def ring(self, timer=alarmed):
+            yield 1
+
+    class Plain(beam.DoFn):
+        def process(self, element):
+            yield element
+
+    def other_process(element, state=counted):
+        yield element
+
+    class Holder(beam.DoFn):
+        def process(self, element):
+            yield element
+
+        def stateful(self, element, state=counted):
+            yield element
+
+    class Duplicate(beam.DoFn):
+        def process(self, element, a=counted, b=counted):
+            yield element
+
+    assert beam_private.cache_dofn_specs()
+    assert beam_private.cache_dofn_specs()  # idempotent
+    cached = userstate.get_dofn_specs
+    original = cached._pipelines_original
+    holder = Plain()
+    holder.process = Holder().stateful  # a bound method on the instance: its own specs
+    shadowed = Stateful()
+    shadowed.process = other_process  # a plain function hides the method: not a method now
+    copies = [pickler.loads(pickler.dumps(fn)) for fn in (Stateful(), Plain())]
+    for dofn in (Plain(), holder, shadowed, Stateful(), beam.Map(len).fn, *copies, holder):
+        assert cached(dofn) == original(dofn)
+    state_specs, timer_specs = cached(Stateful())
+    assert [s.name for s in state_specs] == ["count"] and [t.name for t in timer_specs] == [
+        "ts-alarm"
+    ]
+    assert [s.name for s in cached(holder)[0]] == ["count"]
+    assert cached(shadowed)[0] == set() and [t.name for t in cached(shadowed)[1]] == ["ts-alarm"]
+    state_specs, _ = cached(Plain())
+    state_specs.add("mine")  # a caller's set is its own
+    assert cached(Plain()) == (set(), set())
+    with pytest.raises(ValueError, match="duplicate"):
+        cached(Duplicate())
+    with pytest.raises(ValueError, match="duplicate"):
+        cached(Duplicate())  # refused every time, not remembered
+
+    walks = []
+    real_dir = dir
+    monkeypatch.setattr("builtins.dir", lambda *a: walks.append(a) or real_dir(*a))
+    original(Plain())
+    assert len(walks) == 1  # Beam walks dir() of the DoFn
+    walks.clear()
+    for _ in range(3):  # every bundle's fresh copy of the DoFn
+        cached(pickler.loads(pickler.dumps(Plain())))
+    assert not walks
+    for dofn in (holder, Stateful(), beam.Map(len).fn):
+        walks.clear()
+        cached(dofn)
+        assert walks  # asked as before
+
+
+def test_timestamps_from_datetimes_keep_beams_values():
+    import datetime
+
+    import pytz
+    from apache_beam.utils.timestamp import Timestamp
+
+    assert beam_private.keep_timestamp_epoch()
+    assert beam_private.keep_timestamp_epoch()  # idempotent
+    kept = Timestamp.__dict__["_epoch_datetime_utc"].__func__
+    original = kept._pipelines_original.__func__
+    assert kept() == original() and kept().tzinfo is original().tzinfo
+    for when in (
+        datetime.datetime(2026, 12, 7, 3, 4, 5, 123456, tzinfo=datetime.UTC),
+        datetime.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=pytz.utc),
+        datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC),
+    ):
+        expected = when - original()
+        stamp = Timestamp.from_utc_datetime(when)
+        assert stamp.micros == (expected.days * 86400 + expected.seconds) * 10**6 + (
+            expected.microseconds
+        )

@@ -49,3 +49,43 @@ def test_a_hand_back_counts_only_what_the_server_took():
     )
     assert "the 1 pulls too big for the channel" in hand_back_summary(sent, lost_pulls=1)
     assert "a pull was still waiting" in hand_back_summary(sent, pulls_settled=False)
+
+
+def test_the_run_freezes_what_it_set_up_once_it_answered_a_message():
+    import gc
+
+    from local_runtime.run import freeze_once_answering
+
+    ledger = AckLedger()
+    ledger.holding = True
+    fake = FakeSubscriber(received("1", "2"))
+    client = _LocalSubscriber(fake, 100, ledger)
+    client.pull(subscription="s", max_messages=10)
+    frozen = gc.get_freeze_count()
+    try:
+        assert not freeze_once_answering(ledger)  # pulled, not answered: still setting up
+        assert gc.get_freeze_count() == frozen
+        ledger.release(["1"])
+        assert ledger.answered == 1
+        assert freeze_once_answering(ledger)
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+
+
+def test_a_run_that_holds_nothing_freezes_once_it_answered_too():
+    """Without holding (input acknowledged on pull, when the job writes with Beam's own
+    WriteToPubSub) the ledger holds no entries, yet the run has set up all the same."""
+    import gc
+
+    from local_runtime.run import freeze_once_answering
+
+    ledger = AckLedger()
+    ledger.holding = False
+    try:
+        assert not freeze_once_answering(ledger)
+        ledger.release(["1", "2"])
+        assert ledger.answered == 2
+        assert freeze_once_answering(ledger)
+    finally:
+        gc.unfreeze()
