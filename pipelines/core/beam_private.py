@@ -97,6 +97,26 @@ def in_process_direct_runner():
     (batch) and the BundleBasedDirectRunner (streaming, Pub/Sub)."""
     from apache_beam.runners.direct.direct_runner import SwitchingDirectRunner
 
+    shorten_state_sampling(LOCAL_STATE_SAMPLING_MS)
     runner = SwitchingDirectRunner()
     runner.is_interactive()
     return runner
+
+
+# The longest the end of a local bundle waits for Beam's state sampler. Each bundle starts a
+# thread that samples which step is running, sleeping from 1/100 of its period up to the
+# period itself (Beam's default 200 ms) between samples, and the bundle's end joins it: a
+# bundle that ran a second or more waited 0-200 ms more, idle. On 10k rows of mnist_batch,
+# 0.2 s of a 1.3 s run, 20 us a row of wall time. Sampling more often costs a lock and a
+# clock read per sample.
+LOCAL_STATE_SAMPLING_MS = 10
+
+
+def shorten_state_sampling(period_ms: int) -> None:
+    """Every StateSampler made without a period from now on, in this process (the bundle
+    processors of the in-process runners make theirs so), samples at least every
+    `period_ms`. Beam has no option for it: its period is `StateSampler.__init__`'s
+    default."""
+    from apache_beam.runners.worker import statesampler
+
+    statesampler.StateSampler.__init__.__defaults__ = (period_ms,)

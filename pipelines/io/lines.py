@@ -183,6 +183,20 @@ def after_next_newline(stream: BinaryIO, position: int) -> int | None:
     return None
 
 
+def odd_quotes(data: bytes) -> bool:
+    """Whether `data` holds an odd number of `"`: data.count(b'"') & 1, by memchr for up to
+    two quotes (a CSV line of the lab's has two; a count walks all of its 5 KB byte by byte)."""
+    first = data.find(b'"')
+    if first < 0:
+        return False
+    second = data.find(b'"', first + 1)
+    if second < 0:
+        return True
+    if data.find(b'"', second + 1) < 0:
+        return False
+    return bool(data.count(b'"', second + 1) & 1)
+
+
 def iter_records(
     lines: Iterable[tuple[int, bytes, bool]], max_bytes: int = MAX_RECORD_BYTES
 ) -> Iterator[tuple[int, bytes]]:
@@ -201,7 +215,7 @@ def iter_records(
             give_up = True  # the end of the file: the quote never closes
         else:
             offset, data = line
-            odd = data.count(b'"') & 1
+            odd = odd_quotes(data)
             if not pending and not odd:
                 yield line  # the usual record: one line
                 continue

@@ -75,6 +75,43 @@ def test_parsed_batches_equal_the_row_by_row_reference():
         assert_that(pixels, equal_to([(i, v.tobytes()) for i, v in expected.items()]))
 
 
+def test_the_overlapped_parse_gives_the_serial_parses_outputs_with_each_batchs_timestamp():
+    """The batch job parses a batch on a thread of its own while the one before goes on: the
+    same batches and dead letters as parsing in turn, each with its own batch's timestamp,
+    the last one too (emitted at the end of the bundle)."""
+    from pipelines.core.deadletters import DEAD_LETTERS
+    from pipelines.mnist.transforms import VALID, _OverlappedParseBatchFn, _ParseBatchFn
+
+    lines = [line.encode() for line in sample_lines(12)] + [bad.encode() for bad in BAD_LINES]
+    blocks = [lines[start : start + 5] for start in range(0, len(lines), 5)]
+    serial = _ParseBatchFn(split_csv_line, answering=False)
+    expected_valid, expected_dead = [], []
+    for second, block in enumerate(blocks):
+        for output in serial.process(block):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                expected_dead.append((100 + second, output.value["Row"], output.value["Error"]))
+            else:
+                rows = output.rows.ids.tolist()
+                expected_valid.append((100 + second, rows, output.value.tobytes()))
+    assert expected_dead and len(expected_valid) > 1
+
+    with TestPipeline() as p:
+        stamped = p | beam.Create(
+            [beam.window.TimestampedValue(block, 100 + s) for s, block in enumerate(blocks)]
+        )
+        parsed = stamped | beam.ParDo(
+            _OverlappedParseBatchFn(split_csv_line, answering=False)
+        ).with_outputs(DEAD_LETTERS, main=VALID)
+        valid = parsed[VALID] | "Valid" >> beam.Map(
+            lambda b, t=beam.DoFn.TimestampParam: (int(t), b.rows.ids.tolist(), b.value.tobytes())
+        )
+        dead = parsed[DEAD_LETTERS] | "Dead" >> beam.Map(
+            lambda d, t=beam.DoFn.TimestampParam: (int(t), d["Row"], d["Error"])
+        )
+        assert_that(valid, equal_to(expected_valid), label="SameBatches")
+        assert_that(dead, equal_to(expected_dead), label="SameDeadLetters")
+
+
 class BrokenModelHandler(MnistModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         raise RuntimeError("model exploded")

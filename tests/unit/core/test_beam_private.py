@@ -99,6 +99,37 @@ def test_the_in_process_direct_runner_never_tries_prism(monkeypatch, caplog):
     assert len(tried) == 1 and "Running pipeline with PrismRunner" in caplog.text
 
 
+def test_local_bundles_sample_state_at_the_short_period(monkeypatch):
+    import inspect
+
+    from apache_beam.runners.worker import statesampler
+
+    (name, default), *_ = [
+        (name, parameter.default)
+        for name, parameter in inspect.signature(statesampler.StateSampler).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    ]
+    assert name == "sampling_period_ms" and isinstance(default, int)
+    periods = []
+    start = statesampler.StateSampler.start
+
+    def recording_start(self):
+        periods.append(self.sampling_period_ms)
+        start(self)
+
+    monkeypatch.setattr(statesampler.StateSampler, "start", recording_start)
+    monkeypatch.setattr(statesampler.StateSampler.__init__, "__defaults__", (200,))
+    with beam.Pipeline(
+        runner=beam_private.in_process_direct_runner(), options=PipelineOptions()
+    ) as pipeline:
+        assert_that(pipeline | beam.Create([1, 2]) | beam.Map(lambda x: x + 1), equal_to([2, 3]))
+    # Every bundle's sampler, and the process's default from now on, at the short period.
+    assert periods and set(periods) == {beam_private.LOCAL_STATE_SAMPLING_MS}
+    assert statesampler.StateSampler("x", None).sampling_period_ms == (
+        beam_private.LOCAL_STATE_SAMPLING_MS
+    )
+
+
 # --- the options whose views are cached (view_caching_options) ---------------------------
 
 DATAFLOW_FLAGS = [

@@ -29,6 +29,7 @@ from pipelines.io.lines import (
     decode_line,
     iter_lines,
     iter_records,
+    odd_quotes,
     split_pieces,
 )
 from pipelines.io.text import (
@@ -390,6 +391,12 @@ def test_records_reassemble_to_the_file(data, max_bytes):
     # Without quotes, records are lines.
     if b'"' not in data:
         assert [r for _, r in records] == [d for _, d, _ in iter_lines(io.BytesIO(data))]
+
+
+@PROPERTY
+@given(st.lists(st.sampled_from([b'"', b",", b"0", b"\xff", b"\n"]), max_size=40).map(b"".join))
+def test_odd_quotes_is_the_parity_of_the_count(data):
+    assert odd_quotes(data) == bool(data.count(b'"') % 2)
 
 
 def test_read_records_reads_records_in_beam(tmp_path):

@@ -17,6 +17,7 @@ from pipelines.core import tf_files
 from pipelines.core.deadletters import dead_letter_row, to_json_line
 from pipelines.mnist import contract
 from pipelines.mnist.records import (
+    ARROW_FORMAT_MIN_ROWS,
     ID_RANGE,
     NUM_PIXELS,
     BadRecord,
@@ -146,6 +147,15 @@ def test_an_id_is_an_int64_or_a_reason(value):
 
 
 @PROPERTY
+@given(st.one_of(st.integers(0, 10**19), st.integers(-(10**19), 0)).map(str))
+def test_an_id_of_plain_digits_is_its_integer_or_a_reason(text):
+    try:
+        assert parse_id(text) == int(text)
+    except BadRecord as error:
+        assert not ID_RANGE[0] <= int(text) <= ID_RANGE[1], error
+
+
+@PROPERTY
 @given(st.lists(st.floats(0, 1, width=32), min_size=1, max_size=16), st.integers(0, 1000))
 def test_valid_images_parse_exactly(drawn, start):
     values = [0.5] * NUM_PIXELS
@@ -259,6 +269,54 @@ def test_bulk_formatting_equals_the_row_by_row_reference(rows):
     expected = [prediction_row(i, p) for i, p in zip(ids, probabilities)]
     assert prediction_lines(ids, probabilities).split("\n") == [to_json_line(r) for r in expected]
     assert prediction_rows(ids, probabilities) == expected
+
+
+def reference_lines(ids, probabilities) -> list[str]:
+    """What json.dumps writes for each prediction row: the floats as Python's repr."""
+    return [to_json_line(prediction_row(i, p)) for i, p in zip(ids, probabilities)]
+
+
+finite_scores = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.floats(allow_nan=False, allow_infinity=False),
+    # Around the decades where Arrow's and repr's forms change (1e-9, 1e-6, 1e-4, 1).
+    st.sampled_from([-9, -6, -4, 0]).flatmap(
+        lambda exponent: st.floats(0.5 * 10.0**exponent, 2 * 10.0**exponent).map(
+            lambda value: float(np.float32(value))
+        )
+    ),
+)
+
+
+@PROPERTY
+@given(st.lists(st.lists(finite_scores, min_size=10, max_size=10), min_size=1, max_size=8))
+def test_arrow_formatted_lines_equal_repr_for_any_finite_score(rows):
+    # The drawn rows over and over, to a batch that Arrow formats.
+    probabilities = np.resize(np.array(rows, dtype=np.float64), (ARROW_FORMAT_MIN_ROWS, 10))
+    ids = np.arange(len(probabilities), dtype=np.int64) - 3
+    for size in (len(rows), len(probabilities)):  # the small batch is repr's, the other Arrow's
+        lines = prediction_lines(ids[:size], probabilities[:size]).split("\n")
+        assert lines == reference_lines(ids[:size], probabilities[:size])
+
+
+def test_arrow_formatted_lines_equal_repr_across_every_float32_exponent():
+    """200k float32 scores with uniformly random bits (every exponent alike, subnormals too),
+    and each decade's float32 and float64 neighbours from 1e-45 to 10: repr's digits, every
+    one."""
+    bits = np.random.default_rng(25).integers(0, 2**32, 200_000, dtype=np.uint64)
+    scores = bits.astype(np.uint32).view(np.float32)
+    scores = np.abs(scores[np.isfinite(scores)])
+    decades = 10.0 ** np.arange(-45, 2)
+    edges = [
+        np.nextafter(decades.astype(kind), direction).astype(np.float64)
+        for kind in (np.float32, np.float64)
+        for direction in (0, np.inf)
+    ]
+    values = np.concatenate([scores.astype(np.float64), decades, *edges, [0.0, 1.0, -0.0]])
+    values = values[: len(values) // 10 * 10].reshape(-1, 10)
+    ids = np.arange(len(values), dtype=np.int64)
+    assert prediction_lines(ids, values).split("\n") == reference_lines(ids, values)
+    assert prediction_lines(ids[:0], values[:0]) == ""
 
 
 def _wrap(record: bytes, breaks: list[int], ending: bytes) -> bytes:
