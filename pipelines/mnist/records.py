@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.core.json_text import NestedTooDeep, read_json
 from pipelines.io.lines import MAX_RECORD_BYTES
 from pipelines.mnist.contract import NUM_CLASSES, NUM_PIXELS
 
@@ -310,10 +311,10 @@ def parse_json_message(data: bytes) -> dict:
     """A Pub/Sub message of the stream job: UTF-8 JSON of one CSV row."""
     text = decode_utf8(data, "message")
     try:
-        row = json.loads(text)
+        row = read_json(text)
     except json.JSONDecodeError as error:
         raise BadRecord(f"message is not JSON: {error.msg} at position {error.pos}") from None
-    except RecursionError:  # json's C scanner recurses once per [ or {
+    except NestedTooDeep:
         raise BadRecord("message is not JSON this job reads: nested too deep") from None
     if not isinstance(row, dict):
         raise BadRecord(
