@@ -118,18 +118,7 @@ class AckLedger:
     def lease(self, seconds: int = LEASE_SECONDS) -> Sent:
         with self._lock:
             entries = [e for group in self._held.values() for e in group]
-        return self._send(
-            entries,
-            lambda client, sub, ids: client.modify_ack_deadline(
-                request=raw_request(
-                    "ModifyAckDeadlineRequest",
-                    subscription=sub,
-                    ack_ids=ids,
-                    ack_deadline_seconds=seconds,
-                ),
-                timeout=CALL_TIMEOUT_SECONDS,
-            ),
-        )
+        return self._set_deadline(entries, seconds)
 
     def hand_back(self, entries=None) -> Sent:
         """Every held message (or `entries`) back to its subscription now (ack deadline 0);
@@ -139,6 +128,9 @@ class AckLedger:
                 entries = [e for group in self._held.values() for e in group]
                 self._held.clear()
                 self._bytes.clear()
+        return self._set_deadline(entries, 0)
+
+    def _set_deadline(self, entries, seconds: int) -> Sent:
         return self._send(
             entries,
             lambda client, sub, ids: client.modify_ack_deadline(
@@ -146,7 +138,7 @@ class AckLedger:
                     "ModifyAckDeadlineRequest",
                     subscription=sub,
                     ack_ids=ids,
-                    ack_deadline_seconds=0,
+                    ack_deadline_seconds=seconds,
                 ),
                 timeout=CALL_TIMEOUT_SECONDS,
             ),
